@@ -1,0 +1,447 @@
+"""The expander: walks a checked cell and builds its flat :class:`~dpcdsl.ir.Cell`.
+
+Every choice point asks a *decider* for an option index, so one walk serves every
+use: building a concrete cell (no choices), uniform sampling, decoding decisions,
+enumeration and encoding (replaying prefixes of decisions). Counting mirrors the walk
+and is memoised, so a one_of is sampled in proportion to the size of each option's
+sub-space, which makes sampling uniform over whole architectures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from dpcdsl import ir
+from dpcdsl.errors import DpcError
+from dpcdsl.ops import CELL_CHANNELS, OPS, WORDS
+from dpcdsl.program import Program
+
+Probe = Callable[[int], bool] | None
+
+
+class Mismatch(Exception):
+    """Internal: the walk left the target cell (encode) or the decision prefix."""
+
+
+class Decider:
+    def choose(self, path: str, counts: list[int], probe: Probe) -> int:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """Where the walk is: the cell, its bindings, and the names it writes."""
+
+    cell: ir.CellDef
+    env: dict[str, tuple[str, Any]]  # name -> ("tensor", flat) | ("group", [flat]) |
+    #                                           ("value", template)
+    prefix: str
+    ret_slot: str
+    depth: int | None
+    earlier: tuple[str, ...] | None
+    vid: int  # identifies the value bindings, for count memos
+    rename: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ckey(self) -> tuple[Any, ...]:
+        return (self.cell.name, self.vid, self.depth,
+                None if self.earlier is None else len(self.earlier))
+
+
+class Expander:
+    def __init__(self, program: Program, cell: ir.CellDef) -> None:
+        self.p = program
+        self.top = cell
+        self._count_memo: dict[tuple[Any, ...], int] = {}
+        self._template_memo: dict[tuple[int, int], Any] = {}
+        self._vids: dict[Any, int] = {}
+        self._synthetic: dict[tuple[int, int], ir.Call] = {}
+        self._top_values = {name: ("value", let.value) for name, let in program.lets.items()}
+        self._top_ctx = self._cell_ctx(cell, [p.name for p in cell.inputs], {},
+                                       prefix="", ret_slot="out", caller=None)
+
+    # ------------------------------------------------------------ contexts
+    def _vid(self, values: tuple[Any, ...]) -> int:
+        return self._vids.setdefault(values, len(self._vids))
+
+    def _cell_ctx(self, cell: ir.CellDef, inputs: list[str], kwargs: dict[str, Any],
+                  caller: Ctx | None, prefix: str, ret_slot: str,
+                  depth: int | None = None) -> Ctx:
+        env: dict[str, tuple[str, Any]] = dict(self._top_values)
+        if caller is not None and "channels" in caller.env:
+            env["channels"] = caller.env["channels"]
+        for prm in cell.options:
+            env[prm.name] = ("value", self._resolve(prm.default, env))
+        for k, template in kwargs.items():
+            env[k] = ("value", template)
+        for prm, flat in zip(cell.inputs, inputs):
+            env[prm.name] = ("tensor", flat)
+        values = tuple(sorted((k, v[1]) for k, v in env.items() if v[0] == "value"
+                              and k not in self.p.lets))
+        depth = cell.depth if depth is None else depth
+        return Ctx(cell, env, prefix, ret_slot, depth, None, self._vid(values))
+
+    # ------------------------------------------------------------ values
+    def _resolve(self, e: Any, env: dict[str, tuple[str, Any]]) -> Any:
+        """Substitute value names: the result holds only literals, words, tuples, sets."""
+        if isinstance(e, ir.Name):
+            b = env.get(e.id)
+            if b is not None and b[0] == "value":
+                return b[1]
+            return e  # a word such as `paper`
+        if isinstance(e, ir.Tuple):
+            return ir.Tuple(items=tuple(self._resolve(i, env) for i in e.items), span=e.span)
+        if isinstance(e, ir.SetLit):
+            return ir.SetLit(items=tuple(self._resolve(i, env) for i in e.items), span=e.span)
+        return e
+
+    def _template(self, e: Any, ctx: Ctx) -> Any:
+        key = (id(e), ctx.vid)
+        t = self._template_memo.get(key)
+        if t is None:
+            t = self._template_memo[key] = self._resolve(e, ctx.env)
+        return t
+
+    @staticmethod
+    def _template_count(t: Any) -> int:
+        if isinstance(t, ir.SetLit):
+            return len(t.items)
+        if isinstance(t, ir.Tuple):
+            n = 1
+            for i in t.items:
+                n *= Expander._template_count(i)
+            return n
+        return 1
+
+    def _choose_value(self, t: Any, path: str, kind: str, want: Any, chain: tuple[int, ...],
+                      d: Decider) -> Any:
+        if isinstance(t, ir.SetLit):
+            probe = None
+            if want is not _NO_TARGET:
+                def probe(i: int) -> bool:
+                    return _fits(_py(t.items[i]), want, chain, kind)
+            idx = self.choose(d, path, [1] * len(t.items), probe)
+            return _py(t.items[idx])
+        if isinstance(t, ir.Tuple):
+            names = ("h", "w") if kind == "pair" and len(t.items) == 2 else None
+            return tuple(
+                self._choose_value(item, f"{path}.{names[i] if names else i}", kind, want,
+                                   (*chain, i), d)
+                for i, item in enumerate(t.items))
+        return _py(t)
+
+    # ------------------------------------------------------------ walking
+    def run(self, d: Decider, target: ir.Cell | None = None) -> tuple[ir.Cell, dict[str, int]]:
+        self.nodes: list[ir.Node] = []
+        self.names: set[str] = set(p.name for p in self.top.inputs)
+        self.decisions: dict[str, int] = {}
+        self.target = {n.name: n for n in target.nodes} if target is not None else None
+        ctx = self._top_ctx
+        out = self.block(self.top.body, ctx, d)
+        channels = ctx.env.get("channels", ("value", ir.Int(value=256)))[1]
+        cell = ir.Cell.model_construct(
+            span=self.top.span, name=self.top.name,
+            inputs=tuple(p.name for p in self.top.inputs),
+            channels=channels.value if isinstance(channels, ir.Int) else 256,
+            nodes=tuple(self.nodes), output=out)
+        return cell, self.decisions
+
+    def choose(self, d: Decider, path: str, counts: list[int], probe: Probe) -> int:
+        if path in self.decisions:
+            k = 2
+            while f"{path}.{k}" in self.decisions:
+                k += 1
+            path = f"{path}.{k}"
+        idx = d.choose(path, counts, probe)
+        self.decisions[path] = idx
+        return idx
+
+    def block(self, body: tuple[Any, ...], ctx: Ctx, d: Decider) -> str:
+        out = ""
+        for s in body:
+            if isinstance(s, ir.Let):
+                ctx.env[s.name] = ("value", self._template(s.value, ctx))
+            elif isinstance(s, ir.Assign):
+                slot = ctx.rename.get(s.target, ctx.prefix + s.target)
+                ctx.env[s.target] = ("tensor", self.tensor(s.value, ctx, d, _fixed(slot),
+                                                           f"{slot}.op")[0])
+                out = ctx.env[s.target][1]
+            elif isinstance(s, ir.Repeat):
+                branches: list[str] = []
+                for i in range(s.count):
+                    slot = f"{ctx.prefix}{s.name}{i}"
+                    inner = Ctx(ctx.cell, dict(ctx.env), slot + "_", ctx.ret_slot, ctx.depth,
+                                tuple(branches), ctx.vid, {s.name: slot})
+                    branches.append(self.block(s.body, inner, d))
+                ctx.env[s.name] = ("group", branches)
+                for i, b in enumerate(branches):
+                    ctx.env[f"{s.name}{i}"] = ("tensor", b)
+            elif isinstance(s, ir.Return):
+                out = self.tensor(s.value, ctx, d, _fixed(ctx.ret_slot),
+                                  f"{ctx.ret_slot}.op")[0]
+        return out
+
+    def tensor(self, e: Any, ctx: Ctx, d: Decider, slot_for: Callable[[str], str],
+               path: str, want: str | None = None) -> list[str]:
+        if isinstance(e, ir.Name):
+            kind, value = ctx.env[e.id]
+            return list(value) if kind == "group" else [value]
+        if isinstance(e, ir.Call):
+            return [self.call(e, ctx, d, slot_for(e.func))]
+        if isinstance(e, ir.OneOf):
+            if e.apply is not None:
+                calls = [self._applied(e, i) for i in range(len(e.options))]
+                counts = [self.count_tensor(c, ctx) for c in calls]
+                probe = None
+                if self.target is not None:
+                    def probe(i: int) -> bool:
+                        return self._probe_call(calls[i], slot_for, want)
+                idx = self.choose(d, path, counts, probe)
+                return [self.call(calls[idx], ctx, d, slot_for(calls[idx].func))]
+            options = self._options(e, ctx)
+            counts = [1 if isinstance(o, str) else self.count_tensor(o, ctx) for o in options]
+            probe = None
+            if self.target is not None and want is not None:
+                def probe(i: int) -> bool:
+                    o = options[i]
+                    if isinstance(o, str):
+                        return o == want
+                    if isinstance(o, ir.Name):
+                        v = ctx.env[o.id][1]
+                        return v == want
+                    return self._probe_call(o, slot_for, want)
+            idx = self.choose(d, path, counts, probe)
+            o = options[idx]
+            if isinstance(o, str):
+                return [o]
+            return self.tensor(o, ctx, d, slot_for, path + ".sub", want)
+        raise AssertionError(f"not a tensor: {e!r}")  # pragma: no cover - checked
+
+    def _probe_call(self, c: ir.Call, slot_for: Callable[[str], str], want: str | None) -> bool:
+        slot = slot_for(c.func)
+        if want is not None and slot != want:
+            return False
+        node = self.target.get(slot) if self.target is not None else None
+        if c.func in OPS:
+            return node is not None and node.op == c.func
+        return True
+
+    def _options(self, e: ir.OneOf, ctx: Ctx) -> list[Any]:
+        out: list[Any] = []
+        for o in e.options:
+            if isinstance(o, ir.Earlier):
+                out.extend(ctx.earlier or ())
+            else:
+                out.append(o)
+        return out
+
+    def _applied(self, e: ir.OneOf, i: int) -> ir.Call:
+        key = (id(e), i)
+        c = self._synthetic.get(key)
+        if c is None:
+            o = e.options[i]
+            assert isinstance(o, ir.Call) and e.apply is not None
+            c = self._synthetic[key] = ir.Call(func=o.func, args=e.apply, kwargs=o.kwargs,
+                                               span=o.span)
+        return c
+
+    def call(self, e: ir.Call, ctx: Ctx, d: Decider, slot: str) -> str:
+        spec = OPS.get(e.func)
+        tensor_kw = [k for k in e.kwargs
+                     if spec is not None and spec.arg(k.name) is not None
+                     and spec.arg(k.name).kind == "tensor"]  # type: ignore[union-attr]
+        positions = [*e.args, *(k.value for k in tensor_kw)]
+        target = self.target.get(slot) if self.target is not None else None
+        if self.target is not None and spec is not None and target is None:
+            raise Mismatch(slot)
+        slot_fors = _child_slots(slot, positions)
+        inputs: list[str] = []
+        n = len(positions)
+        for i, a in enumerate(positions):
+            want = None
+            if target is not None and len(target.inputs) == n:
+                want = target.inputs[i]
+            path = f"{slot}.input" if n == 1 else f"{slot}.input{i}"
+            inputs.extend(self.tensor(a, ctx, d, slot_fors[i], path, want))
+        if spec is None:
+            return self.inline(e, ctx, d, slot, inputs)
+        given = {k.name: k.value for k in e.kwargs}
+        attrs = []
+        for arg in spec.value_args:
+            if arg.name in given:
+                t = self._template(given[arg.name], ctx)
+                want_v = target.attr(arg.name) if target is not None else _NO_TARGET
+                v = _convert(self._choose_value(t, f"{slot}.{arg.name}", arg.kind, want_v,
+                                                (), d), arg.kind)
+            elif arg.default is CELL_CHANNELS:
+                ch = ctx.env.get("channels", ("value", ir.Int(value=256)))[1]
+                v = _convert(self._choose_value(ch, f"{slot}.channels", "int",
+                                                target.attr("channels") if target else
+                                                _NO_TARGET, (), d), "int")
+            else:
+                v = arg.default
+            attrs.append((arg.name, v))
+        node = ir.Node.model_construct(span=e.span, name=slot, op=e.func,
+                                       inputs=tuple(inputs), attrs=tuple(sorted(attrs)))
+        self.emit(node)
+        return slot
+
+    def emit(self, node: ir.Node) -> None:
+        if node.name in self.names:
+            raise DpcError.at(node.span, f"the node name '{node.name}' is made twice: a "
+                              "generated name for a nested op or branch clashes with "
+                              "another node", hint="rename the statement that clashes",
+                              sources=self.p.sources)
+        if self.target is not None:
+            t = self.target.get(node.name)
+            if t is None or t.op != node.op or t.inputs != node.inputs or t.attrs != node.attrs:
+                raise Mismatch(node.name)
+        self.names.add(node.name)
+        self.nodes.append(node)
+
+    def inline(self, e: ir.Call, ctx: Ctx, d: Decider, slot: str, inputs: list[str]) -> str:
+        cell = self.p.cells[e.func]
+        depth = None
+        if cell.name == ctx.cell.name and ctx.depth is not None:
+            depth = ctx.depth - 1
+            if depth < 0:
+                raise DpcError.at(e.span, f"'{cell.name}' recurses deeper than its depth "
+                                  f"bound {cell.depth}", sources=self.p.sources)
+        kwargs = {k.name: self._template(k.value, ctx) for k in e.kwargs}
+        inner = self._cell_ctx(cell, inputs, kwargs, ctx, prefix=slot + "_", ret_slot=slot,
+                               depth=depth)
+        return self.block(cell.body, inner, d)
+
+    # ------------------------------------------------------------ counting
+    def count(self) -> int:
+        return self.count_block(self.top.body, self._top_ctx)
+
+    def count_block(self, body: tuple[Any, ...], ctx: Ctx) -> int:
+        n = 1
+        env = dict(ctx.env)
+        for s in body:
+            if isinstance(s, ir.Let):
+                env[s.name] = ("value", self._resolve(s.value, env))
+                ctx = Ctx(ctx.cell, env, ctx.prefix, ctx.ret_slot, ctx.depth, ctx.earlier,
+                          self._vid((ctx.vid, s.name, env[s.name][1])), ctx.rename)
+            elif isinstance(s, ir.Assign | ir.Return):
+                n *= self.count_tensor(s.value, ctx)
+            elif isinstance(s, ir.Repeat):
+                for i in range(s.count):
+                    inner = Ctx(ctx.cell, env, ctx.prefix, ctx.ret_slot, ctx.depth,
+                                ("",) * i, ctx.vid)
+                    n *= self.count_block(s.body, inner)
+            if n == 0:
+                return 0
+        return n
+
+    def count_tensor(self, e: Any, ctx: Ctx) -> int:
+        if isinstance(e, ir.Name | ir.Earlier):
+            return 1
+        key = (id(e), *ctx.ckey)
+        n = self._count_memo.get(key)
+        if n is not None:
+            return n
+        if isinstance(e, ir.Call):
+            n = 1
+            spec = OPS.get(e.func)
+            for a in e.args:
+                n *= self.count_tensor(a, ctx)
+            for k in e.kwargs:
+                if spec is not None and spec.arg(k.name) is not None and \
+                        spec.arg(k.name).kind == "tensor":  # type: ignore[union-attr]
+                    n *= self.count_tensor(k.value, ctx)
+                else:
+                    n *= self._template_count(self._template(k.value, ctx))
+            if spec is not None and spec.arg("channels") is not None and \
+                    e.kwarg("channels") is None:
+                n *= self._template_count(ctx.env.get("channels", ("value", None))[1])
+            if spec is None and n:
+                n *= self._count_cell(e, ctx)
+        elif isinstance(e, ir.OneOf):
+            if e.apply is not None:
+                n = sum(self.count_tensor(self._applied(e, i), ctx)
+                        for i in range(len(e.options)))
+            else:
+                n = sum(len(ctx.earlier or ()) if isinstance(o, ir.Earlier)
+                        else self.count_tensor(o, ctx) for o in e.options)
+        else:  # pragma: no cover - checked
+            raise AssertionError(e)
+        self._count_memo[key] = n
+        return n
+
+    def _count_cell(self, e: ir.Call, ctx: Ctx) -> int:
+        cell = self.p.cells[e.func]
+        depth = None
+        if cell.name == ctx.cell.name and ctx.depth is not None:
+            depth = ctx.depth - 1
+            if depth < 0:
+                return 0
+        kwargs = {k.name: self._template(k.value, ctx) for k in e.kwargs}
+        inner = self._cell_ctx(cell, [p.name for p in cell.inputs], kwargs, ctx, prefix="",
+                               ret_slot="", depth=depth)
+        key = ("cell", *inner.ckey)
+        n = self._count_memo.get(key)
+        if n is None:
+            n = self._count_memo[key] = self.count_block(cell.body, inner)
+        return n
+
+
+_NO_TARGET = object()
+
+
+def _fixed(slot: str) -> Callable[[str], str]:
+    return lambda func: slot
+
+
+def _funcs(e: Any) -> set[str]:
+    if isinstance(e, ir.Call):
+        return {e.func}
+    if isinstance(e, ir.OneOf):
+        return set().union(*(_funcs(o) for o in e.options)) if e.options else set()
+    return set()
+
+
+def _child_slots(parent: str, positions: list[Any]) -> list[Callable[[str], str]]:
+    """Names for nested ops: ``{parent}_{op}``, plus the argument position where two
+    arguments could make the same op."""
+    funcs = [_funcs(a) for a in positions]
+    out = []
+    for i, fs in enumerate(funcs):
+        clash = any(fs & other for j, other in enumerate(funcs) if j != i)
+        suffix = str(i) if clash else ""
+        out.append(lambda func, s=suffix: f"{parent}_{func}{s}")
+    return out
+
+
+def _py(t: Any) -> Any:
+    if isinstance(t, ir.Int | ir.Float | ir.Bool):
+        return t.value
+    if isinstance(t, ir.Name):
+        return t.id
+    if isinstance(t, ir.Tuple):
+        return tuple(_py(i) for i in t.items)
+    raise AssertionError(f"not a value: {t!r}")  # pragma: no cover - checked
+
+
+def _convert(v: Any, kind: str) -> Any:
+    if kind == "pair":
+        return (v, v) if isinstance(v, int) else tuple(v)
+    if kind == "float":
+        return float(v)
+    return v
+
+
+def _fits(v: Any, want: Any, chain: tuple[int, ...], kind: str) -> bool:
+    for i in chain:
+        if not isinstance(want, tuple) or i >= len(want):
+            return False
+        want = want[i]
+    if not chain:
+        return _convert(v, kind) == want
+    return v == want
+
+
+__all__ = ["Ctx", "Decider", "Expander", "Mismatch", "WORDS"]

@@ -1,0 +1,497 @@
+"""Semantic checks. :func:`check` walks a whole program once and returns *every*
+problem as a :class:`~dpcdsl.errors.Diagnostic`; it never stops at the first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dpcdsl import ir
+from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
+from dpcdsl.ops import OPS, REQUIRED, WORDS, Arg
+from dpcdsl.program import Program, load, load_text
+
+RECURSION_NEEDS_DEPTH = (
+    "write the bound after the parameters, e.g. `cell {name}({params}) depth 4 {{`"
+)
+NO_BASE_CASE = (
+    "give one_of(...) an option that does not call '{name}', so the recursion can stop"
+)
+
+
+@dataclass(frozen=True)
+class Binding:
+    kind: str  # "tensor" | "value" | "group" | "input"
+    span: ir.Span | None = None
+    value: Any = None  # the expr of a value binding
+
+
+@dataclass
+class Scope:
+    names: dict[str, Binding] = field(default_factory=dict)
+    later: dict[str, ir.Span | None] = field(default_factory=dict)  # defined further down
+    in_repeat: bool = False
+    local: set[str] = field(default_factory=set)  # names this cell defines
+
+    def child(self, in_repeat: bool | None = None) -> Scope:
+        return Scope(dict(self.names), dict(self.later),
+                     self.in_repeat if in_repeat is None else in_repeat, set(self.local))
+
+
+class Checker:
+    def __init__(self, program: Program, size: tuple[int, int] | None = None) -> None:
+        self.p = program
+        self.size = size
+        self.diags: list[Diagnostic] = list(program.diagnostics)
+
+    def error(self, node: Any, message: str, hint: str | None = None) -> None:
+        span = getattr(node, "span", None) or ir.Span(file=self.p.file)
+        self.diags.append(Diagnostic(span=span, message=message, hint=hint))
+
+    # ------------------------------------------------------------------ top level
+    def run(self) -> list[Diagnostic]:
+        top = Scope()
+        for item in self.p.module.items:
+            if isinstance(item, ir.Let):
+                self.value_expr(item.value, top)
+                top.names[item.name] = Binding("value", item.span, item.value)
+        for name, let in self.p.lets.items():
+            top.names.setdefault(name, Binding("value", let.span, let.value))
+        for cell in self.p.cells.values():
+            self.cell(cell, top)
+        return sorted(set(self.diags), key=lambda d: (d.span.file != self.p.file, d.span.file,
+                                                      d.span.line, d.span.column, d.message))
+
+    def cell(self, cell: ir.CellDef, top: Scope) -> None:
+        scope = top.child()
+        seen_default = False
+        for prm in cell.params:
+            if prm.name in scope.local:
+                self.error(prm, f"parameter '{prm.name}' is declared twice")
+            scope.local.add(prm.name)
+            if prm.default is None:
+                if seen_default:
+                    self.error(prm, f"formal input '{prm.name}' comes after a parameter "
+                               "with a default", hint="list the tensor inputs first")
+                scope.names[prm.name] = Binding("input", prm.span)
+            else:
+                seen_default = True
+                self.value_expr(prm.default, top)
+                scope.names[prm.name] = Binding("value", prm.span, prm.default)
+        if not cell.inputs:
+            self.error(cell, f"cell '{cell.name}' has no tensor input",
+                       hint=f"write e.g. `cell {cell.name}(x, ...)`")
+        if cell.depth is not None and cell.depth < 0:  # pragma: no cover - grammar: INT
+            self.error(cell, "depth must be 0 or more")
+        self.recursion(cell)
+        for s in _all_assigns(cell.body):
+            scope.later.setdefault(s, None)
+        self.block(cell.body, scope, cell, top_level=True)
+
+    def recursion(self, cell: ir.CellDef) -> None:
+        calls = [c for c in _calls(cell.body) if c.func == cell.name]
+        if calls and cell.depth is None:
+            params = ", ".join(p.name for p in cell.inputs)
+            self.error(calls[0], f"cell '{cell.name}' calls itself but has no depth bound",
+                       hint=RECURSION_NEEDS_DEPTH.format(name=cell.name, params=params))
+        if calls and not _can_stop(cell.body, cell.name):
+            self.error(cell, f"recursive cell '{cell.name}' has no base case: every way "
+                       "through it calls itself again", hint=NO_BASE_CASE.format(name=cell.name))
+        for c in _calls(cell.body):
+            other = self.p.cells.get(c.func)
+            if other is not None and other is not cell and \
+                    any(d.func == cell.name for d in _calls_closure(other, self.p)):
+                self.error(c, f"cells '{cell.name}' and '{c.func}' call each other",
+                           hint="only a cell calling itself (with a depth bound) may recurse")
+
+    # ------------------------------------------------------------------ statements
+    def block(self, body: tuple[Any, ...], scope: Scope, cell: ir.CellDef,
+              top_level: bool = False, repeat_name: str | None = None) -> None:
+        returns = [s for s in body if isinstance(s, ir.Return)]
+        for s in body:
+            if isinstance(s, ir.Let):
+                self.define(s.name, s, scope)
+                self.value_expr(s.value, scope)
+                scope.names[s.name] = Binding("value", s.span, s.value)
+            elif isinstance(s, ir.Assign):
+                self.define(s.target, s, scope)
+                self.tensor(s.value, scope, slot_is_stmt=True)
+                scope.names[s.target] = Binding("tensor", s.span)
+                scope.later.pop(s.target, None)
+            elif isinstance(s, ir.Repeat):
+                self.repeat(s, scope, cell)
+            elif isinstance(s, ir.Return):
+                if not top_level:
+                    self.error(s, "`return` belongs at the end of a cell, not in a repeat",
+                               hint=f"assign the branch instead: `{repeat_name} = ...`")
+                self.tensor(s.value, scope, slot_is_stmt=True)
+        if top_level:
+            if not returns:
+                self.error(cell, f"cell '{cell.name}' has no `return`",
+                           hint="end the cell with `return <expression>`")
+            elif len(returns) > 1 or body[-1] is not returns[0]:
+                extra = returns[1] if len(returns) > 1 else body[body.index(returns[0]) + 1]
+                self.error(extra, "nothing may follow the `return` of a cell")
+
+    def define(self, name: str, node: Any, scope: Scope) -> None:
+        if name in scope.local:
+            old = scope.names.get(name)
+            where = f" (first at line {old.span.line})" if old and old.span else ""
+            self.error(node, f"'{name}' is defined twice{where}")
+        scope.local.add(name)
+        if name in OPS or name in WORDS:
+            self.error(node, f"'{name}' is a built-in name; pick another")
+
+    def repeat(self, s: ir.Repeat, scope: Scope, cell: ir.CellDef) -> None:
+        if s.count < 1:
+            self.error(s, "a repeat needs at least one branch")
+        self.define(s.name, s, scope)
+        for i in range(s.count):
+            if f"{s.name}{i}" in scope.names:
+                self.error(s, f"branch name '{s.name}{i}' clashes with an existing name")
+        inner = scope.child(in_repeat=True)
+        inner.names.pop(s.name, None)
+        inner.local.discard(s.name)
+        assigns = [t for t in s.body if isinstance(t, ir.Assign) and t.target == s.name]
+        if not assigns:
+            self.error(s, f"the repeat body never assigns its branch '{s.name}'",
+                       hint=f"end the body with `{s.name} = ...`")
+        elif s.body[-1] is not assigns[0] or len(assigns) > 1:
+            self.error(assigns[-1], f"assign the branch '{s.name}' once, as the last "
+                       "statement of the repeat body")
+        if any(isinstance(t, ir.Repeat) for t in s.body):
+            self.error(s, "repeats cannot nest", hint="move the inner repeat into a cell")
+        self.block(s.body, inner, cell, repeat_name=s.name)
+        scope.names[s.name] = Binding("group", s.span)
+        for i in range(s.count):
+            scope.names[f"{s.name}{i}"] = Binding("tensor", s.span)
+        scope.later.pop(s.name, None)
+
+    # ------------------------------------------------------------------ tensors
+    def tensor(self, e: Any, scope: Scope, *, variadic: bool = False,
+               option: bool = False, slot_is_stmt: bool = False) -> None:
+        """``e`` is in a place that needs a tensor."""
+        if isinstance(e, ir.Name):
+            b = scope.names.get(e.id)
+            if b is None:
+                self.undefined(e, scope, ("tensor", "input", "group"))
+            elif b.kind == "value":
+                self.error(e, f"'{e.id}' is a value, but a tensor is needed here")
+            elif b.kind == "group" and not variadic:
+                self.error(e, f"'{e.id}' is a repeat of several branches; a single tensor "
+                           "is needed here",
+                           hint=f"use concat({e.id}) or sum({e.id}), or name one branch "
+                                f"such as {e.id}0")
+        elif isinstance(e, ir.Earlier):
+            if not (scope.in_repeat and option):
+                self.error(e, "`earlier` is only meaningful as an option of one_of(...) "
+                           "inside a repeat", hint="write e.g. one_of(x, earlier)")
+        elif isinstance(e, ir.Call):
+            self.call(e, scope)
+        elif isinstance(e, ir.OneOf):
+            self.one_of(e, scope)
+        elif isinstance(e, ir.Kwarg):  # pragma: no cover - the builder splits kwargs
+            self.error(e, "unexpected keyword argument")
+        else:
+            self.error(e, "a tensor is needed here, not a value",
+                       hint="tensor arguments come first; values go in `key = value`")
+
+    def undefined(self, e: ir.Name, scope: Scope, kinds: tuple[str, ...]) -> None:
+        if e.id in scope.later:
+            self.error(e, f"'{e.id}' is used before it is defined",
+                       hint="a node may only read names defined above it")
+            return
+        if e.id in self.p.cells:
+            self.error(e, f"'{e.id}' is a cell; call it: {e.id}(...)")
+            return
+        known = [n for n, b in scope.names.items() if b.kind in kinds]
+        self.error(e, f"undefined name '{e.id}'.{did_you_mean(e.id, known)}".rstrip("."))
+
+    def one_of(self, e: ir.OneOf, scope: Scope) -> None:
+        if not e.options:
+            self.error(e, "one_of() needs at least one option")
+        for o in e.options:
+            if e.apply is not None:
+                if not isinstance(o, ir.Call):
+                    self.error(o, "an applied one_of(...)(x) chooses among operations: "
+                               "each option must be a call such as conv(kernel = 1)")
+                    continue
+                self.call(o, scope, partial=True, applied=e.apply)
+            else:
+                self.tensor(o, scope, option=True)
+        for a in e.apply or ():
+            if isinstance(a, ir.Kwarg):
+                self.error(a, "pass keyword arguments to each option, not to the applied "
+                           "one_of(...)(x)")
+            else:
+                self.tensor(a, scope)
+
+    def call(self, e: ir.Call, scope: Scope, partial: bool = False,
+             applied: tuple[Any, ...] | None = None) -> None:
+        n_inputs = len(e.args) + (len([a for a in applied if not isinstance(a, ir.Kwarg)])
+                                  if applied is not None else 0)
+        if e.func in OPS:
+            spec = OPS[e.func]
+            known: dict[str, Arg] = {a.name: a for a in spec.args}
+            lo, hi = spec.min_inputs, spec.max_inputs
+        elif e.func in self.p.cells:
+            target = self.p.cells[e.func]
+            known = {p.name: Arg(p.name, "any") for p in target.options}
+            lo = hi = len(target.inputs)
+        else:
+            hint = did_you_mean(e.func, [*OPS, *self.p.cells])
+            self.error(_head(e), f"unknown op '{e.func}'.{hint}".rstrip("."),
+                       hint=None if hint else "ops: " + ", ".join(OPS))
+            for a in e.args:
+                self.tensor(a, scope)
+            return
+        if partial and e.args:
+            self.error(e.args[0], f"an option of an applied one_of takes no tensor "
+                       f"arguments; the one_of's own (...) supplies them",
+                       hint=f"write {e.func}(...) with keyword arguments only")
+        if n_inputs < lo or (hi is not None and n_inputs > hi):
+            want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"
+            self.error(e, f"'{e.func}' takes {want} tensor input{'s' if want != '1' else ''}, "
+                       f"got {n_inputs}")
+        variadic = e.func in OPS and OPS[e.func].max_inputs is None
+        for a in e.args:
+            self.tensor(a, scope, variadic=variadic)
+        given = set()
+        for kw in e.kwargs:
+            if kw.name in given:
+                self.error(kw, f"argument '{kw.name}' is given twice")
+            given.add(kw.name)
+            arg = known.get(kw.name)
+            if arg is None:
+                hint = did_you_mean(kw.name, known)
+                self.error(kw, f"'{e.func}' has no argument '{kw.name}'.{hint}".rstrip("."),
+                           hint=None if hint else
+                           ("arguments: " + ", ".join(known) if known else None))
+            elif arg.kind == "tensor":
+                self.tensor(kw.value, scope)
+            elif arg.kind == "any":
+                self.value_expr(kw.value, scope)
+            else:
+                self.typed_value(kw.value, scope, arg, e.func)
+        if e.func in OPS:
+            for arg in OPS[e.func].args:
+                if arg.default is REQUIRED and arg.name not in given:
+                    self.error(e, f"'{e.func}' needs `{arg.name} = ...`")
+            if e.func == "pool":
+                self.pool(e, scope)
+
+    def pool(self, e: ir.Call, scope: Scope) -> None:
+        mode = e.kwarg("mode")
+        words = self.values(mode.value, scope) if mode else ["paper"]
+        if "reference" in words and e.kwarg("crop") is None:
+            self.error(e, "pool(mode = reference) uses the DeepLab window, which needs the "
+                       "crop size", hint="add e.g. `crop = 513` (and `output_stride = 16`)")
+        grid = e.kwarg("grid")
+        if self.size is not None and grid is not None:
+            for g in self.values(grid.value, scope):
+                gh, gw = (g, g) if isinstance(g, int) else g
+                if isinstance(gh, int) and isinstance(gw, int) and \
+                        (gh > self.size[0] or gw > self.size[1]):
+                    self.error(grid, f"pool grid {gh}x{gw} is larger than the "
+                               f"{self.size[0]}x{self.size[1]} feature map")
+
+    # ------------------------------------------------------------------ values
+    def resolve(self, e: Any, scope: Scope) -> Any:
+        """Follow names to the value expression they stand for (or None)."""
+        seen = set()
+        while isinstance(e, ir.Name) and e.id not in WORDS:
+            b = scope.names.get(e.id)
+            if b is None or b.kind != "value" or e.id in seen:
+                return None
+            seen.add(e.id)
+            e = b.value
+        return e
+
+    def values(self, e: Any, scope: Scope) -> list[Any]:
+        """Every concrete value ``e`` can take (sets expanded); best effort."""
+        e = self.resolve(e, scope) if isinstance(e, ir.Name) and e.id not in WORDS else e
+        if isinstance(e, ir.Name):
+            return [e.id]
+        if isinstance(e, ir.Int | ir.Float | ir.Bool):
+            return [e.value]
+        if isinstance(e, ir.SetLit):
+            return [v for i in e.items for v in self.values(i, scope)]
+        if isinstance(e, ir.Tuple):
+            out: list[tuple[Any, ...]] = [()]
+            for item in e.items:
+                out = [(*o, v) for o in out for v in self.values(item, scope)]
+            return out
+        return []
+
+    def value_expr(self, e: Any, scope: Scope, in_set: bool = False) -> None:
+        """``e`` is a value of no particular kind (a let or a cell parameter)."""
+        if isinstance(e, ir.Name):
+            if e.id in WORDS:
+                return
+            b = scope.names.get(e.id)
+            if b is None:
+                if e.id in scope.later:
+                    self.error(e, f"'{e.id}' is used before it is defined")
+                else:
+                    known = [n for n, b in scope.names.items() if b.kind == "value"]
+                    hint = did_you_mean(e.id, [*known, *WORDS])
+                    self.error(e, f"undefined name '{e.id}'.{hint}".rstrip("."))
+            elif b.kind != "value":
+                self.error(e, f"'{e.id}' is a tensor, but a value is needed here")
+        elif isinstance(e, ir.SetLit):
+            if in_set:
+                self.error(e, "sets cannot nest", hint="write one flat set of values")
+            if not e.items:
+                self.error(e, "empty set: a choice needs at least one value")
+            for i in e.items:
+                self.value_expr(i, scope, in_set=True)
+            vals = [self.values(i, scope) for i in e.items]
+            flat = [v for vs in vals for v in vs]
+            if len(flat) != len(set(map(repr, flat))):
+                self.error(e, "a set lists the same value twice",
+                           hint="each value of a choice must be distinct")
+        elif isinstance(e, ir.Tuple):
+            for i in e.items:
+                self.value_expr(i, scope, in_set)
+        elif isinstance(e, ir.Int | ir.Float | ir.Bool):
+            return
+        else:
+            self.error(e, "a value (number, tuple, set or name) is needed here")
+
+    def typed_value(self, e: Any, scope: Scope, arg: Arg, func: str) -> None:
+        """``e`` is the value of ``arg``; every value it can take must fit the kind."""
+        before = len(self.diags)
+        self.value_expr(e, scope)
+        if len(self.diags) > before:
+            return
+        where = f"{func}({arg.name} = ...)"
+        for v in self.values(e, scope):
+            problem = _kind_problem(arg, v)
+            if problem:
+                self.error(e, f"{where}: {problem}")
+                return
+
+
+def _head(e: ir.Call) -> ir.Call:
+    """The call narrowed to its name, for a caret under the op alone."""
+    if e.span is None:
+        return e
+    s = e.span
+    head = s.model_copy(update={"end_line": s.line, "end_column": s.column + len(e.func)})
+    return e.model_copy(update={"span": head})
+
+
+def _kind_problem(arg: Arg, v: Any) -> str | None:
+    def positive(x: Any) -> bool:
+        return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+    if arg.kind == "int":
+        if not positive(v):
+            return f"expected a positive integer, got {_show(v)}"
+        if arg.name == "kernel" and v % 2 == 0:
+            return f"kernel must be odd for SAME padding, got {v}"
+    elif arg.kind == "pair":
+        parts = v if isinstance(v, tuple) else (v,)
+        if len(parts) not in (1, 2) or not all(positive(x) for x in parts):
+            return f"expected a positive integer n or a pair (h, w), got {_show(v)}"
+    elif arg.kind == "float":
+        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
+            return f"expected a number in [0, 1), got {_show(v)}"
+    elif arg.kind == "bool":
+        if not isinstance(v, bool):
+            return f"expected true or false, got {_show(v)}"
+    elif arg.kind == "word":
+        if v not in arg.words:
+            return f"expected one of {', '.join(arg.words)}, got {_show(v)}"
+    return None
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(_show(x) for x in v) + ")"
+    return str(v)
+
+
+def _walk(e: Any) -> Any:
+    yield e
+    for name in ("args", "kwargs", "options", "apply", "items"):
+        for c in getattr(e, name, None) or ():
+            yield from _walk(c)
+    if isinstance(e, ir.Kwarg):
+        yield from _walk(e.value)
+
+
+def _stmt_exprs(body: tuple[Any, ...]) -> Any:
+    for s in body:
+        if isinstance(s, ir.Repeat):
+            yield from _stmt_exprs(s.body)
+        elif isinstance(s, ir.Assign | ir.Return | ir.Let):
+            yield s.value
+
+
+def _calls(body: tuple[Any, ...]) -> list[ir.Call]:
+    return [c for e in _stmt_exprs(body) for c in _walk(e) if isinstance(c, ir.Call)]
+
+
+def _calls_closure(cell: ir.CellDef, p: Program) -> list[ir.Call]:
+    out, todo, seen = [], [cell], {cell.name}
+    while todo:
+        c = todo.pop()
+        for call in _calls(c.body):
+            out.append(call)
+            if call.func in p.cells and call.func not in seen:
+                seen.add(call.func)
+                todo.append(p.cells[call.func])
+    return out
+
+
+def _all_assigns(body: tuple[Any, ...]) -> list[str]:
+    names = []
+    for s in body:
+        if isinstance(s, ir.Assign | ir.Let):
+            names.append(s.target if isinstance(s, ir.Assign) else s.name)
+        elif isinstance(s, ir.Repeat):
+            names.append(s.name)
+    return names
+
+
+def _can_stop(body: tuple[Any, ...], name: str) -> bool:
+    """Can the body be built without calling ``name``?"""
+
+    def ok(e: Any) -> bool:
+        if isinstance(e, ir.Call):
+            return e.func != name and all(ok(a) for a in (*e.args, *e.kwargs))
+        if isinstance(e, ir.Kwarg):
+            return ok(e.value)
+        if isinstance(e, ir.OneOf):
+            return any(ok(o) for o in e.options) and all(ok(a) for a in e.apply or ())
+        return True
+
+    return all(ok(e) for e in _stmt_exprs(body))
+
+
+def check(program: Program, size: tuple[int, int] | None = None) -> list[Diagnostic]:
+    """Every problem in ``program``, sorted by file and position."""
+    return Checker(program, size).run()
+
+
+def check_file(path: str | Path, size: tuple[int, int] | None = None) -> list[Diagnostic]:
+    """Parse and check a file; syntax errors come back as diagnostics too."""
+    try:
+        return check(load(path), size)
+    except DpcError as e:
+        return e.diagnostics
+
+
+def checked(program: Program) -> Program:
+    """``program``, or a :class:`DpcError` carrying every problem in it."""
+    diags = check(program)
+    if diags:
+        raise DpcError(diags, program.sources)
+    return program
+
+
+__all__ = ["check", "check_file", "checked", "load", "load_text"]

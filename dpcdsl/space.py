@@ -1,0 +1,252 @@
+"""Search spaces: exact counting, uniform sampling, encode/decode, mutation and
+enumeration.
+
+A *space* is a cell with choice points; a cell without any is a space of size one.
+A *sample* is the mapping from choice path (``b2.op``, ``b2.rate.h``, ``b2.input``)
+to the index chosen there. Only the choice points that the chosen options reach
+appear in it.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from dpcdsl import ir
+from dpcdsl._expand import Decider, Expander, Mismatch, Probe
+from dpcdsl.check import checked
+from dpcdsl.errors import DpcError, did_you_mean
+from dpcdsl.program import Program, load, load_text
+
+Decisions = dict[str, int]
+
+
+class _Uniform(Decider):
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
+        if len(counts) == 1:
+            return 0
+        r = self.rng.randrange(sum(counts))
+        for i, c in enumerate(counts):
+            if r < c:
+                return i
+            r -= c
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Fixed(Decider):
+    """Follows given decisions; a path it lacks goes to ``fallback`` or is an error."""
+
+    def __init__(self, decisions: Mapping[str, int], fallback: Decider | None = None) -> None:
+        self.decisions = decisions
+        self.fallback = fallback
+        self.used: set[str] = set()
+
+    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
+        if path not in self.decisions:
+            if self.fallback is not None:
+                return self.fallback.choose(path, counts, probe)
+            if len(counts) == 1:
+                return 0
+            raise DpcError.at(None, f"no decision for the choice point '{path}'",
+                              hint=f"give an index in 0..{len(counts) - 1}")
+        idx = self.decisions[path]
+        self.used.add(path)
+        if not isinstance(idx, int) or not 0 <= idx < len(counts) or counts[idx] == 0:
+            raise DpcError.at(None, f"decision {path} = {idx!r} is out of range: this "
+                              f"choice point has options 0..{len(counts) - 1}"
+                              + (" (some are empty at this depth)" if 0 in counts else ""))
+        return idx
+
+
+class _Replay(Decider):
+    """Depth-first search over decisions: replays a prefix, then takes the first
+    option that the probe accepts and remembers the others for backtracking."""
+
+    def __init__(self, prefix: list[int]) -> None:
+        self.prefix = prefix
+        self.k = 0
+        self.frames: list[tuple[int, list[int]]] = []
+
+    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
+        k = self.k
+        self.k += 1
+        if k < len(self.prefix):
+            return self.prefix[k]
+        options = [i for i, c in enumerate(counts) if c and (probe is None or probe(i))]
+        if not options:
+            raise Mismatch(path)
+        self.frames.append((k, options[1:]))
+        self.prefix.append(options[0])
+        return options[0]
+
+
+def _dfs(expander: Expander, target: ir.Cell | None) -> Iterator[tuple[ir.Cell, Decisions]]:
+    stack: list[tuple[int, list[int]]] = []
+    prefix: list[int] = []
+    while True:
+        d = _Replay(list(prefix))
+        try:
+            cell, decisions = expander.run(d, target)
+            ok = target is None or _same(cell, target)
+        except Mismatch:
+            ok, cell, decisions = False, None, {}
+        stack.extend(d.frames)
+        prefix = d.prefix
+        if ok and cell is not None:
+            yield cell, dict(decisions)
+        while stack and not stack[-1][1]:
+            stack.pop()
+        if not stack:
+            return
+        k, rest = stack[-1]
+        stack[-1] = (k, rest[1:])
+        prefix = prefix[:k] + [rest[0]]
+
+
+def _same(a: ir.Cell, b: ir.Cell) -> bool:
+    return (a.inputs, a.nodes, a.output) == (b.inputs, b.nodes, b.output)
+
+
+class Space:
+    """The choice points of one cell of a program."""
+
+    def __init__(self, program: Program, cell: str | None = None) -> None:
+        self.program = checked(program)
+        self.cell_def = program.cell(cell)
+        self._expander = Expander(self.program, self.cell_def)
+        self._count: int | None = None
+
+    @classmethod
+    def from_file(cls, path: str | Path, cell: str | None = None) -> Space:
+        return cls(load(path), cell)
+
+    @classmethod
+    def from_text(cls, text: str, cell: str | None = None, file: str = "<string>") -> Space:
+        return cls(load_text(text, file), cell)
+
+    @property
+    def name(self) -> str:
+        return self.cell_def.name
+
+    def count(self) -> int:
+        """The exact number of architectures (decision vectors) in the space."""
+        if self._count is None:
+            self._count = self._expander.count()
+        return self._count
+
+    def __len__(self) -> int:  # pragma: no cover - may overflow; use count()
+        return self.count()
+
+    @property
+    def is_concrete(self) -> bool:
+        return self.count() == 1
+
+    def concrete(self) -> ir.Cell:
+        """The one cell of a space without choices."""
+        n = self.count()
+        if n != 1:
+            raise DpcError.at(self.cell_def.span,
+                              f"cell '{self.name}' is a search space of {n} architectures, "
+                              "not one architecture",
+                              hint="sample it first: `dpcc sample FILE`",
+                              sources=self.program.sources)
+        return self._expander.run(_Fixed({}))[0]
+
+    def sample(self, seed: int | random.Random | None = None) -> tuple[ir.Cell, Decisions]:
+        """One architecture, every architecture equally likely, and its decisions."""
+        if self.count() == 0:
+            raise DpcError.at(self.cell_def.span, f"the space of '{self.name}' is empty",
+                              sources=self.program.sources)
+        rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+        cell, decisions = self._expander.run(_Uniform(rng))
+        return cell, dict(decisions)
+
+    def decode(self, decisions: Mapping[str, int]) -> ir.Cell:
+        """The cell that ``decisions`` pick; unknown paths are an error."""
+        d = _Fixed(decisions)
+        cell, made = self._expander.run(d)
+        extra = set(decisions) - set(made)
+        if extra:
+            bad = sorted(extra)[0]
+            raise DpcError.at(None, f"unknown choice point '{bad}' for this cell."
+                              f"{did_you_mean(bad, made)}".rstrip("."),
+                              hint="paths here: " + ", ".join(made) if made else None)
+        return cell
+
+    def encode(self, cell: ir.Cell) -> Decisions:
+        """The decisions that give ``cell``; ``decode(encode(c)) == c``."""
+        for _, decisions in _dfs(self._expander, cell):
+            return decisions
+        raise DpcError.at(cell.span, f"cell '{cell.name}' is not in the space of "
+                          f"'{self.name}'")
+
+    def contains(self, cell: ir.Cell) -> bool:
+        try:
+            self.encode(cell)
+        except DpcError:
+            return False
+        return True
+
+    def mutate(self, decisions: Mapping[str, int],
+               seed: int | random.Random | None = None) -> tuple[ir.Cell, Decisions]:
+        """Change one decision to another of its options. Choice points that the new
+        option opens are drawn uniformly; the rest stay as they were."""
+        rng = seed if isinstance(seed, random.Random) else random.Random(seed)
+        sizes = self.option_counts(decisions)
+        movable = [p for p, counts in sizes.items() if sum(1 for c in counts if c) > 1]
+        if not movable:
+            raise DpcError.at(self.cell_def.span,
+                              f"'{self.name}' has no choice point to mutate")
+        path = rng.choice(sorted(movable))
+        counts = sizes[path]
+        new = rng.choice([i for i, c in enumerate(counts) if c and i != decisions[path]])
+        changed = {**decisions, path: new}
+        cell, made = self._expander.run(_Fixed(changed, fallback=_Uniform(rng)))
+        return cell, dict(made)
+
+    def option_counts(self, decisions: Mapping[str, int]) -> dict[str, list[int]]:
+        """For each choice point the decisions reach: the size of each option."""
+
+        class _Spy(_Fixed):
+            seen: dict[str, list[int]] = {}
+
+            def choose(self, path: str, counts: list[int], probe: Probe) -> int:
+                self.seen[path] = list(counts)
+                return super().choose(path, counts, probe)
+
+        spy = _Spy(decisions)
+        spy.seen = {}
+        self._expander.run(spy)
+        return spy.seen
+
+    def enumerate(self, limit: int = 100_000) -> Iterator[ir.Cell]:
+        """Every architecture, in a fixed order. Refuses spaces above ``limit``."""
+        n = self.count()
+        if n > limit:
+            raise DpcError.at(self.cell_def.span, f"the space has {n} architectures, more "
+                              f"than the enumeration limit {limit}",
+                              hint="sample it instead, or raise the limit")
+        for cell, _ in _dfs(self._expander, None):
+            yield cell
+
+
+def count(source: str | Path | Program, cell: str | None = None) -> int:
+    """Shorthand: the size of a cell's space, from a path, a program or ``.dpc`` text."""
+    return _space(source, cell).count()
+
+
+def _space(source: Any, cell: str | None) -> Space:
+    if isinstance(source, Program):
+        return Space(source, cell)
+    if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".dpc")
+                                    and "\n" not in source):
+        return Space.from_file(source, cell)
+    return Space.from_text(source, cell)
+
+
+__all__ = ["Decisions", "Space", "count"]
