@@ -20,7 +20,8 @@ class Diagnostic(BaseModel):
 
     def render(self, sources: Mapping[str, str] | None = None) -> str:
         s = self.span
-        out = [f"{s.file}:{s.line}:{s.column}: {self.severity}: {self.message}"]
+        where = f"{s.file}:{s.line}:{s.column}" if s.line > 0 else s.file
+        out = [f"{where}: {self.severity}: {self.message}"]
         text = (sources or {}).get(s.file)
         if text is not None and s.line >= 1:
             lines = text.splitlines()

@@ -1,0 +1,305 @@
+"""``dpcc``: the command-line front end. Errors go to stderr with exit code 1, as
+``file:line:col: error: message`` plus a caret; never as a Python traceback."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from dpcdsl import ir
+from dpcdsl.check import check_file
+from dpcdsl.cost import cost as cost_of
+from dpcdsl.errors import DpcError
+from dpcdsl.printer import format_module
+from dpcdsl.program import load
+from dpcdsl.space import Space
+from dpcdsl.syntax import parse
+
+app = typer.Typer(name="dpcc", help="Check, count, sample, cost and draw .dpc cells.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(message, markup=False)
+    return typer.Exit(1)
+
+
+def handled(fn: F) -> F:
+    """Turn the project's errors and OS errors into a message and exit code 1."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DpcError as e:
+            raise _fail(e.render()) from None
+        except OSError as e:
+            raise _fail(f"error: {e.filename or ''}: {e.strerror or e}") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        h, _, w = text.lower().partition("x")
+        size = (int(h), int(w or h))
+    except ValueError:
+        raise typer.BadParameter(f"expected HxW such as 65x129, got {text!r}") from None
+    if min(size) < 1:
+        raise typer.BadParameter(f"sizes must be positive, got {text!r}")
+    return size
+
+
+def _per_input(values: list[str], parse_one: Callable[[str], Any], inputs: tuple[str, ...],
+               what: str) -> Any:
+    """``--opt V`` for every input, or ``--opt name=V`` once per input."""
+    if len(values) == 1 and "=" not in values[0]:
+        return parse_one(values[0])
+    table = {}
+    for v in values:
+        name, eq, val = v.partition("=")
+        if not eq:
+            raise typer.BadParameter(f"with several inputs write {what} as NAME=VALUE, got "
+                                     f"{v!r}")
+        table[name] = parse_one(val)
+    unknown = set(table) - set(inputs)
+    if unknown:
+        raise typer.BadParameter(f"no input named {sorted(unknown)[0]!r}; inputs: "
+                                 + ", ".join(inputs))
+    return table
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise typer.BadParameter(f"expected an integer, got {text!r}") from None
+
+
+FileArg = Annotated[Path, typer.Argument(help="a .dpc file", show_default=False)]
+CellOpt = Annotated[str | None, typer.Option("--cell", "-c",
+                                             help="cell name (default: the file's last)")]
+Fmt = Annotated[str, typer.Option("--format", help="text or json")]
+
+
+def _concrete(file: Path, cell: str | None) -> ir.Cell:
+    return Space.from_file(file, cell).concrete()
+
+
+@app.command()
+@handled
+def check(files: Annotated[list[Path], typer.Argument(help=".dpc files")],
+          size: Annotated[str | None, typer.Option(help="feature size HxW, to check pool "
+                                                   "grids against it")] = None,
+          format: Fmt = "text") -> None:
+    """Report every problem in FILES as file:line:col with a caret."""
+    hw = parse_size(size) if size else None
+    found: list[Any] = []
+    for f in files:
+        diags = check_file(f, hw)
+        sources: dict[str, str] = {}
+        if diags:
+            try:
+                sources = load(f).sources
+            except DpcError as e:
+                sources = e.sources
+        found.extend((d, sources) for d in diags)
+    if format == "json":
+        out.print(json.dumps([d.as_json() for d, _ in found], indent=1), markup=False)
+    else:
+        for d, sources in found:
+            err.print(d.render(sources), markup=False)
+        if not found:
+            out.print(f"ok: {len(files)} file{'s' if len(files) != 1 else ''}, no problems")
+    if found:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def fmt(files: Annotated[list[Path], typer.Argument(help=".dpc files")],
+        check_only: Annotated[bool, typer.Option("--check", help="only report files that "
+                                                 "would change")] = False) -> None:
+    """Rewrite FILES in the canonical layout."""
+    changed = []
+    for f in files:
+        text = f.read_text()
+        new = format_module(parse(text, str(f)))
+        if new != text:
+            changed.append(f)
+            if not check_only:
+                f.write_text(new)
+    for f in changed:
+        (err if check_only else out).print(f"{'would reformat' if check_only else 'reformatted'}"
+                                           f" {f}", markup=False)
+    if check_only and changed:
+        raise typer.Exit(1)
+
+
+@app.command()
+@handled
+def count(file: FileArg, cell: CellOpt = None) -> None:
+    """Print the exact number of architectures in a cell's space."""
+    out.print(str(Space.from_file(file, cell).count()))
+
+
+@app.command()
+@handled
+def sample(file: FileArg, cell: CellOpt = None,
+           n: Annotated[int, typer.Option("-n", help="how many", min=1)] = 1,
+           seed: Annotated[int, typer.Option(help="random seed")] = 0,
+           decisions: Annotated[bool, typer.Option(help="print the decisions too")] = False,
+           ) -> None:
+    """Draw architectures uniformly from a space; print them as .dpc text."""
+    import random
+
+    space = Space.from_file(file, cell)
+    rng = random.Random(seed)
+    texts = []
+    for i in range(n):
+        c, d = space.sample(rng)
+        c = c.model_copy(update={"name": f"{c.name}_{i}" if n > 1 else c.name})
+        head = f"# decisions: {json.dumps(d)}\n" if decisions else ""
+        texts.append(head + c.canonical_text())
+    out.print("\n".join(texts), end="", markup=False)
+
+
+@app.command()
+@handled
+def cost(file: FileArg, cell: CellOpt = None,
+         in_channels: Annotated[list[str], typer.Option(
+             "--in-channels", help="input channels: C, or NAME=C per input")] = ["2048"],  # noqa: B006
+         size: Annotated[list[str], typer.Option(
+             "--size", help="feature size: HxW, or NAME=HxW per input")] = ["65x129"],  # noqa: B006
+         format: Fmt = "text") -> None:
+    """Parameters and multiply-adds per node of a concrete cell."""
+    c = _concrete(file, cell)
+    report = cost_of(c, _per_input(in_channels, _int, c.inputs, "--in-channels"),
+                     _per_input(size, parse_size, c.inputs, "--size"))
+    if format == "json":
+        out.print(json.dumps(report.as_json(), indent=1), markup=False)
+        return
+    t = Table(title=f"{c.name}: cost", title_justify="left")
+    for col in ("node", "op", "role", "out", "conv weights", "BN params", "MAdds"):
+        t.add_column(col, justify="right" if col[0].isupper() or " " in col else "left")
+    for r in report.nodes:
+        t.add_row(r.name, r.detail, r.role, f"{r.channels}x{r.size[0]}x{r.size[1]}",
+                  f"{r.conv_weights:,}", f"{r.bn_params:,}", f"{r.madds:,}")
+    out.print(t)
+    tot = report.totals()
+    out.print(f"branch conv weights  {tot['branch_conv_weights']:>15,}")
+    out.print(f"projection weights   {tot['projection_weights']:>15,}")
+    out.print(f"BN parameters        {tot['bn_params']:>15,}")
+    out.print(f"total parameters     {tot['params']:>15,}")
+    out.print(f"branch MAdds         {tot['branch_madds']:>15,}  "
+              f"({tot['branch_madds'] / 1e9:.2f}B)")
+    out.print(f"total MAdds          {tot['madds']:>15,}  ({tot['madds'] / 1e9:.2f}B)")
+
+
+@app.command()
+@handled
+def viz(file: FileArg, cell: CellOpt = None,
+        output: Annotated[Path, typer.Option("-o", "--output",
+                                             help="out.svg, out.png or out.dot")] = Path(
+            "cell.svg"),
+        seed: Annotated[int | None, typer.Option(help="draw a sample of a space")] = None,
+        ) -> None:
+    """Draw a cell (or, with --seed, a sample of a space) with graphviz."""
+    from dpcdsl.graph import render
+
+    space = Space.from_file(file, cell)
+    c = space.sample(seed)[0] if seed is not None else space.concrete()
+    render(c, output)
+    out.print(f"wrote {output}")
+
+
+@app.command("import-deeplab")
+@handled
+def import_deeplab(json_file: Annotated[Path, typer.Argument(help="DeepLab JSON cell")],
+                   output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
+                   name: Annotated[str | None, typer.Option(help="cell name")] = None) -> None:
+    """Convert the reference implementation's JSON cell to .dpc."""
+    from dpcdsl.interop import deeplab
+
+    text, _ = deeplab.read(json_file, name)
+    if output is None:
+        out.print(text, end="", markup=False)
+    else:
+        output.write_text(text)
+        out.print(f"wrote {output}")
+
+
+@app.command("export-deeplab")
+@handled
+def export_deeplab(file: FileArg, cell: CellOpt = None,
+                   output: Annotated[Path | None, typer.Option("-o", "--output")] = None
+                   ) -> None:
+    """Write a DPC-shaped cell as the reference implementation's JSON."""
+    from dpcdsl.interop import deeplab
+
+    c = _concrete(file, cell)
+    if output is None:
+        out.print(json.dumps(deeplab.to_json(c), indent=1), markup=False)
+    else:
+        deeplab.write(c, output)
+        out.print(f"wrote {output}")
+
+
+@app.command()
+@handled
+def tour(examples: Annotated[Path, typer.Option(help="folder of .dpc examples")] = Path(
+             "examples"),
+         output: Annotated[Path, typer.Option("-o", "--output",
+                                              help="where pictures go")] = Path("out/tour"),
+         ) -> None:
+    """Check, count, cost and draw every example: the language end to end."""
+    from rich.progress import track
+
+    from dpcdsl.graph import render
+
+    files = sorted(examples.glob("*.dpc"))
+    if not files:
+        raise _fail(f"error: no .dpc files in {examples}")
+    output.mkdir(parents=True, exist_ok=True)
+    t = Table(title="dpcdsl tour", title_justify="left")
+    for col in ("file", "cell", "architectures", "params", "MAdds", "picture"):
+        t.add_column(col)
+    for f in track(files, description="touring examples", console=err, transient=True):
+        diags = check_file(f)
+        if diags:
+            raise DpcError(diags, load(f).sources)
+        space = Space.from_file(f)
+        c = space.concrete() if space.is_concrete else space.sample(0)[0]
+        sizes = {i: (65, 129) if k == 0 else (257, 513) for k, i in enumerate(c.inputs)}
+        report = cost_of(c, 2048 if len(c.inputs) == 1 else
+                         {i: 256 if k == 0 else 256 for k, i in enumerate(c.inputs)}, sizes)
+        pic = render(c, output / f"{f.stem}.svg")
+        t.add_row(f.name, space.name, f"{space.count():,}", f"{report.params:,}",
+                  f"{report.madds / 1e9:.2f}B", str(pic))
+    out.print(t)
+    out.print("costs at 2048 input channels, 65x129 features (decoders: 256 channels, "
+              "65x129 and 257x513); spaces are shown by their sample with seed 0")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:  # pragma: no cover
+        err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,72 @@
+"""A cell as a graph: networkx for analysis, graphviz for pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import networkx as nx
+
+from dpcdsl import ir
+from dpcdsl.cost import describe
+from dpcdsl.errors import DpcError
+
+OUTPUT = "__output__"
+_COLORS = {"input": "#dbe9f6", "conv": "#fde2c8", "sepconv": "#fbd0a8", "pool": "#d8ecd2",
+           "concat": "#eeeeee", "sum": "#eeeeee", "output": "#dbe9f6"}
+
+
+def to_networkx(cell: ir.Cell) -> nx.DiGraph:
+    """Nodes: the inputs, every op, and an output node; edges follow the data flow.
+    Each node has ``op`` and ``label``; each edge ``slot`` (argument position)."""
+    g = nx.DiGraph(name=cell.name)
+    for i in cell.inputs:
+        g.add_node(i, op="input", label=i)
+    for n in cell.nodes:
+        g.add_node(n.name, op=n.op, label=describe(n), attrs=dict(n.attrs))
+        for slot, src in enumerate(n.inputs):
+            g.add_edge(src, n.name, slot=slot)
+    g.add_node(OUTPUT, op="output", label="output")
+    g.add_edge(cell.output, OUTPUT, slot=0)
+    return g
+
+
+def to_dot(cell: ir.Cell) -> str:
+    """Graphviz DOT text, top to bottom from the inputs to the output."""
+    import graphviz
+
+    g = to_networkx(cell)
+    dot = graphviz.Digraph(cell.name, graph_attr={"rankdir": "TB", "label": cell.name,
+                                                  "labelloc": "t", "fontname": "Helvetica"},
+                           node_attr={"shape": "box", "style": "rounded,filled",
+                                      "fontname": "Helvetica"})
+    for name, data in g.nodes(data=True):
+        op = data["op"]
+        label = data["label"] if op in ("input", "output") else f"{name}\n{data['label']}"
+        shape = "ellipse" if op in ("input", "output") else "box"
+        dot.node(name, label, shape=shape, fillcolor=_COLORS.get(op, "#ffffff"))
+    for src, dst in g.edges():
+        dot.edge(src, dst)
+    return dot.source
+
+
+def render(cell: ir.Cell, path: str | Path) -> Path:
+    """Write ``cell`` as ``.dot``, ``.svg`` or ``.png``, chosen by the suffix."""
+    import graphviz
+
+    path = Path(path)
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in ("dot", "gv", "svg", "png", "pdf"):
+        raise DpcError.at(None, f"cannot draw to '{path.name}': use a .dot, .svg, .png or "
+                          ".pdf file name")
+    source = to_dot(cell)
+    if fmt in ("dot", "gv"):
+        path.write_text(source)
+        return path
+    try:
+        data = graphviz.Source(source).pipe(format=fmt)
+    except graphviz.ExecutableNotFound:
+        raise DpcError.at(None, "the graphviz program `dot` is not installed",
+                          hint="install it (Debian: `apt-get install graphviz`), or write "
+                               "a .dot file instead") from None
+    path.write_bytes(data)
+    return path
