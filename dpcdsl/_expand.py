@@ -254,9 +254,12 @@ class Expander:
                      and spec.arg(k.name).kind == "tensor"]  # type: ignore[union-attr]
         positions = [*e.args, *(k.value for k in tensor_kw)]
         target = self.target.get(slot) if self.target is not None else None
-        if self.target is not None and spec is not None and target is None:
+        if self.target is not None and spec is not None and \
+                (target is None or target.op != e.func):
             raise Mismatch(slot)
-        slot_fors = _child_slots(slot, positions)
+        # a cell call's arguments get their own namespace (S_in_...), apart from the
+        # inlined body (S_...), whose return expression also names children S_op
+        slot_fors = _child_slots(slot if spec is not None else f"{slot}_in", positions)
         inputs: list[str] = []
         n = len(positions)
         for i, a in enumerate(positions):
@@ -310,8 +313,10 @@ class Expander:
                 raise DpcError.at(e.span, f"'{cell.name}' recurses deeper than its depth "
                                   f"bound {cell.depth}", sources=self.p.sources)
         kwargs = {k.name: self._template(k.value, ctx) for k in e.kwargs}
-        inner = self._cell_ctx(cell, inputs, kwargs, ctx, prefix=slot + "_", ret_slot=slot,
-                               depth=depth)
+        # every inline extends the prefix, so names stay unique however deep the
+        # recursion goes: S_<statement>, S_out for the body's return, S_in_... for args
+        inner = self._cell_ctx(cell, inputs, kwargs, ctx, prefix=slot + "_",
+                               ret_slot=slot + "_out", depth=depth)
         return self.block(cell.body, inner, d)
 
     # ------------------------------------------------------------ counting

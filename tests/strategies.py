@@ -1,0 +1,88 @@
+"""Hypothesis strategies for random IR modules and random spaces."""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from dpcdsl import ir
+
+NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(
+    lambda s: s not in {"cell", "let", "import", "repeat", "as", "return", "one_of",
+                        "earlier", "true", "false", "depth"})
+
+
+def values(depth: int = 2) -> st.SearchStrategy:
+    atoms = st.one_of(
+        st.integers(0, 10_000).map(lambda v: ir.Int(value=v)),
+        st.floats(0, 100, allow_nan=False, allow_infinity=False).map(
+            lambda v: ir.Float(value=v)),
+        st.booleans().map(lambda v: ir.Bool(value=v)),
+        NAMES.map(lambda v: ir.Name(id=v)),
+    )
+    if depth == 0:
+        return atoms
+    inner = values(depth - 1)
+    return st.one_of(
+        atoms,
+        st.lists(inner, min_size=1, max_size=3).map(lambda i: ir.Tuple(items=tuple(i))),
+        st.lists(inner, max_size=3).map(lambda i: ir.SetLit(items=tuple(i))),
+    )
+
+
+def exprs(depth: int = 2) -> st.SearchStrategy:
+    leaf = st.one_of(NAMES.map(lambda v: ir.Name(id=v)), st.just(ir.Earlier()), values(1))
+    if depth == 0:
+        return leaf
+    inner = exprs(depth - 1)
+    kwargs = st.lists(st.builds(ir.Kwarg, name=NAMES, value=values(1)), max_size=2)
+    call = st.builds(lambda f, a, k: ir.Call(func=f, args=tuple(a), kwargs=tuple(k)),
+                     NAMES, st.lists(inner, max_size=2), kwargs)
+    one_of = st.builds(
+        lambda o, a: ir.OneOf(options=tuple(o), apply=None if a is None else tuple(a)),
+        st.lists(inner, max_size=3), st.none() | st.lists(inner, max_size=2))
+    return st.one_of(leaf, call, one_of)
+
+
+def stmts(depth: int = 1) -> st.SearchStrategy:
+    simple = st.one_of(
+        st.builds(lambda n, v: ir.Let(name=n, value=v), NAMES, values()),
+        st.builds(lambda n, v: ir.Assign(target=n, value=v), NAMES, exprs()),
+        st.builds(lambda v: ir.Return(value=v), exprs()),
+    )
+    if depth == 0:
+        return simple
+    return st.one_of(simple, st.builds(
+        lambda c, n, b: ir.Repeat(count=c, name=n, body=tuple(b)),
+        st.integers(0, 9), NAMES, st.lists(stmts(depth - 1), max_size=3)))
+
+
+def params() -> st.SearchStrategy:
+    return st.builds(lambda n, d: ir.Param(name=n, default=d), NAMES, st.none() | values(1))
+
+
+cells = st.builds(
+    lambda n, p, d, b: ir.CellDef(name=n, params=tuple(p), depth=d, body=tuple(b)),
+    NAMES, st.lists(params(), max_size=3), st.none() | st.integers(0, 9),
+    st.lists(stmts(), max_size=4))
+
+modules = st.builds(
+    lambda items: ir.Module(items=tuple(items)),
+    st.lists(st.one_of(cells, st.builds(lambda n, v: ir.Let(name=n, value=v), NAMES,
+                                        values()),
+                       st.builds(lambda p: ir.Import(path=p),
+                                 st.from_regex(r"[a-z./_]{1,12}", fullmatch=True))),
+             max_size=4))
+
+# A small paper-like space with random sizes: B branches, rate and grid sets.
+paper_like = st.builds(
+    lambda b, rates, grids: (
+        f"let rates = {{{', '.join(map(str, sorted(rates)))}}}\n"
+        f"let grids = {{{', '.join(map(str, sorted(grids)))}}}\n"
+        f"cell s(x, channels = 8) {{\n"
+        f"  repeat {b} as b {{\n"
+        f"    b = one_of(conv(kernel = 1), sepconv(kernel = 3, rate = (rates, rates)), "
+        f"pool(grid = (grids, grids)))(one_of(x, earlier))\n"
+        f"  }}\n"
+        f"  return conv(dropout(concat(b), p = 0.1), kernel = 1)\n}}\n"),
+    st.integers(1, 5), st.sets(st.integers(1, 24), min_size=1, max_size=4),
+    st.sets(st.integers(1, 8), min_size=1, max_size=3))

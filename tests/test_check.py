@@ -1,0 +1,84 @@
+from pathlib import Path
+
+import pytest
+
+from dpcdsl.check import check, check_file
+from dpcdsl.program import load, load_text
+from tests.conftest import EXAMPLES, GOLDEN
+
+
+def render_all(path: Path, size=None) -> str:
+    prog = load(path)
+    return "\n".join(d.render(prog.sources) for d in check(prog, size)) + "\n"
+
+
+def test_semantic_errors_golden(golden):
+    """Every error the checker knows, in one file, all reported at once."""
+    text = render_all(GOLDEN / "errors" / "semantic.dpc", size=(8, 8))
+    golden("errors/semantic.txt", text.replace(str(GOLDEN), "GOLDEN"))
+
+
+@pytest.mark.parametrize("fragment", [
+    "empty set: a choice needs at least one value",
+    "a set lists the same value twice",
+    "unknown op 'sepcov'. Did you mean 'sepconv'?",
+    "expected a positive integer n or a pair (h, w), got (1, 0)",
+    "undefined name 'zz'",
+    "kernel must be odd",
+    "'q' is used before it is defined",
+    "'conv' has no argument 'kernal'. Did you mean 'kernel'?",
+    "'q' is defined twice",
+    "'b' is a repeat of several branches",
+    "pool(mode = reference) uses the DeepLab window, which needs the crop size",
+    "`earlier` is only meaningful as an option of one_of",
+    "expected a number in [0, 1), got 1.5",
+    "cell 'rec' calls itself but has no depth bound",
+    "recursive cell 'nobase' has no base case",
+    "cell 'noreturn' has no `return`",
+    "pool grid 4x16 is larger than the 8x8 feature map",
+])
+def test_each_error_is_reported(fragment):
+    assert fragment in render_all(GOLDEN / "errors" / "semantic.dpc", size=(8, 8))
+
+
+def test_errors_have_file_line_col_and_caret():
+    out = render_all(GOLDEN / "errors" / "semantic.dpc").splitlines()
+    first = out[0]
+    assert first.endswith("semantic.dpc:2:13: error: empty set: a choice needs at least one "
+                          "value")
+    assert out[1] == "  let empty = {}" and out[2] == "              ^^"
+
+
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.dpc")), ids=lambda p: p.name)
+def test_examples_are_clean(path):
+    assert check_file(path) == []
+
+
+def test_imports_missing_and_cyclic(tmp_path):
+    (tmp_path / "a.dpc").write_text('import "b.dpc"\ncell a(x) { return b(x) }\n')
+    (tmp_path / "b.dpc").write_text('import "a.dpc"\ncell b(x) { return conv(x) }\n')
+    (tmp_path / "c.dpc").write_text('import "nope.dpc"\ncell c(x) { return conv(x) }\n')
+    msgs = [d.message for d in check_file(tmp_path / "a.dpc")]
+    assert msgs == ["cyclic import: a.dpc -> b.dpc -> a.dpc"]
+    missing = check_file(tmp_path / "c.dpc")
+    assert missing[0].message.startswith('cannot import "nope.dpc": no such file')
+    assert (missing[0].span.line, missing[0].span.column) == (1, 1)
+
+
+def test_import_brings_cells_and_lets(tmp_path):
+    (tmp_path / "lib.dpc").write_text("let r = {1, 2}\ncell blk(x) { return sepconv(x, rate = r) }\n")
+    (tmp_path / "main.dpc").write_text('import "lib.dpc"\ncell m(x) { return blk(x) }\n')
+    assert check_file(tmp_path / "main.dpc") == []
+
+
+def test_syntax_errors_in_imports_name_the_imported_file(tmp_path):
+    (tmp_path / "lib.dpc").write_text("cell blk(x) { return conv(x, }\n")
+    (tmp_path / "main.dpc").write_text('import "lib.dpc"\ncell m(x) { return conv(x) }\n')
+    diags = check_file(tmp_path / "main.dpc")
+    assert diags and diags[0].span.file.endswith("lib.dpc")
+
+
+def test_mutual_recursion_is_rejected():
+    prog = load_text("cell a(x) depth 2 { return one_of(conv(x), b(x)) }\n"
+                     "cell b(x) depth 2 { return one_of(conv(x), a(x)) }\n")
+    assert any("call each other" in d.message for d in check(prog))

@@ -1,0 +1,87 @@
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dpcdsl.errors import DpcError
+from dpcdsl.syntax import SYNTAX_ERRORS, parse
+from tests.conftest import EXAMPLES
+
+
+def test_every_catalogue_entry_is_named(golden):
+    """The error catalogue is its own test data: each snippet gets its message."""
+    lines = []
+    for message, snippets in SYNTAX_ERRORS:
+        for snippet in snippets:
+            with pytest.raises(DpcError) as info:
+                parse(snippet, "snippet.dpc")
+            text = info.value.render()
+            assert message in text, (snippet, text)
+            lines.append(f"$ {snippet}\n{text}\n")
+    golden("errors/syntax.txt", "\n".join(lines))
+
+
+def test_positions_are_kept():
+    m = parse("cell a(x) {\n  y = conv(x, kernel = 1)\n  return y\n}\n", "f.dpc")
+    assign = m.items[0].body[0]
+    assert (assign.span.file, assign.span.line, assign.span.column) == ("f.dpc", 2, 3)
+    call = assign.value
+    assert (call.span.line, call.span.column, call.span.end_column) == (2, 7, 26)
+
+
+def test_syntax_error_points_at_the_token():
+    with pytest.raises(DpcError) as info:
+        parse("cell a(x) {\n  y = conv(x, , 1)\n}", "f.dpc")
+    d = info.value.diagnostics[0]
+    assert (d.span.line, d.span.column) == (2, 15)
+    assert info.value.render().splitlines()[2] == "  " + " " * 14 + "^"
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=80))
+def test_parser_raises_only_dpc_errors_on_any_text(text):
+    try:
+        parse(text)
+    except DpcError:
+        pass
+
+
+ALPHABET = list("cell xy(){}=,#\n\"0123456789_one_ofrepeatasearlier.{}") + [
+    "cell", "let", "one_of", "repeat", "earlier", "return", "(", ")", "{", "}", "=", ","]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(ALPHABET), max_size=40))
+def test_parser_raises_only_dpc_errors_on_token_soup(tokens):
+    try:
+        parse(" ".join(tokens))
+    except DpcError:
+        pass
+
+
+@pytest.mark.slow
+def test_fuzz_100k_mutated_examples():
+    """100,000 mutations of the real examples: only DpcError, never a crash."""
+    rng = random.Random(1234)
+    seeds = [p.read_text() for p in sorted(EXAMPLES.glob("*.dpc"))]
+    pieces = list("(){}=,#\"\n ") + ["one_of", "earlier", "repeat", "cell", "let", "0", "x"]
+    ok = errors = 0
+    for _ in range(100_000):
+        text = list(rng.choice(seeds))
+        for _ in range(rng.randint(1, 4)):
+            i = rng.randrange(len(text) + 1)
+            op = rng.random()
+            if op < 0.4 and text:
+                del text[min(i, len(text) - 1)]
+            elif op < 0.8:
+                text.insert(i, rng.choice(pieces))
+            else:
+                j = rng.randrange(len(text) + 1)
+                text[i:j] = text[j:i]
+        try:
+            parse("".join(text))
+            ok += 1
+        except DpcError:
+            errors += 1
+    assert ok + errors == 100_000 and errors > 1000 and ok > 100
