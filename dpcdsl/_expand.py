@@ -9,6 +9,7 @@ sub-space, which makes sampling uniform over whole architectures.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,7 +119,7 @@ class Expander:
     def _choose_value(self, t: Any, path: str, kind: str, want: Any, chain: tuple[int, ...],
                       d: Decider) -> Any:
         if isinstance(t, ir.SetLit):
-            probe = None
+            probe: Probe = None
             if want is not _NO_TARGET:
                 def probe(i: int) -> bool:
                     return _fits(_py(t.items[i]), want, chain, kind)
@@ -194,17 +195,17 @@ class Expander:
             if e.apply is not None:
                 calls = [self._applied(e, i) for i in range(len(e.options))]
                 counts = [self.count_tensor(c, ctx) for c in calls]
-                probe = None
+                op_probe: Probe = None
                 if self.target is not None:
-                    def probe(i: int) -> bool:
+                    def op_probe(i: int) -> bool:  # type: ignore[misc]
                         return self._probe_call(calls[i], slot_for, want)
-                idx = self.choose(d, path, counts, probe)
+                idx = self.choose(d, path, counts, op_probe)
                 return [self.call(calls[idx], ctx, d, slot_for(calls[idx].func))]
             options = self._options(e, ctx)
             counts = [1 if isinstance(o, str) else self.count_tensor(o, ctx) for o in options]
-            probe = None
+            probe: Probe = None
             if self.target is not None and want is not None:
-                def probe(i: int) -> bool:
+                def probe(i: int) -> bool:  # type: ignore[misc]
                     o = options[i]
                     if isinstance(o, str):
                         return o == want
@@ -413,12 +414,16 @@ def _child_slots(parent: str, positions: list[Any]) -> list[Callable[[str], str]
     """Names for nested ops: ``{parent}_{op}``, plus the argument position where two
     arguments could make the same op."""
     funcs = [_funcs(a) for a in positions]
-    out = []
+    out: list[Callable[[str], str]] = []
     for i, fs in enumerate(funcs):
         clash = any(fs & other for j, other in enumerate(funcs) if j != i)
         suffix = str(i) if clash else ""
-        out.append(lambda func, s=suffix: f"{parent}_{func}{s}")
+        out.append(functools.partial(_slot_name, parent, suffix))
     return out
+
+
+def _slot_name(parent: str, suffix: str, func: str) -> str:
+    return f"{parent}_{func}{suffix}"
 
 
 def _py(t: Any) -> Any:

@@ -247,8 +247,8 @@ class Checker:
                 self.tensor(a, scope)
             return
         if partial and e.args:
-            self.error(e.args[0], f"an option of an applied one_of takes no tensor "
-                       f"arguments; the one_of's own (...) supplies them",
+            self.error(e.args[0], "an option of an applied one_of takes no tensor "
+                       "arguments; the one_of's own (...) supplies them",
                        hint=f"write {e.func}(...) with keyword arguments only")
         if n_inputs < lo or (hi is not None and n_inputs > hi):
             want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"

@@ -98,7 +98,7 @@ class CostReport(BaseModel):
 
 def describe(node: ir.Node) -> str:
     """A short label: ``sepconv 3x3 r(1,6)``, ``pool 2x4 paper``."""
-    a = dict(node.attrs)
+    a: dict[str, Any] = dict(node.attrs)
     if node.op in ("conv", "sepconv"):
         k = a["kernel"]
         rate = a["rate"]
@@ -152,7 +152,7 @@ def cost(cell: ir.Cell, in_channels: int | Mapping[str, int],
                      size=sizes[i]) for i in cell.inputs]
     for node in cell.nodes:
         ins = [shape[i] for i in node.inputs]
-        a = dict(node.attrs)
+        a: dict[str, Any] = dict(node.attrs)
         cin, (h, w) = ins[0]
         weights = bn = madds = 0
         cout = cin

@@ -116,7 +116,7 @@ class OneOf(IRNode):
     apply: tuple[Expr, ...] | None = None
 
 
-Expr = Union[Int, Float, Bool, Name, Earlier, Tuple, SetLit, Call, OneOf, Kwarg]
+Expr = Union[Int, Float, Bool, Name, Earlier, Tuple, SetLit, Call, OneOf, Kwarg]  # noqa: UP007  (pydantic resolves the forward refs)
 
 
 # ------------------------------------------------------------------------- statements
@@ -147,7 +147,7 @@ class Return(Stmt):
     value: Expr
 
 
-Statement = Union[Let, Assign, Repeat, Return]
+Statement = Union[Let, Assign, Repeat, Return]  # noqa: UP007
 
 
 class Param(IRNode):
@@ -176,7 +176,7 @@ class Import(Stmt):
     path: str
 
 
-Item = Union[Import, Let, CellDef]
+Item = Union[Import, Let, CellDef]  # noqa: UP007
 
 
 class Module(IRNode):
@@ -192,7 +192,7 @@ class Module(IRNode):
 
 
 # --------------------------------------------------------------------------- flat IR
-AttrValue = Union[int, float, bool, str, tuple[int, ...]]
+AttrValue = Union[int, float, bool, str, tuple[int, ...]]  # noqa: UP007
 
 
 class Node(IRNode):

@@ -105,7 +105,8 @@ def to_json(cell: ir.Cell) -> list[dict[str, Any]]:
     src = nodes.get(out.inputs[0]) if out is not None and out.op == "conv" else None
     while src is not None and src.op in ("dropout", "identity"):
         src = nodes.get(src.inputs[0])
-    if out is None or out.attr("kernel") != 1 or src is None or src.op != "concat":
+    if out is None or out.op != "conv" or out.attr("kernel") != 1 or src is None \
+            or src.op != "concat":
         raise DpcError.at(cell.span, f"cell '{cell.name}' does not end in a 1x1 projection "
                           "of a concat of branches, so it has no DeepLab JSON form")
     index = {name: i for i, name in enumerate(src.inputs)}

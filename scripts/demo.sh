@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The main job, until the search engine lands: a tour of the language over the
+# examples (check, count, cost, draw), a uniform sample of the paper's space, and
+# the DeepLab JSON round trip. Sets up .venv first when it is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/dpcc ] || bash scripts/setup.sh
+DPCC=.venv/bin/dpcc
+OUT=${OUT:-out/demo}
+mkdir -p "$OUT"
+
+$DPCC check examples/*.dpc
+$DPCC tour --examples examples -o "$OUT"
+echo "== the paper's search space holds $($DPCC count examples/dpc_paper.dpc) cells; three uniform samples:"
+$DPCC sample examples/dpc_paper.dpc -n 3 --seed 0 | tee "$OUT/samples.dpc"
+echo "== Table 1 of the paper, the top-1 cell with Xception features (2048 channels):"
+$DPCC cost examples/dpc_cityscapes.dpc --in-channels 2048 --size 65x129
+$DPCC import-deeplab examples/deeplab/dense_prediction_cell_branch5_top1_cityscapes.json \
+  --name dpc_cityscapes -o "$OUT/dpc_cityscapes.dpc"
+$DPCC export-deeplab "$OUT/dpc_cityscapes.dpc" -o "$OUT/dpc_cityscapes.json"
+$DPCC viz examples/dpc_cityscapes.dpc -o "$OUT/dpc_cityscapes.png"
+echo "== pictures and files are in $OUT"
