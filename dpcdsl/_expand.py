@@ -9,6 +9,7 @@ sub-space, which makes sampling uniform over whole architectures.
 
 from __future__ import annotations
 
+import abc
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,9 +27,13 @@ class Mismatch(Exception):
     """Internal: the walk left the target cell (encode) or the decision prefix."""
 
 
-class Decider:
-    def choose(self, path: str, counts: list[int], probe: Probe) -> int:  # pragma: no cover
-        raise NotImplementedError
+class Decider(abc.ABC):
+    """Picks an option index at each choice point of a walk."""
+
+    @abc.abstractmethod
+    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
+        """``counts[i]`` is the size of option i's sub-space (0: not available);
+        ``probe(i)``, when given, says whether option i can still match a target."""
 
 
 @dataclass(frozen=True)
