@@ -283,8 +283,7 @@ def tour(examples: Annotated[Path, typer.Option(help="folder of .dpc examples")]
         space = Space.from_file(f)
         c = space.concrete() if space.is_concrete else space.sample(0)[0]
         sizes = {i: (65, 129) if k == 0 else (257, 513) for k, i in enumerate(c.inputs)}
-        report = cost_of(c, 2048 if len(c.inputs) == 1 else
-                         {i: 256 if k == 0 else 256 for k, i in enumerate(c.inputs)}, sizes)
+        report = cost_of(c, 2048 if len(c.inputs) == 1 else 256, sizes)
         pic = render(c, output / f"{f.stem}.svg")
         t.add_row(f.name, space.name, f"{space.count():,}", f"{report.params:,}",
                   f"{report.madds / 1e9:.2f}B", str(pic))

@@ -147,8 +147,6 @@ def node_call(node: ir.Node, cell_channels: int) -> str:
     for arg in spec.value_args:
         value = attrs[arg.name]
         default = cell_channels if arg.default is CELL_CHANNELS else arg.default
-        if arg.kind == "pair" and isinstance(default, int):  # pragma: no cover
-            default = (default, default)
         if value != default or type(value) is not type(default):
             parts.append(f"{arg.name} = {_attr_text(value)}")
     return f"{node.op}({', '.join(parts)})"
