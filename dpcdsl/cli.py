@@ -23,7 +23,7 @@ from dpcdsl.program import load
 from dpcdsl.space import Space
 from dpcdsl.syntax import parse
 
-app = typer.Typer(name="dpcc", help="Check, count, sample, cost and draw .dpc cells.",
+app = typer.Typer(name="dpcc", help="Check, count, sample, cost, compile and draw .dpc cells.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -206,6 +206,30 @@ def cost(file: FileArg, cell: CellOpt = None,
     out.print(f"branch MAdds         {tot['branch_madds']:>15,}  "
               f"({tot['branch_madds'] / 1e9:.2f}B)")
     out.print(f"total MAdds          {tot['madds']:>15,}  ({tot['madds'] / 1e9:.2f}B)")
+
+
+@app.command("compile")
+@handled
+def compile_(file: FileArg, cell: CellOpt = None,
+             backend: Annotated[str, typer.Option(help="torch or jax")] = "torch",
+             in_channels: Annotated[list[str], typer.Option(
+                 "--in-channels", help="input channels: C, or NAME=C per input")] = ["2048"],  # noqa: B006
+             output_stride: Annotated[int, typer.Option(
+                 help="backbone output stride; rates scale by 16 / output stride")] = 16,
+             output: Annotated[Path | None, typer.Option(
+                 "-o", "--output", help="write the source here (default: stdout)")] = None,
+             ) -> None:
+    """Compile a concrete cell to standalone source for a backend."""
+    from dpcdsl.backends import get
+    from dpcdsl.rewrite import at_output_stride
+
+    c = at_output_stride(_concrete(file, cell), output_stride)
+    source = get(backend).emit(c, _per_input(in_channels, _int, c.inputs, "--in-channels"))
+    if output is None:
+        out.print(source, end="", markup=False)
+    else:
+        output.write_text(source)
+        err.print(f"wrote {output} ({source.count(chr(10))} lines, {backend} backend)")
 
 
 @app.command()

@@ -137,6 +137,25 @@ def _error(node: ir.Node, message: str) -> DpcError:
     return DpcError.at(node.span, f"node '{node.name}': {message}")
 
 
+def out_channels(node: ir.Node, in_channels: list[int]) -> int:
+    """The channel count a node makes from its inputs' channel counts."""
+    if node.op == "concat":
+        return sum(in_channels)
+    if node.op == "sum" and len(set(in_channels)) > 1:
+        raise _error(node, f"sum of inputs with different channel counts {in_channels}")
+    if node.op in ("conv", "sepconv", "pool"):
+        return int(node.attr("channels"))
+    return in_channels[0]
+
+
+def infer_channels(cell: ir.Cell, in_channels: int | Mapping[str, int]) -> dict[str, int]:
+    """The channel count of every input and node of ``cell``; no sizes are needed."""
+    chans = _per_input(in_channels, cell.inputs, "channel count")
+    for node in cell.nodes:
+        chans[node.name] = out_channels(node, [chans[i] for i in node.inputs])
+    return chans
+
+
 def cost(cell: ir.Cell, in_channels: int | Mapping[str, int],
          size: Size | Mapping[str, Size]) -> CostReport:
     """Params and multiply-adds of each node of ``cell``.
@@ -144,63 +163,71 @@ def cost(cell: ir.Cell, in_channels: int | Mapping[str, int],
     ``in_channels`` and ``size`` (H, W) are given for every input, or as a mapping from
     input name, for cells with several inputs (a decoder reading two feature maps).
     """
-    chans = _per_input(in_channels, cell.inputs, "channel count")
+    chans = infer_channels(cell, in_channels)
     sizes = {k: tuple(v) for k, v in _per_input(size, cell.inputs, "size").items()}
-    shape: dict[str, tuple[int, Size]] = {i: (chans[i], sizes[i]) for i in cell.inputs}
+    shape: dict[str, Size] = dict(sizes)
     by_name = {n.name: n for n in cell.nodes}
     rows = [NodeCost(name=i, op="input", detail="input", role="input", channels=chans[i],
                      size=sizes[i]) for i in cell.inputs]
     for node in cell.nodes:
-        ins = [shape[i] for i in node.inputs]
         a: dict[str, Any] = dict(node.attrs)
-        cin, (h, w) = ins[0]
+        cin, cout = chans[node.inputs[0]], chans[node.name]
+        h, w = shape[node.inputs[0]]
         weights = bn = madds = 0
-        cout = cin
         out_size: Size = (h, w)
         if node.op in ("concat", "sum"):
-            if len({s for _, s in ins}) > 1:
+            in_sizes = {shape[i] for i in node.inputs}
+            if len(in_sizes) > 1:
                 raise _error(node, f"{node.op} of feature maps of different sizes "
-                             f"{sorted({s for _, s in ins})}; upsample them first")
-            if node.op == "sum" and len({c for c, _ in ins}) > 1:
-                raise _error(node, "sum of inputs with different channel counts "
-                             f"{[c for c, _ in ins]}")
-            cout = sum(c for c, _ in ins) if node.op == "concat" else cin
+                             f"{sorted(in_sizes)}; upsample them first")
         elif node.op == "upsample":
-            out_size = ins[1][1]
+            out_size = shape[node.inputs[1]]
         elif node.op == "conv":
-            k, cout = a["kernel"], a["channels"]
+            k = a["kernel"]
             weights = k * k * cin * cout
             bn = 2 * cout if a["bn"] else 0
             madds = weights * h * w
         elif node.op == "sepconv":
-            k, cout = a["kernel"], a["channels"]
+            k = a["kernel"]
             weights = k * k * cin + cin * cout
             bn = 2 * (cin + cout) if a["bn"] else 0
             madds = weights * h * w
         elif node.op == "pool":
-            gh, gw = a["grid"]
-            cout = a["channels"]
-            if gh > h or gw > w:
-                raise _error(node, f"pool grid {gh}x{gw} is larger than the {h}x{w} "
-                             "feature map")
-            if a["mode"] == "paper":
-                ph, pw = gh, gw
-            else:
-                (ch, cw), stride = a["crop"], a["output_stride"]
-                ph = h - reference_window(ch, stride, gh) + 1
-                pw = w - reference_window(cw, stride, gw) + 1
-                if ph < 1 or pw < 1:
-                    raise _error(node, f"the reference pooling window for crop {ch}x{cw} "
-                                 f"is larger than the {h}x{w} feature map")
+            ph, pw = pooled_size(node, (h, w))
             weights = cin * cout
             bn = 2 * cout if a["bn"] else 0
             madds = weights * ph * pw
-        shape[node.name] = (cout, out_size)
+        shape[node.name] = out_size
         rows.append(NodeCost(name=node.name, op=node.op, detail=describe(node),
                              role=_role(node, by_name) if weights else "other",
                              channels=cout, size=out_size, conv_weights=weights,
                              bn_params=bn, madds=madds))
-    return CostReport(cell=cell.name, in_channels=chans, sizes=sizes, nodes=tuple(rows))
+    return CostReport(cell=cell.name, in_channels={i: chans[i] for i in cell.inputs},
+                      sizes=sizes, nodes=tuple(rows))
+
+
+def pooled_size(node: ir.Node, size: Size) -> Size:
+    """The size of a pool node's map between averaging and the 1x1 conv: the grid in
+    paper mode, ``size - window + 1`` for the reference's stride-1 window."""
+    h, w = size
+    gh, gw = node.attr("grid")
+    if gh > h or gw > w:
+        raise _error(node, f"pool grid {gh}x{gw} is larger than the {h}x{w} feature map")
+    if node.attr("mode") == "paper":
+        return gh, gw
+    ph, pw = (s - k + 1 for s, k in zip(size, pool_window(node)))
+    if ph < 1 or pw < 1:
+        (ch, cw) = node.attr("crop")
+        raise _error(node, f"the reference pooling window for crop {ch}x{cw} is larger "
+                     f"than the {h}x{w} feature map")
+    return ph, pw
+
+
+def pool_window(node: ir.Node) -> Size:
+    """The reference mode's averaging window (h, w) for a pool node."""
+    (ch, cw), stride = node.attr("crop"), node.attr("output_stride")
+    gh, gw = node.attr("grid")
+    return reference_window(ch, stride, gh), reference_window(cw, stride, gw)
 
 
 def _role(node: ir.Node, by_name: Mapping[str, ir.Node]) -> str:

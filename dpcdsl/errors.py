@@ -20,8 +20,9 @@ class Diagnostic(BaseModel):
 
     def render(self, sources: Mapping[str, str] | None = None) -> str:
         s = self.span
-        where = f"{s.file}:{s.line}:{s.column}" if s.line > 0 else s.file
-        out = [f"{where}: {self.severity}: {self.message}"]
+        where = f"{s.file}:{s.line}:{s.column}: " if s.line > 0 else \
+            f"{s.file}: " if s.file else ""
+        out = [f"{where}{self.severity}: {self.message}"]
         text = (sources or {}).get(s.file)
         if text is not None and s.line >= 1:
             lines = text.splitlines()
@@ -69,7 +70,8 @@ class DpcError(Exception):
     @classmethod
     def at(cls, span: Span | None, message: str, hint: str | None = None,
            sources: Mapping[str, str] | None = None) -> DpcError:
-        return cls([Diagnostic(span=span or Span(), message=message, hint=hint)], sources)
+        return cls([Diagnostic(span=span or Span(file=""), message=message, hint=hint)],
+                   sources)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

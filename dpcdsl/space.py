@@ -237,10 +237,10 @@ class Space:
 
 def count(source: str | Path | Program, cell: str | None = None) -> int:
     """Shorthand: the size of a cell's space, from a path, a program or ``.dpc`` text."""
-    return _space(source, cell).count()
+    return as_space(source, cell).count()
 
 
-def _space(source: Any, cell: str | None) -> Space:
+def as_space(source: Any, cell: str | None) -> Space:
     if isinstance(source, Program):
         return Space(source, cell)
     if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".dpc")
@@ -249,4 +249,4 @@ def _space(source: Any, cell: str | None) -> Space:
     return Space.from_text(source, cell)
 
 
-__all__ = ["Decisions", "Space", "count"]
+__all__ = ["Decisions", "Space", "as_space", "count"]

@@ -1,0 +1,104 @@
+"""Weights under canonical names, in PyTorch's layout, and safetensors files.
+
+A canonical name is a node name from the ``.dpc`` text followed by the layer's own
+parameter name: ``b0.depthwise.weight``, ``project.bn.running_var``. Parameters and
+BatchNorm running statistics are weights; ``num_batches_tracked`` is not (it is a
+counter, and only matters for cumulative averaging, which the cells do not use).
+Inside a larger model (a segmentation model) the cell's prefix comes first:
+``head.b0.depthwise.weight``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from dpcdsl.errors import DpcError
+
+SKIPPED = ("num_batches_tracked",)
+
+
+def _canonical_keys(module: nn.Module) -> dict[str, str]:
+    """state_dict key -> canonical name, for every weight."""
+    renames: dict[str, str] = {}
+    for prefix, sub in module.named_modules():
+        mapping = getattr(type(sub), "node_names", None)
+        if isinstance(mapping, dict):
+            for attr, node in mapping.items():
+                if attr != node:
+                    renames[f"{prefix}.{attr}" if prefix else attr] = \
+                        f"{prefix}.{node}" if prefix else node
+    out = {}
+    for key in module.state_dict():
+        if key.rsplit(".", 1)[-1] in SKIPPED:
+            continue
+        name = key
+        # the longest renamed module path that prefixes the key
+        parts = key.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            head = ".".join(parts[:cut])
+            if head in renames:
+                name = ".".join([renames[head], *parts[cut:]])
+                break
+        out[key] = name
+    return out
+
+
+def export_weights(module: nn.Module) -> dict[str, np.ndarray]:
+    """Every weight of ``module`` as a numpy array under its canonical name."""
+    state = module.state_dict()
+    return {name: state[key].detach().cpu().numpy().copy()
+            for key, name in _canonical_keys(module).items()}
+
+
+def import_weights(module: nn.Module, weights: Mapping[str, np.ndarray]) -> None:
+    """Load canonical weights into ``module``. A missing, extra or mis-shaped tensor is
+    an error that names it (all of them, not just the first); nothing is loaded then."""
+    keys = _canonical_keys(module)
+    state = module.state_dict()
+    by_name = {name: key for key, name in keys.items()}
+    problems = []
+    missing = sorted(set(by_name) - set(weights))
+    extra = sorted(set(weights) - set(by_name))
+    if missing:
+        problems.append("missing: " + ", ".join(missing))
+    if extra:
+        problems.append("unexpected: " + ", ".join(extra))
+    for name in sorted(set(by_name) & set(weights)):
+        want = tuple(state[by_name[name]].shape)
+        got = tuple(np.shape(weights[name]))
+        if want != got:
+            problems.append(f"{name}: expected shape {want}, got {got}")
+    if problems:
+        raise DpcError.at(None, f"the weights do not fit {type(module).__name__}: "
+                          + "; ".join(problems),
+                          hint="weights are matched by canonical name and shape; export "
+                          "them from a module built for the same cell and in_channels")
+    with torch.no_grad():
+        for name, key in by_name.items():
+            target = state[key]
+            target.copy_(torch.as_tensor(np.asarray(weights[name]), dtype=target.dtype))
+
+
+def save_weights(module: nn.Module, path: str | Path) -> None:
+    """Write the canonical weights to a safetensors file (no pickle)."""
+    from safetensors.numpy import save_file
+
+    arrays = {k: np.ascontiguousarray(v) for k, v in export_weights(module).items()}
+    save_file(arrays, str(path))
+
+
+def load_weights(module: nn.Module, path: str | Path) -> None:
+    """Read canonical weights from a safetensors file into ``module``."""
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        weights = load_file(str(path))
+    except (OSError, SafetensorError) as e:
+        raise DpcError.at(None, f"cannot read weights from {path}: {e}") from None
+    import_weights(module, weights)

@@ -1,0 +1,156 @@
+"""Full segmentation models: a backbone, a compiled head cell, an optional decoder
+cell (DeepLabv3+), and a 1x1 classifier, with logits resized to the image.
+
+A backbone is an ``nn.Module`` whose forward returns a list of feature maps, with
+``channels`` and ``reductions`` (one per map) and ``output_stride``. Two kinds are
+built in: :class:`TinyBackbone`, small enough for CPU demos and tests, and
+:class:`TimmBackbone`, any timm model with ``features_only=True``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dpcdsl import ir
+from dpcdsl.cost import infer_channels
+from dpcdsl.errors import DpcError
+from dpcdsl.rewrite import at_output_stride
+from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build
+
+OUTPUT_STRIDES = (8, 16)
+
+
+def _check_stride(output_stride: int) -> None:
+    if output_stride not in OUTPUT_STRIDES:
+        raise DpcError.at(None, f"output stride {output_stride} is not supported",
+                          hint="use 8 or 16")
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+
+class TinyBackbone(nn.Module):
+    """A small convolutional backbone for CPU demos and tests: features at strides 4, 8
+    and ``output_stride``; at output stride 8 the last stage is dilated instead of
+    strided, as DeepLab does."""
+
+    def __init__(self, output_stride: int = 16, width: int = 16) -> None:
+        super().__init__()
+        _check_stride(output_stride)
+        self.output_stride = output_stride
+        self.channels = [width, 2 * width, 4 * width]
+        self.reductions = [4, 8, output_stride]
+        last = (2, 1) if output_stride == 16 else (1, 2)
+        self.stages = nn.ModuleList([
+            nn.Sequential(_conv_bn_relu(3, width, stride=2), _conv_bn_relu(width, width, 2)),
+            nn.Sequential(_conv_bn_relu(width, 2 * width, 2),
+                          _conv_bn_relu(2 * width, 2 * width)),
+            nn.Sequential(_conv_bn_relu(2 * width, 4 * width, *last),
+                          _conv_bn_relu(4 * width, 4 * width, dilation=last[1])),
+        ])
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x)
+        return out
+
+
+class TimmBackbone(nn.Module):
+    """A timm model with ``features_only=True`` at output stride 8 or 16."""
+
+    def __init__(self, name: str, output_stride: int = 16, pretrained: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__()
+        _check_stride(output_stride)
+        try:
+            import timm
+        except ImportError as e:
+            raise DpcError.at(None, f"the timm backbone '{name}' needs timm, which does not "
+                              f"import here: {e}",
+                              hint="pip install 'dpcdsl[timm]' (timm needs a torchvision "
+                              "built for the installed torch), or use the 'tiny' backbone"
+                              ) from None
+        if name not in timm.list_models():
+            raise DpcError.at(None, f"timm has no model named '{name}'",
+                              hint="see timm.list_models(), e.g. 'resnet50', "
+                              "'mobilenetv2_100', 'xception65'")
+        try:
+            self.body = timm.create_model(name, features_only=True, pretrained=pretrained,
+                                          output_stride=output_stride, **kwargs)
+        except (OSError, RuntimeError, ValueError, TypeError) as e:
+            what = "cannot fetch pretrained weights for" if pretrained else "cannot build"
+            raise DpcError.at(None, f"{what} the timm model '{name}' at output stride "
+                              f"{output_stride}: {e}",
+                              hint="pass pretrained=False, fill the Hugging Face cache "
+                              "for offline use, or pick a model that supports "
+                              "output_stride") from None
+        self.output_stride = output_stride
+        self.channels = list(self.body.feature_info.channels())
+        self.reductions = list(self.body.feature_info.reduction())
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return list(self.body(x))
+
+
+def backbone(name: str, output_stride: int = 16, pretrained: bool = True) -> nn.Module:
+    """``tiny`` for the built-in backbone, otherwise a timm model name."""
+    if name == "tiny":
+        return TinyBackbone(output_stride)
+    return TimmBackbone(name, output_stride, pretrained)
+
+
+class SegmentationModel(nn.Module):
+    """Backbone, head cell, optional decoder cell, 1x1 classifier.
+
+    ``cell`` and ``decoder`` are concrete cells. The head reads the backbone's last
+    features; its rates are scaled by 16 / output_stride. The decoder reads the head's
+    output and the stride-4 features, as DeepLabv3+ does (``examples/deeplabv3plus.dpc``).
+    Logits are resized bilinearly to the image's size.
+    """
+
+    def __init__(self, backbone: nn.Module, cell: ir.Cell, num_classes: int,
+                 decoder: ir.Cell | None = None, seed: int = 0,
+                 bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> None:
+        super().__init__()
+        if num_classes < 1:
+            raise DpcError.at(None, f"num_classes must be positive, got {num_classes}")
+        self.backbone = backbone
+        head_cell = at_output_stride(cell, backbone.output_stride)
+        bn = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
+        self.head = build(head_cell, backbone.channels[-1], seed=seed, **bn)
+        out_channels = infer_channels(head_cell, backbone.channels[-1])[head_cell.output]
+        self.decoder: nn.Module | None = None
+        self.low_level = -1
+        if decoder is not None:
+            if len(decoder.inputs) != 2:
+                raise DpcError.at(decoder.span, f"the decoder cell '{decoder.name}' has "
+                                  f"{len(decoder.inputs)} inputs; it needs two: the head's "
+                                  "output and the stride-4 features")
+            if 4 not in backbone.reductions:
+                raise DpcError.at(None, "the backbone has no stride-4 features for the "
+                                  f"decoder (its strides: {backbone.reductions})")
+            self.low_level = backbone.reductions.index(4)
+            dec_in: Mapping[str, int] = {decoder.inputs[0]: out_channels,
+                                         decoder.inputs[1]: backbone.channels[self.low_level]}
+            self.decoder = build(decoder, dec_in, seed=seed + 1, **bn)
+            out_channels = infer_channels(decoder, dec_in)[decoder.output]
+        self.classifier = nn.Conv2d(out_channels, num_classes, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        features = self.backbone(image)
+        y = self.head(features[-1])
+        if self.decoder is not None:
+            y = self.decoder(y, features[self.low_level])
+        logits = self.classifier(y)
+        return F.interpolate(logits, size=image.shape[-2:], mode="bilinear",
+                             align_corners=False)

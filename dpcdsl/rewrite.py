@@ -1,0 +1,42 @@
+"""Rewrites of concrete cells that keep their structure."""
+
+from __future__ import annotations
+
+from dpcdsl import ir
+from dpcdsl.errors import DpcError
+
+#: the output stride that rates in ``.dpc`` files are written for, as in DeepLab
+BASE_OUTPUT_STRIDE = 16
+
+
+def at_output_stride(cell: ir.Cell, output_stride: int) -> ir.Cell:
+    """``cell`` for backbone features at ``output_stride``.
+
+    Rates are written for output stride 16; as in the DeepLab reference the rates of
+    atrous convs (kernel above 1) scale by 16 / output_stride (doubled at 8). Reference-mode pools take the new output stride,
+    which sets their window.
+    """
+    if output_stride == BASE_OUTPUT_STRIDE:
+        return cell
+    if output_stride < 1:
+        raise DpcError.at(cell.span, f"output stride must be positive, got {output_stride}")
+    nodes = []
+    for node in cell.nodes:
+        attrs = dict(node.attrs)
+        if "rate" in attrs and attrs["kernel"] > 1:
+            rate = tuple(_scaled(node, r, output_stride) for r in attrs["rate"])
+            attrs["rate"] = rate
+        if node.op == "pool" and attrs.get("mode") == "reference":
+            attrs["output_stride"] = output_stride
+        nodes.append(node.model_copy(update={"attrs": tuple(sorted(attrs.items()))}))
+    return cell.model_copy(update={"nodes": tuple(nodes)})
+
+
+def _scaled(node: ir.Node, rate: int, output_stride: int) -> int:
+    scaled, rest = divmod(rate * BASE_OUTPUT_STRIDE, output_stride)
+    if rest or scaled < 1:
+        raise DpcError.at(node.span, f"node '{node.name}': rate {rate} does not scale to "
+                          f"output stride {output_stride} (16 / {output_stride} x {rate} is "
+                          "not a positive integer)",
+                          hint="use output stride 8 or 16, or rates that divide evenly")
+    return scaled
