@@ -8,17 +8,18 @@ benchmarks/results/bench_dsl.json with the machine described.
 from __future__ import annotations
 
 import json
-import os
-import platform
 import random
+import sys
 import time
 from pathlib import Path
 
-from dpcdsl.check import check
-from dpcdsl.program import load_text
-from dpcdsl.space import Space
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import ROOT, machine, write_result  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
+from dpcdsl.check import check  # noqa: E402
+from dpcdsl.program import load_text  # noqa: E402
+from dpcdsl.space import Space  # noqa: E402
+
 PAPER = (ROOT / "examples" / "dpc_paper.dpc").read_text()
 HUGE = ("cell t(x) depth 12 { return one_of(sepconv(x, rate = {1, 2, 3}), "
         "sum(t(x), t(x))) }\n")
@@ -42,9 +43,7 @@ def main() -> dict:
     count_s = best_of(lambda: Space.from_text(HUGE).count())
     huge = Space.from_text(HUGE).count()
     result = {
-        "machine": {"platform": platform.platform(), "python": platform.python_version(),
-                    "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count()},
+        "machine": machine(),
         "parse_and_check_paper_space_ms": round(parse_check * 1e3, 3),
         "uniform_samples_per_second": round(n / sample_s),
         "count_recursive_space_ms": round(count_s * 1e3, 3),
@@ -53,9 +52,7 @@ def main() -> dict:
                     "uniform_samples_per_second": ">= 20000",
                     "count_recursive_space_ms": "< 100"},
     }
-    out = ROOT / "benchmarks" / "results" / "bench_dsl.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
+    write_result("bench_dsl", result)
     return result
 
 

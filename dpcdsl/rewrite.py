@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dpcdsl import ir
 from dpcdsl.errors import DpcError
 
@@ -13,8 +15,8 @@ def at_output_stride(cell: ir.Cell, output_stride: int) -> ir.Cell:
     """``cell`` for backbone features at ``output_stride``.
 
     Rates are written for output stride 16; as in the DeepLab reference the rates of
-    atrous convs (kernel above 1) scale by 16 / output_stride (doubled at 8). Reference-mode pools take the new output stride,
-    which sets their window.
+    atrous convs (kernel above 1) scale by 16 / output_stride (doubled at 8).
+    Reference-mode pools take the new output stride, which sets their window.
     """
     if output_stride == BASE_OUTPUT_STRIDE:
         return cell
@@ -22,7 +24,7 @@ def at_output_stride(cell: ir.Cell, output_stride: int) -> ir.Cell:
         raise DpcError.at(cell.span, f"output stride must be positive, got {output_stride}")
     nodes = []
     for node in cell.nodes:
-        attrs = dict(node.attrs)
+        attrs: dict[str, Any] = dict(node.attrs)
         if "rate" in attrs and attrs["kernel"] > 1:
             rate = tuple(_scaled(node, r, output_stride) for r in attrs["rate"])
             attrs["rate"] = rate

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # The main job, until the search engine lands: a tour of the language over the
-# examples (check, count, cost, draw), a uniform sample of the paper's space, and
-# the DeepLab JSON round trip. Sets up .venv first when it is missing.
+# examples (check, count, cost, draw), a uniform sample of the paper's space, the
+# DeepLab JSON round trip, and the PyTorch backend (compile a cell, build a full
+# segmentation model). Sets up .venv first when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/dpcc ] || bash scripts/setup.sh
+source scripts/ensure-env.sh
 DPCC=.venv/bin/dpcc
 OUT=${OUT:-out/demo}
 mkdir -p "$OUT"
@@ -19,4 +20,8 @@ $DPCC import-deeplab examples/deeplab/dense_prediction_cell_branch5_top1_citysca
   --name dpc_cityscapes -o "$OUT/dpc_cityscapes.dpc"
 $DPCC export-deeplab "$OUT/dpc_cityscapes.dpc" -o "$OUT/dpc_cityscapes.json"
 $DPCC viz examples/dpc_cityscapes.dpc -o "$OUT/dpc_cityscapes.png"
+echo "== the top-1 cell compiled to standalone PyTorch source, and a model built around it:"
+$DPCC compile examples/dpc_cityscapes.dpc --backend torch --in-channels 2048 \
+  -o "$OUT/dpc_cityscapes_torch.py"
+.venv/bin/python examples/segmentation_model.py "$OUT"
 echo "== pictures and files are in $OUT"

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Set up a development environment in .venv: graphviz (for pictures), then the
-# package with its test extras. Safe to run again.
+# Set up a development environment in .venv: graphviz (for pictures), PyTorch, then
+# the package with its test extras. Safe to run again.
+#
+# PyTorch is installed on its own first, as TORCH_SPEC (default torch==2.13.0): on a
+# machine without a GPU point pip at a CPU build (e.g. PIP_EXTRA_INDEX_URL), since a
+# bare `torch` requirement pulls a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,4 +18,8 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+fi
 .venv/bin/python -m pip install -q -e ".[test]"
+sha256sum pyproject.toml > .venv/.setup-stamp

@@ -4,8 +4,8 @@
 # fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-[ -x .venv/bin/dpcc ] || bash scripts/setup.sh
+source scripts/ensure-env.sh
 
-.venv/bin/ruff check dpcdsl tests benchmarks
+.venv/bin/ruff check dpcdsl backends tests benchmarks
 .venv/bin/mypy
 .venv/bin/python -m pytest "$@"

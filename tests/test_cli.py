@@ -114,3 +114,47 @@ def test_tour_runs_over_every_example(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "418,414,128,120" in r.stdout
     assert len(list(tmp_path.glob("*.svg"))) == len(list(EXAMPLES.glob("*.dpc")))
+
+
+def test_compile_writes_source_that_imports_and_runs(tmp_path):
+    out = tmp_path / "aspp_head.py"
+    r = dpcc("compile", EXAMPLES / "aspp.dpc", "--backend", "torch", "--in-channels", "64",
+             "-o", out)
+    assert r.returncode == 0, r.stderr
+    run = subprocess.run([sys.executable, "-c", "import torch, aspp_head; m = aspp_head.Aspp()"
+                          ".eval(); print(tuple(m(torch.randn(1, 64, 9, 9)).shape))"],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "(1, 256, 9, 9)"
+
+
+def test_compile_to_stdout_with_per_input_channels():
+    r = dpcc("compile", EXAMPLES / "deeplabv3plus.dpc", "--in-channels", "context=256",
+             "--in-channels", "low=24")
+    assert r.returncode == 0, r.stderr
+    assert "self.reduced = ConvBNReLU(24, 48, kernel=1, **bn)" in r.stdout
+    assert "def forward(self, context: torch.Tensor, low: torch.Tensor)" in r.stdout
+
+
+def test_compile_scales_rates_to_the_output_stride():
+    r = dpcc("compile", EXAMPLES / "dpc_cityscapes.dpc", "--output-stride", "8")
+    assert r.returncode == 0, r.stderr
+    assert "rate=(36, 30)" in r.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--backend", "troch"], "error: unknown backend 'troch'. Did you mean 'torch'?"),
+    (["--cell", "asp"], "no cell named 'asp'"),
+    (["--in-channels", "y=3"], "no input named 'y'"),
+])
+def test_compile_errors_are_clear(args, message):
+    r = dpcc("compile", EXAMPLES / "aspp.dpc", *args)
+    assert r.returncode != 0
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_compile_refuses_a_space():
+    r = dpcc("compile", EXAMPLES / "dpc_paper.dpc")
+    assert r.returncode == 1
+    assert "is a search space of 418414128120 architectures" in r.stderr

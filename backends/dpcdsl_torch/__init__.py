@@ -3,11 +3,12 @@
 
 from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build, class_name, emit, source_of
 from dpcdsl_torch._weights import export_weights, import_weights, load_weights, save_weights
-from dpcdsl_torch.model import SegmentationModel, TimmBackbone, TinyBackbone, backbone
+from dpcdsl_torch.model import Backbone, SegmentationModel, TimmBackbone, TinyBackbone, backbone
 
 name = "torch"
 
 __all__ = [
+    "Backbone",
     "BN_EPS",
     "BN_MOMENTUM",
     "SegmentationModel",

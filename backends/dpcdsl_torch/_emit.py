@@ -116,7 +116,7 @@ def emit(cell: ir.Cell, in_channels: int | Mapping[str, int],
     parts = [HEADER.format(title=title, dpc=dpc)]
     for layer_name in _layers.LAYERS:
         if layer_name in layers:
-            parts.append("\n" + inspect.getsource(_layers.LAYERS[layer_name]))
+            parts.append("\n\n" + inspect.getsource(_layers.LAYERS[layer_name]))
     sig = ", ".join(f"{i}: torch.Tensor" for i in inputs)
     cls_lines = [
         f"class {cls}(nn.Module):",
@@ -146,7 +146,7 @@ def emit(cell: ir.Cell, in_channels: int | Mapping[str, int],
 def _lower(node: ir.Node, var: str, ins: list[str], cin: list[int],
            cout: int) -> tuple[str | None, str]:
     """(the layer constructor, or None) and the forward expression of one node."""
-    a = dict(node.attrs)
+    a: dict[str, Any] = dict(node.attrs)
     flags = "" if a.get("bn", True) else ", bn=False"
     flags += "" if a.get("relu", True) else ", relu=False"
     if node.op in LAYER_OF_OP:

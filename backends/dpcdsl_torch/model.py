@@ -37,7 +37,17 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn
         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
-class TinyBackbone(nn.Module):
+class Backbone(nn.Module):
+    """What a segmentation model needs of a backbone: a forward that returns a list of
+    feature maps, their ``channels`` and ``reductions`` (strides), and the
+    ``output_stride`` of the last one."""
+
+    channels: list[int]
+    reductions: list[int]
+    output_stride: int
+
+
+class TinyBackbone(Backbone):
     """A small convolutional backbone for CPU demos and tests: features at strides 4, 8
     and ``output_stride``; at output stride 8 the last stage is dilated instead of
     strided, as DeepLab does."""
@@ -65,7 +75,7 @@ class TinyBackbone(nn.Module):
         return out
 
 
-class TimmBackbone(nn.Module):
+class TimmBackbone(Backbone):
     """A timm model with ``features_only=True`` at output stride 8 or 16."""
 
     def __init__(self, name: str, output_stride: int = 16, pretrained: bool = True,
@@ -85,7 +95,7 @@ class TimmBackbone(nn.Module):
                               hint="see timm.list_models(), e.g. 'resnet50', "
                               "'mobilenetv2_100', 'xception65'")
         try:
-            self.body = timm.create_model(name, features_only=True, pretrained=pretrained,
+            body: Any = timm.create_model(name, features_only=True, pretrained=pretrained,
                                           output_stride=output_stride, **kwargs)
         except (OSError, RuntimeError, ValueError, TypeError) as e:
             what = "cannot fetch pretrained weights for" if pretrained else "cannot build"
@@ -94,15 +104,16 @@ class TimmBackbone(nn.Module):
                               hint="pass pretrained=False, fill the Hugging Face cache "
                               "for offline use, or pick a model that supports "
                               "output_stride") from None
+        self.body = body
         self.output_stride = output_stride
-        self.channels = list(self.body.feature_info.channels())
-        self.reductions = list(self.body.feature_info.reduction())
+        self.channels = list(body.feature_info.channels())
+        self.reductions = list(body.feature_info.reduction())
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(x))
 
 
-def backbone(name: str, output_stride: int = 16, pretrained: bool = True) -> nn.Module:
+def backbone(name: str, output_stride: int = 16, pretrained: bool = True) -> Backbone:
     """``tiny`` for the built-in backbone, otherwise a timm model name."""
     if name == "tiny":
         return TinyBackbone(output_stride)
@@ -118,12 +129,17 @@ class SegmentationModel(nn.Module):
     Logits are resized bilinearly to the image's size.
     """
 
-    def __init__(self, backbone: nn.Module, cell: ir.Cell, num_classes: int,
+    def __init__(self, backbone: Backbone, cell: ir.Cell, num_classes: int,
                  decoder: ir.Cell | None = None, seed: int = 0,
                  bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> None:
         super().__init__()
         if num_classes < 1:
             raise DpcError.at(None, f"num_classes must be positive, got {num_classes}")
+        if not isinstance(backbone, Backbone):
+            raise DpcError.at(None, f"{type(backbone).__name__} is not a Backbone",
+                              hint="subclass dpcdsl_torch.Backbone: a forward that returns "
+                              "a list of feature maps, plus channels, reductions and "
+                              "output_stride")
         self.backbone = backbone
         head_cell = at_output_stride(cell, backbone.output_stride)
         bn = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}

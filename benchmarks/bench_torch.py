@@ -1,0 +1,104 @@
+"""Compiled cells against hand-written PyTorch modules of the same structure.
+
+Forward+backward time of the compiled ASPP and top-1 DPC against the hand-written
+modules in tests/backends/torch/handwritten.py, interleaved in one run (alternating
+which goes first), in eager mode and under torch.compile. The figure is the ratio
+of medians, compiled / hand-written; the target is <= 1.02. Writes
+benchmarks/results/bench_torch_<device>.json.
+
+    python benchmarks/bench_torch.py [--device cuda] [--reps 15]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from _common import ROOT, machine, write_result  # noqa: E402
+from dpcdsl_torch import build  # noqa: E402
+
+from dpcdsl.space import Space  # noqa: E402
+from tests.backends.torch.handwritten import TopOneDPC, TorchvisionASPP  # noqa: E402
+
+CASES = {
+    "aspp": ("aspp.dpc", TorchvisionASPP),
+    "dpc_top1": ("dpc_cityscapes.dpc", TopOneDPC),
+}
+
+
+def step_fn(module: torch.nn.Module, x: torch.Tensor, device: str) -> Callable[[], float]:
+    def step() -> float:
+        if device == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        module(x).square().mean().backward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - t
+    return step
+
+
+def compare(a: Callable[[], float], b: Callable[[], float], reps: int,
+            warmup: int = 2) -> tuple[float, float]:
+    for _ in range(warmup):
+        a()
+        b()
+    ta, tb = [], []
+    for i in range(reps):
+        if i % 2:
+            ta.append(a())
+            tb.append(b())
+        else:
+            tb.append(b())
+            ta.append(a())
+    return statistics.median(ta), statistics.median(tb)
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--reps", type=int, default=15)
+    ap.add_argument("--modes", default="eager,compile")
+    args = ap.parse_args()
+    batch, size = (2, 33) if args.device == "cpu" else (8, 65)
+    cin = 2048
+    rows = {}
+    for name, (file, Hand) in CASES.items():
+        cell = Space.from_file(ROOT / "examples" / file).concrete()
+        compiled = build(cell, cin, seed=0).to(args.device).train()
+        hand = Hand(cin).to(args.device).train()
+        hand.load_state_dict(dict(zip(hand.state_dict(), compiled.state_dict().values())))
+        x = torch.randn(batch, cin, size, size, device=args.device)
+        for mode in args.modes.split(","):
+            mc = torch.compile(compiled) if mode == "compile" else compiled
+            mh = torch.compile(hand) if mode == "compile" else hand
+            tc, th = compare(step_fn(mc, x, args.device), step_fn(mh, x, args.device),
+                             args.reps)
+            rows[f"{name}/{mode}"] = {"compiled_ms": round(tc * 1e3, 2),
+                                      "handwritten_ms": round(th * 1e3, 2),
+                                      "ratio": round(tc / th, 4)}
+            print(name, mode, rows[f"{name}/{mode}"], flush=True)
+    dev = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    result = {
+        "machine": machine(device=dev, torch=torch.__version__,
+                           threads=torch.get_num_threads()),
+        "shape": {"batch": batch, "in_channels": cin, "size": [size, size]},
+        "reps": args.reps,
+        "results": rows,
+        "target": "ratio <= 1.02 (compiled / hand-written, medians, forward+backward)",
+    }
+    write_result(f"bench_torch_{args.device}", result)
+    return result
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(), indent=1))

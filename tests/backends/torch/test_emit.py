@@ -1,0 +1,169 @@
+"""Emitted source: golden files, forward and backward of every example, the emitted
+file standing alone, and names from .dpc text that must never break the code."""
+
+from __future__ import annotations
+
+import ast
+import keyword
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from dpcdsl_torch import _layers, build, class_name, emit, export_weights, source_of
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from safetensors.torch import load_file, save_file
+
+from dpcdsl.errors import DpcError
+from dpcdsl.space import Space
+from tests.backends.torch.conftest import Example
+
+KEYWORDS = {"cell", "let", "import", "repeat", "as", "return", "one_of", "earlier", "true",
+            "false", "depth"}
+
+
+def test_golden_source(example: Example, golden) -> None:
+    golden(f"torch/{example.name}.py", emit(example.cell, example.in_channels))
+
+
+def test_emitted_source_imports_only_torch(example: Example) -> None:
+    tree = ast.parse(emit(example.cell, example.in_channels))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            roots.add((node.module or "").split(".")[0])
+    assert roots == {"torch", "__future__"}
+
+
+def test_forward_backward_shapes(example: Example) -> None:
+    module = build(example.cell, example.in_channels, seed=0)
+    xs = [x.requires_grad_() for x in example.inputs()]
+    y = module(*xs)
+    out_channels = example.cell.channels
+    assert y.shape == (2, out_channels, *example.sizes[example.cell.inputs[-1]])
+    y.square().mean().backward()
+    assert all(x.grad is not None and x.grad.abs().sum() > 0 for x in xs)
+    assert all(p.grad is not None for p in module.parameters())
+
+
+def test_build_is_seeded_and_leaves_global_rng_alone(example: Example) -> None:
+    torch.manual_seed(123)
+    before = torch.rand(1)
+    torch.manual_seed(123)
+    a = export_weights(build(example.cell, example.in_channels, seed=7))
+    after = torch.rand(1)
+    b = export_weights(build(example.cell, example.in_channels, seed=7))
+    c = export_weights(build(example.cell, example.in_channels, seed=8))
+    assert torch.equal(before, after)
+    assert all((a[k] == b[k]).all() for k in a)
+    assert any((a[k] != c[k]).any() for k in a if k.endswith("weight"))
+
+
+STANDALONE = textwrap.dedent("""
+    import importlib.util, sys
+    sys.modules["dpcdsl"] = None        # any import of dpcdsl now fails
+    sys.modules["dpcdsl_torch"] = None
+    import torch
+    from safetensors.torch import load_file, save_file
+    spec = importlib.util.spec_from_file_location("cell", sys.argv[1])
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = getattr(mod, sys.argv[2])()
+    model.load_state_dict(load_file(sys.argv[3]))
+    model.eval()
+    inputs = load_file(sys.argv[4])
+    with torch.no_grad():
+        y = model(*[inputs[k] for k in sorted(inputs)])
+    save_file({"y": y}, sys.argv[5])
+""")
+
+
+def test_emitted_file_runs_without_dpcdsl(example: Example, tmp_path) -> None:
+    module = build(example.cell, example.in_channels, seed=3)
+    # train briefly so the running statistics differ from their initial values
+    module(*example.inputs(seed=1))
+    module.eval()
+    path = tmp_path / "cell.py"
+    path.write_text(source_of(module))
+    save_file(module.state_dict(), tmp_path / "w.safetensors")
+    xs = example.inputs(seed=2)
+    save_file({f"{i:02d}": x for i, x in enumerate(xs)}, tmp_path / "x.safetensors")
+    subprocess.run([sys.executable, "-c", STANDALONE, str(path), class_name(example.cell),
+                    str(tmp_path / "w.safetensors"), str(tmp_path / "x.safetensors"),
+                    str(tmp_path / "y.safetensors")], check=True, cwd=tmp_path)
+    with torch.no_grad():
+        expected = module(*xs)
+    torch.testing.assert_close(load_file(tmp_path / "y.safetensors")["y"], expected,
+                               rtol=0, atol=0)
+
+
+HOSTILE = """
+cell class(self, channels = 8) {
+  lambda = conv(self, kernel = 3)
+  forward = sepconv(lambda, rate = 2)
+  training = pool(forward, grid = 2)
+  node_names = conv(self)
+  __init__ = conv(self)
+  __class__ = concat(lambda, forward, training, node_names, __init__)
+  torch = conv(__class__)
+  F = identity(torch)
+  ConvBNReLU = dropout(F)
+  return conv(ConvBNReLU, kernel = 1)
+}
+"""
+
+
+def test_hostile_names_compile_and_run() -> None:
+    cell = Space.from_text(HOSTILE).concrete()
+    module = build(cell, 4)
+    y = module(torch.randn(2, 4, 9, 9))
+    assert y.shape == (2, 8, 9, 9)
+    names = {k.split(".")[0] for k in export_weights(module)}
+    assert names == {"lambda", "forward", "training", "node_names", "__init__", "torch", "out"}
+    assert "ConvBNReLU" in type(module).node_names.values()  # a dropout: no weights
+    assert class_name(cell) == "Class"
+
+
+IDENT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda s: s not in KEYWORDS)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cell_name=IDENT, names=st.lists(IDENT, min_size=5, max_size=5, unique=True))
+def test_any_identifier_gives_valid_python(cell_name: str, names: list[str]) -> None:
+    inp, a, b, c, d = names
+    text = (f"cell {cell_name}({inp}, channels = 4) {{ {a} = conv({inp}, kernel = 3) "
+            f"{b} = sepconv({a}) {c} = pool({inp}, grid = 2) {d} = sum({a}, {b}, {c}) "
+            f"return dropout({d}) }}")
+    try:
+        cell = Space.from_text(text).concrete()
+    except DpcError:  # a name the language itself refuses, e.g. one reused as a param
+        assume(False)
+    source = emit(cell, 3)
+    tree = ast.parse(source)
+    classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
+    assert classes == {"ConvBNReLU", "SepConvBNReLU", "GridPool", class_name(cell)}
+    assert not keyword.iskeyword(class_name(cell))
+    module = build(cell, 3)
+    assert module(torch.randn(2, 3, 6, 5)).shape == (2, 4, 6, 5)
+    assert {k.split(".")[0] for k in export_weights(module)} == {a, b, c}
+
+
+def test_layers_module_lists_every_layer() -> None:
+    classes = {n for n, v in vars(_layers).items()
+               if isinstance(v, type) and issubclass(v, torch.nn.Module)
+               and v.__module__ == _layers.__name__}
+    assert classes == set(_layers.LAYERS)
+
+
+def test_unsupported_output_stride_is_a_clear_error() -> None:
+    from dpcdsl.rewrite import at_output_stride
+
+    cell = Space.from_text("cell c(x) { return conv(x, kernel = 3, rate = 3) }").concrete()
+    with pytest.raises(DpcError, match="rate 3 does not scale to output stride 32"):
+        at_output_stride(cell, 32)
+    assert at_output_stride(cell, 8).nodes[0].attr("rate") == (6, 6)

@@ -1,0 +1,46 @@
+"""The backend registry and the top-level Python API."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import dpcdsl
+from dpcdsl import backends
+from dpcdsl.errors import DpcError
+from tests.conftest import EXAMPLES
+
+
+def test_torch_is_registered_through_its_entry_point() -> None:
+    assert "torch" in backends.available()
+    import dpcdsl_torch
+
+    assert backends.get("torch") is dpcdsl_torch
+
+
+def test_unknown_backend_says_did_you_mean() -> None:
+    with pytest.raises(DpcError, match="unknown backend 'troch'. Did you mean 'torch'"):
+        backends.get("troch")
+
+
+def test_compile_api() -> None:
+    head = dpcdsl.compile(EXAMPLES / "aspp.dpc", cell="aspp", backend="torch", in_channels=32)
+    assert head(torch.randn(2, 32, 9, 9)).shape == (2, 256, 9, 9)
+    source = dpcdsl.emit(str(EXAMPLES / "dpc_cityscapes.dpc"), in_channels=2048)
+    assert "class DpcCityscapes(nn.Module):" in source
+
+
+def test_compile_from_text() -> None:
+    head = dpcdsl.compile("cell tiny(x, channels = 8) { return conv(x, kernel = 3) }",
+                          in_channels=3)
+    assert head(torch.randn(1, 3, 5, 5)).shape == (1, 8, 5, 5)
+
+
+def test_core_imports_no_framework() -> None:
+    code = ("import sys, dpcdsl, dpcdsl.cli, dpcdsl.space, dpcdsl.cost, dpcdsl.backends; "
+            "print(sorted(m for m in ('torch', 'jax', 'flax') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"
