@@ -60,7 +60,7 @@ class GridPool(nn.Module):
 
 class Aspp(nn.Module):
     """The cell 'aspp'. ``node_names`` maps each layer attribute to its node;
-    they differ where a node's name is a Python keyword or an nn.Module attribute."""
+    they differ where a node's name is a Python keyword or an attribute of nn.Module."""
 
     in_channels = {'x': 24}
     node_names = {

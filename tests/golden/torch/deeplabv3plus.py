@@ -63,7 +63,7 @@ class SepConvBNReLU(nn.Module):
 
 class Deeplabv3plus(nn.Module):
     """The cell 'deeplabv3plus'. ``node_names`` maps each layer attribute to its node;
-    they differ where a node's name is a Python keyword or an nn.Module attribute."""
+    they differ where a node's name is a Python keyword or an attribute of nn.Module."""
 
     in_channels = {'context': 32, 'low': 12}
     node_names = {'reduced': 'reduced', 'refine': 'refine', 'out': 'out'}

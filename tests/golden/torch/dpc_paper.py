@@ -66,7 +66,7 @@ class SepConvBNReLU(nn.Module):
 
 class DpcPaper(nn.Module):
     """The cell 'dpc_paper'. ``node_names`` maps each layer attribute to its node;
-    they differ where a node's name is a Python keyword or an nn.Module attribute."""
+    they differ where a node's name is a Python keyword or an attribute of nn.Module."""
 
     in_channels = {'x': 24}
     node_names = {

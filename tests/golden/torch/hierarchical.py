@@ -92,7 +92,7 @@ class GridPool(nn.Module):
 
 class Hierarchical(nn.Module):
     """The cell 'hierarchical'. ``node_names`` maps each layer attribute to its node;
-    they differ where a node's name is a Python keyword or an nn.Module attribute."""
+    they differ where a node's name is a Python keyword or an attribute of nn.Module."""
 
     in_channels = {'x': 24}
     node_names = {
