@@ -158,3 +158,11 @@ def test_compile_refuses_a_space():
     r = dpcc("compile", EXAMPLES / "dpc_paper.dpc")
     assert r.returncode == 1
     assert "is a search space of 418414128120 architectures" in r.stderr
+
+
+def test_compile_jax_backend(tmp_path):
+    out = tmp_path / "dpc_head.py"
+    r = dpcc("compile", EXAMPLES / "dpc_cityscapes.dpc", "--backend", "jax", "--in-channels",
+             "16", "-o", out)
+    assert r.returncode == 0, r.stderr
+    assert "class DpcCityscapes(nnx.Module):" in out.read_text()

@@ -21,44 +21,23 @@ import torch
 from torch import nn
 
 from dpcdsl import codegen, ir
-from dpcdsl.codegen import Dialect, Names, emit_module, node_flags
-from dpcdsl.cost import pool_window
-from dpcdsl.errors import DpcError
+from dpcdsl.codegen import Dialect, Names, emit_module, no_lowering
 from dpcdsl_torch import _layers
 
 BN_MOMENTUM = 0.0003
 BN_EPS = 1e-5
 
-LAYER_OF_OP = {"conv": "ConvBNReLU", "sepconv": "SepConvBNReLU"}
-
-
 def _lower(node: ir.Node, var: str, ins: list[str], cin: list[int],
            cout: int) -> tuple[str | None, str]:
-    """(the layer constructor, or None) and the forward expression of one node."""
-    a: dict[str, Any] = dict(node.attrs)
-    flags = node_flags(node)
-    if node.op in LAYER_OF_OP:
-        rate = "" if a["rate"] == (1, 1) else f", rate={tuple(a['rate'])}"
-        layer = f"{LAYER_OF_OP[node.op]}({cin[0]}, {cout}, kernel={a['kernel']}{rate}{flags})"
-        return layer, f"self.{var}({ins[0]})"
-    if node.op == "pool":
-        if a["mode"] == "paper":
-            layer = f"GridPool({cin[0]}, {cout}, grid={tuple(a['grid'])}{flags})"
-        else:
-            layer = f"WindowPool({cin[0]}, {cout}, window={pool_window(node)}{flags})"
-        return layer, f"self.{var}({ins[0]})"
+    """The ops whose PyTorch lowering is its own: dropout, concat, upsample."""
     if node.op == "dropout":
-        return f"nn.Dropout({a['p']!r})", f"self.{var}({ins[0]})"
+        return f"nn.Dropout({node.attr('p')!r})", f"self.{var}({ins[0]})"
     if node.op == "concat":
         return None, f"torch.cat([{', '.join(ins)}], dim=1)"
-    if node.op == "sum":
-        return None, " + ".join(ins)
     if node.op == "upsample":
         return None, (f"F.interpolate({ins[0]}, size={ins[1]}.shape[-2:], mode=\"bilinear\", "
                       "align_corners=False)")
-    if node.op == "identity":
-        return None, ins[0]
-    raise DpcError.at(node.span, f"the torch backend has no lowering for op '{node.op}'")
+    raise no_lowering(node, "torch")
 
 
 TORCH = Dialect(

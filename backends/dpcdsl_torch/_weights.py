@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpcdsl import weightfile
 from dpcdsl.errors import DpcError
 
 SKIPPED = ("num_batches_tracked",)
@@ -86,19 +87,9 @@ def import_weights(module: nn.Module, weights: Mapping[str, np.ndarray]) -> None
 
 def save_weights(module: nn.Module, path: str | Path) -> None:
     """Write the canonical weights to a safetensors file (no pickle)."""
-    from safetensors.numpy import save_file
-
-    arrays = {k: np.ascontiguousarray(v) for k, v in export_weights(module).items()}
-    save_file(arrays, str(path))
+    weightfile.write(export_weights(module), path)
 
 
 def load_weights(module: nn.Module, path: str | Path) -> None:
     """Read canonical weights from a safetensors file into ``module``."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
-
-    try:
-        weights = load_file(str(path))
-    except (OSError, SafetensorError) as e:
-        raise DpcError.at(None, f"cannot read weights from {path}: {e}") from None
-    import_weights(module, weights)
+    import_weights(module, weightfile.read(path))

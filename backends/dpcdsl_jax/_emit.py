@@ -1,0 +1,98 @@
+"""Lowering: a concrete :class:`~dpcdsl.ir.Cell` to standalone Flax NNX source.
+
+The same generator as the PyTorch backend (:mod:`dpcdsl.codegen`) with the JAX dialect
+below; :func:`build` executes the emitted source. Layout at the boundary: the emitted
+module takes and returns **NHWC** arrays, JAX's native layout; from PyTorch's NCHW use
+``x.transpose(0, 2, 3, 1)``, and back with ``y.transpose(0, 3, 1, 2)``. Weights move in
+PyTorch's layout through :mod:`dpcdsl_jax._weights`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import keyword
+import linecache
+from collections.abc import Mapping
+from typing import Any
+
+from flax import nnx
+
+from dpcdsl import codegen, ir
+from dpcdsl.codegen import Dialect, Names, emit_module, no_lowering
+from dpcdsl_jax import _layers
+
+BN_MOMENTUM = 0.0003
+BN_EPS = 1e-5
+
+
+def _lower(node: ir.Node, var: str, ins: list[str], cin: list[int],
+           cout: int) -> tuple[str | None, str]:
+    """The ops whose JAX lowering is its own: dropout, concat, upsample."""
+    if node.op == "dropout":
+        return f"nnx.Dropout({node.attr('p')!r}, rngs=rngs)", f"self.{var}({ins[0]})"
+    if node.op == "concat":
+        return None, f"jnp.concatenate([{', '.join(ins)}], axis=-1)"
+    if node.op == "upsample":
+        return None, f"resize_bilinear({ins[0]}, {ins[1]}.shape[1:3], align_corners=False)"
+    raise no_lowering(node, "jax")
+
+
+JAX = Dialect(
+    framework="jax and flax",
+    imports="import jax\nimport jax.numpy as jnp\nfrom flax import nnx\n",
+    base="nnx.Module",
+    tensor="jax.Array",
+    call="__call__",
+    init_params="*, rngs: nnx.Rngs, ",
+    init_prelude=(),
+    layer_kwargs=", rngs=rngs, **bn",
+    reserved=frozenset(set(keyword.softkwlist) | set(dir(nnx.Module))
+                       | {"jax", "jnp", "nnx", "rngs"}),
+    lower=_lower,
+    layers={name: functools.partial(inspect.getsource, obj)
+            for name, obj in _layers.LAYERS.items()},
+)
+
+
+def class_name(cell: ir.Cell) -> str:
+    """The name of the emitted class: ``dpc_cityscapes`` -> ``DpcCityscapes``."""
+    return codegen.class_name(cell, Names(JAX.reserved | set(JAX.layers)).reserved)
+
+
+def emit(cell: ir.Cell, in_channels: int | Mapping[str, int],
+         bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> str:
+    """Standalone Flax NNX source for ``cell`` with ``in_channels`` per input.
+
+    ``bn_momentum`` (PyTorch's convention) and ``bn_eps`` are the defaults of the emitted
+    class's constructor.
+    """
+    return emit_module(cell, in_channels, JAX, bn_momentum, bn_eps)
+
+
+_builds = 0
+
+
+def build(cell: ir.Cell, in_channels: int | Mapping[str, int], seed: int = 0,
+          bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> nnx.Module:
+    """The live module for ``cell``: :func:`emit`'s source, executed, with weights
+    drawn from ``nnx.Rngs(seed)``."""
+    global _builds
+    source = emit(cell, in_channels, bn_momentum=bn_momentum, bn_eps=bn_eps)
+    _builds += 1
+    filename = f"<dpcdsl-jax:{cell.name}:{_builds}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": f"dpcdsl_generated_jax_{_builds}"}
+    exec(compile(source, filename, "exec"), namespace)
+    cls = namespace[class_name(cell)]
+    cls.__dpc_source__ = source
+    module: nnx.Module = cls(rngs=nnx.Rngs(seed))
+    return module
+
+
+def source_of(module: nnx.Module) -> str:
+    """The emitted source a module built by :func:`build` came from."""
+    src = getattr(type(module), "__dpc_source__", None)
+    if src is None:
+        raise TypeError(f"{type(module).__name__} was not built by dpcdsl_jax.build")
+    return str(src)

@@ -1,0 +1,171 @@
+"""The Flax NNX layers that emitted cells are made of, with PyTorch's semantics.
+
+Arrays are NHWC inside. As for the PyTorch backend, the emitter copies the source of
+what a cell needs into the emitted file, so it stands alone and imports only jax
+and flax. ``BatchNorm`` follows PyTorch exactly (momentum as PyTorch counts it,
+an unbiased running variance); the resizes and the grid pooling reproduce
+``F.interpolate(mode="bilinear")`` (both ``align_corners`` settings) and
+``F.adaptive_avg_pool2d``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+
+def resize_bilinear(x: jax.Array, size: tuple[int, ...], align_corners: bool) -> jax.Array:
+    """Bilinear resize of an NHWC array to ``size`` (h, w), as PyTorch computes it."""
+    for axis, n_out in ((1, size[0]), (2, size[1])):
+        n_in = x.shape[axis]
+        if n_in == n_out:
+            continue
+        if align_corners:
+            scale = (n_in - 1) / (n_out - 1) if n_out > 1 else 0.0
+            src = [d * scale for d in range(n_out)]
+        else:
+            src = [max((d + 0.5) * n_in / n_out - 0.5, 0.0) for d in range(n_out)]
+        lo = [min(int(s), n_in - 1) for s in src]
+        hi = [min(i + 1, n_in - 1) for i in lo]
+        shape = [-1 if a == axis else 1 for a in range(x.ndim)]
+        frac = jnp.asarray([s - i for s, i in zip(src, lo)], x.dtype).reshape(shape)
+        x = (jnp.take(x, jnp.asarray(lo), axis=axis) * (1 - frac)
+             + jnp.take(x, jnp.asarray(hi), axis=axis) * frac)
+    return x
+
+
+def adaptive_avg_pool(x: jax.Array, grid: tuple[int, int]) -> jax.Array:
+    """Average an NHWC array over a g_h x g_w grid of cells, with PyTorch's cell
+    bounds floor(i * n / g) to ceil((i + 1) * n / g)."""
+    for axis, g in ((1, grid[0]), (2, grid[1])):
+        n = x.shape[axis]
+        cells = [jax.lax.slice_in_dim(x, i * n // g, -(-(i + 1) * n // g), axis=axis)
+                 .mean(axis=axis, keepdims=True) for i in range(g)]
+        x = jnp.concatenate(cells, axis=axis)
+    return x
+
+
+class BatchNorm(nnx.Module):
+    """BatchNorm over the last axis with PyTorch's semantics: in training the batch
+    statistics normalise, and the running variance takes the unbiased batch variance;
+    ``momentum`` is PyTorch's (the weight of the new batch)."""
+
+    def __init__(self, num_features: int, momentum: float = 0.0003, eps: float = 1e-5) -> None:
+        self.weight = nnx.Param(jnp.ones(num_features, jnp.float32))
+        self.bias = nnx.Param(jnp.zeros(num_features, jnp.float32))
+        self.running_mean = nnx.BatchStat(jnp.zeros(num_features, jnp.float32))
+        self.running_var = nnx.BatchStat(jnp.ones(num_features, jnp.float32))
+        self.momentum = momentum
+        self.eps = eps
+        self.use_running_average = False
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        if self.use_running_average:
+            mean, var = self.running_mean[...], self.running_var[...]
+        else:
+            mean = x.mean(axis=(0, 1, 2))
+            var = jnp.square(x - mean).mean(axis=(0, 1, 2))
+            n = x.size // x.shape[-1]
+            m = self.momentum
+            self.running_mean[...] = (1 - m) * self.running_mean[...] + m * mean
+            self.running_var[...] = (1 - m) * self.running_var[...] + m * var * n / max(n - 1, 1)
+        return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.weight[...] + self.bias[...]
+
+
+class ConvBNReLU(nnx.Module):
+    """A k x k atrous conv without bias and with SAME padding, then BN and ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
+                 bn: bool = True, relu: bool = True, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
+        pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
+        self.conv = nnx.Conv(cin, cout, (kernel, kernel), padding=((pad[0], pad[0]),
+                             (pad[1], pad[1])), kernel_dilation=rate, use_bias=False, rngs=rngs)
+        self.bn = BatchNorm(cout, bn_momentum, bn_eps) if bn else None
+        self.relu = relu
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.conv(x)
+        x = self.bn(x) if self.bn is not None else x
+        return jax.nn.relu(x) if self.relu else x
+
+
+class SepConvBNReLU(nnx.Module):
+    """A depthwise k x k atrous conv (``feature_group_count``), BN and ReLU; then a
+    pointwise 1x1 conv, BN and ReLU."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
+                 bn: bool = True, relu: bool = True, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
+        pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
+        self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), padding=((pad[0], pad[0]),
+                                  (pad[1], pad[1])), kernel_dilation=rate,
+                                  feature_group_count=cin, use_bias=False, rngs=rngs)
+        self.depthwise_bn = BatchNorm(cin, bn_momentum, bn_eps) if bn else None
+        self.pointwise = nnx.Conv(cin, cout, (1, 1), use_bias=False, rngs=rngs)
+        self.pointwise_bn = BatchNorm(cout, bn_momentum, bn_eps) if bn else None
+        self.relu = relu
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        x = self.depthwise(x)
+        x = self.depthwise_bn(x) if self.depthwise_bn is not None else x
+        x = jax.nn.relu(x) if self.relu else x
+        x = self.pointwise(x)
+        x = self.pointwise_bn(x) if self.pointwise_bn is not None else x
+        return jax.nn.relu(x) if self.relu else x
+
+
+class GridPool(nnx.Module):
+    """The paper's pyramid pooling: average over a grid, a 1x1 conv, BN and ReLU, then
+    bilinear upsampling back to the input's size."""
+
+    def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), bn: bool = True,
+                 relu: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+                 rngs: nnx.Rngs) -> None:
+        self.grid = grid
+        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=False, rngs=rngs)
+        self.bn = BatchNorm(cout, bn_momentum, bn_eps) if bn else None
+        self.relu = relu
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        y = self.conv(adaptive_avg_pool(x, self.grid))
+        y = self.bn(y) if self.bn is not None else y
+        y = jax.nn.relu(y) if self.relu else y
+        return resize_bilinear(y, x.shape[1:3], align_corners=False)
+
+
+class WindowPool(nnx.Module):
+    """The DeepLab reference's pyramid pooling: a stride-1 average over a fixed window
+    (VALID), a 1x1 conv, BN and ReLU, then a bilinear resize with align_corners=True."""
+
+    def __init__(self, cin: int, cout: int, window: tuple[int, int] = (1, 1),
+                 bn: bool = True, relu: bool = True, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
+        self.window = window
+        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=False, rngs=rngs)
+        self.bn = BatchNorm(cout, bn_momentum, bn_eps) if bn else None
+        self.relu = relu
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kh, kw = self.window
+        y = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, kh, kw, 1), (1, 1, 1, 1), "VALID")
+        y = self.conv(y / (kh * kw))
+        y = self.bn(y) if self.bn is not None else y
+        y = jax.nn.relu(y) if self.relu else y
+        return resize_bilinear(y, x.shape[1:3], align_corners=True)
+
+
+#: what the emitter may copy into a file, in order (functions before the classes that
+#: call them)
+LAYERS: dict[str, Callable[..., object]] = {
+    "resize_bilinear": resize_bilinear,
+    "adaptive_avg_pool": adaptive_avg_pool,
+    "BatchNorm": BatchNorm,
+    "ConvBNReLU": ConvBNReLU,
+    "SepConvBNReLU": SepConvBNReLU,
+    "GridPool": GridPool,
+    "WindowPool": WindowPool,
+}

@@ -1,0 +1,79 @@
+"""Trainer hooks: the proxy-task model (a cell and a 1x1 classifier), Optax SGD with
+momentum, weight decay and a poly schedule, and jitted train and eval steps.
+
+The optimiser matches ``torch.optim.SGD(lr, momentum, weight_decay)`` with a poly
+``LambdaLR``: weight decay is added to the gradient (coupled, applied to every
+parameter), then heavy-ball momentum, then the scheduled step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+
+from dpcdsl_jax._layers import resize_bilinear
+
+
+class Head(nnx.Module):
+    """A compiled cell followed by a 1x1 classifier with bias (NHWC in and out)."""
+
+    def __init__(self, cell: nnx.Module, channels: int, num_classes: int, *,
+                 rngs: nnx.Rngs) -> None:
+        self.cell = cell
+        self.classifier = nnx.Conv(channels, num_classes, (1, 1), use_bias=True, rngs=rngs)
+
+    def __call__(self, *features: jax.Array) -> jax.Array:
+        return self.classifier(self.cell(*features))
+
+
+def poly_sgd(lr: float, steps: int, momentum: float = 0.9, weight_decay: float = 4e-5,
+             power: float = 0.9) -> optax.GradientTransformation:
+    """SGD with momentum and coupled weight decay; lr * (1 - step / steps) ** power."""
+    schedule = optax.polynomial_schedule(init_value=lr, end_value=0.0, power=power,
+                                         transition_steps=steps)
+    return optax.chain(optax.add_decayed_weights(weight_decay),
+                       optax.sgd(schedule, momentum=momentum))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array, ignore_index: int) -> jax.Array:
+    """Mean cross-entropy over the pixels whose label is not ``ignore_index``
+    (logits NHWC, labels NHW)."""
+    valid = labels != ignore_index
+    safe = jnp.where(valid, labels, 0)
+    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), safe[..., None], axis=-1)[..., 0]
+    return jnp.sum(nll * valid) / jnp.maximum(valid.sum(), 1)
+
+
+def make_steps(ignore_index: int = 255) -> tuple[Callable[..., Any], Callable[..., Any]]:
+    """``train_step(model, optimizer, features, labels) -> loss`` and
+    ``eval_step(model, features, labels) -> predictions``, both jitted. Logits are
+    resized bilinearly to the labels' size before the loss and the argmax."""
+
+    @nnx.jit
+    def train_step(model: nnx.Module, optimizer: nnx.Optimizer[Any],
+                   features: Sequence[jax.Array], labels: jax.Array) -> jax.Array:
+        def loss_fn(model: nnx.Module) -> jax.Array:
+            logits = resize_bilinear(model(*features), labels.shape[1:3], align_corners=False)
+            return cross_entropy(logits, labels, ignore_index)
+
+        loss, grads = nnx.value_and_grad(loss_fn)(model)
+        optimizer.update(model, grads)
+        return loss
+
+    @nnx.jit
+    def eval_step(model: nnx.Module, features: Sequence[jax.Array],
+                  labels: jax.Array) -> jax.Array:
+        logits = resize_bilinear(model(*features), labels.shape[1:3], align_corners=False)
+        return jnp.argmax(logits, axis=-1)
+
+    return train_step, eval_step
+
+
+def optimizer(model: nnx.Module, tx: optax.GradientTransformation) -> nnx.Optimizer[Any]:
+    """An NNX optimiser over the model's parameters (BatchNorm statistics excluded)."""
+    return nnx.Optimizer(model, tx, wrt=nnx.Param)
