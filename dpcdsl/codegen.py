@@ -12,6 +12,7 @@ the emitted class maps its attributes back in ``node_names``.
 from __future__ import annotations
 
 import keyword
+import linecache
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -126,6 +127,22 @@ def emit_module(cell: ir.Cell, in_channels: int | Mapping[str, int], dialect: Di
     ]
     parts.append("\n\n" + "\n".join(lines) + "\n")
     return "".join(parts)
+
+
+_loaded = 0
+
+
+def exec_source(source: str, label: str) -> dict[str, Any]:
+    """Execute emitted source as a fresh module and return its namespace. The source is
+    registered in linecache, as torch.fx registers its generated code, so tracebacks,
+    ``inspect`` and compilers can read it."""
+    global _loaded
+    _loaded += 1
+    filename = f"<dpcdsl:{label}:{_loaded}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    namespace: dict[str, Any] = {"__name__": f"dpcdsl_generated_{_loaded}"}
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace
 
 
 def _uses(code: str, layers: Mapping[str, Callable[[], str]]) -> set[str]:

@@ -8,6 +8,31 @@ from pathlib import Path
 from typing import Any
 
 
+def check(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any],
+          owner: str) -> None:
+    """Raise one error naming every missing, extra or mis-shaped tensor of ``weights``
+    against ``expected`` (canonical name -> shape in the canonical layout)."""
+    import numpy as np
+
+    from dpcdsl.errors import DpcError
+
+    problems = []
+    missing = sorted(set(expected) - set(weights))
+    extra = sorted(set(weights) - set(expected))
+    if missing:
+        problems.append("missing: " + ", ".join(missing))
+    if extra:
+        problems.append("unexpected: " + ", ".join(extra))
+    for name in sorted(set(expected) & set(weights)):
+        got = tuple(np.shape(weights[name]))
+        if tuple(expected[name]) != got:
+            problems.append(f"{name}: expected shape {tuple(expected[name])}, got {got}")
+    if problems:
+        raise DpcError.at(None, f"the weights do not fit {owner}: " + "; ".join(problems),
+                          hint="weights are matched by canonical name and shape; export "
+                          "them from a module built for the same cell and in_channels")
+
+
 def write(arrays: Mapping[str, Any], path: str | Path) -> None:
     import numpy as np
     from safetensors.numpy import save_file

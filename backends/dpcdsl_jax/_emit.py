@@ -12,9 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import keyword
-import linecache
 from collections.abc import Mapping
-from typing import Any
 
 from flax import nnx
 
@@ -70,21 +68,12 @@ def emit(cell: ir.Cell, in_channels: int | Mapping[str, int],
     return emit_module(cell, in_channels, JAX, bn_momentum, bn_eps)
 
 
-_builds = 0
-
-
 def build(cell: ir.Cell, in_channels: int | Mapping[str, int], seed: int = 0,
           bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> nnx.Module:
     """The live module for ``cell``: :func:`emit`'s source, executed, with weights
     drawn from ``nnx.Rngs(seed)``."""
-    global _builds
     source = emit(cell, in_channels, bn_momentum=bn_momentum, bn_eps=bn_eps)
-    _builds += 1
-    filename = f"<dpcdsl-jax:{cell.name}:{_builds}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"__name__": f"dpcdsl_generated_jax_{_builds}"}
-    exec(compile(source, filename, "exec"), namespace)
-    cls = namespace[class_name(cell)]
+    cls = codegen.exec_source(source, f"jax:{cell.name}")[class_name(cell)]
     cls.__dpc_source__ = source
     module: nnx.Module = cls(rngs=nnx.Rngs(seed))
     return module

@@ -17,7 +17,6 @@ import numpy as np
 from flax import nnx
 
 from dpcdsl import weightfile
-from dpcdsl.errors import DpcError
 
 HWIO_TO_OIHW = (3, 2, 0, 1)
 OIHW_TO_HWIO = (2, 3, 1, 0)
@@ -55,26 +54,11 @@ def import_weights(module: nnx.Module, weights: Mapping[str, np.ndarray]) -> Non
     """Load canonical weights into ``module``. A missing, extra or mis-shaped tensor is
     an error that names it (all of them); nothing is loaded then."""
     entries = {name: (var, kernel) for name, var, kernel in _variables(module)}
-    problems = []
-    missing = sorted(set(entries) - set(weights))
-    extra = sorted(set(weights) - set(entries))
-    if missing:
-        problems.append("missing: " + ", ".join(missing))
-    if extra:
-        problems.append("unexpected: " + ", ".join(extra))
-    for name in sorted(set(entries) & set(weights)):
-        var, kernel = entries[name]
-        want = tuple(np.shape(var[...]))
-        if kernel:
-            want = tuple(want[i] for i in HWIO_TO_OIHW)
-        got = tuple(np.shape(weights[name]))
-        if want != got:
-            problems.append(f"{name}: expected shape {want}, got {got}")
-    if problems:
-        raise DpcError.at(None, f"the weights do not fit {type(module).__name__}: "
-                          + "; ".join(problems),
-                          hint="weights are matched by canonical name and shape; export "
-                          "them from a module built for the same cell and in_channels")
+    expected = {}
+    for name, (var, kernel) in entries.items():
+        shape = tuple(np.shape(var[...]))
+        expected[name] = tuple(shape[i] for i in HWIO_TO_OIHW) if kernel else shape
+    weightfile.check(expected, weights, type(module).__name__)
     for name, (var, kernel) in entries.items():
         array = np.asarray(weights[name], dtype=np.float32)
         var[...] = jnp.asarray(array.transpose(OIHW_TO_HWIO) if kernel else array)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 import keyword
-import linecache
 from collections.abc import Mapping
-from typing import Any
 
 import torch
 from torch import nn
@@ -71,23 +69,12 @@ def emit(cell: ir.Cell, in_channels: int | Mapping[str, int],
     return emit_module(cell, in_channels, TORCH, bn_momentum, bn_eps)
 
 
-_builds = 0
-
-
 def build(cell: ir.Cell, in_channels: int | Mapping[str, int], seed: int = 0,
           bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> nn.Module:
     """The live module for ``cell``: :func:`emit`'s source, executed. Weights are
     initialised from ``seed`` without touching the global random state."""
-    global _builds
     source = emit(cell, in_channels, bn_momentum=bn_momentum, bn_eps=bn_eps)
-    _builds += 1
-    filename = f"<dpcdsl-torch:{cell.name}:{_builds}>"
-    # registered like torch.fx's generated code, so tracebacks, inspect and
-    # torch.compile can read the source
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    namespace: dict[str, Any] = {"__name__": f"dpcdsl_generated_{_builds}"}
-    exec(compile(source, filename, "exec"), namespace)
-    cls = namespace[class_name(cell)]
+    cls = codegen.exec_source(source, f"torch:{cell.name}")[class_name(cell)]
     cls.__dpc_source__ = source
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

@@ -18,7 +18,6 @@ import torch
 from torch import nn
 
 from dpcdsl import weightfile
-from dpcdsl.errors import DpcError
 
 SKIPPED = ("num_batches_tracked",)
 
@@ -62,23 +61,8 @@ def import_weights(module: nn.Module, weights: Mapping[str, np.ndarray]) -> None
     keys = _canonical_keys(module)
     state = module.state_dict()
     by_name = {name: key for key, name in keys.items()}
-    problems = []
-    missing = sorted(set(by_name) - set(weights))
-    extra = sorted(set(weights) - set(by_name))
-    if missing:
-        problems.append("missing: " + ", ".join(missing))
-    if extra:
-        problems.append("unexpected: " + ", ".join(extra))
-    for name in sorted(set(by_name) & set(weights)):
-        want = tuple(state[by_name[name]].shape)
-        got = tuple(np.shape(weights[name]))
-        if want != got:
-            problems.append(f"{name}: expected shape {want}, got {got}")
-    if problems:
-        raise DpcError.at(None, f"the weights do not fit {type(module).__name__}: "
-                          + "; ".join(problems),
-                          hint="weights are matched by canonical name and shape; export "
-                          "them from a module built for the same cell and in_channels")
+    weightfile.check({name: tuple(state[key].shape) for name, key in by_name.items()},
+                     weights, type(module).__name__)
     with torch.no_grad():
         for name, key in by_name.items():
             target = state[key]
