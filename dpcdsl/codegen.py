@@ -45,6 +45,14 @@ class Dialect:
     lower: Lowering
     layers: Mapping[str, Callable[[], str]]  # layer class name -> its source
 
+    def names(self) -> Names:
+        """A fresh namer for one emitted file of this dialect."""
+        return Names(self.reserved | set(self.layers))
+
+    def class_name(self, cell: ir.Cell) -> str:
+        """The name of the class emitted for ``cell``."""
+        return class_name(cell, self.names().reserved)
+
 
 class Names:
     """Safe, unique Python identifiers for ``.dpc`` names."""
@@ -79,7 +87,7 @@ def emit_module(cell: ir.Cell, in_channels: int | Mapping[str, int], dialect: Di
                 bn_momentum: float, bn_eps: float) -> str:
     """One standalone module for ``cell`` in ``dialect``."""
     chans = infer_channels(cell, in_channels)
-    names = Names(dialect.reserved | set(dialect.layers))
+    names = dialect.names()
     inputs = [names(i) for i in cell.inputs]
     init: list[str] = []
     body: list[str] = []
@@ -106,7 +114,7 @@ def emit_module(cell: ir.Cell, in_channels: int | Mapping[str, int], dialect: Di
     parts += ["\n\n" + source() for name, source in dialect.layers.items() if name in used]
     sig = ", ".join(f"{i}: {dialect.tensor}" for i in inputs)
     lines = [
-        f"class {class_name(cell, names.reserved)}({dialect.base}):",
+        f"class {dialect.class_name(cell)}({dialect.base}):",
         f'    """The cell {cell.name!r}. ``node_names`` maps each layer attribute to its '
         "node;",
         f"    they differ where a node's name is a Python keyword or an attribute of "

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from flax import nnx
 
 from dpcdsl import codegen, ir
-from dpcdsl.codegen import Dialect, Names, emit_module, no_lowering
+from dpcdsl.codegen import Dialect, emit_module, no_lowering
 from dpcdsl_jax import _layers
 
 BN_MOMENTUM = 0.0003
@@ -55,7 +55,7 @@ JAX = Dialect(
 
 def class_name(cell: ir.Cell) -> str:
     """The name of the emitted class: ``dpc_cityscapes`` -> ``DpcCityscapes``."""
-    return codegen.class_name(cell, Names(JAX.reserved | set(JAX.layers)).reserved)
+    return JAX.class_name(cell)
 
 
 def emit(cell: ir.Cell, in_channels: int | Mapping[str, int],

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from dpcdsl import codegen, ir
-from dpcdsl.codegen import Dialect, Names, emit_module, no_lowering
+from dpcdsl.codegen import Dialect, emit_module, no_lowering
 from dpcdsl_torch import _layers
 
 BN_MOMENTUM = 0.0003
@@ -57,7 +57,7 @@ TORCH = Dialect(
 
 def class_name(cell: ir.Cell) -> str:
     """The name of the emitted class: ``dpc_cityscapes`` -> ``DpcCityscapes``."""
-    return codegen.class_name(cell, Names(TORCH.reserved | set(TORCH.layers)).reserved)
+    return TORCH.class_name(cell)
 
 
 def emit(cell: ir.Cell, in_channels: int | Mapping[str, int],

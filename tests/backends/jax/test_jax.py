@@ -18,14 +18,14 @@ import optax
 import pytest
 import torch
 from flax import nnx
-from hypothesis import assume, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dpcdsl.cost import cost, infer_channels
 from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
+from tests.backends.names import HOSTILE, IDENT, named_cell
 from tests.backends.torch.conftest import EXAMPLE_NAMES, Example, load_example
-from tests.backends.torch.test_emit import HOSTILE, IDENT
 from tests.conftest import EXAMPLES
 
 PAPER = Space.from_file(EXAMPLES / "dpc_paper.dpc")
@@ -223,14 +223,7 @@ def test_hostile_names() -> None:
 @settings(max_examples=40, deadline=None)
 @given(cell_name=IDENT, names=st.lists(IDENT, min_size=5, max_size=5, unique=True))
 def test_any_identifier_gives_valid_python(cell_name: str, names: list[str]) -> None:
-    inp, a, b, c, d = names
-    text = (f"cell {cell_name}({inp}, channels = 4) {{ {a} = conv({inp}, kernel = 3) "
-            f"{b} = sepconv({a}) {c} = pool({inp}, grid = 2) {d} = sum({a}, {b}, {c}) "
-            f"return dropout({d}) }}")
-    try:
-        cell = Space.from_text(text).concrete()
-    except DpcError:
-        assume(False)
+    cell = named_cell(cell_name, names)
     tree = ast.parse(dpcdsl_jax.emit(cell, 3))
     top = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
     assert top == {"resize_bilinear", "adaptive_avg_pool", "BatchNorm", "ConvBNReLU",

@@ -12,16 +12,14 @@ import textwrap
 import pytest
 import torch
 from dpcdsl_torch import _layers, build, class_name, emit, export_weights, source_of
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
+from tests.backends.names import HOSTILE, IDENT, named_cell
 from tests.backends.torch.conftest import Example
-
-KEYWORDS = {"cell", "let", "import", "repeat", "as", "return", "one_of", "earlier", "true",
-            "false", "depth"}
 
 
 def test_golden_source(example: Example, golden) -> None:
@@ -101,22 +99,6 @@ def test_emitted_file_runs_without_dpcdsl(example: Example, tmp_path) -> None:
                                rtol=0, atol=0)
 
 
-HOSTILE = """
-cell class(self, channels = 8) {
-  lambda = conv(self, kernel = 3)
-  forward = sepconv(lambda, rate = 2)
-  training = pool(forward, grid = 2)
-  node_names = conv(self)
-  __init__ = conv(self)
-  __class__ = concat(lambda, forward, training, node_names, __init__)
-  torch = conv(__class__)
-  F = identity(torch)
-  ConvBNReLU = dropout(F)
-  return conv(ConvBNReLU, kernel = 1)
-}
-"""
-
-
 def test_hostile_names_compile_and_run() -> None:
     cell = Space.from_text(HOSTILE).concrete()
     module = build(cell, 4)
@@ -128,21 +110,11 @@ def test_hostile_names_compile_and_run() -> None:
     assert class_name(cell) == "Class"
 
 
-IDENT = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,8}", fullmatch=True).filter(
-    lambda s: s not in KEYWORDS)
-
-
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cell_name=IDENT, names=st.lists(IDENT, min_size=5, max_size=5, unique=True))
 def test_any_identifier_gives_valid_python(cell_name: str, names: list[str]) -> None:
-    inp, a, b, c, d = names
-    text = (f"cell {cell_name}({inp}, channels = 4) {{ {a} = conv({inp}, kernel = 3) "
-            f"{b} = sepconv({a}) {c} = pool({inp}, grid = 2) {d} = sum({a}, {b}, {c}) "
-            f"return dropout({d}) }}")
-    try:
-        cell = Space.from_text(text).concrete()
-    except DpcError:  # a name the language itself refuses, e.g. one reused as a param
-        assume(False)
+    _, a, b, c, _ = names
+    cell = named_cell(cell_name, names)
     source = emit(cell, 3)
     tree = ast.parse(source)
     classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
