@@ -36,7 +36,7 @@ class Decider(abc.ABC):
         ``probe(i)``, when given, says whether option i can still match a target."""
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Ctx:
     """Where the walk is: the cell, its bindings, and the names it writes."""
 
@@ -63,7 +63,10 @@ class Expander:
         self._count_memo: dict[tuple[Any, ...], int] = {}
         self._template_memo: dict[tuple[int, int], Any] = {}
         self._vids: dict[Any, int] = {}
-        self._synthetic: dict[tuple[int, int], ir.Call] = {}
+        self._synthetic: dict[int, list[ir.Call]] = {}
+        self._options_memo: dict[tuple[Any, ...], list[Any]] = {}
+        self._plans: dict[tuple[Any, ...], _CallPlan] = {}
+        self._oneof_memo: dict[tuple[Any, ...], list[int]] = {}
         self._top_values = {name: ("value", let.value) for name, let in program.lets.items()}
         self._top_ctx = self._cell_ctx(cell, [p.name for p in cell.inputs], {},
                                        prefix="", ret_slot="out", caller=None)
@@ -121,22 +124,29 @@ class Expander:
             return n
         return 1
 
-    def _choose_value(self, t: Any, path: str, kind: str, want: Any, chain: tuple[int, ...],
-                      d: Decider) -> Any:
+    @staticmethod
+    def _value_plan(t: Any, path: str, kind: str, chain: tuple[int, ...] = ()) -> Any:
+        """A resolved template as a plan: a :class:`_Choice` per set (with its path and
+        its values), tuples of plans, and plain values."""
         if isinstance(t, ir.SetLit):
+            return _Choice(path, tuple(_py(i) for i in t.items), chain, [1] * len(t.items))
+        if isinstance(t, ir.Tuple):
+            names = ("h", "w") if kind == "pair" and len(t.items) == 2 else None
+            return tuple(Expander._value_plan(item, f"{path}.{names[i] if names else i}",
+                                              kind, (*chain, i))
+                         for i, item in enumerate(t.items))
+        return _py(t)
+
+    def _choose_value(self, plan: Any, kind: str, want: Any, d: Decider) -> Any:
+        if type(plan) is _Choice:
             probe: Probe = None
             if want is not _NO_TARGET:
                 def probe(i: int) -> bool:
-                    return _fits(_py(t.items[i]), want, chain, kind)
-            idx = self.choose(d, path, [1] * len(t.items), probe)
-            return _py(t.items[idx])
-        if isinstance(t, ir.Tuple):
-            names = ("h", "w") if kind == "pair" and len(t.items) == 2 else None
-            return tuple(
-                self._choose_value(item, f"{path}.{names[i] if names else i}", kind, want,
-                                   (*chain, i), d)
-                for i, item in enumerate(t.items))
-        return _py(t)
+                    return _fits(plan.values[i], want, plan.chain, kind)
+            return plan.values[self.choose(d, plan.path, plan.ones, probe)]
+        if type(plan) is tuple:
+            return tuple([self._choose_value(p, kind, want, d) for p in plan])
+        return plan
 
     # ------------------------------------------------------------ walking
     def run(self, d: Decider, target: ir.Cell | None = None) -> tuple[ir.Cell, dict[str, int]]:
@@ -147,8 +157,8 @@ class Expander:
         ctx = self._top_ctx
         out = self.block(self.top.body, ctx, d)
         channels = ctx.env.get("channels", ("value", ir.Int(value=256)))[1]
-        cell = ir.Cell.model_construct(
-            span=self.top.span, name=self.top.name,
+        cell = ir.construct(
+            ir.Cell, span=self.top.span, name=self.top.name,
             inputs=tuple(p.name for p in self.top.inputs),
             channels=channels.value if isinstance(channels, ir.Int) else 256,
             nodes=tuple(self.nodes), output=out)
@@ -198,8 +208,8 @@ class Expander:
             return [self.call(e, ctx, d, slot_for(e.func))]
         if isinstance(e, ir.OneOf):
             if e.apply is not None:
-                calls = [self._applied(e, i) for i in range(len(e.options))]
-                counts = [self.count_tensor(c, ctx) for c in calls]
+                calls = self._applied(e)
+                counts = self._option_counts(e, ctx, calls)
                 op_probe: Probe = None
                 if self.target is not None:
                     def op_probe(i: int) -> bool:  # type: ignore[misc]
@@ -207,7 +217,7 @@ class Expander:
                 idx = self.choose(d, path, counts, op_probe)
                 return [self.call(calls[idx], ctx, d, slot_for(calls[idx].func))]
             options = self._options(e, ctx)
-            counts = [1 if isinstance(o, str) else self.count_tensor(o, ctx) for o in options]
+            counts = self._option_counts(e, ctx, options)
             probe: Probe = None
             if self.target is not None and want is not None:
                 def probe(i: int) -> bool:  # type: ignore[misc]
@@ -225,6 +235,15 @@ class Expander:
             return self.tensor(o, ctx, d, slot_for, path + ".sub", want)
         raise AssertionError(f"not a tensor: {e!r}")  # pragma: no cover - checked
 
+    def _option_counts(self, e: ir.OneOf, ctx: Ctx, options: list[Any]) -> list[int]:
+        """The size of each option's sub-space (an earlier branch: 1), memoised."""
+        key = (id(e), *ctx.ckey)
+        counts = self._oneof_memo.get(key)
+        if counts is None:
+            counts = self._oneof_memo[key] = [
+                1 if isinstance(o, str) else self.count_tensor(o, ctx) for o in options]
+        return counts
+
     def _probe_call(self, c: ir.Call, slot_for: Callable[[str], str], want: str | None) -> bool:
         slot = slot_for(c.func)
         if want is not None and slot != want:
@@ -235,65 +254,85 @@ class Expander:
         return True
 
     def _options(self, e: ir.OneOf, ctx: Ctx) -> list[Any]:
-        out: list[Any] = []
-        for o in e.options:
-            if isinstance(o, ir.Earlier):
-                out.extend(ctx.earlier or ())
-            else:
-                out.append(o)
+        """The options of a one_of, with `earlier` spelled out as the branch names."""
+        key = (id(e), ctx.earlier)
+        out = self._options_memo.get(key)
+        if out is None:
+            out = self._options_memo[key] = []
+            for o in e.options:
+                if isinstance(o, ir.Earlier):
+                    out.extend(ctx.earlier or ())
+                else:
+                    out.append(o)
         return out
 
-    def _applied(self, e: ir.OneOf, i: int) -> ir.Call:
-        key = (id(e), i)
-        c = self._synthetic.get(key)
-        if c is None:
-            o = e.options[i]
-            assert isinstance(o, ir.Call) and e.apply is not None
-            c = self._synthetic[key] = ir.Call(func=o.func, args=e.apply, kwargs=o.kwargs,
-                                               span=o.span)
-        return c
+    def _applied(self, e: ir.OneOf) -> list[ir.Call]:
+        """``one_of(f(..), g(..))(args)`` as the calls ``f(args, ..)``, ``g(args, ..)``."""
+        calls = self._synthetic.get(id(e))
+        if calls is None:
+            calls = self._synthetic[id(e)] = []
+            for o in e.options:
+                assert isinstance(o, ir.Call) and e.apply is not None
+                calls.append(ir.Call(func=o.func, args=e.apply, kwargs=o.kwargs, span=o.span))
+        return calls
 
-    def call(self, e: ir.Call, ctx: Ctx, d: Decider, slot: str) -> str:
+    def _call_plan(self, e: ir.Call, ctx: Ctx, slot: str) -> _CallPlan:
+        """What a call site needs on every walk, worked out once: its tensor
+        arguments, their child names and choice paths, and its attributes, each either
+        a constant or a template to choose from."""
+        key = (id(e), ctx.vid, slot)
+        plan = self._plans.get(key)
+        if plan is not None:
+            return plan
         spec = OPS.get(e.func)
-        tensor_kw = [k for k in e.kwargs
-                     if spec is not None and spec.arg(k.name) is not None
-                     and spec.arg(k.name).kind == "tensor"]  # type: ignore[union-attr]
-        positions = [*e.args, *(k.value for k in tensor_kw)]
-        target = self.target.get(slot) if self.target is not None else None
-        if self.target is not None and spec is not None and \
-                (target is None or target.op != e.func):
-            raise Mismatch(slot)
+        tensor_kw = [k.value for k in e.kwargs if spec is not None
+                     and getattr(spec.arg(k.name), "kind", None) == "tensor"]
+        positions = [*e.args, *tensor_kw]
+        n = len(positions)
         # a cell call's arguments get their own namespace (S_in_...), apart from the
         # inlined body (S_...), whose return expression also names children S_op
         slot_fors = _child_slots(slot if spec is not None else f"{slot}_in", positions)
+        paths = [f"{slot}.input" if n == 1 else f"{slot}.input{i}" for i in range(n)]
+        attrs: list[tuple[str, Any, str, Any]] = []
+        if spec is not None:
+            given = {k.name: k.value for k in e.kwargs}
+            for arg in spec.value_args:
+                if arg.name in given:
+                    t, kind = self._template(given[arg.name], ctx), arg.kind
+                elif arg.default is CELL_CHANNELS:
+                    t, kind = ctx.env.get("channels", ("value", ir.Int(value=256)))[1], "int"
+                else:
+                    attrs.append((arg.name, None, arg.kind, arg.default))
+                    continue
+                const = _NO_TARGET if _has_set(t) else _convert(_py(t), kind)
+                attrs.append((arg.name, self._value_plan(t, f"{slot}.{arg.name}", kind), kind,
+                              const))
+        plan = self._plans[key] = _CallPlan(spec, positions, slot_fors, paths, attrs)
+        return plan
+
+    def call(self, e: ir.Call, ctx: Ctx, d: Decider, slot: str) -> str:
+        plan = self._call_plan(e, ctx, slot)
+        target = self.target.get(slot) if self.target is not None else None
+        if self.target is not None and plan.spec is not None and \
+                (target is None or target.op != e.func):
+            raise Mismatch(slot)
         inputs: list[str] = []
-        n = len(positions)
-        for i, a in enumerate(positions):
-            want = None
-            if target is not None and len(target.inputs) == n:
-                want = target.inputs[i]
-            path = f"{slot}.input" if n == 1 else f"{slot}.input{i}"
-            inputs.extend(self.tensor(a, ctx, d, slot_fors[i], path, want))
-        if spec is None:
+        wants = target.inputs if target is not None and \
+            len(target.inputs) == len(plan.positions) else None
+        for i, a in enumerate(plan.positions):
+            inputs.extend(self.tensor(a, ctx, d, plan.slot_fors[i], plan.paths[i],
+                                      None if wants is None else wants[i]))
+        if plan.spec is None:
             return self.inline(e, ctx, d, slot, inputs)
-        given = {k.name: k.value for k in e.kwargs}
         attrs = []
-        for arg in spec.value_args:
-            if arg.name in given:
-                t = self._template(given[arg.name], ctx)
-                want_v = target.attr(arg.name) if target is not None else _NO_TARGET
-                v = _convert(self._choose_value(t, f"{slot}.{arg.name}", arg.kind, want_v,
-                                                (), d), arg.kind)
-            elif arg.default is CELL_CHANNELS:
-                ch = ctx.env.get("channels", ("value", ir.Int(value=256)))[1]
-                v = _convert(self._choose_value(ch, f"{slot}.channels", "int",
-                                                target.attr("channels") if target else
-                                                _NO_TARGET, (), d), "int")
-            else:
-                v = arg.default
-            attrs.append((arg.name, v))
-        node = ir.Node.model_construct(span=e.span, name=slot, op=e.func,
-                                       inputs=tuple(inputs), attrs=tuple(sorted(attrs)))
+        for name, vplan, kind, const in plan.attrs:
+            if const is _NO_TARGET:
+                want_v = target.attr(name) if target is not None else _NO_TARGET
+                const = _convert(self._choose_value(vplan, kind, want_v, d), kind)
+            attrs.append((name, const))
+        attrs.sort()
+        node = ir.construct(ir.Node, span=e.span, name=slot, op=e.func,
+                            inputs=tuple(inputs), attrs=tuple(attrs))
         self.emit(node)
         return slot
 
@@ -373,8 +412,7 @@ class Expander:
                 n *= self._count_cell(e, ctx)
         elif isinstance(e, ir.OneOf):
             if e.apply is not None:
-                n = sum(self.count_tensor(self._applied(e, i), ctx)
-                        for i in range(len(e.options)))
+                n = sum(self.count_tensor(c, ctx) for c in self._applied(e))
             else:
                 n = sum(len(ctx.earlier or ()) if isinstance(o, ir.Earlier)
                         else self.count_tensor(o, ctx) for o in e.options)
@@ -401,6 +439,32 @@ class Expander:
 
 
 _NO_TARGET = object()
+
+
+@dataclass(frozen=True)
+class _CallPlan:
+    spec: Any  # OpSpec, or None for a cell used as an op
+    positions: list[Any]  # tensor arguments
+    slot_fors: list[Callable[[str], str]]
+    paths: list[str]  # choice path of each tensor argument
+    attrs: list[tuple[str, Any, str, Any]]  # name, value plan, kind, constant
+
+
+@dataclass(frozen=True)
+class _Choice:
+    """A set in a resolved template: a choice point among plain values."""
+
+    path: str
+    values: tuple[Any, ...]
+    chain: tuple[int, ...]  # where it sits in its tuple, for matching a target value
+
+    ones: list[int]  # every value is one option
+
+
+def _has_set(t: Any) -> bool:
+    if isinstance(t, ir.SetLit):
+        return True
+    return isinstance(t, ir.Tuple) and any(_has_set(i) for i in t.items)
 
 
 def _fixed(slot: str) -> Callable[[str], str]:

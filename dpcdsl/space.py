@@ -26,11 +26,21 @@ Decisions = dict[str, int]
 class _Uniform(Decider):
     def __init__(self, rng: random.Random) -> None:
         self.rng = rng
+        self.bits = rng.getrandbits
+
+    def below(self, n: int) -> int:
+        """An exactly uniform integer in [0, n): rejection sampling on random bits, the
+        method (and so the sequence) of ``random.randrange(n)``, without its checks."""
+        k = n.bit_length()
+        r = self.bits(k)
+        while r >= n:
+            r = self.bits(k)
+        return r
 
     def choose(self, path: str, counts: list[int], probe: Probe) -> int:
         if len(counts) == 1:
             return 0
-        r = self.rng.randrange(sum(counts))
+        r = self.below(sum(counts))
         for i, c in enumerate(counts):
             if r < c:
                 return i
