@@ -27,6 +27,10 @@ class Mismatch(Exception):
     """Internal: the walk left the target cell (encode) or the decision prefix."""
 
 
+class Ones(list[int]):
+    """Option sizes of a choice among plain values: every option counts once."""
+
+
 class Decider(abc.ABC):
     """Picks an option index at each choice point of a walk."""
 
@@ -64,12 +68,15 @@ class Expander:
         self._template_memo: dict[tuple[int, int], Any] = {}
         self._vids: dict[Any, int] = {}
         self._synthetic: dict[int, list[ir.Call]] = {}
-        self._options_memo: dict[tuple[Any, ...], list[Any]] = {}
+        self._slots: dict[str, tuple[Callable[[str], str], str]] = {}
         self._plans: dict[tuple[Any, ...], _CallPlan] = {}
-        self._oneof_memo: dict[tuple[Any, ...], list[int]] = {}
+        self._oneof_memo: dict[tuple[Any, ...], tuple[list[Any], list[int]]] = {}
         self._top_values = {name: ("value", let.value) for name, let in program.lets.items()}
         self._top_ctx = self._cell_ctx(cell, [p.name for p in cell.inputs], {},
                                        prefix="", ret_slot="out", caller=None)
+        self._inputs = tuple(p.name for p in cell.inputs)
+        channels = self._top_ctx.env.get("channels", ("value", ir.Int(value=256)))[1]
+        self._channels = channels.value if isinstance(channels, ir.Int) else 256
 
     # ------------------------------------------------------------ contexts
     def _vid(self, values: tuple[Any, ...]) -> int:
@@ -129,7 +136,7 @@ class Expander:
         """A resolved template as a plan: a :class:`_Choice` per set (with its path and
         its values), tuples of plans, and plain values."""
         if isinstance(t, ir.SetLit):
-            return _Choice(path, tuple(_py(i) for i in t.items), chain, [1] * len(t.items))
+            return _Choice(path, tuple(_py(i) for i in t.items), chain, Ones([1] * len(t.items)))
         if isinstance(t, ir.Tuple):
             names = ("h", "w") if kind == "pair" and len(t.items) == 2 else None
             return tuple(Expander._value_plan(item, f"{path}.{names[i] if names else i}",
@@ -144,24 +151,26 @@ class Expander:
                 def probe(i: int) -> bool:
                     return _fits(plan.values[i], want, plan.chain, kind)
             return plan.values[self.choose(d, plan.path, plan.ones, probe)]
-        if type(plan) is tuple:
-            return tuple([self._choose_value(p, kind, want, d) for p in plan])
+        if type(plan) is tuple:  # a rate or grid pair: its sets drawn here, in one frame
+            out = []
+            for p in plan:
+                if type(p) is _Choice and want is _NO_TARGET:
+                    out.append(p.values[self.choose(d, p.path, p.ones, None)])
+                else:
+                    out.append(self._choose_value(p, kind, want, d))
+            return tuple(out)
         return plan
 
     # ------------------------------------------------------------ walking
     def run(self, d: Decider, target: ir.Cell | None = None) -> tuple[ir.Cell, dict[str, int]]:
         self.nodes: list[ir.Node] = []
-        self.names: set[str] = set(p.name for p in self.top.inputs)
+        self.names: set[str] = set(self._inputs)
         self.decisions: dict[str, int] = {}
         self.target = {n.name: n for n in target.nodes} if target is not None else None
-        ctx = self._top_ctx
-        out = self.block(self.top.body, ctx, d)
-        channels = ctx.env.get("channels", ("value", ir.Int(value=256)))[1]
-        cell = ir.construct(
-            ir.Cell, span=self.top.span, name=self.top.name,
-            inputs=tuple(p.name for p in self.top.inputs),
-            channels=channels.value if isinstance(channels, ir.Int) else 256,
-            nodes=tuple(self.nodes), output=out)
+        out = self.block(self.top.body, self._top_ctx, d)
+        cell = ir.construct(ir.Cell, span=self.top.span, name=self.top.name,
+                            inputs=self._inputs, channels=self._channels,
+                            nodes=tuple(self.nodes), output=out)
         return cell, self.decisions
 
     def choose(self, d: Decider, path: str, counts: list[int], probe: Probe) -> int:
@@ -174,17 +183,18 @@ class Expander:
         self.decisions[path] = idx
         return idx
 
+    # the walk dispatches on ``type(x) is`` (IR classes are leaves): it is the hot path
+    # of sampling, and isinstance calls were a fifth of its time
     def block(self, body: tuple[Any, ...], ctx: Ctx, d: Decider) -> str:
         out = ""
         for s in body:
-            if isinstance(s, ir.Let):
+            if type(s) is ir.Let:
                 ctx.env[s.name] = ("value", self._template(s.value, ctx))
-            elif isinstance(s, ir.Assign):
+            elif type(s) is ir.Assign:
                 slot = ctx.rename.get(s.target, ctx.prefix + s.target)
-                ctx.env[s.target] = ("tensor", self.tensor(s.value, ctx, d, _fixed(slot),
-                                                           f"{slot}.op")[0])
-                out = ctx.env[s.target][1]
-            elif isinstance(s, ir.Repeat):
+                out = self.tensor(s.value, ctx, d, *self._slot(slot))[0]
+                ctx.env[s.target] = ("tensor", out)
+            elif type(s) is ir.Repeat:
                 branches: list[str] = []
                 for i in range(s.count):
                     slot = f"{ctx.prefix}{s.name}{i}"
@@ -194,55 +204,65 @@ class Expander:
                 ctx.env[s.name] = ("group", branches)
                 for i, b in enumerate(branches):
                     ctx.env[f"{s.name}{i}"] = ("tensor", b)
-            elif isinstance(s, ir.Return):
-                out = self.tensor(s.value, ctx, d, _fixed(ctx.ret_slot),
-                                  f"{ctx.ret_slot}.op")[0]
+            elif type(s) is ir.Return:
+                out = self.tensor(s.value, ctx, d, *self._slot(ctx.ret_slot))[0]
+        return out
+
+    def _slot(self, slot: str) -> tuple[Callable[[str], str], str]:
+        """A statement's naming rule (every op it makes directly is ``slot``) and the
+        path of its op choice, made once per slot."""
+        out = self._slots.get(slot)
+        if out is None:
+            out = self._slots[slot] = (_fixed(slot), f"{slot}.op")
         return out
 
     def tensor(self, e: Any, ctx: Ctx, d: Decider, slot_for: Callable[[str], str],
                path: str, want: str | None = None) -> list[str]:
-        if isinstance(e, ir.Name):
+        if type(e) is ir.Name:
             kind, value = ctx.env[e.id]
             return list(value) if kind == "group" else [value]
-        if isinstance(e, ir.Call):
+        if type(e) is ir.Call:
             return [self.call(e, ctx, d, slot_for(e.func))]
-        if isinstance(e, ir.OneOf):
+        if type(e) is ir.OneOf:
             if e.apply is not None:
-                calls = self._applied(e)
-                counts = self._option_counts(e, ctx, calls)
+                calls, counts = self._oneof_plan(e, ctx)
                 op_probe: Probe = None
                 if self.target is not None:
                     def op_probe(i: int) -> bool:  # type: ignore[misc]
                         return self._probe_call(calls[i], slot_for, want)
                 idx = self.choose(d, path, counts, op_probe)
                 return [self.call(calls[idx], ctx, d, slot_for(calls[idx].func))]
-            options = self._options(e, ctx)
-            counts = self._option_counts(e, ctx, options)
+            options, counts = self._oneof_plan(e, ctx)
             probe: Probe = None
             if self.target is not None and want is not None:
                 def probe(i: int) -> bool:  # type: ignore[misc]
                     o = options[i]
-                    if isinstance(o, str):
+                    if type(o) is str:
                         return o == want
-                    if isinstance(o, ir.Name):
+                    if type(o) is ir.Name:
                         v = ctx.env[o.id][1]
                         return v == want
                     return self._probe_call(o, slot_for, want)
             idx = self.choose(d, path, counts, probe)
             o = options[idx]
-            if isinstance(o, str):
+            if type(o) is str:
                 return [o]
+            if type(o) is ir.Name:  # the common `one_of(x, earlier)`: no sub-path
+                kind, value = ctx.env[o.id]
+                return list(value) if kind == "group" else [value]
             return self.tensor(o, ctx, d, slot_for, path + ".sub", want)
         raise AssertionError(f"not a tensor: {e!r}")  # pragma: no cover - checked
 
-    def _option_counts(self, e: ir.OneOf, ctx: Ctx, options: list[Any]) -> list[int]:
-        """The size of each option's sub-space (an earlier branch: 1), memoised."""
-        key = (id(e), *ctx.ckey)
-        counts = self._oneof_memo.get(key)
-        if counts is None:
-            counts = self._oneof_memo[key] = [
-                1 if isinstance(o, str) else self.count_tensor(o, ctx) for o in options]
-        return counts
+    def _oneof_plan(self, e: ir.OneOf, ctx: Ctx) -> tuple[list[Any], list[int]]:
+        """A one_of's options (applied calls, or expressions with `earlier` spelled out
+        as branch names) and the size of each one's sub-space, worked out once."""
+        key = (id(e), ctx.vid, ctx.depth, ctx.earlier)
+        plan = self._oneof_memo.get(key)
+        if plan is None:
+            options = self._applied(e) if e.apply is not None else self._options(e, ctx)
+            counts = [1 if type(o) is str else self.count_tensor(o, ctx) for o in options]
+            plan = self._oneof_memo[key] = (options, counts)
+        return plan
 
     def _probe_call(self, c: ir.Call, slot_for: Callable[[str], str], want: str | None) -> bool:
         slot = slot_for(c.func)
@@ -253,17 +273,14 @@ class Expander:
             return node is not None and node.op == c.func
         return True
 
-    def _options(self, e: ir.OneOf, ctx: Ctx) -> list[Any]:
-        """The options of a one_of, with `earlier` spelled out as the branch names."""
-        key = (id(e), ctx.earlier)
-        out = self._options_memo.get(key)
-        if out is None:
-            out = self._options_memo[key] = []
-            for o in e.options:
-                if isinstance(o, ir.Earlier):
-                    out.extend(ctx.earlier or ())
-                else:
-                    out.append(o)
+    @staticmethod
+    def _options(e: ir.OneOf, ctx: Ctx) -> list[Any]:
+        out: list[Any] = []
+        for o in e.options:
+            if isinstance(o, ir.Earlier):
+                out.extend(ctx.earlier or ())
+            else:
+                out.append(o)
         return out
 
     def _applied(self, e: ir.OneOf) -> list[ir.Call]:
@@ -307,32 +324,35 @@ class Expander:
                 const = _NO_TARGET if _has_set(t) else _convert(_py(t), kind)
                 attrs.append((arg.name, self._value_plan(t, f"{slot}.{arg.name}", kind), kind,
                               const))
-        plan = self._plans[key] = _CallPlan(spec, positions, slot_fors, paths, attrs)
+        order = sorted(range(len(attrs)), key=lambda i: attrs[i][0])
+        fixed = tuple((attrs[i][0], attrs[i][3]) for i in order)
+        chosen = [(order.index(i), name, vplan, kind)  # in the op's argument order
+                  for i, (name, vplan, kind, const) in enumerate(attrs) if const is _NO_TARGET]
+        plan = self._plans[key] = _CallPlan(spec, positions, slot_fors, paths, fixed, chosen)
         return plan
 
     def call(self, e: ir.Call, ctx: Ctx, d: Decider, slot: str) -> str:
-        plan = self._call_plan(e, ctx, slot)
+        plan = self._plans.get((id(e), ctx.vid, slot)) or self._call_plan(e, ctx, slot)
         target = self.target.get(slot) if self.target is not None else None
         if self.target is not None and plan.spec is not None and \
                 (target is None or target.op != e.func):
             raise Mismatch(slot)
         inputs: list[str] = []
         wants = target.inputs if target is not None and \
-            len(target.inputs) == len(plan.positions) else None
-        for i, a in enumerate(plan.positions):
-            inputs.extend(self.tensor(a, ctx, d, plan.slot_fors[i], plan.paths[i],
-                                      None if wants is None else wants[i]))
+            len(target.inputs) == len(plan.positions) else (None,) * len(plan.positions)
+        for a, slot_for, path, want in zip(plan.positions, plan.slot_fors, plan.paths, wants):
+            inputs += self.tensor(a, ctx, d, slot_for, path, want)
         if plan.spec is None:
             return self.inline(e, ctx, d, slot, inputs)
-        attrs = []
-        for name, vplan, kind, const in plan.attrs:
-            if const is _NO_TARGET:
+        attrs: Any = plan.fixed
+        if plan.chosen:
+            attrs = list(attrs)
+            for i, name, vplan, kind in plan.chosen:
                 want_v = target.attr(name) if target is not None else _NO_TARGET
-                const = _convert(self._choose_value(vplan, kind, want_v, d), kind)
-            attrs.append((name, const))
-        attrs.sort()
+                attrs[i] = (name, _convert(self._choose_value(vplan, kind, want_v, d), kind))
+            attrs = tuple(attrs)
         node = ir.construct(ir.Node, span=e.span, name=slot, op=e.func,
-                            inputs=tuple(inputs), attrs=tuple(attrs))
+                            inputs=tuple(inputs), attrs=attrs)
         self.emit(node)
         return slot
 
@@ -447,7 +467,9 @@ class _CallPlan:
     positions: list[Any]  # tensor arguments
     slot_fors: list[Callable[[str], str]]
     paths: list[str]  # choice path of each tensor argument
-    attrs: list[tuple[str, Any, str, Any]]  # name, value plan, kind, constant
+    fixed: tuple[tuple[str, Any], ...]  # the attributes sorted by name; a chosen one
+    #                                     holds a placeholder
+    chosen: list[tuple[int, str, Any, str]]  # index in ``fixed``, name, value plan, kind
 
 
 @dataclass(frozen=True)
@@ -458,7 +480,7 @@ class _Choice:
     values: tuple[Any, ...]
     chain: tuple[int, ...]  # where it sits in its tuple, for matching a target value
 
-    ones: list[int]  # every value is one option
+    ones: Ones  # every value is one option
 
 
 def _has_set(t: Any) -> bool:
@@ -523,4 +545,4 @@ def _fits(v: Any, want: Any, chain: tuple[int, ...], kind: str) -> bool:
     return v == want
 
 
-__all__ = ["Ctx", "Decider", "Expander", "Mismatch", "WORDS"]
+__all__ = ["Ctx", "Decider", "Expander", "Mismatch", "Ones", "WORDS"]

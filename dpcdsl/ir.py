@@ -244,13 +244,24 @@ class Cell(IRNode):
 IRNodeT = TypeVar("IRNodeT", bound=IRNode)
 
 
+class _AllFields(dict[type, set[str]]):
+    def __missing__(self, cls: type) -> set[str]:
+        fields = self[cls] = set(cls.model_fields)  # type: ignore[attr-defined]
+        return fields
+
+
+_ALL_FIELDS = _AllFields()
+
+
 def construct(cls: type[IRNodeT], **fields: Any) -> IRNodeT:
     """A node from already valid values, every field given in declaration order: what
     ``model_construct`` does, without its per-call bookkeeping. The expander builds
     thousands of nodes a second with it."""
     obj = cls.__new__(cls)
     object.__setattr__(obj, "__dict__", fields)
-    object.__setattr__(obj, "__pydantic_fields_set__", set(fields))
+    # every field is set; one shared set per class, since each set is one more object
+    # for the garbage collector to scan (pydantic copies it before it changes it)
+    object.__setattr__(obj, "__pydantic_fields_set__", _ALL_FIELDS[cls])
     object.__setattr__(obj, "__pydantic_extra__", None)
     object.__setattr__(obj, "__pydantic_private__", None)
     return obj

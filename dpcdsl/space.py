@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dpcdsl import ir
-from dpcdsl._expand import Decider, Expander, Mismatch, Probe
+from dpcdsl._expand import Decider, Expander, Mismatch, Ones, Probe
 from dpcdsl.check import checked
 from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.program import Program, load, load_text
@@ -28,19 +28,21 @@ class _Uniform(Decider):
         self.rng = rng
         self.bits = rng.getrandbits
 
-    def below(self, n: int) -> int:
-        """An exactly uniform integer in [0, n): rejection sampling on random bits, the
-        method (and so the sequence) of ``random.randrange(n)``, without its checks."""
+    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
+        n = len(counts)
+        if n == 1:
+            return 0
+        ones = type(counts) is Ones
+        if not ones:
+            n = sum(counts)
+        # an exactly uniform r in [0, n): rejection sampling on random bits, the method
+        # (and so the sequence) of random.randrange(n), inlined on the hot path
         k = n.bit_length()
         r = self.bits(k)
         while r >= n:
             r = self.bits(k)
-        return r
-
-    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
-        if len(counts) == 1:
-            return 0
-        r = self.below(sum(counts))
+        if ones:
+            return r
         for i, c in enumerate(counts):
             if r < c:
                 return i
@@ -173,8 +175,7 @@ class Space:
             raise DpcError.at(self.cell_def.span, f"the space of '{self.name}' is empty",
                               sources=self.program.sources)
         rng = seed if isinstance(seed, random.Random) else random.Random(seed)
-        cell, decisions = self._expander.run(_Uniform(rng))
-        return cell, dict(decisions)
+        return self._expander.run(_Uniform(rng))  # a fresh decisions dict per run
 
     def decode(self, decisions: Mapping[str, int]) -> ir.Cell:
         """The cell that ``decisions`` pick; unknown paths are an error."""
