@@ -4,6 +4,7 @@
 from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build, class_name, emit, source_of
 from dpcdsl_torch._weights import export_weights, import_weights, load_weights, save_weights
 from dpcdsl_torch.model import Backbone, SegmentationModel, TimmBackbone, TinyBackbone, backbone
+from dpcdsl_torch.proxy import ProxyHead, feature_extractor, proxy_steps
 
 name = "torch"
 
@@ -22,6 +23,9 @@ __all__ = [
     "import_weights",
     "load_weights",
     "name",
+    "ProxyHead",
+    "feature_extractor",
+    "proxy_steps",
     "save_weights",
     "source_of",
 ]

@@ -66,6 +66,9 @@ class TinyBackbone(Backbone):
             nn.Sequential(_conv_bn_relu(2 * width, 4 * width, *last),
                           _conv_bn_relu(4 * width, 4 * width, dilation=last[1])),
         ])
+        for m in self.modules():  # He init keeps activations at unit scale through ReLUs,
+            if isinstance(m, nn.Conv2d):  # so random (untrained) features are usable
+                nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         out = []

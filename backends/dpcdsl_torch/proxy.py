@@ -1,0 +1,90 @@
+"""PyTorch pieces of the proxy task: the backbone as a feature extractor for the cache,
+and the train and predict steps of a cell plus a 1x1 classifier (the loop itself is
+:func:`dpcdsl.proxy.train`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from dpcdsl import ir
+from dpcdsl.cost import infer_channels
+from dpcdsl.data.cache import FeatureCache
+from dpcdsl.data.task import Task
+from dpcdsl_torch._emit import build
+from dpcdsl_torch._weights import import_weights
+from dpcdsl_torch.model import backbone
+
+
+def feature_extractor(task: Task) -> Callable[[np.ndarray], np.ndarray]:
+    """The task's backbone in eval mode: images (N, 3, H, W) -> its last features."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(task.backbone.seed)
+        net = backbone(task.backbone.name, task.backbone.output_stride,
+                       task.backbone.pretrained).eval().to(task.device)
+
+    @torch.no_grad()
+    def extract(images: np.ndarray) -> np.ndarray:
+        feats = net(torch.from_numpy(images).to(task.device))[-1]
+        return feats.float().cpu().numpy()
+
+    extract.backbone = net  # type: ignore[attr-defined]
+    return extract
+
+
+class ProxyHead(nn.Module):
+    """A compiled cell and a 1x1 classifier with bias."""
+
+    def __init__(self, cell: nn.Module, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.cell = cell
+        self.classifier = nn.Conv2d(channels, num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.cell(x))
+
+
+def proxy_steps(cell: ir.Cell, cache: FeatureCache, task: Task,
+                weights: Mapping[str, Any]) -> tuple[Callable[..., float],
+                                                     Callable[..., np.ndarray]]:
+    """``step(features, labels) -> loss`` (SGD, momentum, coupled weight decay, poly
+    schedule) and ``predict(features, size) -> labels``, starting from ``weights``."""
+    torch.manual_seed(task.seed)
+    out_channels = infer_channels(cell, cache.channels)[cell.output]
+    head = ProxyHead(build(cell, cache.channels, seed=task.seed,
+                           bn_momentum=task.train.momentum_of_bn), out_channels,
+                     cache.num_classes).to(task.device)
+    import_weights(head, weights)
+    spec = task.train
+    opt = torch.optim.SGD(head.parameters(), lr=spec.lr, momentum=spec.momentum,
+                          weight_decay=spec.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: max(1 - s / spec.steps, 0.0) ** spec.power)
+
+    def step(features: np.ndarray, labels: np.ndarray) -> float:
+        head.train()
+        x = torch.from_numpy(features).to(task.device)
+        y = torch.from_numpy(labels.astype(np.int64)).to(task.device)
+        logits = F.interpolate(head(x), size=y.shape[-2:], mode="bilinear",
+                               align_corners=False)
+        loss = F.cross_entropy(logits, y, ignore_index=cache.ignore_index)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        return float(loss.item())
+
+    @torch.no_grad()
+    def predict(features: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+        head.eval()
+        logits = head(torch.from_numpy(features).to(task.device))
+        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=False)
+        return logits.argmax(1).cpu().numpy()
+
+    step.head = head  # type: ignore[attr-defined]
+    return step, predict

@@ -1,0 +1,37 @@
+"""Datasets by kind. Each gives (image (3, H, W) float32, labels (H, W) uint8) pairs of
+the task's crop size, plus ``num_classes`` and ``ignore_index``."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from dpcdsl.data.synthetic import NUM_CLASSES, SyntheticScenes
+from dpcdsl.data.task import Task
+from dpcdsl.errors import DpcError
+
+
+class Dataset(Protocol):
+    num_classes: int
+    ignore_index: int
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def open_split(task: Task, split: str) -> Dataset:
+    """The train or val split of the task's dataset."""
+    spec = task.dataset
+    if spec.kind == "synthetic":
+        if spec.num_classes != NUM_CLASSES:
+            raise DpcError.at(None, f"{task.file}: dataset.num_classes is {spec.num_classes}, "
+                              f"but synthetic scenes have {NUM_CLASSES} classes")
+        if spec.image_size != task.train.crop:
+            raise DpcError.at(None, f"{task.file}: synthetic scenes of {spec.image_size} "
+                              f"pixels need train.crop = {spec.image_size}, not "
+                              f"{task.train.crop}")
+        count = spec.train_size if split == "train" else spec.val_size
+        return SyntheticScenes(count, spec.image_size, task.seed, split)
+    raise DpcError.at(None, f"unknown dataset kind {spec.kind!r}")  # pragma: no cover

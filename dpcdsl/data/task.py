@@ -1,0 +1,193 @@
+"""Task files: what to train on and how, as TOML validated by pydantic.
+
+```toml
+backend = "torch"          # torch | jax
+seed = 0
+
+[dataset]
+kind = "synthetic"         # the multi-scale scenes of dpcdsl.data.synthetic
+num_classes = 5
+
+[backbone]
+name = "tiny"              # tiny, or a timm model name
+output_stride = 16
+
+[train]
+crop = 256
+batch = 8
+steps = 300
+```
+
+Errors name the file, the line and the key: ``task.toml:9:1: error: train.steps: Input
+should be greater than 0``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
+from dpcdsl.ir import Span
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetSpec(_Section):
+    kind: Literal["synthetic"] = "synthetic"
+    root: Path | None = None
+    train_split: str = "train"
+    val_split: str = "val"
+    num_classes: Annotated[int, Field(gt=1)] = 5
+    ignore_index: int = 255
+    # synthetic scenes only
+    train_size: Annotated[int, Field(gt=0)] = 64
+    val_size: Annotated[int, Field(gt=0)] = 32
+    image_size: Annotated[int, Field(ge=32)] = 256
+
+
+class BackboneSpec(_Section):
+    name: str = "tiny"
+    pretrained: bool = False
+    output_stride: Literal[8, 16] = 16
+    seed: int = 0  # initial weights of a backbone without pretrained weights
+
+
+class TrainSpec(_Section):
+    crop: Annotated[int, Field(ge=32)] = 256
+    batch: Annotated[int, Field(gt=0)] = 8
+    steps: Annotated[int, Field(gt=0)] = 300
+    lr: Annotated[float, Field(gt=0)] = 0.01
+    power: Annotated[float, Field(ge=0)] = 0.9
+    momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
+    weight_decay: Annotated[float, Field(ge=0)] = 4e-5
+    eval_every: Annotated[int, Field(gt=0)] = 100
+    # BatchNorm momentum (PyTorch's convention). None: the paper's 0.0003 for long runs,
+    # raised to 10 / steps (at most 0.1) for short ones; otherwise the running statistics
+    # used at evaluation keep (1 - m) ** steps of their initial values, far from the
+    # real ones after a few hundred steps
+    bn_momentum: Annotated[float | None, Field(gt=0, le=1)] = None
+
+    @property
+    def momentum_of_bn(self) -> float:
+        if self.bn_momentum is not None:
+            return self.bn_momentum
+        return max(0.0003, min(0.1, 10 / self.steps))
+
+
+class Task(_Section):
+    dataset: DatasetSpec = DatasetSpec()
+    backbone: BackboneSpec = BackboneSpec()
+    train: TrainSpec = TrainSpec()
+    backend: Literal["torch", "jax"] = "torch"
+    device: str = "cpu"
+    seed: int = 0
+    cache_dir: Path = Path(".dpcdsl-cache")
+    file: Annotated[str, Field(exclude=True)] = "<task>"
+
+    def cache_key(self, dtype: str) -> str:
+        """The feature cache's content key: the dataset's identity, the backbone and its
+        weights, crop, output stride and dtype."""
+        ident: dict[str, Any] = {
+            "format": 1,
+            "dataset": self.dataset.model_dump(mode="json"),
+            "backbone": self.backbone.model_dump(mode="json"),
+            "crop": self.train.crop,
+            "dtype": dtype,
+        }
+        if self.dataset.root is not None:
+            ident["dataset"]["root"] = str(self.dataset.root.resolve())
+        if self.dataset.kind == "synthetic":
+            from dpcdsl.data import synthetic
+
+            ident["dataset"]["version"] = synthetic.VERSION
+        text = json.dumps(ident, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+def load_task(path: str | Path) -> Task:
+    """Read and validate a task file; every problem is reported with its key and line."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise DpcError.at(Span(file=str(path)), f"cannot read the task file: "
+                          f"{e.strerror or e}") from None
+    return task_from_text(text, str(path), base=path.parent)
+
+
+def task_from_text(text: str, file: str = "<task>", base: Path | None = None) -> Task:
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        where = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
+        line, col = (int(where.group(1)), int(where.group(2))) if where else (0, 0)
+        msg = str(e).split(" (at ")[0]
+        raise DpcError.at(Span(file=file, line=line, column=col), f"invalid TOML: {msg}",
+                          sources={file: text}) from None
+    try:
+        task = Task.model_validate({**data, "file": file})
+    except ValidationError as e:
+        raise DpcError([_diagnostic(err, text, file) for err in e.errors()],
+                       {file: text}) from None
+    if base is not None:  # relative paths are relative to the task file
+        updates: dict[str, Any] = {}
+        if not task.cache_dir.is_absolute():
+            updates["cache_dir"] = base / task.cache_dir
+        if task.dataset.root is not None and not task.dataset.root.is_absolute():
+            updates["dataset"] = task.dataset.model_copy(
+                update={"root": base / task.dataset.root})
+        task = task.model_copy(update=updates)
+    if task.dataset.kind != "synthetic" and task.dataset.root is None:
+        raise DpcError.at(_locate(text, file, ("dataset", "kind")),
+                          f"dataset.root: a {task.dataset.kind} dataset needs a root folder",
+                          sources={file: text})
+    return task
+
+
+def _diagnostic(err: Any, text: str, file: str) -> Diagnostic:
+    loc = tuple(str(x) for x in err["loc"])
+    key = ".".join(loc)
+    message = f"{key}: {err['msg']}"
+    if err["type"] == "extra_forbidden":
+        section = _FIELDS.get(loc[:-1], {})
+        message = f"{key}: unknown key.{did_you_mean(loc[-1], section)}".rstrip(".")
+    return Diagnostic(span=_locate(text, file, loc), message=message)
+
+
+_FIELDS: dict[tuple[str, ...], Any] = {
+    (): Task.model_fields, ("dataset",): DatasetSpec.model_fields,
+    ("backbone",): BackboneSpec.model_fields, ("train",): TrainSpec.model_fields}
+
+
+def _locate(text: str, file: str, loc: tuple[str, ...]) -> Span:
+    """The line of ``key = ...`` under its ``[table]``, or of the table itself."""
+    table: tuple[str, ...] = ()
+    fallback = Span(file=file)
+    for n, line in enumerate(text.splitlines(), 1):
+        header = re.match(r"\s*\[([^\]]+)\]", line)
+        if header:
+            table = tuple(p.strip() for p in header.group(1).split("."))
+            if table == loc[:-1] or table == loc:
+                fallback = Span(file=file, line=n, column=1, end_line=n,
+                                end_column=len(line) + 1)
+            continue
+        m = re.match(r"(\s*)([A-Za-z0-9_\-]+)\s*=", line)
+        if m and (*table, m.group(2)) == loc:
+            col = len(m.group(1)) + 1
+            return Span(file=file, line=n, column=col, end_line=n,
+                        end_column=col + len(m.group(2)))
+    return fallback

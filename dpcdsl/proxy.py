@@ -1,0 +1,120 @@
+"""The proxy task (PAPER.md, "The proxy task and the search"): a candidate cell and a
+1x1 classifier train on cached backbone features, not end to end, and are scored by
+mIOU on the cached val split.
+
+The loop is here, once, for every backend: batches, the evaluation schedule, the
+divergence check, the callback and the result record. A backend gives the two steps
+(:func:`dpcdsl_torch.proxy.steps`, :func:`dpcdsl_jax.proxy.steps`).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict
+
+from dpcdsl import backends, ir
+from dpcdsl.canonical import initial_weights, weight_shapes
+from dpcdsl.cost import cost, infer_channels
+from dpcdsl.data.cache import FeatureCache, build_cache, open_cache
+from dpcdsl.data.metrics import ConfusionMatrix
+from dpcdsl.data.task import Task
+from dpcdsl.errors import DpcError
+
+#: called with (step, mIOU) at every evaluation; raise to stop (e.g. optuna.TrialPruned)
+Callback = Callable[[int, float], None]
+
+
+class Diverged(DpcError):
+    """The loss became NaN or infinite."""
+
+
+class ProxyResult(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    cell: str
+    hash: str
+    backend: str
+    miou: float
+    per_class_iou: list[float | None]
+    losses: list[float]
+    evals: list[tuple[int, float]]
+    steps: int
+    wall_s: float
+    params: int
+    madds: int
+
+
+def ensure_cache(task: Task, progress: bool = True) -> FeatureCache:
+    """The task's feature cache, built with its backbone (PyTorch) when missing."""
+    cache = open_cache(task)
+    if cache is not None:
+        return cache
+    extract = backends.get("torch").feature_extractor(task)
+    return build_cache(task, extract, progress=progress)
+
+
+def head_weights(cell: ir.Cell, cache: FeatureCache, seed: int) -> dict[str, Any]:
+    """Initial weights of the cell and its classifier, the same for every backend."""
+    shapes = {f"cell.{k}": v for k, v in weight_shapes(cell, cache.channels).items()}
+    out_channels = infer_channels(cell, cache.channels)[cell.output]
+    shapes["classifier.weight"] = (cache.num_classes, out_channels, 1, 1)
+    weights = initial_weights(shapes, seed)
+    weights["classifier.bias"] = np.zeros(cache.num_classes, np.float32)
+    return weights
+
+
+def batches(n: int, batch: int, seed: int) -> Iterator[np.ndarray]:
+    """Sorted index batches, epoch after epoch of seeded permutations."""
+    rng = np.random.default_rng(seed)
+    while True:
+        order = rng.permutation(n)
+        for start in range(0, n - batch + 1 if n >= batch else 1, batch):
+            yield np.sort(order[start:start + batch])
+
+
+def train(cell: ir.Cell, task: Task, backend: str | None = None,
+          callback: Callback | None = None, progress: bool = False) -> ProxyResult:
+    """Train ``cell`` on the task's cached features with ``backend`` (default: the
+    task's) and score it on the val split."""
+    cache = ensure_cache(task, progress=progress)
+    name = backend or task.backend
+    step, predict = backends.get(name).proxy_steps(
+        cell, cache, task, head_weights(cell, cache, task.seed))
+    spec = task.train
+    feats, labels = cache.features("train"), cache.labels("train")
+    losses: list[float] = []
+    evals: list[tuple[int, float]] = []
+    matrix = ConfusionMatrix(cache.num_classes, cache.ignore_index)
+    start = time.perf_counter()
+    for k, idx in zip(range(1, spec.steps + 1), batches(len(feats), spec.batch, task.seed)):
+        loss = float(step(np.asarray(feats[idx], np.float32), np.asarray(labels[idx])))
+        if not np.isfinite(loss):
+            raise Diverged.at(None, f"cell '{cell.name}': the loss is {loss} at step {k} of "
+                              f"{spec.steps}", hint="lower train.lr, or check the cell")
+        losses.append(loss)
+        if k % spec.eval_every == 0 or k == spec.steps:
+            matrix = evaluate(predict, cache)
+            evals.append((k, matrix.miou()))
+            if callback is not None:
+                callback(k, evals[-1][1])
+    wall = time.perf_counter() - start
+    report = cost(cell, cache.channels, tuple(cache.meta["feature_size"]))
+    return ProxyResult(cell=cell.name, hash=cell.hash, backend=name, miou=evals[-1][1],
+                       per_class_iou=[None if np.isnan(v) else float(v) * 100
+                                      for v in matrix.iou()],
+                       losses=losses, evals=evals, steps=len(losses), wall_s=wall,
+                       params=report.params, madds=report.madds)
+
+
+def evaluate(predict: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
+             cache: FeatureCache, batch: int = 16) -> ConfusionMatrix:
+    feats, labels = cache.features("val"), cache.labels("val")
+    matrix = ConfusionMatrix(cache.num_classes, cache.ignore_index)
+    for s in range(0, len(feats), batch):
+        y = np.asarray(labels[s:s + batch])
+        matrix.update(predict(np.asarray(feats[s:s + batch], np.float32), y.shape[1:]), y)
+    return matrix
