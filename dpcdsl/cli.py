@@ -232,6 +232,48 @@ def compile_(file: FileArg, cell: CellOpt = None,
         err.print(f"wrote {output} ({source.count(chr(10))} lines, {backend} backend)")
 
 
+TaskOpt = Annotated[Path, typer.Option("--task", "-t", help="a task file (TOML)")]
+
+
+@app.command("cache")
+@handled
+def cache_(task: TaskOpt) -> None:
+    """Build the task's feature cache ahead of time (the backbone runs once)."""
+    from dpcdsl.data.task import load_task
+    from dpcdsl.proxy import ensure_cache
+
+    spec = load_task(task)
+    cache = ensure_cache(spec, progress=err.is_terminal)
+    sizes = cache.meta["splits"]
+    out.print(f"cache {cache.path.resolve()}: {sizes['train']} train and {sizes['val']} val "
+              f"feature maps of {cache.channels}x{'x'.join(map(str, cache.meta['feature_size']))}"
+              f" ({cache.meta['dtype']})")
+
+
+@app.command()
+@handled
+def proxy(file: FileArg, task: TaskOpt, cell: CellOpt = None,
+          backend: Annotated[str | None, typer.Option(
+              help="torch or jax (default: the task's)")] = None,
+          format: Fmt = "text") -> None:
+    """Train one cell on the proxy task (cached features) and print its mIOU."""
+    from dpcdsl.data.task import load_task
+    from dpcdsl.proxy import train
+
+    spec = load_task(task)
+    c = _concrete(file, cell)
+    result = train(c, spec, backend=backend, progress=err.is_terminal,
+                   callback=lambda k, m: err.print(f"step {k}: mIOU {m:.1f}"))
+    if format == "json":
+        out.print(json.dumps(result.model_dump(), indent=1), markup=False)
+        return
+    out.print(f"{c.name}: mIOU {result.miou:.1f} after {result.steps} steps "
+              f"({result.backend}, {result.wall_s:.1f} s); {result.params:,} parameters, "
+              f"{result.madds / 1e9:.2f}B multiply-adds")
+    ious = ", ".join("-" if v is None else f"{v:.1f}" for v in result.per_class_iou)
+    out.print(f"per-class IoU: {ious}")
+
+
 @app.command()
 @handled
 def viz(file: FileArg, cell: CellOpt = None,

@@ -24,4 +24,7 @@ echo "== the top-1 cell compiled to standalone PyTorch source, and a model built
 $DPCC compile examples/dpc_cityscapes.dpc --backend torch --in-channels 2048 \
   -o "$OUT/dpc_cityscapes_torch.py"
 .venv/bin/python examples/segmentation_model.py "$OUT"
+echo "== the proxy task: features cached once, then ASPP trained on them (synthetic scenes):"
+$DPCC cache --task examples/synthetic_task.toml
+$DPCC proxy examples/aspp.dpc --task examples/synthetic_task.toml
 echo "== pictures and files are in $OUT"

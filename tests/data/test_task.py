@@ -1,0 +1,41 @@
+"""Task files: defaults, relative paths, and errors that name the key and the line."""
+
+import pytest
+
+from dpcdsl.data.task import load_task, task_from_text
+from dpcdsl.errors import DpcError
+from tests.conftest import EXAMPLES
+
+
+def test_example_task_loads():
+    task = load_task(EXAMPLES / "synthetic_task.toml")
+    assert task.dataset.kind == "synthetic" and task.train.steps == 300
+    assert task.cache_dir == EXAMPLES / "../.dpcdsl-cache"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[train]\nsteps = 0\n", "t.toml:2:1: error: train.steps: Input should be greater than 0"),
+    ("[train]\nstep = 3\n", "t.toml:2:1: error: train.step: unknown key. Did you mean 'steps'?"),
+    ("backend = 'tf'\n", "t.toml:1:1: error: backend: Input should be 'torch' or 'jax'"),
+    ("[backbone]\noutput_stride = 32\n", "t.toml:2:1: error: backbone.output_stride"),
+    ("[train\n", "t.toml:1:7: error: invalid TOML"),
+])
+def test_errors_name_the_key_and_line(text, message):
+    with pytest.raises(DpcError) as e:
+        task_from_text(text, "t.toml")
+    assert message in e.value.render()
+
+
+def test_all_problems_are_reported_at_once():
+    with pytest.raises(DpcError) as e:
+        task_from_text("[train]\nsteps = -1\nbatch = 0\n", "t.toml")
+    assert len(e.value.diagnostics) == 2
+
+
+def test_cache_key_follows_what_changes_the_features():
+    a = task_from_text("[train]\nsteps = 10\n")
+    assert a.cache_key("float16") == task_from_text("[train]\nsteps = 99\n").cache_key("float16")
+    assert a.cache_key("float16") != a.cache_key("float32")
+    assert a.cache_key("float16") != task_from_text("[backbone]\nseed = 1\n").cache_key("float16")
+    assert a.cache_key("float16") != task_from_text("[train]\ncrop = 128\n[dataset]\n"
+                                                    "image_size = 128\n").cache_key("float16")
