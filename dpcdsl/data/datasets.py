@@ -7,6 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
+from dpcdsl.data.formats import READERS
 from dpcdsl.data.synthetic import NUM_CLASSES, SyntheticScenes
 from dpcdsl.data.task import Task
 from dpcdsl.errors import DpcError
@@ -24,6 +25,7 @@ class Dataset(Protocol):
 def open_split(task: Task, split: str) -> Dataset:
     """The train or val split of the task's dataset."""
     spec = task.dataset
+    split_name = spec.train_split if split == "train" else spec.val_split
     if spec.kind == "synthetic":
         if spec.num_classes != NUM_CLASSES:
             raise DpcError.at(None, f"{task.file}: dataset.num_classes is {spec.num_classes}, "
@@ -34,4 +36,11 @@ def open_split(task: Task, split: str) -> Dataset:
                               f"{task.train.crop}")
         count = spec.train_size if split == "train" else spec.val_size
         return SyntheticScenes(count, spec.image_size, task.seed, split)
-    raise DpcError.at(None, f"unknown dataset kind {spec.kind!r}")  # pragma: no cover
+    assert spec.root is not None  # the task file's check
+    data = READERS[spec.kind](spec.root, split_name, task.train.crop)
+    if data.num_classes != spec.num_classes:
+        raise DpcError.at(None, f"{task.file}: dataset.num_classes is {spec.num_classes}, "
+                          f"but {spec.kind} has {data.num_classes} classes")
+    if len(data) == 0:
+        raise DpcError.at(None, f"{spec.kind} at {spec.root}: the {split_name} split is empty")
+    return data

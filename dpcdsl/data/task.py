@@ -5,7 +5,7 @@ backend = "torch"          # torch | jax
 seed = 0
 
 [dataset]
-kind = "synthetic"         # the multi-scale scenes of dpcdsl.data.synthetic
+kind = "synthetic"         # synthetic | cityscapes | voc | person_part | folder
 num_classes = 5
 
 [backbone]
@@ -47,7 +47,7 @@ class _Section(BaseModel):
 
 
 class DatasetSpec(_Section):
-    kind: Literal["synthetic"] = "synthetic"
+    kind: Literal["synthetic", "cityscapes", "voc", "person_part", "folder"] = "synthetic"
     root: Path | None = None
     train_split: str = "train"
     val_split: str = "val"
