@@ -274,6 +274,34 @@ def proxy(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     out.print(f"per-class IoU: {ious}")
 
 
+@app.command("train")
+@handled
+def train_(file: FileArg, task: TaskOpt, cell: CellOpt = None,
+           run_dir: Annotated[Path, typer.Option("--run-dir", help="checkpoints go here")] = Path(
+               "runs/train"),
+           resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
+           ) -> None:
+    """Train the full model (backbone + cell + classifier) end to end in PyTorch."""
+    from dpcdsl.backends import get
+    from dpcdsl.data.task import load_task
+
+    spec = load_task(task)
+    c = _concrete(file, cell)
+    record = get("torch").train_model(c, spec, run_dir, resume=resume,
+                                      callback=lambda k, m: err.print(f"step {k}: mIOU {m:.1f}"))
+    k, miou = record["evals"][-1]
+    out.print(f"{c.name}: mIOU {miou:.1f} at step {k}; checkpoint in {run_dir}")
+
+
+@app.command("eval")
+@handled
+def eval_(run_dir: Annotated[Path, typer.Argument(help="a run folder from dpcc train")]) -> None:
+    """Evaluate a checkpoint on its task's val split."""
+    from dpcdsl.backends import get
+
+    out.print(f"mIOU {get('torch').evaluate_run(run_dir):.1f}")
+
+
 @app.command()
 @handled
 def viz(file: FileArg, cell: CellOpt = None,

@@ -5,6 +5,8 @@ from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build, class_name, emit, sou
 from dpcdsl_torch._weights import export_weights, import_weights, load_weights, save_weights
 from dpcdsl_torch.model import Backbone, SegmentationModel, TimmBackbone, TinyBackbone, backbone
 from dpcdsl_torch.proxy import ProxyHead, feature_extractor, proxy_steps
+from dpcdsl_torch.train import evaluate_run, load_run
+from dpcdsl_torch.train import train as train_model
 
 name = "torch"
 
@@ -19,8 +21,10 @@ __all__ = [
     "build",
     "class_name",
     "emit",
+    "evaluate_run",
     "export_weights",
     "import_weights",
+    "load_run",
     "load_weights",
     "name",
     "ProxyHead",
@@ -28,4 +32,5 @@ __all__ = [
     "proxy_steps",
     "save_weights",
     "source_of",
+    "train_model",
 ]

@@ -163,7 +163,9 @@ class SegmentationModel(nn.Module):
                                          decoder.inputs[1]: backbone.channels[self.low_level]}
             self.decoder = build(decoder, dec_in, seed=seed + 1, **bn)
             out_channels = infer_channels(decoder, dec_in)[decoder.output]
-        self.classifier = nn.Conv2d(out_channels, num_classes, 1)
+        with torch.random.fork_rng(devices=[]):  # seeded like the cells
+            torch.manual_seed(seed + 2)
+            self.classifier = nn.Conv2d(out_channels, num_classes, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features = self.backbone(image)

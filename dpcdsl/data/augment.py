@@ -16,9 +16,9 @@ def resize(image: np.ndarray, labels: np.ndarray, scale: float) -> tuple[np.ndar
 
     h, w = labels.shape
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    channels = [np.asarray(Image.fromarray(image[..., c]).resize(size, Image.BILINEAR))
+    channels = [np.asarray(Image.fromarray(image[..., c]).resize(size, Image.Resampling.BILINEAR))
                 for c in range(image.shape[-1])]
-    lab = np.asarray(Image.fromarray(labels).resize(size, Image.NEAREST))
+    lab = np.asarray(Image.fromarray(labels).resize(size, Image.Resampling.NEAREST))
     return np.stack(channels, -1).astype(np.float32), lab
 
 
