@@ -39,3 +39,12 @@ def test_cache_key_follows_what_changes_the_features():
     assert a.cache_key("float16") != task_from_text("[backbone]\nseed = 1\n").cache_key("float16")
     assert a.cache_key("float16") != task_from_text("[train]\ncrop = 128\n[dataset]\n"
                                                     "image_size = 128\n").cache_key("float16")
+
+
+@pytest.mark.parametrize("name, kind", [("cityscapes", "cityscapes"), ("voc", "voc"),
+                                        ("person_part", "person_part"), ("folder", "folder")])
+def test_example_task_per_dataset(name, kind):
+    task = load_task(EXAMPLES / "tasks" / f"{name}.toml")
+    assert task.dataset.kind == kind
+    assert task.dataset.root is not None and task.dataset.root.is_absolute() is \
+        (EXAMPLES / "tasks").is_absolute()
