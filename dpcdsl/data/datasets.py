@@ -41,6 +41,9 @@ def open_split(task: Task, split: str) -> Dataset:
     if data.num_classes != spec.num_classes:
         raise DpcError.at(None, f"{task.file}: dataset.num_classes is {spec.num_classes}, "
                           f"but {spec.kind} has {data.num_classes} classes")
+    if spec.ignore_index != data.ignore_index:
+        raise DpcError.at(None, f"{task.file}: dataset.ignore_index is {spec.ignore_index}, "
+                          f"but {spec.kind} labels use {data.ignore_index}")
     if len(data) == 0:
         raise DpcError.at(None, f"{spec.kind} at {spec.root}: the {split_name} split is empty")
     return data

@@ -133,3 +133,13 @@ def test_wrong_class_count_is_named(tmp_path):
     gray(tmp_path / "masks/val/a.png", ids_map())
     with pytest.raises(DpcError, match="dataset.num_classes is 5, but folder has 2 classes"):
         open_split(task("folder", tmp_path, 5), "val")
+
+
+def test_ignore_index_must_match_the_format(tmp_path):
+    (tmp_path / "classes.txt").write_text("a\nb\n")
+    rgb(tmp_path / "images/val/a.png")
+    gray(tmp_path / "masks/val/a.png", ids_map())
+    bad = task_from_text(f"[dataset]\nkind = 'folder'\nroot = '{tmp_path}'\nnum_classes = 2\n"
+                         "ignore_index = 0\n", "task.toml")
+    with pytest.raises(DpcError, match="dataset.ignore_index is 0, but folder labels use 255"):
+        open_split(bad, "val")
