@@ -304,6 +304,52 @@ def eval_(run_dir: Annotated[Path, typer.Argument(help="a run folder from dpcc t
 
 @app.command()
 @handled
+def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
+           strategy: Annotated[str, typer.Option(help="random, ers, evolution or tpe")] = "random",
+           trials: Annotated[int, typer.Option(help="finished trials to run", min=1)] = 20,
+           executor: Annotated[str, typer.Option(help="local or pool")] = "local",
+           workers: Annotated[int, typer.Option(help="pool workers", min=1)] = 2,
+           run_dir: Annotated[Path, typer.Option("--run-dir")] = Path("runs/search"),
+           storage: Annotated[str | None, typer.Option(
+               help="an Optuna storage URL (default: SQLite in the run folder)")] = None,
+           resume: Annotated[bool, typer.Option(help="continue the run folder's study")] = False,
+           prune: Annotated[str, typer.Option(help="none, median or asha")] = "none",
+           seed: Annotated[int, typer.Option()] = 0,
+           timeout: Annotated[float | None, typer.Option(help="seconds per trial")] = None,
+           gpus: Annotated[str | None, typer.Option(
+               help="GPU ids for pool workers, e.g. 0,1")] = None) -> None:
+    """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
+    from dpcdsl.search.driver import SearchConfig
+    from dpcdsl.search.driver import search as run_search
+    from dpcdsl.search.report import ranked
+
+    cfg = SearchConfig(space_file=file, task_file=task, cell=cell, strategy=strategy,
+                       trials=trials, executor=executor, workers=workers, run_dir=run_dir,
+                       storage=storage, resume=resume, prune=prune, seed=seed,
+                       timeout=timeout, gpus=gpus.split(",") if gpus else None,
+                       progress=err.is_terminal)
+    study = run_search(cfg)
+    rows = ranked(study)
+    if rows:
+        best = rows[0]
+        out.print(f"best of {len(rows)} trials: mIOU {best.value:.2f} (trial {best.number})")
+        out.print(best.user_attrs["cell"], end="", markup=False)
+    out.print(f"results in {run_dir}: best.dpc, best.svg, leaderboard.csv, report.html")
+
+
+@app.command()
+@handled
+def report(run_dir: Annotated[Path, typer.Argument(help="a search's run folder")],
+           storage: Annotated[str | None, typer.Option(help="Optuna storage URL")] = None,
+           ) -> None:
+    """Rebuild a search's report and best cell from its study."""
+    from dpcdsl.search.report import rebuild
+
+    out.print(f"wrote {rebuild(run_dir, storage)}")
+
+
+@app.command()
+@handled
 def viz(file: FileArg, cell: CellOpt = None,
         output: Annotated[Path, typer.Option("-o", "--output",
                                              help="out.svg, out.png or out.dot")] = Path(

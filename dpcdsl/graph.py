@@ -51,22 +51,29 @@ def to_dot(cell: ir.Cell) -> str:
 
 def render(cell: ir.Cell, path: str | Path) -> Path:
     """Write ``cell`` as ``.dot``, ``.svg`` or ``.png``, chosen by the suffix."""
-    import graphviz
-
     path = Path(path)
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("dot", "gv", "svg", "png", "pdf"):
         raise DpcError.at(None, f"cannot draw to '{path.name}': use a .dot, .svg, .png or "
                           ".pdf file name")
-    source = to_dot(cell)
     if fmt in ("dot", "gv"):
-        path.write_text(source)
+        path.write_text(to_dot(cell))
         return path
+    path.write_bytes(_pipe(cell, fmt))
+    return path
+
+
+def to_svg(cell: ir.Cell) -> str:
+    """The picture as SVG text, for embedding in HTML."""
+    return _pipe(cell, "svg").decode()
+
+
+def _pipe(cell: ir.Cell, fmt: str) -> bytes:
+    import graphviz
+
     try:
-        data = graphviz.Source(source).pipe(format=fmt)
+        return bytes(graphviz.Source(to_dot(cell)).pipe(format=fmt))
     except graphviz.ExecutableNotFound:
         raise DpcError.at(None, "the graphviz program `dot` is not installed",
                           hint="install it (Debian: `apt-get install graphviz`), or write "
                                "a .dot file instead") from None
-    path.write_bytes(data)
-    return path

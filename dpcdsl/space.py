@@ -10,7 +10,7 @@ appear in it.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,16 @@ class Space:
                               sources=self.program.sources)
         rng = seed if isinstance(seed, random.Random) else random.Random(seed)
         return self._expander.run(_Uniform(rng))  # a fresh decisions dict per run
+
+    def decide(self, choose: Callable[[str, list[int]], int]) -> tuple[ir.Cell, Decisions]:
+        """The cell that ``choose(path, option_sizes) -> index`` picks at each choice
+        point, in walk order; a search strategy answers through it."""
+
+        class _Callback(Decider):
+            def choose(self, path: str, counts: list[int], probe: Probe) -> int:
+                return choose(path, counts)
+
+        return self._expander.run(_Callback())
 
     def decode(self, decisions: Mapping[str, int]) -> ir.Cell:
         """The cell that ``decisions`` pick; unknown paths are an error."""

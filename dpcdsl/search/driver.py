@@ -1,0 +1,203 @@
+"""The search driver: Optuna ask/tell over a space, with one executor running trials.
+
+The driver alone writes the study (SQLite in the run folder by default, or any Optuna
+storage URL). Each trial records its cell's ``.dpc`` text, canonical hash, parameters,
+multiply-adds, mIOU, wall time, and any failure reason. A duplicate architecture is not
+trained again: its result is copied and the trial marked ``duplicate_of``. After a
+kill, ``resume`` continues the same study: finished trials stay, trials that were
+running are marked failed ("interrupted") and run again, and the budget counts finished
+trials only.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import Trial, TrialState
+
+from dpcdsl.data.task import load_task
+from dpcdsl.errors import DpcError
+from dpcdsl.proxy import ensure_cache
+from dpcdsl.search.executors import make_executor
+from dpcdsl.search.strategies import make_sampler
+from dpcdsl.space import Space
+
+STUDY = "dpcdsl"
+
+
+@dataclass
+class SearchConfig:
+    space_file: Path
+    task_file: Path
+    cell: str | None = None
+    strategy: str = "random"
+    trials: int = 20
+    executor: str = "local"
+    workers: int = 2
+    run_dir: Path = Path("runs/search")
+    storage: str | None = None
+    resume: bool = False
+    prune: str = "none"
+    seed: int = 0
+    timeout: float | None = None
+    gpus: list[str] | None = None
+    progress: bool = True
+
+
+def storage_url(run_dir: Path, storage: str | None) -> str:
+    return storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+
+
+def make_pruner(name: str) -> optuna.pruners.BasePruner:
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner()
+    raise DpcError.at(None, f"unknown pruner '{name}'", hint="none, median or asha")
+
+
+def counted(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial uses up budget: finished, pruned, or failed with a reason (an
+    interrupted trial is run again instead)."""
+    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
+        return True
+    return trial.state == TrialState.FAIL and "failure" in trial.user_attrs
+
+
+def _open_study(cfg: SearchConfig, space: Space) -> optuna.Study:
+    url = storage_url(cfg.run_dir, cfg.storage)
+    names = [s.study_name for s in optuna.get_all_study_summaries(url)] \
+        if cfg.storage or (cfg.run_dir / "study.db").exists() else []
+    if STUDY in names and not cfg.resume:
+        raise DpcError.at(None, f"{cfg.run_dir} already holds a search",
+                          hint="continue it with --resume, or choose another --run-dir")
+    if cfg.resume and STUDY not in names:
+        raise DpcError.at(None, f"nothing to resume in {cfg.run_dir}: no study there")
+    study = optuna.create_study(study_name=STUDY, storage=url, load_if_exists=cfg.resume,
+                                direction="maximize",
+                                sampler=make_sampler(cfg.strategy, space, cfg.seed),
+                                pruner=make_pruner(cfg.prune))
+    if not cfg.resume:
+        study.set_user_attr("space_file", str(cfg.space_file))
+        study.set_user_attr("cell", space.name)
+        study.set_user_attr("task_file", str(cfg.task_file))
+        study.set_user_attr("strategy", cfg.strategy)
+    return study
+
+
+def _rerun_interrupted(study: optuna.Study) -> None:
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
+        study.tell(t.number, state=TrialState.FAIL)
+
+
+def search(cfg: SearchConfig) -> optuna.Study:
+    """Run (or resume) a search; returns the Optuna study."""
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = Space.from_file(cfg.space_file, cfg.cell)
+    task = load_task(cfg.task_file)
+    cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    study = _open_study(cfg, space)
+    if cfg.resume:
+        _rerun_interrupted(study)
+    ensure_cache(task, progress=cfg.progress)  # once, before any worker needs it
+    executor = make_executor(cfg.executor, cfg.workers, cfg.timeout, cfg.gpus)
+    task_json = {**task.model_dump(mode="json"), "file": task.file}
+    pending: dict[int, Trial] = {}
+    start = time.time()
+    from dpcdsl.search.progress import SearchProgress
+
+    with SearchProgress(cfg.trials, cfg.progress) as bar:
+        try:
+            while True:
+                done = [t for t in study.get_trials(deepcopy=False) if counted(t)]
+                bar.update(done)
+                if len(done) >= cfg.trials:
+                    break
+                while executor.busy < executor.slots and len(done) + len(pending) < cfg.trials:
+                    trial = study.ask()
+                    outcome = _launch(trial, space, study, executor, task_json, cfg)
+                    if outcome is None:
+                        pending[trial.number] = trial
+                    done = [t for t in study.get_trials(deepcopy=False) if counted(t)]
+                    if len(done) >= cfg.trials:
+                        break
+                for number, result in executor.collect():
+                    _tell(study, pending.pop(number), result)
+        finally:
+            executor.close()
+    study.set_user_attr("last_run_s", time.time() - start)
+    from dpcdsl.search.report import write_outputs
+
+    write_outputs(study, cfg.run_dir)
+    return study
+
+
+def suggest_cell(trial: Trial, space: Space) -> Any:
+    """The trial's cell: each choice point is an integer parameter named by its path,
+    suggested through the study's sampler."""
+
+    def choose(path: str, counts: list[int]) -> int:
+        if len(counts) == 1:
+            return 0
+        i = trial.suggest_int(path, 0, len(counts) - 1)
+        if counts[i] == 0:
+            raise DpcError.at(None, f"{path} = {i} is an empty option here")
+        return i
+
+    return space.decide(choose)[0]
+
+
+def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
+            task_json: dict[str, Any], cfg: SearchConfig) -> str | None:
+    """Decide the trial's cell and start it; a duplicate or a pruned/failed local run is
+    told at once (returns how it ended), else None (it is running)."""
+
+    try:
+        cell = suggest_cell(trial, space)
+    except DpcError as e:
+        trial.set_user_attr("failure", f"error: {e.diagnostics[0].message}")
+        study.tell(trial, state=TrialState.FAIL)
+        return "failed"
+    trial.set_user_attr("cell", cell.canonical_text())
+    trial.set_user_attr("hash", cell.hash)
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("hash") == cell.hash:
+            for key in ("miou", "params", "madds", "wall_s", "per_class_iou"):
+                if key in t.user_attrs:
+                    trial.set_user_attr(key, t.user_attrs[key])
+            trial.set_user_attr("duplicate_of", t.number)
+            study.tell(trial, t.value)
+            return "duplicate"
+    job = {"cell": cell.canonical_text(), "task": task_json, "backend": None}
+
+    def report(step: int, miou: float) -> None:
+        trial.report(miou, step)
+        if trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
+
+    try:
+        executor.submit(trial.number, job, report if executor.name == "local" else None)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+        return "pruned"
+    return None
+
+
+def _tell(study: optuna.Study, trial: Trial, outcome: dict[str, Any]) -> None:
+    trial.set_user_attr("wall_s", outcome.get("wall_s"))
+    if outcome.get("attempts", 1) > 1:
+        trial.set_user_attr("attempts", outcome["attempts"])
+    if not outcome["ok"]:
+        trial.set_user_attr("failure", outcome["failure"])
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    for key in ("miou", "params", "madds", "per_class_iou", "evals", "final_loss"):
+        trial.set_user_attr(key, outcome[key])
+    study.tell(trial, outcome["miou"])

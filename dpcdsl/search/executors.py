@@ -1,0 +1,185 @@
+"""Executors run trials; they hold no search state (the driver alone talks to Optuna).
+
+- ``local``: in this process, one trial at a time; a timeout uses SIGALRM.
+- ``pool``: N worker slots, a fresh process per trial (spawned, so a crash takes
+  nothing else down), each slot pinned to one GPU with ``CUDA_VISIBLE_DEVICES`` or
+  given its share of the CPU threads. A worker that dies is replaced and its trial run
+  once more; a trial past its timeout is terminated.
+
+For tests, ``DPCDSL_INJECT_FAULT=exit:N`` makes the worker of trial N exit abruptly.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import time
+from dataclasses import dataclass
+from multiprocessing.connection import Connection, wait
+from typing import Any
+
+from dpcdsl.search.worker import Report, run_job
+
+Outcome = dict[str, Any]
+
+
+class LocalExecutor:
+    name = "local"
+    slots = 1
+
+    def __init__(self, timeout: float | None = None) -> None:
+        self.timeout = timeout
+        self.done: list[tuple[int, Outcome]] = []
+
+    def submit(self, number: int, job: dict[str, Any], report: Report | None = None) -> None:
+        if self.timeout is None:
+            self.done.append((number, run_job(job, report)))
+            return
+
+        def expire(signum: int, frame: Any) -> None:
+            raise TimeoutError
+
+        previous = signal.signal(signal.SIGALRM, expire)
+        signal.setitimer(signal.ITIMER_REAL, self.timeout)
+        start = time.perf_counter()
+        try:
+            outcome = run_job(job, report)
+        except TimeoutError:
+            outcome = {"ok": False, "failure": f"timeout after {self.timeout:g} s",
+                       "wall_s": time.perf_counter() - start}
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+        self.done.append((number, outcome))
+
+    @property
+    def busy(self) -> int:
+        return len(self.done)  # a finished trial waits here until the driver tells it
+
+    def collect(self) -> list[tuple[int, Outcome]]:
+        done, self.done = self.done, []
+        return done
+
+    def close(self) -> None:
+        pass
+
+
+def _worker_main(job: dict[str, Any], number: int, conn: Connection,
+                 env: dict[str, str], threads: int) -> None:
+    os.environ.update(env)
+    fault = os.environ.get("DPCDSL_INJECT_FAULT", "")
+    if fault == f"exit:{number}":
+        os._exit(17)
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+    except ImportError:  # pragma: no cover - torch is needed for the cache only
+        pass
+    conn.send(run_job(job))
+    conn.close()
+
+
+@dataclass
+class _Running:
+    number: int
+    job: dict[str, Any]
+    process: Any
+    conn: Connection
+    started: float
+    attempts: int = 1
+
+
+class PoolExecutor:
+    name = "pool"
+
+    def __init__(self, workers: int, timeout: float | None = None,
+                 gpus: list[str] | None = None) -> None:
+        self.slots = workers
+        self.timeout = timeout
+        self.gpus = gpus
+        self.ctx = mp.get_context("spawn")
+        self.running: dict[int, _Running] = {}  # slot -> trial
+        self.threads = max(1, (os.cpu_count() or 1) // workers)
+
+    @property
+    def busy(self) -> int:
+        return len(self.running)
+
+    def _env(self, slot: int) -> dict[str, str]:
+        env = {"OMP_NUM_THREADS": str(self.threads)}
+        if self.gpus:
+            env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
+        return env
+
+    def _start(self, slot: int, number: int, job: dict[str, Any], attempts: int) -> None:
+        parent, child = self.ctx.Pipe(duplex=False)
+        proc = self.ctx.Process(target=_worker_main, daemon=True,
+                                args=(job, number, child, self._env(slot), self.threads))
+        proc.start()
+        child.close()
+        self.running[slot] = _Running(number, job, proc, parent, time.monotonic(), attempts)
+
+    def submit(self, number: int, job: dict[str, Any], report: Report | None = None) -> None:
+        slot = next(s for s in range(self.slots) if s not in self.running)
+        self._start(slot, number, job, 1)
+
+    def collect(self) -> list[tuple[int, Outcome]]:
+        """Wait until at least one trial ends; its outcome (a death is retried once)."""
+        done: list[tuple[int, Outcome]] = []
+        while not done and self.running:
+            waits: list[Any] = [r.conn for r in self.running.values()]
+            waits += [r.process.sentinel for r in self.running.values()]
+            wait(waits, timeout=1.0)
+            now = time.monotonic()
+            for slot, r in list(self.running.items()):
+                outcome = None
+                if r.conn.poll():
+                    try:
+                        outcome = r.conn.recv()
+                    except EOFError:
+                        outcome = None
+                if outcome is None and r.process.is_alive():
+                    if self.timeout is not None and now - r.started > self.timeout:
+                        r.process.kill()
+                        r.process.join()
+                        outcome = {"ok": False, "failure": f"timeout after {self.timeout:g} s",
+                                   "wall_s": now - r.started}
+                    else:
+                        continue
+                self._finish(slot)
+                if outcome is None:  # the worker died without an answer
+                    code = r.process.exitcode
+                    if r.attempts == 1:
+                        self._start(slot, r.number, r.job, 2)
+                        continue
+                    outcome = {"ok": False, "wall_s": now - r.started,
+                               "failure": f"worker died twice (exit code {code})"}
+                outcome["attempts"] = r.attempts
+                done.append((r.number, outcome))
+        return done
+
+    def _finish(self, slot: int) -> None:
+        r = self.running.pop(slot)
+        r.process.join(timeout=5)
+        r.conn.close()
+
+    def close(self) -> None:
+        for slot, r in list(self.running.items()):
+            r.process.kill()
+            self._finish(slot)
+
+
+def make_executor(name: str, workers: int = 2, timeout: float | None = None,
+                  gpus: list[str] | None = None) -> LocalExecutor | PoolExecutor:
+    from dpcdsl.errors import DpcError, did_you_mean
+
+    if name == "local":
+        return LocalExecutor(timeout)
+    if name == "pool":
+        return PoolExecutor(workers, timeout, gpus)
+    raise DpcError.at(None, f"unknown executor '{name}'."
+                      f"{did_you_mean(name, ['local', 'pool'])}".rstrip("."),
+                      hint="executors: local, pool")
+

@@ -1,0 +1,156 @@
+"""Searches end to end: real Optuna storage, real cache, real training, real processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+import dpcdsl
+from dpcdsl.errors import DpcError
+from dpcdsl.search.driver import STUDY, SearchConfig, counted, search, storage_url
+from dpcdsl.space import Space
+
+SPACE = """
+cell small(x, channels = 16) {
+  a = one_of(conv(x, kernel = {1, 3}), sepconv(x, rate = {1, 2}), pool(x, grid = {1, 2}))
+  return conv(concat(a, x), kernel = 1)
+}
+"""
+TASK = """
+cache_dir = "{cache}"
+[dataset]
+train_size = 16
+val_size = 8
+image_size = 64
+[train]
+crop = 64
+steps = 8
+batch = 4
+eval_every = 4
+{extra}
+"""
+
+
+@pytest.fixture
+def files(tmp_path):
+    def make(space: str = SPACE, extra: str = "") -> tuple[Path, Path]:
+        (tmp_path / "space.dpc").write_text(space)
+        (tmp_path / "task.toml").write_text(TASK.format(cache=tmp_path / "cache", extra=extra))
+        return tmp_path / "space.dpc", tmp_path / "task.toml"
+    return make
+
+
+def trials_of(run: Path) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=STUDY, storage=storage_url(run, None)).get_trials()
+
+
+@pytest.mark.parametrize("executor", ["local", "pool"])
+def test_search_end_to_end(files, tmp_path, executor):
+    space, task = files()
+    run = tmp_path / f"run-{executor}"
+    study = search(SearchConfig(space, task, trials=5, executor=executor, workers=2,
+                                run_dir=run, strategy="random", progress=False))
+    done = [t for t in study.trials if counted(t)]
+    assert len(done) == 5
+    complete = [t for t in done if t.state == TrialState.COMPLETE]
+    assert complete and all(0 <= t.value <= 100 for t in complete)
+    for t in complete:
+        assert {"cell", "hash", "params", "madds", "miou", "wall_s"} <= set(t.user_attrs)
+        assert Space.from_text(t.user_attrs["cell"]).concrete().hash == t.user_attrs["hash"]
+    # outputs
+    best = (run / "best.dpc").read_text()
+    module = dpcdsl.compile(best, backend="torch", in_channels=64)
+    assert module is not None
+    report = (run / "report.html").read_text()
+    assert "<h2>Leaderboard</h2>" in report and "<h2>Progress</h2>" in report
+    assert report.count("<svg") >= 3 + min(5, len({t.user_attrs["hash"] for t in complete}))
+    assert (run / "best.svg").read_text().lstrip().startswith(("<?xml", "<svg", "<!DOCTYPE"))
+    assert (run / "leaderboard.csv").read_text().startswith("rank,trial,miou")
+
+
+def test_duplicates_are_not_trained_again(files, tmp_path):
+    space, task = files("cell tiny(x, channels = 8) { return conv(x, kernel = {1, 3}) }")
+    study = search(SearchConfig(space, task, trials=6, run_dir=tmp_path / "run",
+                                progress=False))
+    dups = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(dups) >= 4  # two architectures, six trials
+    for t in dups:
+        original = study.trials[t.user_attrs["duplicate_of"]]
+        assert t.value == original.value and t.user_attrs["hash"] == original.user_attrs["hash"]
+
+
+def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path, monkeypatch):
+    # a cell that raises (its pool grid is larger than the 4x4 features), one worker that
+    # dies on every attempt, and a run whose loss diverges
+    space, task = files("cell f(x, channels = 8) { return one_of(pool(x, grid = 32), "
+                        "conv(x, kernel = 1), sepconv(x, rate = {1, 2, 3})) }")
+    monkeypatch.setenv("DPCDSL_INJECT_FAULT", "exit:1")
+    study = search(SearchConfig(space, task, trials=6, executor="pool", workers=2,
+                                run_dir=tmp_path / "run", progress=False, seed=3))
+    reasons = [t.user_attrs.get("failure", "") for t in study.trials
+               if t.state == TrialState.FAIL]
+    assert any("worker died twice" in r for r in reasons), reasons
+    assert len([t for t in study.trials if counted(t)]) == 6
+
+    monkeypatch.delenv("DPCDSL_INJECT_FAULT")
+    raising = search(SearchConfig(space, task, trials=8, run_dir=tmp_path / "raise",
+                                  progress=False, seed=1))
+    reasons = [t.user_attrs.get("failure", "") for t in raising.trials]
+    assert any("pool grid 32x32 is larger than the 4x4 feature map" in r for r in reasons)
+    _, bad_task = files("cell f(x, channels = 8) { return conv(x, kernel = 1) }", "lr = 1e12")
+    nan = search(SearchConfig(tmp_path / "space.dpc", bad_task, trials=2,
+                              run_dir=tmp_path / "nan", progress=False))
+    assert all("diverged" in t.user_attrs["failure"] for t in nan.trials)
+
+
+
+def test_run_folder_is_not_overwritten(files, tmp_path):
+    space, task = files()
+    cfg = SearchConfig(space, task, trials=1, run_dir=tmp_path / "run", progress=False)
+    search(cfg)
+    with pytest.raises(DpcError, match="already holds a search"):
+        search(cfg)
+    with pytest.raises(DpcError, match="nothing to resume"):
+        search(SearchConfig(space, task, trials=1, run_dir=tmp_path / "other", resume=True,
+                            progress=False))
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume(files, tmp_path):
+    space, task = files()
+    run = tmp_path / "run"
+    args = [sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task", str(task),
+            "--trials", "8", "--run-dir", str(run)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    before: list[optuna.trial.FrozenTrial] = []
+    while time.time() < deadline:
+        time.sleep(0.5)
+        if (run / "study.db").exists():
+            try:
+                before = [t for t in trials_of(run) if t.state == TrialState.COMPLETE]
+            except Exception:  # the driver is creating the study
+                continue
+            if len(before) >= 3:
+                break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(before) >= 3
+    r = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    after = trials_of(run)
+    kept = {t.number: t for t in after}
+    for t in before:  # every finished trial is still there, once, unchanged
+        assert kept[t.number].state == TrialState.COMPLETE and kept[t.number].value == t.value
+    assert len([t for t in after if counted(t)]) == 8
+    hashes = [t.user_attrs.get("hash") for t in after if t.state == TrialState.COMPLETE
+              and "duplicate_of" not in t.user_attrs]
+    assert len(hashes) == len(set(hashes))

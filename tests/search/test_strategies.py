@@ -1,0 +1,81 @@
+"""Each strategy on a cheap objective over decisions, with a planted optimum: the
+number of choice points where a cell agrees with a planted architecture."""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections import Counter
+
+import optuna
+import pytest
+
+from dpcdsl.errors import DpcError
+from dpcdsl.search.driver import suggest_cell
+from dpcdsl.search.strategies import ArchitectureSampler, make_sampler
+from dpcdsl.space import Space
+from tests.conftest import EXAMPLES
+
+SPACE = Space.from_file(EXAMPLES / "dpc_paper.dpc")
+PLANTED = SPACE.sample(12345)[1]
+
+
+def best_after(strategy: str, seed: int, budget: int = 120) -> float:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(direction="maximize",
+                                sampler=make_sampler(strategy, SPACE, seed))
+    for _ in range(budget):
+        trial = study.ask()
+        suggest_cell(trial, SPACE)
+        score = sum(trial.params.get(p) == v for p, v in PLANTED.items())
+        study.tell(trial, score)
+    return float(study.best_value)
+
+
+@pytest.mark.slow
+def test_evolution_and_ers_beat_random_on_a_planted_optimum():
+    seeds = range(4)
+    mean = {s: statistics.mean(best_after(s, k) for k in seeds)
+            for s in ("random", "ers", "evolution")}
+    assert mean["evolution"] > mean["random"] + 1, mean
+    assert mean["ers"] > mean["random"] + 1, mean
+
+
+def test_tpe_runs_on_conditional_parameters():
+    assert best_after("tpe", 0, budget=25) > 0
+
+
+def test_random_is_uniform_over_architectures():
+    """The sampler draws whole architectures through Space.sample: on a small space
+    every architecture turns up about equally often."""
+    space = Space.from_text("cell c(x) { a = one_of(conv(x, kernel = {1, 3}), "
+                            "sepconv(x, rate = {1, 2, 3, 4, 5, 6})) return a }")
+    study = optuna.create_study(sampler=ArchitectureSampler(space, seed=0))
+    counts: Counter[str] = Counter()
+    for _ in range(800):
+        trial = study.ask()
+        counts[suggest_cell(trial, space).hash] += 1
+        study.tell(trial, 0.0)
+    assert len(counts) == 8
+    assert max(counts.values()) < 2 * min(counts.values())
+
+
+def test_trial_params_are_the_choice_paths_and_decode():
+    study = optuna.create_study(sampler=make_sampler("random", SPACE, 0))
+    trial = study.ask()
+    cell = suggest_cell(trial, SPACE)
+    assert "b0.op" in trial.params and "b4.input" in trial.params
+    assert SPACE.decode(trial.params) == cell
+
+
+def test_unknown_strategy_says_did_you_mean():
+    with pytest.raises(DpcError, match="unknown strategy 'evolutoin'. Did you mean 'evolution'"):
+        make_sampler("evolutoin", SPACE)
+
+
+def test_mutation_children_differ_from_parents_by_one_decision():
+    rng = random.Random(0)
+    parent = SPACE.sample(rng)[1]
+    child = SPACE.mutate(parent, rng)[1]
+    changed = [p for p in parent if p in child and parent[p] != child[p]]
+    assert len(changed) == 1
