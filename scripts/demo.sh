@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job, until the search engine lands: a tour of the language over the
-# examples (check, count, cost, draw), a uniform sample of the paper's space, the
-# DeepLab JSON round trip, and the PyTorch backend (compile a cell, build a full
-# segmentation model). Sets up .venv first when it is missing.
+# The main job: an end-to-end search of the DPC paper's space on the proxy task
+# (synthetic multi-scale scenes, features cached once, each candidate trained on them),
+# after a short tour of the language and the backends. A few minutes on a laptop CPU.
+# Sets up .venv first when it is missing. Results land in out/demo (SEARCH_TRIALS
+# sets the budget).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-env.sh
@@ -27,4 +28,8 @@ $DPCC compile examples/dpc_cityscapes.dpc --backend torch --in-channels 2048 \
 echo "== the proxy task: features cached once, then ASPP trained on them (synthetic scenes):"
 $DPCC cache --task examples/synthetic_task.toml
 $DPCC proxy examples/aspp.dpc --task examples/synthetic_task.toml
-echo "== pictures and files are in $OUT"
+echo "== the search: the paper's space, efficient random search, ${SEARCH_TRIALS:-12} trials:"
+rm -rf "$OUT/search"
+$DPCC search examples/dpc_paper.dpc --task examples/demo_task.toml --strategy ers \
+  --trials "${SEARCH_TRIALS:-12}" --run-dir "$OUT/search"
+echo "== pictures and files are in $OUT; the search's report is $OUT/search/report.html"
