@@ -350,6 +350,25 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a search's run folder")
 
 @app.command()
 @handled
+def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder")],
+           top: Annotated[int, typer.Option(help="how many of the best cells", min=1)] = 5,
+           steps: Annotated[int, typer.Option(help="training steps each", min=1)] = 1000,
+           end_to_end: Annotated[bool, typer.Option(
+               "--end-to-end", help="train full models, not heads on cached features")] = False,
+           storage: Annotated[str | None, typer.Option(help="Optuna storage URL")] = None,
+           ) -> None:
+    """Retrain the top cells longer (or end to end) and compare the rankings."""
+    from dpcdsl.search.rerank import rerank as run_rerank
+
+    result = run_rerank(run_dir, top, steps, end_to_end, storage)
+    for r in result["rows"]:
+        out.print(f"trial {r['trial']}: proxy mIOU {r['proxy_miou']:.2f} -> "
+                  f"{r['rerank_miou']:.2f}")
+    out.print(f"Spearman rank correlation: {result['spearman']:.3f}")
+
+
+@app.command()
+@handled
 def viz(file: FileArg, cell: CellOpt = None,
         output: Annotated[Path, typer.Option("-o", "--output",
                                              help="out.svg, out.png or out.dot")] = Path(

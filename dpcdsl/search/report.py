@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import html
 import io
+import json
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> None:
                   f"(trial {best.number}, {study.user_attrs.get('strategy', '?')} search)\n")
         (run_dir / "best.dpc").write_text(header + best.user_attrs["cell"])
         render(cell, run_dir / "best.svg")
-    (run_dir / "report.html").write_text(report_html(study, rows))
+    (run_dir / "report.html").write_text(report_html(study, rows, run_dir))
 
 
 def _plot(fig: Any) -> str:
@@ -109,7 +110,26 @@ def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
     return front
 
 
-def report_html(study: optuna.Study, rows: list[FrozenTrial]) -> str:
+def _rerank_section(run_dir: Path | None) -> list[str]:
+    path = None if run_dir is None else run_dir / "rerank.json"
+    if path is None or not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    how = "end to end" if data["end_to_end"] else f"on the proxy task for {data['steps']} steps"
+    out = [f"<h2>Re-ranking</h2><p>The top {len(data['rows'])} cells trained {how}. "
+           f"Spearman rank correlation between proxy and re-ranked mIOU: "
+           f"<b>{data['spearman']:.3f}</b>.</p><table><tr><th>trial</th><th>proxy mIOU</th>"
+           "<th>re-ranked mIOU</th><th>new rank</th></tr>"]
+    order = sorted(data["rows"], key=lambda r: -r["rerank_miou"])
+    for r in data["rows"]:
+        out.append(f"<tr><td>{r['trial']}</td><td>{r['proxy_miou']:.2f}</td>"
+                   f"<td>{r['rerank_miou']:.2f}</td><td>{order.index(r) + 1}</td></tr>")
+    out.append("</table>")
+    return out
+
+
+def report_html(study: optuna.Study, rows: list[FrozenTrial],
+                run_dir: Path | None = None) -> str:
     e = html.escape
     attrs = study.user_attrs
     trials = study.get_trials(deepcopy=False)
@@ -144,6 +164,7 @@ def report_html(study: optuna.Study, rows: list[FrozenTrial]) -> str:
             svg = f"<p>{e(err.render())}</p>"
         parts.append(f"<h3>#{rank}: trial {t.number}, mIOU {t.value:.2f}</h3>{svg}")
     parts.append("</div>")
+    parts += _rerank_section(run_dir)
     if failed:
         parts.append("<h2>Failed trials</h2><table><tr><th>trial</th><th>reason</th></tr>")
         for t in failed:

@@ -154,3 +154,44 @@ def test_kill_9_then_resume(files, tmp_path):
     hashes = [t.user_attrs.get("hash") for t in after if t.state == TrialState.COMPLETE
               and "duplicate_of" not in t.user_attrs]
     assert len(hashes) == len(set(hashes))
+
+
+def test_rerank_records_new_scores_and_the_rank_correlation(files, tmp_path):
+    from dpcdsl.search.rerank import rerank, spearman
+
+    space, task = files()
+    run = tmp_path / "run"
+    search(SearchConfig(space, task, trials=4, run_dir=run, progress=False))
+    result = rerank(run, top=3, steps=12)
+    assert 1 <= len(result["rows"]) <= 3
+    assert all(0 <= r["rerank_miou"] <= 100 for r in result["rows"])
+    assert (run / "rerank.json").exists()
+    assert "<h2>Re-ranking</h2>" in (run / "report.html").read_text()
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+
+
+def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
+    space, task = files()
+    run = tmp_path / "run"
+
+    def dpcc(*args):
+        return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
+                              capture_output=True, text=True, timeout=600)
+
+    r = dpcc("search", space, "--task", task, "--trials", 2, "--run-dir", run,
+             "--strategy", "evolution")
+    assert r.returncode == 0, r.stderr
+    assert "best of" in r.stdout and (run / "best.dpc").exists()
+    (run / "report.html").unlink()
+    r = dpcc("report", run)
+    assert r.returncode == 0 and (run / "report.html").exists()
+    r = dpcc("rerank", run, "--top", 1, "--steps", 4)
+    assert r.returncode == 0 and "Spearman" in r.stdout
+    r = dpcc("search", space, "--task", task, "--run-dir", run, "--strategy", "rando")
+    assert r.returncode == 1 and "already holds a search" in r.stderr
+    r = dpcc("search", space, "--task", task, "--run-dir", tmp_path / "x", "--strategy",
+             "rando")
+    assert r.returncode == 1 and "Did you mean 'random'" in r.stderr
+    assert "Traceback" not in r.stderr

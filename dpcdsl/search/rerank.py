@@ -1,0 +1,72 @@
+"""Re-ranking: the top K cells of a search trained longer on the proxy task, or end to
+end as full models, and the Spearman rank correlation between proxy and re-ranked
+scores (the DPC paper's figure 4). Results go to ``rerank.json`` in the run folder and
+into the report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+
+from dpcdsl.data.task import load_task
+from dpcdsl.errors import DpcError
+from dpcdsl.search.driver import STUDY, storage_url
+from dpcdsl.search.report import ranked, write_outputs
+from dpcdsl.space import Space
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN below two points."""
+    if len(a) < 2:
+        return float("nan")
+
+    def ranks(x: list[float]) -> np.ndarray:
+        values = np.asarray(x, np.float64)
+        order = values.argsort(kind="stable")
+        r = np.empty(len(values))
+        r[order] = np.arange(len(values), dtype=np.float64)
+        for v in np.unique(values):  # ties share their mean rank
+            r[values == v] = r[values == v].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    if ra.std() == 0 or rb.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def rerank(run_dir: Path, top: int, steps: int, end_to_end: bool = False,
+           storage: str | None = None) -> dict[str, Any]:
+    if storage is None and not (run_dir / "study.db").exists():
+        raise DpcError.at(None, f"{run_dir} holds no search (no study.db)")
+    study = optuna.load_study(study_name=STUDY, storage=storage_url(run_dir, storage))
+    task = load_task(study.user_attrs["task_file"])
+    task = task.model_copy(update={"train": task.train.model_copy(
+        update={"steps": steps, "eval_every": steps})})
+    unique = [t for t in ranked(study) if "duplicate_of" not in t.user_attrs][:top]
+    if not unique:
+        raise DpcError.at(None, f"{run_dir} has no finished trial to re-rank")
+    rows = []
+    for t in unique:
+        cell = Space.from_text(t.user_attrs["cell"]).concrete()
+        if end_to_end:
+            from dpcdsl.backends import get
+
+            record = get("torch").train_model(cell, task, run_dir / "rerank" / f"trial-{t.number}")
+            score = float(record["evals"][-1][1])
+        else:
+            from dpcdsl.proxy import train
+
+            score = train(cell, task).miou
+        rows.append({"trial": t.number, "proxy_miou": float(t.value or 0),
+                     "rerank_miou": score})
+    result = {"top": top, "steps": steps, "end_to_end": end_to_end, "rows": rows,
+              "spearman": spearman([r["proxy_miou"] for r in rows],
+                                   [r["rerank_miou"] for r in rows])}
+    (run_dir / "rerank.json").write_text(json.dumps(result, indent=1))
+    write_outputs(study, run_dir)
+    return result
