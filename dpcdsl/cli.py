@@ -307,7 +307,7 @@ def eval_(run_dir: Annotated[Path, typer.Argument(help="a run folder from dpcc t
 def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            strategy: Annotated[str, typer.Option(help="random, ers, evolution or tpe")] = "random",
            trials: Annotated[int, typer.Option(help="finished trials to run", min=1)] = 20,
-           executor: Annotated[str, typer.Option(help="local or pool")] = "local",
+           executor: Annotated[str, typer.Option(help="local, pool or ray")] = "local",
            workers: Annotated[int, typer.Option(help="pool workers", min=1)] = 2,
            run_dir: Annotated[Path, typer.Option("--run-dir")] = Path("runs/search"),
            storage: Annotated[str | None, typer.Option(
@@ -317,7 +317,12 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            seed: Annotated[int, typer.Option()] = 0,
            timeout: Annotated[float | None, typer.Option(help="seconds per trial")] = None,
            gpus: Annotated[str | None, typer.Option(
-               help="GPU ids for pool workers, e.g. 0,1")] = None) -> None:
+               help="GPU ids for pool workers, e.g. 0,1")] = None,
+           ray_address: Annotated[str | None, typer.Option(
+               help="a Ray cluster (default: a local Ray for the run)")] = None,
+           gpus_per_trial: Annotated[float, typer.Option(help="ray: GPUs per trial")] = 0.0,
+           cpus_per_trial: Annotated[float, typer.Option(help="ray: CPUs per trial")] = 1.0,
+           ) -> None:
     """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
     from dpcdsl.search.driver import SearchConfig
     from dpcdsl.search.driver import search as run_search
@@ -327,7 +332,8 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        trials=trials, executor=executor, workers=workers, run_dir=run_dir,
                        storage=storage, resume=resume, prune=prune, seed=seed,
                        timeout=timeout, gpus=gpus.split(",") if gpus else None,
-                       progress=err.is_terminal)
+                       ray_address=ray_address, gpus_per_trial=gpus_per_trial,
+                       cpus_per_trial=cpus_per_trial, progress=err.is_terminal)
     study = run_search(cfg)
     rows = ranked(study)
     if rows:

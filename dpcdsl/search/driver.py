@@ -45,6 +45,9 @@ class SearchConfig:
     seed: int = 0
     timeout: float | None = None
     gpus: list[str] | None = None
+    ray_address: str | None = None
+    gpus_per_trial: float = 0.0
+    cpus_per_trial: float = 1.0
     progress: bool = True
 
 
@@ -107,7 +110,8 @@ def search(cfg: SearchConfig) -> optuna.Study:
     if cfg.resume:
         _rerun_interrupted(study)
     ensure_cache(task, progress=cfg.progress)  # once, before any worker needs it
-    executor = make_executor(cfg.executor, cfg.workers, cfg.timeout, cfg.gpus)
+    executor = make_executor(cfg.executor, cfg.workers, cfg.timeout, cfg.gpus,
+                             cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial)
     task_json = {**task.model_dump(mode="json"), "file": task.file}
     pending: dict[int, Trial] = {}
     start = time.time()
@@ -194,6 +198,8 @@ def _tell(study: optuna.Study, trial: Trial, outcome: dict[str, Any]) -> None:
     trial.set_user_attr("wall_s", outcome.get("wall_s"))
     if outcome.get("attempts", 1) > 1:
         trial.set_user_attr("attempts", outcome["attempts"])
+    if outcome.get("device"):
+        trial.set_user_attr("device", outcome["device"])
     if not outcome["ok"]:
         trial.set_user_attr("failure", outcome["failure"])
         study.tell(trial, state=TrialState.FAIL)

@@ -1,6 +1,7 @@
 """Executors run trials; they hold no search state (the driver alone talks to Optuna).
 
 - ``local``: in this process, one trial at a time; a timeout uses SIGALRM.
+- ``ray``: Ray core tasks with a GPU fraction and CPUs per trial (``dpcdsl[ray]``).
 - ``pool``: N worker slots, a fresh process per trial (spawned, so a crash takes
   nothing else down), each slot pinned to one GPU with ``CUDA_VISIBLE_DEVICES`` or
   given its share of the CPU threads. A worker that dies is replaced and its trial run
@@ -171,15 +172,95 @@ class PoolExecutor:
             self._finish(slot)
 
 
+def _ray_job(job: dict[str, Any]) -> Outcome:
+    import ray
+
+    outcome = run_job(job)
+    outcome["device"] = ",".join(str(g) for g in ray.get_gpu_ids())
+    return outcome
+
+
+class RayExecutor:
+    """Ray core tasks, each asking for ``gpus_per_trial`` (a fraction is fine) and
+    ``cpus_per_trial``; on the cluster at ``address``, or on a local Ray started for the
+    run (and stopped after it). A task whose worker dies is retried once by Ray."""
+
+    name = "ray"
+
+    def __init__(self, workers: int, timeout: float | None = None, address: str | None = None,
+                 gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0) -> None:
+        from dpcdsl.errors import DpcError
+
+        try:
+            import ray
+        except ImportError:
+            raise DpcError.at(None, "the ray executor needs Ray",
+                              hint="pip install 'dpcdsl[ray]'") from None
+        self.ray = ray
+        self.started = not ray.is_initialized()
+        if self.started:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        self.slots, self.timeout = workers, timeout
+        self.remote = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
+                                 max_retries=1)(_ray_job)
+        self.running: dict[Any, tuple[int, float]] = {}
+
+    @property
+    def busy(self) -> int:
+        return len(self.running)
+
+    def submit(self, number: int, job: dict[str, Any], report: Report | None = None) -> None:
+        self.running[self.remote.remote(job)] = (number, time.monotonic())
+
+    def collect(self) -> list[tuple[int, Outcome]]:
+        ray = self.ray
+        done: list[tuple[int, Outcome]] = []
+        while not done and self.running:
+            ready, _ = ray.wait(list(self.running), num_returns=1, timeout=1.0)
+            now = time.monotonic()
+            for ref in list(self.running):
+                number, started = self.running[ref]
+                if ref in ready:
+                    try:
+                        outcome = ray.get(ref)
+                    except ray.exceptions.RayError as e:
+                        text = str(e).strip().splitlines()[0] if str(e).strip() else ""
+                        outcome = {"ok": False, "wall_s": now - started,
+                                   "failure": f"worker died: {type(e).__name__}: {text}"}
+                elif self.timeout is not None and now - started > self.timeout:
+                    ray.cancel(ref, force=True)
+                    outcome = {"ok": False, "wall_s": now - started,
+                               "failure": f"timeout after {self.timeout:g} s"}
+                else:
+                    continue
+                del self.running[ref]
+                done.append((number, outcome))
+        return done
+
+    def close(self) -> None:
+        for ref in self.running:
+            self.ray.cancel(ref, force=True)
+        self.running.clear()
+        if self.started:
+            self.ray.shutdown()
+
+
+EXECUTORS = ("local", "pool", "ray")
+
+
 def make_executor(name: str, workers: int = 2, timeout: float | None = None,
-                  gpus: list[str] | None = None) -> LocalExecutor | PoolExecutor:
+                  gpus: list[str] | None = None, ray_address: str | None = None,
+                  gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0) -> Any:
     from dpcdsl.errors import DpcError, did_you_mean
 
     if name == "local":
         return LocalExecutor(timeout)
     if name == "pool":
         return PoolExecutor(workers, timeout, gpus)
+    if name == "ray":
+        return RayExecutor(workers, timeout, ray_address, gpus_per_trial, cpus_per_trial)
     raise DpcError.at(None, f"unknown executor '{name}'."
-                      f"{did_you_mean(name, ['local', 'pool'])}".rstrip("."),
-                      hint="executors: local, pool")
+                      f"{did_you_mean(name, EXECUTORS)}".rstrip("."),
+                      hint="executors: " + ", ".join(EXECUTORS))
 

@@ -195,3 +195,24 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
              "rando")
     assert r.returncode == 1 and "Did you mean 'random'" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path):
+    import ray  # the test extra installs it
+    space, task = files()
+    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+             configure_logging=False)  # two fake GPUs: Ray only hands out their ids
+    try:
+        study = search(SearchConfig(space, task, trials=4, executor="ray", workers=2,
+                                    run_dir=tmp_path / "run", progress=False,
+                                    gpus_per_trial=1.0, cpus_per_trial=1.0))
+    finally:
+        ray.shutdown()
+    trained = [t for t in study.trials if "device" in t.user_attrs]
+    assert len([t for t in study.trials if counted(t)]) == 4
+    assert trained and all(t.user_attrs["device"] in ("0", "1") for t in trained)
+    # the first two trials ran at the same time, so they held different devices
+    first = sorted(trained, key=lambda t: t.number)[:2]
+    if len(first) == 2:
+        assert first[0].user_attrs["device"] != first[1].user_attrs["device"]
