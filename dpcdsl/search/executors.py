@@ -7,7 +7,8 @@
   given its share of the CPU threads. A worker that dies is replaced and its trial run
   once more; a trial past its timeout is terminated.
 
-For tests, ``DPCDSL_INJECT_FAULT=exit:N`` makes the worker of trial N exit abruptly.
+For tests, ``DPCDSL_INJECT_FAULT=exit:N`` makes the worker of trial N exit abruptly on
+every attempt, and ``exit-once:N:MARKER`` on the first attempt only.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from dpcdsl.search.worker import Report, run_job
 Outcome = dict[str, Any]
 
 
+class _Expired(BaseException):
+    """A trial's time is up (a BaseException, so the trial's own handlers pass it on)."""
+
+
 class LocalExecutor:
     name = "local"
     slots = 1
@@ -39,14 +44,14 @@ class LocalExecutor:
             return
 
         def expire(signum: int, frame: Any) -> None:
-            raise TimeoutError
+            raise _Expired
 
         previous = signal.signal(signal.SIGALRM, expire)
         signal.setitimer(signal.ITIMER_REAL, self.timeout)
         start = time.perf_counter()
         try:
             outcome = run_job(job, report)
-        except TimeoutError:
+        except _Expired:
             outcome = {"ok": False, "failure": f"timeout after {self.timeout:g} s",
                        "wall_s": time.perf_counter() - start}
         finally:
@@ -72,6 +77,11 @@ def _worker_main(job: dict[str, Any], number: int, conn: Connection,
     fault = os.environ.get("DPCDSL_INJECT_FAULT", "")
     if fault == f"exit:{number}":
         os._exit(17)
+    if fault.startswith(f"exit-once:{number}:"):  # dies on the first attempt only
+        marker = fault.split(":", 2)[2]
+        if not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(17)
     try:
         import torch
 

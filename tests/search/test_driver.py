@@ -216,3 +216,41 @@ def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path):
     first = sorted(trained, key=lambda t: t.number)[:2]
     if len(first) == 2:
         assert first[0].user_attrs["device"] != first[1].user_attrs["device"]
+
+
+def test_a_dead_worker_is_replaced_and_its_trial_retried(files, tmp_path, monkeypatch):
+    space, task = files()
+    monkeypatch.setenv("DPCDSL_INJECT_FAULT", f"exit-once:0:{tmp_path / 'died'}")
+    study = search(SearchConfig(space, task, trials=2, executor="pool", workers=2,
+                                run_dir=tmp_path / "run", progress=False))
+    first = study.trials[0]
+    assert (tmp_path / "died").exists()
+    assert first.state == TrialState.COMPLETE and first.user_attrs["attempts"] == 2
+
+
+@pytest.mark.parametrize("executor", ["local", "pool"])
+def test_per_trial_timeout(files, tmp_path, executor):
+    space, task = files()
+    task.write_text(task.read_text().replace("steps = 8", "steps = 100000"))
+    study = search(SearchConfig(space, task, trials=2, executor=executor, workers=2,
+                                timeout=2.0, run_dir=tmp_path / "run", progress=False))
+    reasons = [t.user_attrs.get("failure") for t in study.trials]
+    assert reasons == ["timeout after 2 s"] * 2
+
+
+def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
+    from dpcdsl.data.task import load_task
+    from dpcdsl.search.driver import _launch
+    from dpcdsl.search.executors import LocalExecutor
+    from dpcdsl.search.strategies import make_sampler
+
+    space_file, task_file = files()
+    space = Space.from_file(space_file)
+    task = load_task(task_file)
+    study = optuna.create_study(direction="maximize", sampler=make_sampler("random", space),
+                                pruner=optuna.pruners.ThresholdPruner(upper=-1.0))
+    trial = study.ask()
+    cfg = SearchConfig(space_file, task_file, run_dir=tmp_path)
+    ended = _launch(trial, space, study, LocalExecutor(), task.model_dump(mode="json"), cfg)
+    assert ended == "pruned" and study.trials[0].state == TrialState.PRUNED
+    assert study.trials[0].intermediate_values  # the trainer reported before the stop
