@@ -186,8 +186,9 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
 
+    prunes = cfg.prune != "none" and executor.name in ("local", "pool")
     try:
-        executor.submit(trial.number, job, report if executor.name == "local" else None)
+        executor.submit(trial.number, job, report if prunes else None)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
         return "pruned"
@@ -200,6 +201,10 @@ def _tell(study: optuna.Study, trial: Trial, outcome: dict[str, Any]) -> None:
         trial.set_user_attr("attempts", outcome["attempts"])
     if outcome.get("device"):
         trial.set_user_attr("device", outcome["device"])
+    if outcome.get("pruned"):
+        trial.set_user_attr("pruned", outcome["failure"])
+        study.tell(trial, state=TrialState.PRUNED)
+        return
     if not outcome["ok"]:
         trial.set_user_attr("failure", outcome["failure"])
         study.tell(trial, state=TrialState.FAIL)

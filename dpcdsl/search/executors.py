@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
+import optuna
+
 from dpcdsl.search.worker import Report, run_job
 
 Outcome = dict[str, Any]
@@ -88,7 +90,16 @@ def _worker_main(job: dict[str, Any], number: int, conn: Connection,
         torch.set_num_threads(threads)
     except ImportError:  # pragma: no cover - torch is needed for the cache only
         pass
-    conn.send(run_job(job))
+    def report(step: int, miou: float) -> None:  # asks the driver whether to go on
+        conn.send(("report", step, miou))
+        if conn.recv():
+            raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
+
+    try:
+        outcome = run_job(job, report if job.get("prunable") else None)
+    except optuna.TrialPruned as e:
+        outcome = {"ok": False, "pruned": True, "failure": str(e)}
+    conn.send(("result", outcome))
     conn.close()
 
 
@@ -100,6 +111,7 @@ class _Running:
     conn: Connection
     started: float
     attempts: int = 1
+    report: Report | None = None
 
 
 class PoolExecutor:
@@ -124,17 +136,19 @@ class PoolExecutor:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
         return env
 
-    def _start(self, slot: int, number: int, job: dict[str, Any], attempts: int) -> None:
-        parent, child = self.ctx.Pipe(duplex=False)
+    def _start(self, slot: int, number: int, job: dict[str, Any], attempts: int,
+               report: Report | None = None) -> None:
+        parent, child = self.ctx.Pipe(duplex=True)
         proc = self.ctx.Process(target=_worker_main, daemon=True,
                                 args=(job, number, child, self._env(slot), self.threads))
         proc.start()
         child.close()
-        self.running[slot] = _Running(number, job, proc, parent, time.monotonic(), attempts)
+        self.running[slot] = _Running(number, job, proc, parent, time.monotonic(), attempts,
+                                      report)
 
     def submit(self, number: int, job: dict[str, Any], report: Report | None = None) -> None:
         slot = next(s for s in range(self.slots) if s not in self.running)
-        self._start(slot, number, job, 1)
+        self._start(slot, number, {**job, "prunable": report is not None}, 1, report)
 
     def collect(self) -> list[tuple[int, Outcome]]:
         """Wait until at least one trial ends; its outcome (a death is retried once)."""
@@ -146,11 +160,15 @@ class PoolExecutor:
             now = time.monotonic()
             for slot, r in list(self.running.items()):
                 outcome = None
-                if r.conn.poll():
+                while outcome is None and r.conn.poll():
                     try:
-                        outcome = r.conn.recv()
+                        kind, *body = r.conn.recv()
                     except EOFError:
-                        outcome = None
+                        break
+                    if kind == "result":
+                        outcome = body[0]
+                    else:  # ("report", step, mIOU): answer whether to prune
+                        r.conn.send(self._should_prune(r, *body))
                 if outcome is None and r.process.is_alive():
                     if self.timeout is not None and now - r.started > self.timeout:
                         r.process.kill()
@@ -163,13 +181,23 @@ class PoolExecutor:
                 if outcome is None:  # the worker died without an answer
                     code = r.process.exitcode
                     if r.attempts == 1:
-                        self._start(slot, r.number, r.job, 2)
+                        self._start(slot, r.number, r.job, 2, r.report)
                         continue
                     outcome = {"ok": False, "wall_s": now - r.started,
                                "failure": f"worker died twice (exit code {code})"}
                 outcome["attempts"] = r.attempts
                 done.append((r.number, outcome))
         return done
+
+    @staticmethod
+    def _should_prune(r: _Running, step: int, miou: float) -> bool:
+        if r.report is None:
+            return False
+        try:
+            r.report(step, miou)
+        except optuna.TrialPruned:  # the driver's pruner said stop
+            return True
+        return False
 
     def _finish(self, slot: int) -> None:
         r = self.running.pop(slot)

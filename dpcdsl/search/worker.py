@@ -14,7 +14,9 @@ Report = Callable[[int, float], None]
 def run_job(job: dict[str, Any], report: Report | None = None) -> dict[str, Any]:
     """Train ``job["cell"]`` (``.dpc`` text) on ``job["task"]`` with the proxy trainer.
     Every failure comes back as ``{"ok": False, "failure": reason}``; only a prune
-    request from ``report`` propagates."""
+    request from ``report`` (``optuna.TrialPruned``) propagates."""
+    import optuna
+
     from dpcdsl.data.task import Task
     from dpcdsl.errors import DpcError
     from dpcdsl.proxy import Diverged, train
@@ -31,6 +33,8 @@ def run_job(job: dict[str, Any], report: Report | None = None) -> dict[str, Any]
         result = train(cell, task, backend=job.get("backend"), callback=report)
         return {"ok": True, **result.model_dump(exclude={"losses"}),
                 "final_loss": result.losses[-1]}
+    except optuna.TrialPruned:
+        raise
     except Diverged as e:
         return failed(f"diverged: {e.diagnostics[0].message}")
     except DpcError as e:
@@ -43,7 +47,5 @@ def run_job(job: dict[str, Any], report: Report | None = None) -> dict[str, Any]
             return failed(f"out of memory: {text}")
         return failed(f"RuntimeError: {text}")
     except Exception as e:
-        if type(e).__name__ == "TrialPruned":
-            raise
         last = traceback.extract_tb(e.__traceback__)[-1]
         return failed(f"{type(e).__name__}: {e} ({last.filename}:{last.lineno})")

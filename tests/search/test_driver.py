@@ -250,7 +250,19 @@ def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
     study = optuna.create_study(direction="maximize", sampler=make_sampler("random", space),
                                 pruner=optuna.pruners.ThresholdPruner(upper=-1.0))
     trial = study.ask()
-    cfg = SearchConfig(space_file, task_file, run_dir=tmp_path)
+    cfg = SearchConfig(space_file, task_file, run_dir=tmp_path, prune="median")
     ended = _launch(trial, space, study, LocalExecutor(), task.model_dump(mode="json"), cfg)
     assert ended == "pruned" and study.trials[0].state == TrialState.PRUNED
     assert study.trials[0].intermediate_values  # the trainer reported before the stop
+
+
+def test_pool_workers_ask_the_driver_whether_to_prune(files, tmp_path):
+    space, task = files()
+    task.write_text(task.read_text().replace("steps = 8", "steps = 40").replace(
+        "eval_every = 4", "eval_every = 5"))
+    study = search(SearchConfig(space, task, trials=10, executor="pool", workers=2,
+                                prune="asha", run_dir=tmp_path / "run", progress=False))
+    assert len([t for t in study.trials if counted(t)]) == 10
+    pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
+    assert pruned, "successive halving stops some of ten trials"
+    assert all("pruned at step" in t.user_attrs["pruned"] for t in pruned)
