@@ -6,7 +6,7 @@
 
 Writes benchmarks/results/bench_search.json.
 
-    python benchmarks/bench_search.py [--trials 15] [--seeds 3]
+    python benchmarks/bench_search.py [--trials 30] [--seeds 2]
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ def best_curve(study, trials: int) -> list[float]:
 
 def main() -> dict:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--trials", type=int, default=15)
-    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--trials", type=int, default=30)
+    ap.add_argument("--seeds", type=int, default=2)
     args = ap.parse_args()
     space = ROOT / "examples" / "dpc_paper.dpc"
     with tempfile.TemporaryDirectory() as tmp:
