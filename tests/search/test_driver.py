@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -197,25 +198,37 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     assert "Traceback" not in r.stderr
 
 
+RAY_SEARCH = """
+import json, sys
+from pathlib import Path
+import ray
+from dpcdsl.search.driver import SearchConfig, counted, search
+ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+         configure_logging=False)  # two fake GPUs: Ray only hands out their ids
+try:
+    study = search(SearchConfig(Path(sys.argv[1]), Path(sys.argv[2]), trials=4,
+                                executor="ray", workers=2, run_dir=Path(sys.argv[3]),
+                                progress=False, gpus_per_trial=1.0, cpus_per_trial=1.0))
+finally:
+    ray.shutdown()
+print(json.dumps([[t.number, counted(t), t.user_attrs.get("device")] for t in study.trials]))
+"""
+
+
 @pytest.mark.slow
 def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path):
-    import ray  # the test extra installs it
+    # a fresh interpreter: Ray forks its daemons, which must not meet this process's JAX
     space, task = files()
-    ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-             configure_logging=False)  # two fake GPUs: Ray only hands out their ids
-    try:
-        study = search(SearchConfig(space, task, trials=4, executor="ray", workers=2,
-                                    run_dir=tmp_path / "run", progress=False,
-                                    gpus_per_trial=1.0, cpus_per_trial=1.0))
-    finally:
-        ray.shutdown()
-    trained = [t for t in study.trials if "device" in t.user_attrs]
-    assert len([t for t in study.trials if counted(t)]) == 4
-    assert trained and all(t.user_attrs["device"] in ("0", "1") for t in trained)
+    r = subprocess.run([sys.executable, "-c", RAY_SEARCH, str(space), str(task),
+                        str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    trials = json.loads(r.stdout.strip().splitlines()[-1])
+    assert sum(1 for _, c, _ in trials if c) == 4
+    devices = {n: d for n, _, d in trials if d is not None}
+    assert devices and set(devices.values()) <= {"0", "1"}
     # the first two trials ran at the same time, so they held different devices
-    first = sorted(trained, key=lambda t: t.number)[:2]
-    if len(first) == 2:
-        assert first[0].user_attrs["device"] != first[1].user_attrs["device"]
+    if 0 in devices and 1 in devices:
+        assert devices[0] != devices[1]
 
 
 def test_a_dead_worker_is_replaced_and_its_trial_retried(files, tmp_path, monkeypatch):
