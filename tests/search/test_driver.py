@@ -168,6 +168,9 @@ def test_rerank_records_new_scores_and_the_rank_correlation(files, tmp_path):
     assert all(0 <= r["rerank_miou"] <= 100 for r in result["rows"])
     assert (run / "rerank.json").exists()
     assert "<h2>Re-ranking</h2>" in (run / "report.html").read_text()
+    e2e = rerank(run, top=1, steps=2, end_to_end=True)
+    assert e2e["end_to_end"] and len(e2e["rows"]) == 1
+    assert (run / "rerank" / f"trial-{e2e['rows'][0]['trial']}" / "checkpoint.json").exists()
     assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
