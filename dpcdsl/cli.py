@@ -23,7 +23,9 @@ from dpcdsl.program import load
 from dpcdsl.space import Space
 from dpcdsl.syntax import parse
 
-app = typer.Typer(name="dpcc", help="dpcdsl: write, check, compile, train and search multi-scale dense-prediction heads (.dpc).",
+app = typer.Typer(name="dpcc",
+                  help="dpcdsl: write, check, compile, train and search multi-scale "
+                       "dense-prediction heads (.dpc).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
