@@ -17,7 +17,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.check import check  # noqa: E402
+from dpcdsl.checker import check  # noqa: E402
 from dpcdsl.program import load_text  # noqa: E402
 from dpcdsl.space import Space  # noqa: E402
 

@@ -1,14 +1,57 @@
 """dpcdsl: a language, compiler and search engine for multi-scale dense-prediction
 heads (ASPP, the Dense Prediction Cell).
 
-The core imports no deep-learning framework; backends load on first use.
+The user surface is re-exported here; no name here shadows a submodule. The core
+imports no deep-learning framework; backends load on first use.
+
+>>> import dpcdsl
+>>> space = dpcdsl.Space.from_file("examples/dpc_paper.dpc")
+>>> space.count()
+418414128120
 """
 
-from dpcdsl.backends import compile, emit
-from dpcdsl.cost import cost
-from dpcdsl.program import load, load_text
-from dpcdsl.space import Space, count
+from dpcdsl.analysis import CostReport as CostReport
+from dpcdsl.analysis import cost as cost
+from dpcdsl.analysis import infer_channels as infer_channels
+from dpcdsl.backends import compile as compile
+from dpcdsl.backends import emit as emit
+from dpcdsl.checker import check as check
+from dpcdsl.checker import check_file as check_file
+from dpcdsl.errors import Diagnostic as Diagnostic
+from dpcdsl.errors import DpcError as DpcError
+from dpcdsl.flat import Cell as Cell
+from dpcdsl.ops import OPS as OPS
+from dpcdsl.ops import OpSpec as OpSpec
+from dpcdsl.ops import register as register_op
+from dpcdsl.printer import format_module as format
+from dpcdsl.program import Program as Program
+from dpcdsl.program import load as load
+from dpcdsl.program import load_text as load_text
+from dpcdsl.space import Space as Space
+from dpcdsl.space import count as count
+from dpcdsl.syntax import parse as parse
 
 __version__ = "0.1.0"
 
-__all__ = ["Space", "compile", "cost", "count", "emit", "load", "load_text"]
+__all__ = [
+    "OPS",
+    "Cell",
+    "CostReport",
+    "Diagnostic",
+    "DpcError",
+    "OpSpec",
+    "Program",
+    "Space",
+    "check",
+    "check_file",
+    "compile",
+    "cost",
+    "count",
+    "emit",
+    "format",
+    "infer_channels",
+    "load",
+    "load_text",
+    "parse",
+    "register_op",
+]

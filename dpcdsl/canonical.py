@@ -1,9 +1,11 @@
 """The canonical weight schema every backend follows, and seeded initial weights in it.
 
-A node with weights has, under its name: ``conv.weight`` (conv, pool), or
-``depthwise.weight`` and ``pointwise.weight`` (sepconv), each conv followed by its
-BatchNorm (``bn``, ``depthwise_bn``, ``pointwise_bn``: ``weight``, ``bias``,
-``running_mean``, ``running_var``) unless ``bn = false``. Shapes are PyTorch's (OIHW).
+Each op declares its weights in the op registry (:mod:`dpcdsl.ops`), names relative to
+the node: ``conv.weight`` (conv, pool), or ``depthwise.weight`` and
+``pointwise.weight`` (sepconv), each conv followed by its BatchNorm (``bn``,
+``depthwise_bn``, ``pointwise_bn``: ``weight``, ``bias``, ``running_mean``,
+``running_var``) unless ``bn = false``. A cell's weights are its nodes' under the node
+names (``b0.depthwise.weight``). Shapes are PyTorch's (OIHW).
 """
 
 from __future__ import annotations
@@ -12,39 +14,26 @@ from collections.abc import Mapping
 from typing import Any
 
 from dpcdsl import ir
-from dpcdsl.cost import infer_channels
+from dpcdsl.analysis import infer, node_weights
+from dpcdsl.ops import Weight
 
 Shape = tuple[int, ...]
 
 
-def _bn(prefix: str, channels: int, bn: bool) -> dict[str, Shape]:
-    if not bn:
-        return {}
-    return {f"{prefix}.{k}": (channels,) for k in ("weight", "bias", "running_mean",
-                                                   "running_var")}
+def weights_of(cell: ir.Cell, in_channels: int | Mapping[str, int]) -> dict[str, Weight]:
+    """Canonical name -> :class:`~dpcdsl.ops.Weight`, for every weight of ``cell``, as
+    the op registry declares them."""
+    tensors = infer(cell, in_channels)
+    out: dict[str, Weight] = {}
+    for node in cell.nodes:
+        ws = node_weights(node, [tensors[i] for i in node.inputs], tensors[node.name])
+        out.update({f"{node.name}.{k}": w for k, w in ws.items()})
+    return out
 
 
 def weight_shapes(cell: ir.Cell, in_channels: int | Mapping[str, int]) -> dict[str, Shape]:
     """Canonical name -> shape, for every weight of ``cell``."""
-    chans = infer_channels(cell, in_channels)
-    out: dict[str, Shape] = {}
-    for node in cell.nodes:
-        cin, cout = chans[node.inputs[0]], chans[node.name]
-        n = node.name
-        if node.op == "conv":
-            k = node.attr("kernel")
-            out[f"{n}.conv.weight"] = (cout, cin, k, k)
-            out.update(_bn(f"{n}.bn", cout, node.attr("bn")))
-        elif node.op == "sepconv":
-            k = node.attr("kernel")
-            out[f"{n}.depthwise.weight"] = (cin, 1, k, k)
-            out.update(_bn(f"{n}.depthwise_bn", cin, node.attr("bn")))
-            out[f"{n}.pointwise.weight"] = (cout, cin, 1, 1)
-            out.update(_bn(f"{n}.pointwise_bn", cout, node.attr("bn")))
-        elif node.op == "pool":
-            out[f"{n}.conv.weight"] = (cout, cin, 1, 1)
-            out.update(_bn(f"{n}.bn", cout, node.attr("bn")))
-    return out
+    return {k: w.shape for k, w in weights_of(cell, in_channels).items()}
 
 
 def initial_weights(shapes: Mapping[str, Shape], seed: int) -> dict[str, Any]:

@@ -15,11 +15,10 @@ from rich.console import Console
 from rich.table import Table
 
 from dpcdsl import ir
-from dpcdsl.check import check_file
-from dpcdsl.cost import cost as cost_of
+from dpcdsl.analysis import cost as cost_of
+from dpcdsl.checker import check_file
 from dpcdsl.errors import DpcError
 from dpcdsl.printer import format_module
-from dpcdsl.program import load
 from dpcdsl.space import Space
 from dpcdsl.syntax import parse
 
@@ -111,13 +110,7 @@ def check(files: Annotated[list[Path], typer.Argument(help=".dpc files")],
     found: list[Any] = []
     for f in files:
         diags = check_file(f, hw)
-        sources: dict[str, str] = {}
-        if diags:
-            try:
-                sources = load(f).sources
-            except DpcError as e:
-                sources = e.sources
-        found.extend((d, sources) for d in diags)
+        found.extend((d, diags.sources) for d in diags)
     if format == "json":
         out.print(json.dumps([d.as_json() for d, _ in found], indent=1), markup=False)
     else:
@@ -213,7 +206,8 @@ def cost(file: FileArg, cell: CellOpt = None,
 @app.command("compile")
 @handled
 def compile_(file: FileArg, cell: CellOpt = None,
-             backend: Annotated[str, typer.Option(help="torch or jax")] = "torch",
+             backend: Annotated[str | None, typer.Option(
+                 help="an installed backend (default: the one of highest priority)")] = None,
              in_channels: Annotated[list[str], typer.Option(
                  "--in-channels", help="input channels: C, or NAME=C per input")] = ["2048"],  # noqa: B006
              output_stride: Annotated[int, typer.Option(
@@ -222,16 +216,17 @@ def compile_(file: FileArg, cell: CellOpt = None,
                  "-o", "--output", help="write the source here (default: stdout)")] = None,
              ) -> None:
     """Compile a concrete cell to standalone source for a backend."""
-    from dpcdsl.backends import get
-    from dpcdsl.rewrite import at_output_stride
+    from dpcdsl.backends import emit, resolve
 
-    c = at_output_stride(_concrete(file, cell), output_stride)
-    source = get(backend).emit(c, _per_input(in_channels, _int, c.inputs, "--in-channels"))
+    c = _concrete(file, cell)
+    source = emit(c, backend=backend, output_stride=output_stride,
+                  in_channels=_per_input(in_channels, _int, c.inputs, "--in-channels"))
     if output is None:
         out.print(source, end="", markup=False)
     else:
         output.write_text(source)
-        err.print(f"wrote {output} ({source.count(chr(10))} lines, {backend} backend)")
+        err.print(f"wrote {output} ({source.count(chr(10))} lines, "
+                  f"{resolve(backend).name} backend)")
 
 
 TaskOpt = Annotated[Path, typer.Option("--task", "-t", help="a task file (TOML)")]
@@ -256,7 +251,7 @@ def cache_(task: TaskOpt) -> None:
 @handled
 def proxy(file: FileArg, task: TaskOpt, cell: CellOpt = None,
           backend: Annotated[str | None, typer.Option(
-              help="torch or jax (default: the task's)")] = None,
+              help="an installed backend (default: the task's)")] = None,
           format: Fmt = "text") -> None:
     """Train one cell on the proxy task (cached features) and print its mIOU."""
     from dpcdsl.data.task import load_task
@@ -283,13 +278,13 @@ def train_(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                "runs/train"),
            resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
            ) -> None:
-    """Train the full model (backbone + cell + classifier) end to end in PyTorch."""
-    from dpcdsl.backends import get
+    """Train the full model (backbone + cell + classifier) end to end."""
+    from dpcdsl.backends import resolve
     from dpcdsl.data.task import load_task
 
     spec = load_task(task)
     c = _concrete(file, cell)
-    record = get("torch").train_model(c, spec, run_dir, resume=resume,
+    record = resolve(spec.backend, "train_model").train_model(c, spec, run_dir, resume=resume,
                                       callback=lambda k, m: err.print(f"step {k}: mIOU {m:.1f}"))
     k, miou = record["evals"][-1]
     out.print(f"{c.name}: mIOU {miou:.1f} at step {k}; checkpoint in {run_dir}")
@@ -299,9 +294,9 @@ def train_(file: FileArg, task: TaskOpt, cell: CellOpt = None,
 @handled
 def eval_(run_dir: Annotated[Path, typer.Argument(help="a run folder from dpcc train")]) -> None:
     """Evaluate a checkpoint on its task's val split."""
-    from dpcdsl.backends import get
+    from dpcdsl.backends import default
 
-    out.print(f"mIOU {get('torch').evaluate_run(run_dir):.1f}")
+    out.print(f"mIOU {default('evaluate_run').evaluate_run(run_dir):.1f}")
 
 
 @app.command()
@@ -445,9 +440,9 @@ def tour(examples: Annotated[Path, typer.Option(help="folder of .dpc examples")]
         t.add_column(col)
     for f in track(files, description="touring examples", console=err, transient=True):
         diags = check_file(f)
-        if diags:
-            raise DpcError(diags, load(f).sources)
-        space = Space.from_file(f)
+        if diags or diags.program is None:
+            raise DpcError(diags, diags.sources)
+        space = Space(diags.program)
         c = space.concrete() if space.is_concrete else space.sample(0)[0]
         sizes = {i: (65, 129) if k == 0 else (257, 513) for k, i in enumerate(c.inputs)}
         report = cost_of(c, 2048 if len(c.inputs) == 1 else 256, sizes)

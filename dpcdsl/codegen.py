@@ -1,7 +1,10 @@
 """Shared code generation for backends, as sqlglot shares its generator between
-dialects: a backend describes its :class:`Dialect` (imports, base class, how each op
-lowers, where its layer classes' source comes from) and :func:`emit_module` writes one
-readable module for a concrete cell.
+dialects: a backend describes its :class:`Dialect` (imports, base class, a table with
+one lowering per op, where its layer classes' source comes from) and
+:func:`emit_module` writes one readable module for a concrete cell. An op without an
+entry in the table goes through one :func:`unsupported` error. The helpers at the end
+(:func:`layer_lowering`, :func:`expression`) build table entries; the core names no
+backend's layer classes.
 
 Names from the ``.dpc`` text become Python identifiers only through :class:`Names`: a
 keyword, an attribute of the framework's module class or a name the file itself uses
@@ -19,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from dpcdsl import ir
-from dpcdsl.cost import infer_channels, pool_window
+from dpcdsl.analysis import infer_channels
 from dpcdsl.errors import DpcError
+from dpcdsl.ops import Attrs, pool_window
 from dpcdsl.printer import print_cell
 
 #: (layer constructor or None, forward expression) for one node, given its Python
@@ -33,7 +37,8 @@ OWN_NAMES = frozenset({"self", "node_names", "in_channels", "bn"})
 
 @dataclass(frozen=True)
 class Dialect:
-    framework: str  # "torch"
+    name: str  # the backend's registered name
+    framework: str  # the name the docstring of an emitted file gives
     imports: str  # the import lines
     base: str  # "nn.Module"
     tensor: str  # "torch.Tensor"
@@ -42,7 +47,7 @@ class Dialect:
     init_prelude: tuple[str, ...]  # lines before the layers, e.g. super().__init__()
     layer_kwargs: str  # appended to each layer constructor, e.g. ", **bn"
     reserved: frozenset[str]  # names of the framework and its module class
-    lower: Lowering
+    lowerings: Mapping[str, Lowering]  # op name -> its lowering
     layers: Mapping[str, Callable[[], str]]  # layer class name -> its source
 
     def names(self) -> Names:
@@ -96,7 +101,10 @@ def emit_module(cell: ir.Cell, in_channels: int | Mapping[str, int], dialect: Di
         var = names(node.name)
         args = (node, var, [names(i) for i in node.inputs], [chans[i] for i in node.inputs],
                 chans[node.name])
-        layer, expr = lower_layer(*args) or dialect.lower(*args)
+        lower = dialect.lowerings.get(node.op)
+        if lower is None:
+            raise unsupported(node, dialect.name)
+        layer, expr = lower(*args)
         if layer is not None:
             if layer.split("(", 1)[0] in dialect.layers:
                 layer = layer[:-1] + dialect.layer_kwargs + ")"
@@ -129,6 +137,7 @@ def emit_module(cell: ir.Cell, in_channels: int | Mapping[str, int], dialect: Di
         *(["        bn = dict(bn_momentum=bn_momentum, bn_eps=bn_eps)"]
           if any("**bn" in line for line in init) else []),
         *(wrap(f"        {line}") for line in init),
+        *(["        pass"] if not init and not dialect.init_prelude else []),
         "",
         f"    def {dialect.call}(self, {sig}) -> {dialect.tensor}:",
         *(wrap(f"        {line}") for line in body),
@@ -190,34 +199,63 @@ def wrap(line: str, width: int = 100) -> str:
     return "\n".join(out)
 
 
-LAYER_OF_OP = {"conv": "ConvBNReLU", "sepconv": "SepConvBNReLU"}
+def unsupported(node: ir.Node, backend: str) -> DpcError:
+    """The one error for an op a backend's lowering table lacks."""
+    return DpcError.at(node.span, f"the {backend} backend has no lowering for op "
+                       f"'{node.op}'", hint=f"add '{node.op}' to the backend's LOWERINGS "
+                       "table (docs/architecture.md, \"Adding an op\")")
 
 
-def lower_layer(node: ir.Node, var: str, ins: list[str], cin: list[int],
-                cout: int) -> tuple[str | None, str] | None:
-    """The lowering every backend shares: the layers with weights (their classes have the
-    same names and arguments in each backend), ``sum`` and ``identity``; None for the
-    ops a dialect lowers itself."""
-    a: dict[str, Any] = dict(node.attrs)
-    flags = ("" if a.get("bn", True) else ", bn=False") + \
-        ("" if a.get("relu", True) else ", relu=False")
-    if node.op in LAYER_OF_OP:
-        rate = "" if a["rate"] == (1, 1) else f", rate={tuple(a['rate'])}"
-        layer = f"{LAYER_OF_OP[node.op]}({cin[0]}, {cout}, kernel={a['kernel']}{rate}{flags})"
-        return layer, f"self.{var}({ins[0]})"
-    if node.op == "pool":
+def flags(attrs: Attrs) -> str:
+    """``, bn=False`` and ``, relu=False`` where an op turns them off."""
+    return ("" if attrs.get("bn", True) else ", bn=False") + \
+        ("" if attrs.get("relu", True) else ", relu=False")
+
+
+def layer_lowering(cls: str, args: Callable[[Attrs, list[int], int], str]) -> Lowering:
+    """A node made by one layer of class ``cls`` with weights, applied to its first
+    input: ``self.v = cls(<args>)`` and ``self.v(x)``. ``args(attrs, cin, cout)``
+    writes the constructor's arguments."""
+
+    def lower(node: ir.Node, var: str, ins: list[str], cin: list[int],
+              cout: int) -> tuple[str | None, str]:
+        return f"{cls}({args(dict(node.attrs), cin, cout)})", f"self.{var}({ins[0]})"
+
+    return lower
+
+
+def conv_args(attrs: Attrs, cin: list[int], cout: int) -> str:
+    """The arguments of a conv-like layer: channels, kernel, rate, flags."""
+    rate = "" if tuple(attrs["rate"]) == (1, 1) else f", rate={tuple(attrs['rate'])}"
+    return f"{cin[0]}, {cout}, kernel={attrs['kernel']}{rate}{flags(attrs)}"
+
+
+def pool_lowering(grid_cls: str, window_cls: str) -> Lowering:
+    """``pool``: the paper's grid form with ``grid_cls``, the reference's stride-1 window
+    with ``window_cls`` (the window worked out here, from the crop and output stride)."""
+
+    def lower(node: ir.Node, var: str, ins: list[str], cin: list[int],
+              cout: int) -> tuple[str | None, str]:
+        a: dict[str, Any] = dict(node.attrs)
         if a["mode"] == "paper":
-            layer = f"GridPool({cin[0]}, {cout}, grid={tuple(a['grid'])}{flags})"
+            layer = f"{grid_cls}({cin[0]}, {cout}, grid={tuple(a['grid'])}{flags(a)})"
         else:
-            layer = f"WindowPool({cin[0]}, {cout}, window={pool_window(node)}{flags})"
+            layer = f"{window_cls}({cin[0]}, {cout}, window={pool_window(a)}{flags(a)})"
         return layer, f"self.{var}({ins[0]})"
-    if node.op == "sum":
-        return None, " + ".join(ins)
-    if node.op == "identity":
-        return None, ins[0]
-    return None
+
+    return lower
 
 
-def no_lowering(node: ir.Node, framework: str) -> DpcError:
-    return DpcError.at(node.span, f"the {framework} backend has no lowering for op "
-                       f"'{node.op}'")
+def expression(write: Callable[[list[str], Attrs], str]) -> Lowering:
+    """A node that is one expression of its inputs, with no layer."""
+
+    def lower(node: ir.Node, var: str, ins: list[str], cin: list[int],
+              cout: int) -> tuple[str | None, str]:
+        return None, write(ins, dict(node.attrs))
+
+    return lower
+
+
+#: lowerings every framework writes the same way
+SUM = expression(lambda ins, a: " + ".join(ins))
+IDENTITY = expression(lambda ins, a: ins[0])

@@ -1,13 +1,63 @@
-"""Diagnostics: ``file:line:col: error: message`` plus the source line and a caret."""
+"""Spans and diagnostics: ``file:line:col: error: message`` plus the source line and a
+caret. Every other module may import this one; it imports none of the project's."""
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Mapping
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 
-from dpcdsl.ir import Span
+
+class Span(BaseModel):
+    """Where a node came from: 1-based line and column, end exclusive."""
+
+    model_config = ConfigDict(frozen=True)
+
+    file: str = "<string>"
+    line: int = 0
+    column: int = 0
+    end_line: int = 0
+    end_column: int = 0
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+#: every diagnostic code, with what it means; editors and tests match these, not the
+#: message text. A code keeps its meaning once published; new problems get new codes.
+CODES: dict[str, str] = {
+    "DPC100": "syntax error",
+    "DPC110": "an import cannot be read, or imports itself",
+    "DPC201": "undefined name",
+    "DPC202": "a name used before it is defined",
+    "DPC203": "a name defined twice",
+    "DPC204": "a built-in name (an op or a word) redefined",
+    "DPC205": "a cell named where a tensor is needed",
+    "DPC211": "a value where a tensor is needed",
+    "DPC212": "a repeat of several branches where one tensor is needed",
+    "DPC213": "a tensor where a value is needed",
+    "DPC214": "`earlier` outside one_of(...) in a repeat",
+    "DPC301": "unknown op or cell",
+    "DPC302": "unknown argument",
+    "DPC303": "an argument given twice",
+    "DPC304": "a required argument missing",
+    "DPC305": "the wrong number of tensor inputs",
+    "DPC306": "a malformed one_of(...)",
+    "DPC401": "a value of the wrong kind or range for its argument",
+    "DPC402": "a malformed set of choices",
+    "DPC403": "arguments an op refuses together (its own checks)",
+    "DPC501": "a cell's inputs and parameters",
+    "DPC502": "a misplaced or missing `return`",
+    "DPC503": "a malformed repeat",
+    "DPC504": "recursion without a bound or a base case",
+    "DPC601": "inputs an op cannot take: channels or sizes that do not fit",
+    "DPC602": "a space where an architecture is needed, or a decision out of range",
+    "DPC701": "a task file",
+    "DPC702": "a DeepLab JSON cell",
+    "DPC703": "a weight file or checkpoint",
+    "DPC900": "any other bad input: a file, an option, a backend",
+}
 
 
 class Diagnostic(BaseModel):
@@ -17,12 +67,20 @@ class Diagnostic(BaseModel):
     message: str
     hint: str | None = None
     severity: str = "error"
+    code: str = "DPC900"
+
+    @field_validator("code")
+    @classmethod
+    def _known(cls, code: str) -> str:
+        if code not in CODES:
+            raise ValueError(f"unknown diagnostic code {code!r}; add it to dpcdsl.errors.CODES")
+        return code
 
     def render(self, sources: Mapping[str, str] | None = None) -> str:
         s = self.span
         where = f"{s.file}:{s.line}:{s.column}: " if s.line > 0 else \
             f"{s.file}: " if s.file else ""
-        out = [f"{where}{self.severity}: {self.message}"]
+        out = [f"{where}{self.severity}: {self.message} [{self.code}]"]
         text = (sources or {}).get(s.file)
         if text is not None and s.line >= 1:
             lines = text.splitlines()
@@ -46,6 +104,7 @@ class Diagnostic(BaseModel):
             "end_line": s.end_line,
             "end_column": s.end_column,
             "severity": self.severity,
+            "code": self.code,
             "message": self.message,
             "hint": self.hint,
         }
@@ -69,9 +128,9 @@ class DpcError(Exception):
 
     @classmethod
     def at(cls, span: Span | None, message: str, hint: str | None = None,
-           sources: Mapping[str, str] | None = None) -> DpcError:
-        return cls([Diagnostic(span=span or Span(file=""), message=message, hint=hint)],
-                   sources)
+           sources: Mapping[str, str] | None = None, code: str = "DPC900") -> DpcError:
+        return cls([Diagnostic(span=span or Span(file=""), message=message, hint=hint,
+                               code=code)], sources)
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

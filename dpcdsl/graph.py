@@ -7,12 +7,13 @@ from pathlib import Path
 import networkx as nx
 
 from dpcdsl import ir
-from dpcdsl.cost import describe
+from dpcdsl.analysis import describe
 from dpcdsl.errors import DpcError
+from dpcdsl.ops import OPS
 
 OUTPUT = "__output__"
-_COLORS = {"input": "#dbe9f6", "conv": "#fde2c8", "sepconv": "#fbd0a8", "pool": "#d8ecd2",
-           "concat": "#eeeeee", "sum": "#eeeeee", "output": "#dbe9f6"}
+#: fills of the input and output nodes; each op's own comes from the op registry
+_ENDS = "#dbe9f6"
 
 
 def to_networkx(cell: ir.Cell) -> nx.DiGraph:
@@ -43,7 +44,8 @@ def to_dot(cell: ir.Cell) -> str:
         op = data["op"]
         label = data["label"] if op in ("input", "output") else f"{name}\n{data['label']}"
         shape = "ellipse" if op in ("input", "output") else "box"
-        dot.node(name, label, shape=shape, fillcolor=_COLORS.get(op, "#ffffff"))
+        fill = _ENDS if op in ("input", "output") else OPS[op].color
+        dot.node(name, label, shape=shape, fillcolor=fill)
     for src, dst in g.edges():
         dot.edge(src, dst)
     return dot.source

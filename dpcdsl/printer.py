@@ -7,58 +7,68 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dpcdsl.ops import CELL_CHANNELS, OPS
+from dpcdsl import ir
+from dpcdsl._node import Visitor
+from dpcdsl.flat import INDENT, node_call, print_cell
+from dpcdsl.flat import float_text as _float
 
-if TYPE_CHECKING:
-    from dpcdsl import ir
-
-INDENT = "  "
 WIDTH = 88
 
 
-def print_expr(e: Any) -> str:
-    from dpcdsl import ir
+class ExprPrinter(Visitor[str]):
+    """One expression as canonical text; every expression class has its method."""
 
-    if isinstance(e, ir.Int):
+    strict = True
+
+    def visit_Int(self, e: ir.Int) -> str:
         return str(e.value)
-    if isinstance(e, ir.Float):
+
+    def visit_Float(self, e: ir.Float) -> str:
         return _float(e.value)
-    if isinstance(e, ir.Bool):
+
+    def visit_Bool(self, e: ir.Bool) -> str:
         return "true" if e.value else "false"
-    if isinstance(e, ir.Name):
+
+    def visit_Name(self, e: ir.Name) -> str:
         return e.id
-    if isinstance(e, ir.Earlier):
+
+    def visit_Earlier(self, e: ir.Earlier) -> str:
         return "earlier"
-    if isinstance(e, ir.Tuple):
-        inner = ", ".join(print_expr(i) for i in e.items)
+
+    def visit_Tuple(self, e: ir.Tuple) -> str:
+        inner = _args(e.items)
         return f"({inner},)" if len(e.items) == 1 else f"({inner})"
-    if isinstance(e, ir.SetLit):
-        return "{" + ", ".join(print_expr(i) for i in e.items) + "}"
-    if isinstance(e, ir.Kwarg):
-        return f"{e.name} = {print_expr(e.value)}"
-    if isinstance(e, ir.Call):
+
+    def visit_SetLit(self, e: ir.SetLit) -> str:
+        return "{" + _args(e.items) + "}"
+
+    def visit_Kwarg(self, e: ir.Kwarg) -> str:
+        return f"{e.name} = {self.visit(e.value)}"
+
+    def visit_Call(self, e: ir.Call) -> str:
         return f"{e.func}({_args((*e.args, *e.kwargs))})"
-    if isinstance(e, ir.OneOf):
+
+    def visit_OneOf(self, e: ir.OneOf) -> str:
         text = f"one_of({_args(e.options)})"
         return text if e.apply is None else f"{text}({_args(e.apply)})"
-    raise TypeError(f"cannot print {type(e).__name__}")  # pragma: no cover
+
+
+_EXPR = ExprPrinter()
+
+
+def print_expr(e: Any) -> str:
+    """The canonical text of an expression."""
+    return _EXPR.visit(e)
 
 
 def _args(items: Any) -> str:
     return ", ".join(print_expr(i) for i in items)
 
 
-def _float(v: float) -> str:
-    text = repr(float(v))
-    return text if any(c in text for c in ".eE") else text + ".0"
-
-
 def _value(e: Any, indent: str, lead: str) -> list[str]:
     """Print ``lead + e``; a long applied/plain one_of puts one option per line."""
-    from dpcdsl import ir
-
     flat = lead + print_expr(e)
     if len(indent) + len(flat) <= WIDTH or not isinstance(e, ir.OneOf):
         return [indent + flat]
@@ -68,34 +78,43 @@ def _value(e: Any, indent: str, lead: str) -> list[str]:
     return lines + [indent + close]
 
 
-def _stmt(s: Any, indent: str) -> list[str]:
-    from dpcdsl import ir
+class StmtPrinter(Visitor[list[str]]):
+    """One statement or top-level item as lines of canonical text, after its comments;
+    every statement class has its method."""
 
-    lines = [indent + c for c in s.comments]
-    if isinstance(s, ir.Let):
-        lines += _value(s.value, indent, f"let {s.name} = ")
-    elif isinstance(s, ir.Assign):
-        lines += _value(s.value, indent, f"{s.target} = ")
-    elif isinstance(s, ir.Return):
-        lines += _value(s.value, indent, "return ")
-    elif isinstance(s, ir.Import):
-        lines.append(f'{indent}import "{s.path}"')
-    elif isinstance(s, ir.Repeat):
-        lines.append(f"{indent}repeat {s.count} as {s.name} {{")
-        lines += _block(s.body, indent + INDENT)
-        lines.append(indent + "}")
-    elif isinstance(s, ir.CellDef):
+    strict = True
+
+    def visit_Let(self, s: ir.Let, indent: str) -> list[str]:
+        return _value(s.value, indent, f"let {s.name} = ")
+
+    def visit_Assign(self, s: ir.Assign, indent: str) -> list[str]:
+        return _value(s.value, indent, f"{s.target} = ")
+
+    def visit_Return(self, s: ir.Return, indent: str) -> list[str]:
+        return _value(s.value, indent, "return ")
+
+    def visit_Import(self, s: ir.Import, indent: str) -> list[str]:
+        return [f'{indent}import "{s.path}"']
+
+    def visit_Repeat(self, s: ir.Repeat, indent: str) -> list[str]:
+        return [f"{indent}repeat {s.count} as {s.name} {{",
+                *_block(s.body, indent + INDENT), indent + "}"]
+
+    def visit_CellDef(self, s: ir.CellDef, indent: str) -> list[str]:
         params = ", ".join(
             p.name if p.default is None else f"{p.name} = {print_expr(p.default)}"
             for p in s.params
         )
         depth = "" if s.depth is None else f" depth {s.depth}"
-        lines.append(f"{indent}cell {s.name}({params}){depth} {{")
-        lines += _block(s.body, indent + INDENT)
-        lines.append(indent + "}")
-    else:  # pragma: no cover
-        raise TypeError(type(s).__name__)
-    return lines
+        return [f"{indent}cell {s.name}({params}){depth} {{",
+                *_block(s.body, indent + INDENT), indent + "}"]
+
+
+_STMT = StmtPrinter()
+
+
+def _stmt(s: Any, indent: str) -> list[str]:
+    return [indent + c for c in s.comments] + _STMT.visit(s, indent)
 
 
 def _block(body: Any, indent: str) -> list[str]:
@@ -109,8 +128,6 @@ def _block(body: Any, indent: str) -> list[str]:
 
 def format_module(module: ir.Module) -> str:
     """The canonical text of a module, ending in one newline."""
-    from dpcdsl import ir
-
     lines: list[str] = []
     for i, item in enumerate(module.items):
         if i and (item.blank_before or isinstance(item, ir.CellDef)
@@ -124,39 +141,5 @@ def format_module(module: ir.Module) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-def _attr_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return _float(value)
-    if isinstance(value, tuple):
-        if len(value) == 2 and value[0] == value[1]:
-            return str(value[0])
-        return "(" + ", ".join(str(v) for v in value) + ")"
-    return str(value)
-
-
-def node_call(node: ir.Node, cell_channels: int) -> str:
-    """``op(inputs, key = value, ...)`` for one flat node, defaults left out."""
-    spec = OPS[node.op]
-    tensor_kw = [a.name for a in spec.tensor_args]
-    positional = node.inputs[: len(node.inputs) - len(tensor_kw)]
-    parts = list(positional)
-    parts += [f"{k} = {v}" for k, v in zip(tensor_kw, node.inputs[len(positional):])]
-    attrs = dict(node.attrs)
-    for arg in spec.value_args:
-        value = attrs[arg.name]
-        default = cell_channels if arg.default is CELL_CHANNELS else arg.default
-        if value != default or type(value) is not type(default):
-            parts.append(f"{arg.name} = {_attr_text(value)}")
-    return f"{node.op}({', '.join(parts)})"
-
-
-def print_cell(cell: ir.Cell) -> str:
-    """The canonical text of a flat cell."""
-    head = ", ".join([*cell.inputs, f"channels = {cell.channels}"])
-    lines = [f"cell {cell.name}({head}) {{"]
-    lines += [f"{INDENT}{n.name} = {node_call(n, cell.channels)}" for n in cell.nodes]
-    lines.append(f"{INDENT}return {cell.output}")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
+__all__ = ["ExprPrinter", "StmtPrinter", "format_module", "node_call", "print_cell",
+           "print_expr"]

@@ -75,14 +75,14 @@ def _resolve(prog: Program, module: ir.Module, base: Path, stack: list[str],
         key = str(target)
         if key in stack:
             chain = " -> ".join(Path(s).name for s in stack[stack.index(key):])
-            prog.diagnostics.append(Diagnostic(
+            prog.diagnostics.append(Diagnostic(code="DPC110", 
                 span=item.span or ir.Span(), message=f"cyclic import: {chain} -> {target.name}",
                 hint="move the shared cells into a third file that both import"))
             continue
         if key in seen:
             continue
         if not target.is_file():
-            prog.diagnostics.append(Diagnostic(
+            prog.diagnostics.append(Diagnostic(code="DPC110", 
                 span=item.span or ir.Span(),
                 message=f"cannot import \"{item.path}\": no such file {target}",
                 hint="import paths are relative to the importing file"))
@@ -107,7 +107,7 @@ def _define(prog: Program, module: ir.Module) -> None:
             if item.name in prog.cells or item.name in prog.lets:
                 other = prog.cells.get(item.name) or prog.lets.get(item.name)
                 where = other.span if other is not None and other.span else None
-                prog.diagnostics.append(Diagnostic(
+                prog.diagnostics.append(Diagnostic(code="DPC110", 
                     span=item.span or ir.Span(),
                     message=f"'{item.name}' is defined twice"
                             + (f" (first at {where})" if where else "")))

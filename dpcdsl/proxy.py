@@ -4,32 +4,29 @@ mIOU on the cached val split.
 
 The loop is here, once, for every backend: batches, the evaluation schedule, the
 divergence check, the callback and the result record. A backend gives the two steps
-(:func:`dpcdsl_torch.proxy.steps`, :func:`dpcdsl_jax.proxy.steps`).
+(its ``proxy_steps`` hook, :class:`dpcdsl.backends.Backend`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from dpcdsl import backends, ir
+from dpcdsl.analysis import cost, infer_channels
 from dpcdsl.canonical import initial_weights, weight_shapes
-from dpcdsl.cost import cost, infer_channels
 from dpcdsl.data.cache import FeatureCache, build_cache, open_cache
 from dpcdsl.data.metrics import ConfusionMatrix
 from dpcdsl.data.task import Task
-from dpcdsl.errors import DpcError
+from dpcdsl.rewrite import at_output_stride
+from dpcdsl.training import Diverged, batches
 
 #: called with (step, mIOU) at every evaluation; raise to stop (e.g. optuna.TrialPruned)
 Callback = Callable[[int, float], None]
-
-
-class Diverged(DpcError):
-    """The loss became NaN or infinite."""
 
 
 class ProxyResult(BaseModel):
@@ -49,12 +46,20 @@ class ProxyResult(BaseModel):
 
 
 def ensure_cache(task: Task, progress: bool = True) -> FeatureCache:
-    """The task's feature cache, built with its backbone (PyTorch) when missing."""
+    """The task's feature cache, built with its backbone when missing (by the task's
+    ``backbone.backend``, or the default backend that has a feature extractor)."""
     cache = open_cache(task)
     if cache is not None:
         return cache
-    extract = backends.get("torch").feature_extractor(task)
+    extract = backends.resolve(task.backbone.backend, "feature_extractor").feature_extractor(task)
     return build_cache(task, extract, progress=progress)
+
+
+def head_cell(cell: ir.Cell, task: Task) -> ir.Cell:
+    """The cell as the proxy trains it: at the output stride of the task's backbone
+    (rates written for 16 are doubled at 8), the same architecture as the end-to-end
+    model's head."""
+    return at_output_stride(cell, task.backbone.output_stride)
 
 
 def head_weights(cell: ir.Cell, cache: FeatureCache, seed: int) -> dict[str, Any]:
@@ -67,23 +72,16 @@ def head_weights(cell: ir.Cell, cache: FeatureCache, seed: int) -> dict[str, Any
     return weights
 
 
-def batches(n: int, batch: int, seed: int) -> Iterator[np.ndarray]:
-    """Sorted index batches, epoch after epoch of seeded permutations."""
-    rng = np.random.default_rng(seed)
-    while True:
-        order = rng.permutation(n)
-        for start in range(0, n - batch + 1 if n >= batch else 1, batch):
-            yield np.sort(order[start:start + batch])
-
-
 def train(cell: ir.Cell, task: Task, backend: str | None = None,
           callback: Callback | None = None, progress: bool = False) -> ProxyResult:
     """Train ``cell`` on the task's cached features with ``backend`` (default: the
     task's) and score it on the val split."""
     cache = ensure_cache(task, progress=progress)
-    name = backend or task.backend
-    step, predict = backends.get(name).proxy_steps(
-        cell, cache, task, head_weights(cell, cache, task.seed))
+    trainer = backends.resolve(backend or task.backend, "proxy_steps")
+    name = trainer.name
+    head = head_cell(cell, task)
+    step, predict = trainer.proxy_steps(
+        head, cache, task, head_weights(head, cache, task.seed))
     spec = task.train
     feats, labels = cache.features("train"), cache.labels("train")
     losses: list[float] = []
@@ -102,7 +100,7 @@ def train(cell: ir.Cell, task: Task, backend: str | None = None,
             if callback is not None:
                 callback(k, evals[-1][1])
     wall = time.perf_counter() - start
-    report = cost(cell, cache.channels, tuple(cache.meta["feature_size"]))
+    report = cost(head, cache.channels, tuple(cache.meta["feature_size"]))
     return ProxyResult(cell=cell.name, hash=cell.hash, backend=name, miou=evals[-1][1],
                        per_class_iou=[None if np.isnan(v) else float(v) * 100
                                       for v in matrix.iou()],

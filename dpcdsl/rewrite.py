@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+import functools
 
 from dpcdsl import ir
 from dpcdsl.errors import DpcError
+from dpcdsl.ops import OPS
 
 #: the output stride that rates in ``.dpc`` files are written for, as in DeepLab
 BASE_OUTPUT_STRIDE = 16
@@ -14,9 +15,10 @@ BASE_OUTPUT_STRIDE = 16
 def at_output_stride(cell: ir.Cell, output_stride: int) -> ir.Cell:
     """``cell`` for backbone features at ``output_stride``.
 
-    Rates are written for output stride 16; as in the DeepLab reference the rates of
-    atrous convs (kernel above 1) scale by 16 / output_stride (doubled at 8).
-    Reference-mode pools take the new output stride, which sets their window.
+    Rates are written for output stride 16; each op's ``at_output_stride`` rule in the
+    op registry says what changes: as in the DeepLab reference the rates of atrous
+    convs (kernel above 1) scale by 16 / output_stride (doubled at 8), and
+    reference-mode pools take the new output stride, which sets their window.
     """
     if output_stride == BASE_OUTPUT_STRIDE:
         return cell
@@ -24,17 +26,17 @@ def at_output_stride(cell: ir.Cell, output_stride: int) -> ir.Cell:
         raise DpcError.at(cell.span, f"output stride must be positive, got {output_stride}")
     nodes = []
     for node in cell.nodes:
-        attrs: dict[str, Any] = dict(node.attrs)
-        if "rate" in attrs and attrs["kernel"] > 1:
-            rate = tuple(_scaled(node, r, output_stride) for r in attrs["rate"])
-            attrs["rate"] = rate
-        if node.op == "pool" and attrs.get("mode") == "reference":
-            attrs["output_stride"] = output_stride
+        rule = OPS[node.op].at_output_stride
+        if rule is None:
+            nodes.append(node)
+            continue
+        attrs = rule(dict(node.attrs), functools.partial(_scaled, node, output_stride),
+                     output_stride)
         nodes.append(node.model_copy(update={"attrs": tuple(sorted(attrs.items()))}))
     return cell.model_copy(update={"nodes": tuple(nodes)})
 
 
-def _scaled(node: ir.Node, rate: int, output_stride: int) -> int:
+def _scaled(node: ir.Node, output_stride: int, rate: int) -> int:
     scaled, rest = divmod(rate * BASE_OUTPUT_STRIDE, output_stride)
     if rest or scaled < 1:
         raise DpcError.at(node.span, f"node '{node.name}': rate {rate} does not scale to "

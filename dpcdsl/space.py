@@ -16,7 +16,7 @@ from typing import Any
 
 from dpcdsl import ir
 from dpcdsl._expand import Decider, Expander, Mismatch, Ones, Probe
-from dpcdsl.check import checked
+from dpcdsl.checker import checked
 from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.program import Program, load, load_text
 
@@ -65,13 +65,14 @@ class _Fixed(Decider):
             if len(counts) == 1:
                 return 0
             raise DpcError.at(None, f"no decision for the choice point '{path}'",
-                              hint=f"give an index in 0..{len(counts) - 1}")
+                              hint=f"give an index in 0..{len(counts) - 1}", code="DPC602")
         idx = self.decisions[path]
         self.used.add(path)
         if not isinstance(idx, int) or not 0 <= idx < len(counts) or counts[idx] == 0:
             raise DpcError.at(None, f"decision {path} = {idx!r} is out of range: this "
                               f"choice point has options 0..{len(counts) - 1}"
-                              + (" (some are empty at this depth)" if 0 in counts else ""))
+                              + (" (some are empty at this depth)" if 0 in counts else ""),
+                              code="DPC602")
         return idx
 
 
@@ -166,14 +167,14 @@ class Space:
                               f"cell '{self.name}' is a search space of {n} architectures, "
                               "not one architecture",
                               hint="sample it first: `dpcc sample FILE`",
-                              sources=self.program.sources)
+                              sources=self.program.sources, code="DPC602")
         return self._expander.run(_Fixed({}))[0]
 
     def sample(self, seed: int | random.Random | None = None) -> tuple[ir.Cell, Decisions]:
         """One architecture, every architecture equally likely, and its decisions."""
         if self.count() == 0:
             raise DpcError.at(self.cell_def.span, f"the space of '{self.name}' is empty",
-                              sources=self.program.sources)
+                              sources=self.program.sources, code="DPC602")
         rng = seed if isinstance(seed, random.Random) else random.Random(seed)
         return self._expander.run(_Uniform(rng))  # a fresh decisions dict per run
 
@@ -196,7 +197,8 @@ class Space:
             bad = sorted(extra)[0]
             raise DpcError.at(None, f"unknown choice point '{bad}' for this cell."
                               f"{did_you_mean(bad, made)}".rstrip("."),
-                              hint="paths here: " + ", ".join(made) if made else None)
+                              hint="paths here: " + ", ".join(made) if made else None,
+                              code="DPC602")
         return cell
 
     def encode(self, cell: ir.Cell) -> Decisions:
@@ -204,7 +206,7 @@ class Space:
         for _, decisions in _dfs(self._expander, cell):
             return decisions
         raise DpcError.at(cell.span, f"cell '{cell.name}' is not in the space of "
-                          f"'{self.name}'")
+                          f"'{self.name}'", code="DPC602")
 
     def contains(self, cell: ir.Cell) -> bool:
         try:
@@ -222,7 +224,7 @@ class Space:
         movable = [p for p, counts in sizes.items() if sum(1 for c in counts if c) > 1]
         if not movable:
             raise DpcError.at(self.cell_def.span,
-                              f"'{self.name}' has no choice point to mutate")
+                              f"'{self.name}' has no choice point to mutate", code="DPC602")
         path = rng.choice(sorted(movable))
         counts = sizes[path]
         new = rng.choice([i for i, c in enumerate(counts) if c and i != decisions[path]])
@@ -251,7 +253,7 @@ class Space:
         if n > limit:
             raise DpcError.at(self.cell_def.span, f"the space has {n} architectures, more "
                               f"than the enumeration limit {limit}",
-                              hint="sample it instead, or raise the limit")
+                              hint="sample it instead, or raise the limit", code="DPC602")
         for cell, _ in _dfs(self._expander, None):
             yield cell
 

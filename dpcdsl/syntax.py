@@ -82,7 +82,7 @@ def parse(text: str, file: str = "<string>") -> ir.Module:
         raise _syntax_error(e, text, file) from None
     except (LarkError, RecursionError) as e:  # pragma: no cover - lark internal
         raise DpcError.at(ir.Span(file=file, line=1, column=1), f"cannot parse: {e}",
-                          sources={file: text}) from None
+                          sources={file: text}, code="DPC100") from None
     finally:
         _comments.tokens = []
     builder = _Builder(file)
@@ -105,7 +105,7 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> DpcError:
     if token is not None and getattr(token, "end_column", None) and token.line == line:
         end = token.end_column
     span = ir.Span(file=file, line=line, column=column, end_line=line, end_column=end)
-    return DpcError([Diagnostic(span=span, message=f"syntax error: {message}")],
+    return DpcError([Diagnostic(span=span, message=f"syntax error: {message}", code="DPC100")],
                     sources={file: text})
 
 

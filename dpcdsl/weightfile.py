@@ -30,7 +30,8 @@ def check(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any],
     if problems:
         raise DpcError.at(None, f"the weights do not fit {owner}: " + "; ".join(problems),
                           hint="weights are matched by canonical name and shape; export "
-                          "them from a module built for the same cell and in_channels")
+                          "them from a module built for the same cell and in_channels",
+                          code="DPC703")
 
 
 def write(arrays: Mapping[str, Any], path: str | Path) -> None:
@@ -49,4 +50,4 @@ def read(path: str | Path) -> dict[str, Any]:
     try:
         return dict(load_file(str(path)))
     except (OSError, SafetensorError) as e:
-        raise DpcError.at(None, f"cannot read weights from {path}: {e}") from None
+        raise DpcError.at(None, f"cannot read weights from {path}: {e}", code="DPC703") from None

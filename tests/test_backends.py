@@ -40,7 +40,29 @@ def test_compile_from_text() -> None:
 
 
 def test_core_imports_no_framework() -> None:
-    code = ("import sys, dpcdsl, dpcdsl.cli, dpcdsl.space, dpcdsl.cost, dpcdsl.backends; "
+    code = ("import sys, dpcdsl, dpcdsl.cli, dpcdsl.space, dpcdsl.analysis, dpcdsl.backends; "
             "print(sorted(m for m in ('torch', 'jax', 'flax') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
+
+
+def test_the_facade_shadows_no_submodule() -> None:
+    import importlib
+    import pkgutil
+
+    submodules = {m.name for m in pkgutil.iter_modules(dpcdsl.__path__)}
+    assert not submodules & set(dpcdsl.__all__)
+    for name in submodules:
+        module = importlib.import_module(f"dpcdsl.{name}")
+        assert getattr(dpcdsl, name) is module
+    analysis = importlib.import_module("dpcdsl.analysis")
+    assert analysis.infer_channels is dpcdsl.infer_channels
+    assert all(hasattr(dpcdsl, name) for name in dpcdsl.__all__)
+
+
+def test_compile_at_output_stride_8_doubles_the_rates() -> None:
+    text = "cell a(x, channels = 8) { return sepconv(x, rate = (3, 6)) }"
+    assert "rate=(3, 6)" in dpcdsl.emit(text, in_channels=4)
+    assert "rate=(6, 12)" in dpcdsl.emit(text, in_channels=4, output_stride=8)
+    head = dpcdsl.compile(text, in_channels=4, output_stride=8, backend="jax")
+    assert "rate=(6, 12)" in backends.get("jax").source_of(head)

@@ -77,7 +77,7 @@ def test_syntax_error_has_caret(tmp_path):
     r = dpcc("count", bad)
     assert r.returncode == 1
     lines = r.stderr.splitlines()
-    assert lines[0] == f"{bad}:1:31: error: syntax error: keyword arguments use `=`, not `:`"
+    assert lines[0] == f"{bad}:1:31: error: syntax error: keyword arguments use `=`, not `:` [DPC100]"
     assert lines[2].index("^") == 2 + 30
 
 

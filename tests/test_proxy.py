@@ -105,3 +105,55 @@ def test_dpcc_proxy_prints_its_result(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "cache", "--task", str(task)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0 and "16 train and 8 val feature maps of 64x4x4" in r.stdout
+
+
+def test_output_stride_8_trains_the_end_to_end_head(tmp_path, monkeypatch):
+    """At output stride 8 the proxy trains the same architecture as the full model's
+    head: the rates written for 16 doubled."""
+    import dpcdsl_torch
+
+    task = task_from_text(SMALL.format(dir=tmp_path) + "[backbone]\noutput_stride = 8\n")
+    cell = cell_of("cell c(x, channels = 8) { b = sepconv(x, rate = (3, 1)) "
+                   "return conv(concat(b, pool(x)), kernel = 1) }")
+    heads = []
+    real = dpcdsl_torch.proxy_steps
+
+    def spy(head, *args):
+        step, predict = real(head, *args)
+        heads.append(step.head.cell)
+        return step, predict
+
+    monkeypatch.setattr(dpcdsl_torch, "proxy_steps", spy)
+    task = task.model_copy(update={"train": task.train.model_copy(
+        update={"steps": 1, "eval_every": 1})})
+    train(cell, task, backend="torch")
+    proxy_source = dpcdsl_torch.source_of(heads[0])
+    assert "rate=(6, 2)" in proxy_source
+    model = dpcdsl_torch.SegmentationModel(dpcdsl_torch.backbone("tiny", 8, False), cell, 5,
+                                           bn_momentum=task.train.momentum_of_bn)
+    assert proxy_source == dpcdsl_torch.source_of(model.head)
+
+
+def test_the_jax_proxy_runs_without_torch_once_the_cache_exists(tmp_path):
+    """Only the feature cache needs a backend with a backbone (torch: the JAX backend has
+    no feature extractor); training on a built cache with JAX never imports torch."""
+    from dpcdsl.proxy import ensure_cache
+
+    task_file = tmp_path / "task.toml"
+    task_file.write_text('backend = "jax"\n' + SMALL.format(dir=tmp_path / "cache"))
+    ensure_cache(load_task(task_file), progress=False)
+    code = (
+        "import sys\n"
+        "sys.modules['torch'] = None  # any import of torch now fails\n"
+        "from dpcdsl.data.task import load_task\n"
+        "from dpcdsl.proxy import train\n"
+        "from dpcdsl.space import Space\n"
+        f"task = load_task({str(task_file)!r})\n"
+        f"cell = Space.from_text({ONE_BY_ONE!r}).concrete()\n"
+        "r = train(cell, task)\n"
+        "print(r.backend, r.steps, 'torch' in sys.modules and sys.modules['torch'] is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["jax", "20", "False"]

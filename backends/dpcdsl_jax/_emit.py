@@ -12,31 +12,44 @@ from __future__ import annotations
 import functools
 import inspect
 import keyword
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from flax import nnx
 
 from dpcdsl import codegen, ir
-from dpcdsl.codegen import Dialect, emit_module, no_lowering
+from dpcdsl.codegen import Dialect, Lowering, emit_module
 from dpcdsl_jax import _layers
 
 BN_MOMENTUM = 0.0003
 BN_EPS = 1e-5
 
 
-def _lower(node: ir.Node, var: str, ins: list[str], cin: list[int],
-           cout: int) -> tuple[str | None, str]:
-    """The ops whose JAX lowering is its own: dropout, concat, upsample."""
-    if node.op == "dropout":
-        return f"nnx.Dropout({node.attr('p')!r}, rngs=rngs)", f"self.{var}({ins[0]})"
-    if node.op == "concat":
-        return None, f"jnp.concatenate([{', '.join(ins)}], axis=-1)"
-    if node.op == "upsample":
-        return None, f"resize_bilinear({ins[0]}, {ins[1]}.shape[1:3], align_corners=False)"
-    raise no_lowering(node, "jax")
+def _dropout(node: ir.Node, var: str, ins: list[str], cin: list[int],
+             cout: int) -> tuple[str | None, str]:
+    return f"nnx.Dropout({node.attr('p')!r}, rngs=rngs)", f"self.{var}({ins[0]})"
+
+
+#: op name -> its Flax NNX lowering; an op registered from outside the core adds its
+#: entry here (and its layer classes to LAYERS)
+LOWERINGS: dict[str, Lowering] = {
+    "conv": codegen.layer_lowering("ConvBNReLU", codegen.conv_args),
+    "sepconv": codegen.layer_lowering("SepConvBNReLU", codegen.conv_args),
+    "pool": codegen.pool_lowering("GridPool", "WindowPool"),
+    "upsample": codegen.expression(
+        lambda ins, a: f"resize_bilinear({ins[0]}, {ins[1]}.shape[1:3], align_corners=False)"),
+    "concat": codegen.expression(
+        lambda ins, a: f"jnp.concatenate([{', '.join(ins)}], axis=-1)"),
+    "sum": codegen.SUM,
+    "dropout": _dropout,
+    "identity": codegen.IDENTITY,
+}
+#: layer class or function name -> the source the emitter copies into a file
+LAYERS: dict[str, Callable[[], str]] = {
+    name: functools.partial(inspect.getsource, obj) for name, obj in _layers.LAYERS.items()}
 
 
 JAX = Dialect(
+    name="jax",
     framework="jax and flax",
     imports="import jax\nimport jax.numpy as jnp\nfrom flax import nnx\n",
     base="nnx.Module",
@@ -47,9 +60,8 @@ JAX = Dialect(
     layer_kwargs=", rngs=rngs, **bn",
     reserved=frozenset(set(keyword.softkwlist) | set(dir(nnx.Module))
                        | {"jax", "jnp", "nnx", "rngs"}),
-    lower=_lower,
-    layers={name: functools.partial(inspect.getsource, obj)
-            for name, obj in _layers.LAYERS.items()},
+    lowerings=LOWERINGS,
+    layers=LAYERS,
 )
 
 

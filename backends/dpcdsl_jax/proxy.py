@@ -12,7 +12,7 @@ import numpy as np
 from flax import nnx
 
 from dpcdsl import ir
-from dpcdsl.cost import infer_channels
+from dpcdsl.analysis import infer_channels
 from dpcdsl.data.cache import FeatureCache
 from dpcdsl.data.task import Task
 from dpcdsl_jax._emit import build

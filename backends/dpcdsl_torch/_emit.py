@@ -13,32 +13,44 @@ from __future__ import annotations
 import functools
 import inspect
 import keyword
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import torch
 from torch import nn
 
 from dpcdsl import codegen, ir
-from dpcdsl.codegen import Dialect, emit_module, no_lowering
+from dpcdsl.codegen import Dialect, Lowering, emit_module
 from dpcdsl_torch import _layers
 
 BN_MOMENTUM = 0.0003
 BN_EPS = 1e-5
 
-def _lower(node: ir.Node, var: str, ins: list[str], cin: list[int],
-           cout: int) -> tuple[str | None, str]:
-    """The ops whose PyTorch lowering is its own: dropout, concat, upsample."""
-    if node.op == "dropout":
-        return f"nn.Dropout({node.attr('p')!r})", f"self.{var}({ins[0]})"
-    if node.op == "concat":
-        return None, f"torch.cat([{', '.join(ins)}], dim=1)"
-    if node.op == "upsample":
-        return None, (f"F.interpolate({ins[0]}, size={ins[1]}.shape[-2:], mode=\"bilinear\", "
-                      "align_corners=False)")
-    raise no_lowering(node, "torch")
+def _dropout(node: ir.Node, var: str, ins: list[str], cin: list[int],
+             cout: int) -> tuple[str | None, str]:
+    return f"nn.Dropout({node.attr('p')!r})", f"self.{var}({ins[0]})"
+
+
+#: op name -> its PyTorch lowering; an op registered from outside the core adds its
+#: entry here (and its layer classes to LAYERS)
+LOWERINGS: dict[str, Lowering] = {
+    "conv": codegen.layer_lowering("ConvBNReLU", codegen.conv_args),
+    "sepconv": codegen.layer_lowering("SepConvBNReLU", codegen.conv_args),
+    "pool": codegen.pool_lowering("GridPool", "WindowPool"),
+    "upsample": codegen.expression(
+        lambda ins, a: f"F.interpolate({ins[0]}, size={ins[1]}.shape[-2:], "
+                       "mode=\"bilinear\", align_corners=False)"),
+    "concat": codegen.expression(lambda ins, a: f"torch.cat([{', '.join(ins)}], dim=1)"),
+    "sum": codegen.SUM,
+    "dropout": _dropout,
+    "identity": codegen.IDENTITY,
+}
+#: layer class name -> the source the emitter copies into a file
+LAYERS: dict[str, Callable[[], str]] = {
+    name: functools.partial(inspect.getsource, cls) for name, cls in _layers.LAYERS.items()}
 
 
 TORCH = Dialect(
+    name="torch",
     framework="torch",
     imports="import torch\nfrom torch import nn\nfrom torch.nn import functional as F\n",
     base="nn.Module",
@@ -49,9 +61,8 @@ TORCH = Dialect(
     layer_kwargs=", **bn",
     reserved=frozenset(set(keyword.softkwlist) | set(dir(nn.Module)) | set(vars(nn.Module()))
                        | {"torch", "nn", "F"}),
-    lower=_lower,
-    layers={name: functools.partial(inspect.getsource, cls)
-            for name, cls in _layers.LAYERS.items()},
+    lowerings=LOWERINGS,
+    layers=LAYERS,
 )
 
 

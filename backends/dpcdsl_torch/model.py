@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dpcdsl import ir
-from dpcdsl.cost import infer_channels
+from dpcdsl.analysis import infer_channels
 from dpcdsl.errors import DpcError
 from dpcdsl.rewrite import at_output_stride
 from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build

@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from dpcdsl import ir
-from dpcdsl.cost import infer_channels
+from dpcdsl.analysis import infer_channels
 from dpcdsl.data.cache import FeatureCache
 from dpcdsl.data.task import Task
 from dpcdsl_torch._emit import build

@@ -28,8 +28,8 @@ from dpcdsl.data.formats import MEAN, STD, FileDataset
 from dpcdsl.data.metrics import ConfusionMatrix
 from dpcdsl.data.task import Task
 from dpcdsl.errors import DpcError
-from dpcdsl.proxy import Diverged, batches
 from dpcdsl.space import Space
+from dpcdsl.training import Diverged, batches
 from dpcdsl_torch._weights import export_weights, import_weights
 from dpcdsl_torch.model import SegmentationModel, backbone
 

@@ -1,7 +1,7 @@
 """Task files: what to train on and how, as TOML validated by pydantic.
 
 ```toml
-backend = "torch"          # torch | jax
+backend = "jax"            # trains the candidates (default: the installed one of highest priority)
 seed = 0
 
 [dataset]
@@ -31,7 +31,7 @@ import sys
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
 from dpcdsl.ir import Span
@@ -44,6 +44,20 @@ else:  # pragma: no cover
 
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _installed_backend(name: str | None) -> str | None:
+    """A backend name must be one that is installed (no framework is imported here)."""
+    from dpcdsl import backends
+
+    if name is not None and name not in backends.available():
+        known = sorted(backends.available())
+        raise ValueError(f"unknown backend '{name}'.{did_you_mean(name, known)} Installed: "
+                         f"{', '.join(known) or 'none'}")
+    return name
+
+
+Backend = Annotated[str | None, AfterValidator(_installed_backend)]
 
 
 class DatasetSpec(_Section):
@@ -64,6 +78,9 @@ class BackboneSpec(_Section):
     pretrained: bool = False
     output_stride: Literal[8, 16] = 16
     seed: int = 0  # initial weights of a backbone without pretrained weights
+    # the backend that runs the backbone to build the feature cache; None: the installed
+    # backend of highest priority that has a feature extractor
+    backend: Backend = None
 
 
 class TrainSpec(_Section):
@@ -92,7 +109,8 @@ class Task(_Section):
     dataset: DatasetSpec = DatasetSpec()
     backbone: BackboneSpec = BackboneSpec()
     train: TrainSpec = TrainSpec()
-    backend: Literal["torch", "jax"] = "torch"
+    # the backend that trains candidates; None: the installed one of highest priority
+    backend: Backend = None
     device: str = "cpu"
     seed: int = 0
     cache_dir: Path = Path(".dpcdsl-cache")
@@ -104,7 +122,8 @@ class Task(_Section):
         ident: dict[str, Any] = {
             "format": 1,
             "dataset": self.dataset.model_dump(mode="json"),
-            "backbone": self.backbone.model_dump(mode="json"),
+            "backbone": self.backbone.model_dump(
+                mode="json", exclude={"backend"} if self.backbone.backend is None else None),
             "crop": self.train.crop,
             "dtype": dtype,
         }
@@ -125,7 +144,7 @@ def load_task(path: str | Path) -> Task:
         text = path.read_text()
     except OSError as e:
         raise DpcError.at(Span(file=str(path)), f"cannot read the task file: "
-                          f"{e.strerror or e}") from None
+                          f"{e.strerror or e}", code="DPC701") from None
     return task_from_text(text, str(path), base=path.parent)
 
 
@@ -137,7 +156,7 @@ def task_from_text(text: str, file: str = "<task>", base: Path | None = None) ->
         line, col = (int(where.group(1)), int(where.group(2))) if where else (0, 0)
         msg = str(e).split(" (at ")[0]
         raise DpcError.at(Span(file=file, line=line, column=col), f"invalid TOML: {msg}",
-                          sources={file: text}) from None
+                          sources={file: text}, code="DPC701") from None
     try:
         task = Task.model_validate({**data, "file": file})
     except ValidationError as e:
@@ -154,18 +173,18 @@ def task_from_text(text: str, file: str = "<task>", base: Path | None = None) ->
     if task.dataset.kind != "synthetic" and task.dataset.root is None:
         raise DpcError.at(_locate(text, file, ("dataset", "kind")),
                           f"dataset.root: a {task.dataset.kind} dataset needs a root folder",
-                          sources={file: text})
+                          sources={file: text}, code="DPC701")
     return task
 
 
 def _diagnostic(err: Any, text: str, file: str) -> Diagnostic:
     loc = tuple(str(x) for x in err["loc"])
     key = ".".join(loc)
-    message = f"{key}: {err['msg']}"
+    message = f"{key}: {err['msg']}".replace(": Value error, ", ": ")
     if err["type"] == "extra_forbidden":
         section = _FIELDS.get(loc[:-1], {})
         message = f"{key}: unknown key.{did_you_mean(loc[-1], section)}".rstrip(".")
-    return Diagnostic(span=_locate(text, file, loc), message=message)
+    return Diagnostic(span=_locate(text, file, loc), message=message, code="DPC701")
 
 
 _FIELDS: dict[tuple[str, ...], Any] = {

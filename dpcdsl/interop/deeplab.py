@@ -1,5 +1,8 @@
 """The reference implementation's JSON cell format (tensorflow/models, DeepLab).
 
+Each op's JSON form is declared with the op (``deeplab`` in the op registry); this
+module only lays out the list and its branch inputs.
+
 A list of branches, each ``{"op": "conv" | "pyramid_pooling", "kernel": k,
 "rate": [r_h, r_w], "grid_size": [g_h, g_w], "input": i}``; ``input`` -1 reads the
 backbone features, ``k`` the output of branch k. Kernel 3 with ``conv`` is a 3x3
@@ -14,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from dpcdsl import ir
+from dpcdsl.analysis import projection_of
 from dpcdsl.errors import DpcError
+from dpcdsl.ops import OPS, OpError
 from dpcdsl.program import load_text
 from dpcdsl.space import Space
 
@@ -22,16 +27,25 @@ _SPAN = ir.Span
 
 
 def _fail(file: str, message: str, hint: str | None = None) -> DpcError:
-    return DpcError.at(_SPAN(file=file, line=1, column=1), message, hint=hint)
+    return DpcError.at(_SPAN(file=file, line=1, column=1), message, hint=hint,
+                       code="DPC702")
 
 
-def _pair(item: dict[str, Any], key: str, i: int, file: str) -> tuple[int, int]:
-    v = item.get(key)
-    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and x >= 1
-                                                        for x in v)):
-        raise _fail(file, f"branch {i}: `{key}` must be a list of two positive integers, "
-                    f"got {v!r}")
-    return v[0], v[1]
+def _branch(item: Any, i: int, file: str) -> str:
+    """The ``.dpc`` call of one JSON branch (without its input): the first registered op
+    whose DeepLab form takes the item."""
+    if not isinstance(item, dict):
+        raise _fail(file, f"branch {i}: expected an object, got {item!r}")
+    try:
+        for spec in OPS.values():
+            args = spec.deeplab.from_json(item) if spec.deeplab is not None else None
+            if args is not None:
+                return f"{spec.name}(%s, {args})"
+    except OpError as e:
+        raise _fail(file, f"branch {i}: {e.message}", e.hint) from None
+    known = sorted({s.deeplab.op for s in OPS.values() if s.deeplab is not None})
+    raise _fail(file, f"branch {i}: unknown op {item.get('op')!r}",
+                hint="the reference knows " + " and ".join(f'"{k}"' for k in known))
 
 
 def to_dpc_text(branches: Any, name: str = "dpc", file: str = "<json>",
@@ -41,30 +55,12 @@ def to_dpc_text(branches: Any, name: str = "dpc", file: str = "<json>",
         raise _fail(file, "a DeepLab cell is a non-empty JSON list of branches")
     lines = [f"cell {name}(x, channels = {channels}) {{"]
     for i, item in enumerate(branches):
-        if not isinstance(item, dict):
-            raise _fail(file, f"branch {i}: expected an object, got {item!r}")
-        op, src = item.get("op"), item.get("input")
-        if not isinstance(src, int) or not -1 <= src < i:
+        src = item.get("input") if isinstance(item, dict) else None
+        call = _branch(item, i, file)
+        if not isinstance(src, int) or isinstance(src, bool) or not -1 <= src < i:
             raise _fail(file, f"branch {i}: `input` must be -1 (the features) or an "
                         f"earlier branch 0..{i - 1}, got {src!r}")
-        reads = "x" if src == -1 else f"b{src}"
-        if op == "conv":
-            kernel = item.get("kernel")
-            if kernel == 1:
-                lines.append(f"  b{i} = conv({reads}, kernel = 1)")
-            elif kernel == 3:
-                rh, rw = _pair(item, "rate", i, file)
-                rate = str(rh) if rh == rw else f"({rh}, {rw})"
-                lines.append(f"  b{i} = sepconv({reads}, kernel = 3, rate = {rate})")
-            else:
-                raise _fail(file, f"branch {i}: `kernel` must be 1 or 3, got {kernel!r}")
-        elif op == "pyramid_pooling":
-            gh, gw = _pair(item, "grid_size", i, file)
-            grid = str(gh) if gh == gw else f"({gh}, {gw})"
-            lines.append(f"  b{i} = pool({reads}, grid = {grid})")
-        else:
-            raise _fail(file, f"branch {i}: unknown op {op!r}",
-                        hint="the reference knows \"conv\" and \"pyramid_pooling\"")
+        lines.append(f"  b{i} = " + call % ("x" if src == -1 else f"b{src}"))
     concat = ", ".join(f"b{i}" for i in range(len(branches)))
     lines.append(f"  return conv(dropout(concat({concat}), p = {dropout}), kernel = 1)")
     lines.append("}")
@@ -80,7 +76,7 @@ def read(path: str | Path, name: str | None = None) -> tuple[str, ir.Cell]:
         raise _fail(str(path), f"cannot read {path}: {e.strerror or e}") from None
     except json.JSONDecodeError as e:
         raise DpcError.at(_SPAN(file=str(path), line=e.lineno, column=e.colno),
-                          f"invalid JSON: {e.msg}") from None
+                          f"invalid JSON: {e.msg}", code="DPC702") from None
     cell_name = name or _identifier(path.stem)
     text = to_dpc_text(data, cell_name, str(path))
     return text, from_text(text, cell_name)
@@ -100,22 +96,19 @@ def to_json(cell: ir.Cell) -> list[dict[str, Any]]:
     or earlier branches, then concat, optional dropout, and a 1x1 projection."""
     if len(cell.inputs) != 1:
         raise _fail(cell.name, "a DeepLab cell has exactly one input")
-    nodes = {n.name: n for n in cell.nodes}
-    out = nodes.get(cell.output)
-    src = nodes.get(out.inputs[0]) if out is not None and out.op == "conv" else None
-    while src is not None and src.op in ("dropout", "identity"):
-        src = nodes.get(src.inputs[0])
-    if out is None or out.op != "conv" or out.attr("kernel") != 1 or src is None \
-            or src.op != "concat":
+    out = next((n for n in cell.nodes if n.name == cell.output), None)
+    src = projection_of(cell, out) if out is not None else None
+    if src is None:
         raise DpcError.at(cell.span, f"cell '{cell.name}' does not end in a 1x1 projection "
-                          "of a concat of branches, so it has no DeepLab JSON form")
+                          "of a concat of branches, so it has no DeepLab JSON form", code="DPC702")
+    nodes = {n.name: n for n in cell.nodes}
     index = {name: i for i, name in enumerate(src.inputs)}
     items = []
     for i, name in enumerate(src.inputs):
         node = nodes.get(name)
         if node is None:
             raise DpcError.at(cell.span, f"branch {i} is the input itself, which the "
-                              "DeepLab format cannot express")
+                              "DeepLab format cannot express", code="DPC702")
         reads = node.inputs[0]
         if reads == cell.inputs[0]:
             where = -1
@@ -123,19 +116,16 @@ def to_json(cell: ir.Cell) -> list[dict[str, Any]]:
             where = index[reads]
         else:
             raise DpcError.at(node.span, f"branch '{name}' reads '{reads}', which is "
-                              "neither the input nor an earlier branch")
-        if node.op == "sepconv" and node.attr("kernel") == 3:
-            items.append({"kernel": 3, "rate": list(node.attr("rate")), "op": "conv",
-                          "input": where})
-        elif node.op == "conv" and node.attr("kernel") == 1:
-            items.append({"kernel": 1, "rate": [1, 1], "op": "conv", "input": where})
-        elif node.op == "pool":
-            items.append({"op": "pyramid_pooling", "grid_size": list(node.attr("grid")),
-                          "input": where})
-        else:
+                              "neither the input nor an earlier branch", code="DPC702")
+        form = OPS[node.op].deeplab
+        item = form.to_json(dict(node.attrs)) if form is not None else None
+        if item is None:
+            expressible = ", ".join(n for n, s in OPS.items() if s.deeplab is not None)
             raise DpcError.at(node.span, f"branch '{name}' is `{node.op}` "
                               f"({node.attrs}), which the DeepLab format cannot express",
-                              hint="it knows 1x1 conv, 3x3 separable conv and pooling")
+                              hint=f"it knows 1x1 conv, 3x3 separable conv and pooling "
+                                   f"(ops: {expressible})", code="DPC702")
+        items.append({**item, "input": where})
     return items
 
 

@@ -12,7 +12,7 @@ trials only.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,10 @@ from dpcdsl.data.task import load_task
 from dpcdsl.errors import DpcError
 from dpcdsl.proxy import ensure_cache
 from dpcdsl.search.executors import make_executor
+from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.strategies import make_sampler
+from dpcdsl.search.study import STUDY, counted, storage_url
 from dpcdsl.space import Space
-
-STUDY = "dpcdsl"
 
 
 @dataclass
@@ -36,7 +36,7 @@ class SearchConfig:
     cell: str | None = None
     strategy: str = "random"
     trials: int = 20
-    executor: str = "local"
+    executor: Any = "local"  # local, pool or ray, or an executor object
     workers: int = 2
     run_dir: Path = Path("runs/search")
     storage: str | None = None
@@ -51,10 +51,6 @@ class SearchConfig:
     progress: bool = True
 
 
-def storage_url(run_dir: Path, storage: str | None) -> str:
-    return storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
-
-
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "none":
         return optuna.pruners.NopPruner()
@@ -63,14 +59,6 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner()
     raise DpcError.at(None, f"unknown pruner '{name}'", hint="none, median or asha")
-
-
-def counted(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether a trial uses up budget: finished, pruned, or failed with a reason (an
-    interrupted trial is run again instead)."""
-    if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
-        return True
-    return trial.state == TrialState.FAIL and "failure" in trial.user_attrs
 
 
 def _open_study(cfg: SearchConfig, space: Space) -> optuna.Study:
@@ -179,7 +167,7 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             trial.set_user_attr("duplicate_of", t.number)
             study.tell(trial, t.value)
             return "duplicate"
-    job = {"cell": cell.canonical_text(), "task": task_json, "backend": None}
+    job = Job(cell=cell.canonical_text(), task=task_json)
 
     def report(step: int, miou: float) -> None:
         trial.report(miou, step)
@@ -195,20 +183,20 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
     return None
 
 
-def _tell(study: optuna.Study, trial: Trial, outcome: dict[str, Any]) -> None:
-    trial.set_user_attr("wall_s", outcome.get("wall_s"))
-    if outcome.get("attempts", 1) > 1:
-        trial.set_user_attr("attempts", outcome["attempts"])
-    if outcome.get("device"):
-        trial.set_user_attr("device", outcome["device"])
-    if outcome.get("pruned"):
-        trial.set_user_attr("pruned", outcome["failure"])
+def _tell(study: optuna.Study, trial: Trial, outcome: Outcome) -> None:
+    trial.set_user_attr("wall_s", outcome.wall_s)
+    if outcome.attempts > 1:
+        trial.set_user_attr("attempts", outcome.attempts)
+    if outcome.device:
+        trial.set_user_attr("device", outcome.device)
+    if outcome.pruned:
+        trial.set_user_attr("pruned", outcome.failure)
         study.tell(trial, state=TrialState.PRUNED)
         return
-    if not outcome["ok"]:
-        trial.set_user_attr("failure", outcome["failure"])
+    if outcome.scores is None:
+        trial.set_user_attr("failure", outcome.failure)
         study.tell(trial, state=TrialState.FAIL)
         return
-    for key in ("miou", "params", "madds", "per_class_iou", "evals", "final_loss"):
-        trial.set_user_attr(key, outcome[key])
-    study.tell(trial, outcome["miou"])
+    for key, value in asdict(outcome.scores).items():
+        trial.set_user_attr(key, value)
+    study.tell(trial, outcome.scores.miou)

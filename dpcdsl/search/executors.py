@@ -7,8 +7,9 @@
   given its share of the CPU threads. A worker that dies is replaced and its trial run
   once more; a trial past its timeout is terminated.
 
-For tests, ``DPCDSL_INJECT_FAULT=exit:N`` makes the worker of trial N exit abruptly on
-every attempt, and ``exit-once:N:MARKER`` on the first attempt only.
+Jobs, progress and outcomes are the typed messages of :mod:`dpcdsl.search.messages`.
+``make_executor`` takes a name, or an executor object itself (tests give a pool whose
+``worker`` entry point injects faults).
 """
 
 from __future__ import annotations
@@ -17,15 +18,15 @@ import multiprocessing as mp
 import os
 import signal
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
 import optuna
 
+from dpcdsl.search.messages import Job, Outcome, Progress
 from dpcdsl.search.worker import Report, run_job
-
-Outcome = dict[str, Any]
 
 
 class _Expired(BaseException):
@@ -40,7 +41,7 @@ class LocalExecutor:
         self.timeout = timeout
         self.done: list[tuple[int, Outcome]] = []
 
-    def submit(self, number: int, job: dict[str, Any], report: Report | None = None) -> None:
+    def submit(self, number: int, job: Job, report: Report | None = None) -> None:
         if self.timeout is None:
             self.done.append((number, run_job(job, report)))
             return
@@ -54,8 +55,8 @@ class LocalExecutor:
         try:
             outcome = run_job(job, report)
         except _Expired:
-            outcome = {"ok": False, "failure": f"timeout after {self.timeout:g} s",
-                       "wall_s": time.perf_counter() - start}
+            outcome = Outcome.failed(f"timeout after {self.timeout:g} s",
+                                     time.perf_counter() - start)
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
@@ -73,40 +74,43 @@ class LocalExecutor:
         pass
 
 
-def _worker_main(job: dict[str, Any], number: int, conn: Connection,
-                 env: dict[str, str], threads: int) -> None:
-    os.environ.update(env)
-    fault = os.environ.get("DPCDSL_INJECT_FAULT", "")
-    if fault == f"exit:{number}":
-        os._exit(17)
-    if fault.startswith(f"exit-once:{number}:"):  # dies on the first attempt only
-        marker = fault.split(":", 2)[2]
-        if not os.path.exists(marker):
-            open(marker, "w").close()
-            os._exit(17)
-    try:
-        import torch
+def _set_threads(job: Job, threads: int) -> None:
+    """The trial's backend gets this worker's share of the CPU threads."""
+    from dpcdsl import backends
+    from dpcdsl.errors import DpcError
 
-        torch.set_num_threads(threads)
-    except ImportError:  # pragma: no cover - torch is needed for the cache only
+    try:
+        backends.resolve(job.backend or job.task.get("backend"),
+                         "proxy_steps").set_threads(threads)
+    except DpcError:  # the trial itself reports a backend that cannot load
         pass
+
+
+def worker_main(job: Job, number: int, conn: Connection, env: dict[str, str],
+                threads: int) -> None:
+    """A pool worker's process: run one job, asking the driver at every evaluation
+    whether to go on, and send its :class:`Outcome`."""
+    os.environ.update(env)
+    _set_threads(job, threads)
+
     def report(step: int, miou: float) -> None:  # asks the driver whether to go on
-        conn.send(("report", step, miou))
+        conn.send(Progress(step, miou))
         if conn.recv():
             raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
 
+    start = time.perf_counter()
     try:
-        outcome = run_job(job, report if job.get("prunable") else None)
+        outcome = run_job(job, report if job.prunable else None)
     except optuna.TrialPruned as e:
-        outcome = {"ok": False, "pruned": True, "failure": str(e)}
-    conn.send(("result", outcome))
+        outcome = Outcome.failed(str(e), time.perf_counter() - start, pruned=True)
+    conn.send(outcome)
     conn.close()
 
 
 @dataclass
 class _Running:
     number: int
-    job: dict[str, Any]
+    job: Job
     process: Any
     conn: Connection
     started: float
@@ -118,8 +122,12 @@ class PoolExecutor:
     name = "pool"
 
     def __init__(self, workers: int, timeout: float | None = None,
-                 gpus: list[str] | None = None) -> None:
+                 gpus: list[str] | None = None,
+                 worker: Callable[..., None] = worker_main) -> None:
+        """``worker`` is the entry point of each worker process (a picklable function
+        with :func:`worker_main`'s signature)."""
         self.slots = workers
+        self.worker = worker
         self.timeout = timeout
         self.gpus = gpus
         self.ctx = mp.get_context("spawn")
@@ -136,19 +144,19 @@ class PoolExecutor:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
         return env
 
-    def _start(self, slot: int, number: int, job: dict[str, Any], attempts: int,
+    def _start(self, slot: int, number: int, job: Job, attempts: int,
                report: Report | None = None) -> None:
         parent, child = self.ctx.Pipe(duplex=True)
-        proc = self.ctx.Process(target=_worker_main, daemon=True,
+        proc = self.ctx.Process(target=self.worker, daemon=True,
                                 args=(job, number, child, self._env(slot), self.threads))
         proc.start()
         child.close()
         self.running[slot] = _Running(number, job, proc, parent, time.monotonic(), attempts,
                                       report)
 
-    def submit(self, number: int, job: dict[str, Any], report: Report | None = None) -> None:
+    def submit(self, number: int, job: Job, report: Report | None = None) -> None:
         slot = next(s for s in range(self.slots) if s not in self.running)
-        self._start(slot, number, {**job, "prunable": report is not None}, 1, report)
+        self._start(slot, number, replace(job, prunable=report is not None), 1, report)
 
     def collect(self) -> list[tuple[int, Outcome]]:
         """Wait until at least one trial ends; its outcome (a death is retried once)."""
@@ -159,22 +167,22 @@ class PoolExecutor:
             wait(waits, timeout=1.0)
             now = time.monotonic()
             for slot, r in list(self.running.items()):
-                outcome = None
+                outcome: Outcome | None = None
                 while outcome is None and r.conn.poll():
                     try:
-                        kind, *body = r.conn.recv()
+                        message = r.conn.recv()
                     except EOFError:
                         break
-                    if kind == "result":
-                        outcome = body[0]
-                    else:  # ("report", step, mIOU): answer whether to prune
-                        r.conn.send(self._should_prune(r, *body))
+                    if isinstance(message, Progress):  # answer whether to prune
+                        r.conn.send(self._should_prune(r, message))
+                    else:
+                        outcome = message
                 if outcome is None and r.process.is_alive():
                     if self.timeout is not None and now - r.started > self.timeout:
                         r.process.kill()
                         r.process.join()
-                        outcome = {"ok": False, "failure": f"timeout after {self.timeout:g} s",
-                                   "wall_s": now - r.started}
+                        outcome = Outcome.failed(f"timeout after {self.timeout:g} s",
+                                                 now - r.started)
                     else:
                         continue
                 self._finish(slot)
@@ -183,18 +191,17 @@ class PoolExecutor:
                     if r.attempts == 1:
                         self._start(slot, r.number, r.job, 2, r.report)
                         continue
-                    outcome = {"ok": False, "wall_s": now - r.started,
-                               "failure": f"worker died twice (exit code {code})"}
-                outcome["attempts"] = r.attempts
-                done.append((r.number, outcome))
+                    outcome = Outcome.failed(f"worker died twice (exit code {code})",
+                                             now - r.started)
+                done.append((r.number, outcome.but(attempts=r.attempts)))
         return done
 
     @staticmethod
-    def _should_prune(r: _Running, step: int, miou: float) -> bool:
+    def _should_prune(r: _Running, progress: Progress) -> bool:
         if r.report is None:
             return False
         try:
-            r.report(step, miou)
+            r.report(progress.step, progress.miou)
         except optuna.TrialPruned:  # the driver's pruner said stop
             return True
         return False
@@ -210,12 +217,10 @@ class PoolExecutor:
             self._finish(slot)
 
 
-def _ray_job(job: dict[str, Any]) -> Outcome:
+def _ray_job(job: Job) -> Outcome:
     import ray
 
-    outcome = run_job(job)
-    outcome["device"] = ",".join(str(g) for g in ray.get_gpu_ids())
-    return outcome
+    return run_job(job).but(device=",".join(str(g) for g in ray.get_gpu_ids()))
 
 
 class RayExecutor:
@@ -248,7 +253,7 @@ class RayExecutor:
     def busy(self) -> int:
         return len(self.running)
 
-    def submit(self, number: int, job: dict[str, Any], report: Report | None = None) -> None:
+    def submit(self, number: int, job: Job, report: Report | None = None) -> None:
         self.running[self.remote.remote(job)] = (number, time.monotonic())
 
     def collect(self) -> list[tuple[int, Outcome]]:
@@ -264,12 +269,12 @@ class RayExecutor:
                         outcome = ray.get(ref)
                     except ray.exceptions.RayError as e:
                         text = str(e).strip().splitlines()[0] if str(e).strip() else ""
-                        outcome = {"ok": False, "wall_s": now - started,
-                                   "failure": f"worker died: {type(e).__name__}: {text}"}
+                        outcome = Outcome.failed(f"worker died: {type(e).__name__}: {text}",
+                                                 now - started)
                 elif self.timeout is not None and now - started > self.timeout:
                     ray.cancel(ref, force=True)
-                    outcome = {"ok": False, "wall_s": now - started,
-                               "failure": f"timeout after {self.timeout:g} s"}
+                    outcome = Outcome.failed(f"timeout after {self.timeout:g} s",
+                                             now - started)
                 else:
                     continue
                 del self.running[ref]
@@ -287,11 +292,13 @@ class RayExecutor:
 EXECUTORS = ("local", "pool", "ray")
 
 
-def make_executor(name: str, workers: int = 2, timeout: float | None = None,
+def make_executor(name: Any, workers: int = 2, timeout: float | None = None,
                   gpus: list[str] | None = None, ray_address: str | None = None,
                   gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0) -> Any:
     from dpcdsl.errors import DpcError, did_you_mean
 
+    if not isinstance(name, str):  # an executor object itself
+        return name
     if name == "local":
         return LocalExecutor(timeout)
     if name == "pool":

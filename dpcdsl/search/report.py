@@ -177,7 +177,7 @@ def report_html(study: optuna.Study, rows: list[FrozenTrial],
 
 def rebuild(run_dir: Path, storage: str | None = None) -> Path:
     """``dpcc report``: write the outputs again from the study in ``run_dir``."""
-    from dpcdsl.search.driver import STUDY, storage_url
+    from dpcdsl.search.study import STUDY, storage_url
 
     if storage is None and not (run_dir / "study.db").exists():
         raise DpcError.at(None, f"{run_dir} holds no search (no study.db)")

@@ -14,8 +14,8 @@ import optuna
 
 from dpcdsl.data.task import load_task
 from dpcdsl.errors import DpcError
-from dpcdsl.search.driver import STUDY, storage_url
 from dpcdsl.search.report import ranked, write_outputs
+from dpcdsl.search.study import STUDY, storage_url
 from dpcdsl.space import Space
 
 
@@ -54,9 +54,10 @@ def rerank(run_dir: Path, top: int, steps: int, end_to_end: bool = False,
     for t in unique:
         cell = Space.from_text(t.user_attrs["cell"]).concrete()
         if end_to_end:
-            from dpcdsl.backends import get
+            from dpcdsl.backends import resolve
 
-            record = get("torch").train_model(cell, task, run_dir / "rerank" / f"trial-{t.number}")
+            trainer = resolve(task.backend, "train_model")
+            record = trainer.train_model(cell, task, run_dir / "rerank" / f"trial-{t.number}")
             score = float(record["evals"][-1][1])
         else:
             from dpcdsl.proxy import train

@@ -1,38 +1,43 @@
-"""One trial's work, as a worker runs it: no search state, just a cell and a task in,
-a result or a failure reason out."""
+"""One trial's work, as a worker runs it: no search state, just a :class:`Job` in and an
+:class:`Outcome` out."""
 
 from __future__ import annotations
 
 import time
 import traceback
 from collections.abc import Callable
-from typing import Any
 
+from dpcdsl.search.messages import Job, Outcome, Scores
+
+#: called at every evaluation; raises ``optuna.TrialPruned`` to stop the trial
 Report = Callable[[int, float], None]
 
 
-def run_job(job: dict[str, Any], report: Report | None = None) -> dict[str, Any]:
-    """Train ``job["cell"]`` (``.dpc`` text) on ``job["task"]`` with the proxy trainer.
-    Every failure comes back as ``{"ok": False, "failure": reason}``; only a prune
-    request from ``report`` (``optuna.TrialPruned``) propagates."""
+def run_job(job: Job, report: Report | None = None) -> Outcome:
+    """Train the job's cell on its task with the proxy trainer. Every failure comes
+    back as an :class:`Outcome` with a reason; only a prune request from ``report``
+    (``optuna.TrialPruned``) propagates."""
     import optuna
 
     from dpcdsl.data.task import Task
     from dpcdsl.errors import DpcError
-    from dpcdsl.proxy import Diverged, train
+    from dpcdsl.proxy import train
     from dpcdsl.space import Space
+    from dpcdsl.training import Diverged
 
     start = time.perf_counter()
 
-    def failed(reason: str) -> dict[str, Any]:
-        return {"ok": False, "failure": reason, "wall_s": time.perf_counter() - start}
+    def failed(reason: str) -> Outcome:
+        return Outcome.failed(reason, time.perf_counter() - start)
 
     try:
-        cell = Space.from_text(job["cell"], file="<trial>").concrete()
-        task = Task.model_validate(job["task"])
-        result = train(cell, task, backend=job.get("backend"), callback=report)
-        return {"ok": True, **result.model_dump(exclude={"losses"}),
-                "final_loss": result.losses[-1]}
+        cell = Space.from_text(job.cell, file="<trial>").concrete()
+        task = Task.model_validate(job.task)
+        result = train(cell, task, backend=job.backend, callback=report)
+        return Outcome(wall_s=result.wall_s, scores=Scores(
+            miou=result.miou, params=result.params, madds=result.madds,
+            per_class_iou=result.per_class_iou, evals=result.evals,
+            final_loss=result.losses[-1]))
     except optuna.TrialPruned:
         raise
     except Diverged as e:

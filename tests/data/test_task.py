@@ -16,7 +16,7 @@ def test_example_task_loads():
 @pytest.mark.parametrize("text, message", [
     ("[train]\nsteps = 0\n", "t.toml:2:1: error: train.steps: Input should be greater than 0"),
     ("[train]\nstep = 3\n", "t.toml:2:1: error: train.step: unknown key. Did you mean 'steps'?"),
-    ("backend = 'tf'\n", "t.toml:1:1: error: backend: Input should be 'torch' or 'jax'"),
+    ("backend = 'tf'\n", "t.toml:1:1: error: backend: unknown backend 'tf'. Installed: jax, torch"),
     ("[backbone]\noutput_stride = 32\n", "t.toml:2:1: error: backbone.output_stride"),
     ("[train\n", "t.toml:1:7: error: invalid TOML"),
 ])

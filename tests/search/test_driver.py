@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -16,8 +17,11 @@ from optuna.trial import TrialState
 
 import dpcdsl
 from dpcdsl.errors import DpcError
-from dpcdsl.search.driver import STUDY, SearchConfig, counted, search, storage_url
+from dpcdsl.search.driver import SearchConfig, search
+from dpcdsl.search.executors import PoolExecutor
+from dpcdsl.search.study import STUDY, counted, storage_url
 from dpcdsl.space import Space
+from tests.search import faults
 
 SPACE = """
 cell small(x, channels = 16) {
@@ -88,20 +92,19 @@ def test_duplicates_are_not_trained_again(files, tmp_path):
         assert t.value == original.value and t.user_attrs["hash"] == original.user_attrs["hash"]
 
 
-def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path, monkeypatch):
+def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
     # a cell that raises (its pool grid is larger than the 4x4 features), one worker that
     # dies on every attempt, and a run whose loss diverges
     space, task = files("cell f(x, channels = 8) { return one_of(pool(x, grid = 32), "
                         "conv(x, kernel = 1), sepconv(x, rate = {1, 2, 3})) }")
-    monkeypatch.setenv("DPCDSL_INJECT_FAULT", "exit:1")
-    study = search(SearchConfig(space, task, trials=6, executor="pool", workers=2,
+    pool = PoolExecutor(2, worker=functools.partial(faults.exit_always, 1))
+    study = search(SearchConfig(space, task, trials=6, executor=pool,
                                 run_dir=tmp_path / "run", progress=False, seed=3))
     reasons = [t.user_attrs.get("failure", "") for t in study.trials
                if t.state == TrialState.FAIL]
     assert any("worker died twice" in r for r in reasons), reasons
     assert len([t for t in study.trials if counted(t)]) == 6
 
-    monkeypatch.delenv("DPCDSL_INJECT_FAULT")
     raising = search(SearchConfig(space, task, trials=8, run_dir=tmp_path / "raise",
                                   progress=False, seed=1))
     reasons = [t.user_attrs.get("failure", "") for t in raising.trials]
@@ -205,7 +208,8 @@ RAY_SEARCH = """
 import json, sys
 from pathlib import Path
 import ray
-from dpcdsl.search.driver import SearchConfig, counted, search
+from dpcdsl.search.driver import SearchConfig, search
+from dpcdsl.search.study import counted
 ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
          configure_logging=False)  # two fake GPUs: Ray only hands out their ids
 try:
@@ -234,10 +238,11 @@ def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path):
         assert devices[0] != devices[1]
 
 
-def test_a_dead_worker_is_replaced_and_its_trial_retried(files, tmp_path, monkeypatch):
+def test_a_dead_worker_is_replaced_and_its_trial_retried(files, tmp_path):
     space, task = files()
-    monkeypatch.setenv("DPCDSL_INJECT_FAULT", f"exit-once:0:{tmp_path / 'died'}")
-    study = search(SearchConfig(space, task, trials=2, executor="pool", workers=2,
+    pool = PoolExecutor(2, worker=functools.partial(faults.exit_once, 0,
+                                                    str(tmp_path / "died")))
+    study = search(SearchConfig(space, task, trials=2, executor=pool,
                                 run_dir=tmp_path / "run", progress=False))
     first = study.trials[0]
     assert (tmp_path / "died").exists()

@@ -21,7 +21,7 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dpcdsl.cost import cost, infer_channels
+from dpcdsl.analysis import cost, infer_channels
 from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
 from tests.backends.names import HOSTILE, IDENT, named_cell

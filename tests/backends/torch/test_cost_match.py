@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from dpcdsl.cost import cost
+from dpcdsl.analysis import cost
 from dpcdsl.space import Space
 from tests.backends.torch.conftest import Example, load_example
 from tests.conftest import EXAMPLES

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from dpcdsl.check import check, check_file
+from dpcdsl.checker import check, check_file
 from dpcdsl.program import load, load_text
 from tests.conftest import EXAMPLES, GOLDEN
 
@@ -45,7 +45,7 @@ def test_errors_have_file_line_col_and_caret():
     out = render_all(GOLDEN / "errors" / "semantic.dpc").splitlines()
     first = out[0]
     assert first.endswith("semantic.dpc:2:13: error: empty set: a choice needs at least one "
-                          "value")
+                          "value [DPC402]")
     assert out[1] == "  let empty = {}" and out[2] == "              ^^"
 
 
@@ -82,3 +82,22 @@ def test_mutual_recursion_is_rejected():
     prog = load_text("cell a(x) depth 2 { return one_of(conv(x), b(x)) }\n"
                      "cell b(x) depth 2 { return one_of(conv(x), a(x)) }\n")
     assert any("call each other" in d.message for d in check(prog))
+
+
+def test_every_diagnostic_has_a_stable_code():
+    from dpcdsl.errors import CODES
+
+    diags = check_file(GOLDEN / "errors" / "semantic.dpc")
+    assert diags and all(d.code in CODES for d in diags)
+    codes = {d.message.split(":")[0]: d.code for d in diags}
+    assert codes["undefined name 'zz'"] == "DPC201"
+    assert all(d.as_json()["code"] == d.code for d in diags)
+
+
+def test_an_unknown_code_is_refused():
+    from pydantic import ValidationError
+
+    from dpcdsl.errors import Diagnostic, Span
+
+    with pytest.raises(ValidationError, match="unknown diagnostic code"):
+        Diagnostic(span=Span(), message="m", code="DPC999")

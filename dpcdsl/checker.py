@@ -3,13 +3,14 @@ problem as a :class:`~dpcdsl.errors.Diagnostic`; it never stops at the first."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dpcdsl import ir
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
-from dpcdsl.ops import OPS, REQUIRED, WORDS, Arg
+from dpcdsl.ops import OPS, REQUIRED, WORDS, Arg, OpSpec
 from dpcdsl.program import Program, load, load_text
 
 RECURSION_NEEDS_DEPTH = (
@@ -45,9 +46,9 @@ class Checker:
         self.size = size
         self.diags: list[Diagnostic] = list(program.diagnostics)
 
-    def error(self, node: Any, message: str, hint: str | None = None) -> None:
+    def error(self, code: str, node: Any, message: str, hint: str | None = None) -> None:
         span = getattr(node, "span", None) or ir.Span(file=self.p.file)
-        self.diags.append(Diagnostic(span=span, message=message, hint=hint))
+        self.diags.append(Diagnostic(span=span, message=message, hint=hint, code=code))
 
     # ------------------------------------------------------------------ top level
     def run(self) -> list[Diagnostic]:
@@ -68,11 +69,11 @@ class Checker:
         seen_default = False
         for prm in cell.params:
             if prm.name in scope.local:
-                self.error(prm, f"parameter '{prm.name}' is declared twice")
+                self.error("DPC203", prm, f"parameter '{prm.name}' is declared twice")
             scope.local.add(prm.name)
             if prm.default is None:
                 if seen_default:
-                    self.error(prm, f"formal input '{prm.name}' comes after a parameter "
+                    self.error("DPC501", prm, f"formal input '{prm.name}' comes after a parameter "
                                "with a default", hint="list the tensor inputs first")
                 scope.names[prm.name] = Binding("input", prm.span)
             else:
@@ -80,10 +81,10 @@ class Checker:
                 self.value_expr(prm.default, top)
                 scope.names[prm.name] = Binding("value", prm.span, prm.default)
         if not cell.inputs:
-            self.error(cell, f"cell '{cell.name}' has no tensor input",
+            self.error("DPC501", cell, f"cell '{cell.name}' has no tensor input",
                        hint=f"write e.g. `cell {cell.name}(x, ...)`")
         if cell.depth is not None and cell.depth < 0:  # pragma: no cover - grammar: INT
-            self.error(cell, "depth must be 0 or more")
+            self.error("DPC504", cell, "depth must be 0 or more")
         self.recursion(cell)
         for s in _all_assigns(cell.body):
             scope.later.setdefault(s, None)
@@ -93,16 +94,17 @@ class Checker:
         calls = [c for c in _calls(cell.body) if c.func == cell.name]
         if calls and cell.depth is None:
             params = ", ".join(p.name for p in cell.inputs)
-            self.error(calls[0], f"cell '{cell.name}' calls itself but has no depth bound",
+            self.error("DPC504",
+                       calls[0], f"cell '{cell.name}' calls itself but has no depth bound",
                        hint=RECURSION_NEEDS_DEPTH.format(name=cell.name, params=params))
         if calls and not _can_stop(cell.body, cell.name):
-            self.error(cell, f"recursive cell '{cell.name}' has no base case: every way "
+            self.error("DPC504", cell, f"recursive cell '{cell.name}' has no base case: every way "
                        "through it calls itself again", hint=NO_BASE_CASE.format(name=cell.name))
         for c in _calls(cell.body):
             other = self.p.cells.get(c.func)
             if other is not None and other is not cell and \
                     any(d.func == cell.name for d in _calls_closure(other, self.p)):
-                self.error(c, f"cells '{cell.name}' and '{c.func}' call each other",
+                self.error("DPC504", c, f"cells '{cell.name}' and '{c.func}' call each other",
                            hint="only a cell calling itself (with a depth bound) may recurse")
 
     # ------------------------------------------------------------------ statements
@@ -123,45 +125,46 @@ class Checker:
                 self.repeat(s, scope, cell)
             elif isinstance(s, ir.Return):
                 if not top_level:
-                    self.error(s, "`return` belongs at the end of a cell, not in a repeat",
+                    self.error("DPC502",
+                               s, "`return` belongs at the end of a cell, not in a repeat",
                                hint=f"assign the branch instead: `{repeat_name} = ...`")
                 self.tensor(s.value, scope, slot_is_stmt=True)
         if top_level:
             if not returns:
-                self.error(cell, f"cell '{cell.name}' has no `return`",
+                self.error("DPC502", cell, f"cell '{cell.name}' has no `return`",
                            hint="end the cell with `return <expression>`")
             elif len(returns) > 1 or body[-1] is not returns[0]:
                 extra = returns[1] if len(returns) > 1 else body[body.index(returns[0]) + 1]
-                self.error(extra, "nothing may follow the `return` of a cell")
+                self.error("DPC502", extra, "nothing may follow the `return` of a cell")
 
     def define(self, name: str, node: Any, scope: Scope) -> None:
         if name in scope.local:
             old = scope.names.get(name)
             where = f" (first at line {old.span.line})" if old and old.span else ""
-            self.error(node, f"'{name}' is defined twice{where}")
+            self.error("DPC203", node, f"'{name}' is defined twice{where}")
         scope.local.add(name)
         if name in OPS or name in WORDS:
-            self.error(node, f"'{name}' is a built-in name; pick another")
+            self.error("DPC204", node, f"'{name}' is a built-in name; pick another")
 
     def repeat(self, s: ir.Repeat, scope: Scope, cell: ir.CellDef) -> None:
         if s.count < 1:
-            self.error(s, "a repeat needs at least one branch")
+            self.error("DPC503", s, "a repeat needs at least one branch")
         self.define(s.name, s, scope)
         for i in range(s.count):
             if f"{s.name}{i}" in scope.names:
-                self.error(s, f"branch name '{s.name}{i}' clashes with an existing name")
+                self.error("DPC203", s, f"branch name '{s.name}{i}' clashes with an existing name")
         inner = scope.child(in_repeat=True)
         inner.names.pop(s.name, None)
         inner.local.discard(s.name)
         assigns = [t for t in s.body if isinstance(t, ir.Assign) and t.target == s.name]
         if not assigns:
-            self.error(s, f"the repeat body never assigns its branch '{s.name}'",
+            self.error("DPC503", s, f"the repeat body never assigns its branch '{s.name}'",
                        hint=f"end the body with `{s.name} = ...`")
         elif s.body[-1] is not assigns[0] or len(assigns) > 1:
-            self.error(assigns[-1], f"assign the branch '{s.name}' once, as the last "
+            self.error("DPC503", assigns[-1], f"assign the branch '{s.name}' once, as the last "
                        "statement of the repeat body")
         if any(isinstance(t, ir.Repeat) for t in s.body):
-            self.error(s, "repeats cannot nest", hint="move the inner repeat into a cell")
+            self.error("DPC503", s, "repeats cannot nest", hint="move the inner repeat into a cell")
         self.block(s.body, inner, cell, repeat_name=s.name)
         scope.names[s.name] = Binding("group", s.span)
         for i in range(s.count):
@@ -177,44 +180,45 @@ class Checker:
             if b is None:
                 self.undefined(e, scope, ("tensor", "input", "group"))
             elif b.kind == "value":
-                self.error(e, f"'{e.id}' is a value, but a tensor is needed here")
+                self.error("DPC211", e, f"'{e.id}' is a value, but a tensor is needed here")
             elif b.kind == "group" and not variadic:
-                self.error(e, f"'{e.id}' is a repeat of several branches; a single tensor "
+                self.error("DPC212",
+                           e, f"'{e.id}' is a repeat of several branches; a single tensor "
                            "is needed here",
                            hint=f"use concat({e.id}) or sum({e.id}), or name one branch "
                                 f"such as {e.id}0")
         elif isinstance(e, ir.Earlier):
             if not (scope.in_repeat and option):
-                self.error(e, "`earlier` is only meaningful as an option of one_of(...) "
+                self.error("DPC214", e, "`earlier` is only meaningful as an option of one_of(...) "
                            "inside a repeat", hint="write e.g. one_of(x, earlier)")
         elif isinstance(e, ir.Call):
             self.call(e, scope)
         elif isinstance(e, ir.OneOf):
             self.one_of(e, scope)
         elif isinstance(e, ir.Kwarg):  # pragma: no cover - the builder splits kwargs
-            self.error(e, "unexpected keyword argument")
+            self.error("DPC211", e, "unexpected keyword argument")
         else:
-            self.error(e, "a tensor is needed here, not a value",
+            self.error("DPC211", e, "a tensor is needed here, not a value",
                        hint="tensor arguments come first; values go in `key = value`")
 
     def undefined(self, e: ir.Name, scope: Scope, kinds: tuple[str, ...]) -> None:
         if e.id in scope.later:
-            self.error(e, f"'{e.id}' is used before it is defined",
+            self.error("DPC202", e, f"'{e.id}' is used before it is defined",
                        hint="a node may only read names defined above it")
             return
         if e.id in self.p.cells:
-            self.error(e, f"'{e.id}' is a cell; call it: {e.id}(...)")
+            self.error("DPC205", e, f"'{e.id}' is a cell; call it: {e.id}(...)")
             return
         known = [n for n, b in scope.names.items() if b.kind in kinds]
-        self.error(e, f"undefined name '{e.id}'.{did_you_mean(e.id, known)}".rstrip("."))
+        self.error("DPC201", e, f"undefined name '{e.id}'.{did_you_mean(e.id, known)}".rstrip("."))
 
     def one_of(self, e: ir.OneOf, scope: Scope) -> None:
         if not e.options:
-            self.error(e, "one_of() needs at least one option")
+            self.error("DPC306", e, "one_of() needs at least one option")
         for o in e.options:
             if e.apply is not None:
                 if not isinstance(o, ir.Call):
-                    self.error(o, "an applied one_of(...)(x) chooses among operations: "
+                    self.error("DPC306", o, "an applied one_of(...)(x) chooses among operations: "
                                "each option must be a call such as conv(kernel = 1)")
                     continue
                 self.call(o, scope, partial=True, applied=e.apply)
@@ -222,7 +226,7 @@ class Checker:
                 self.tensor(o, scope, option=True)
         for a in e.apply or ():
             if isinstance(a, ir.Kwarg):
-                self.error(a, "pass keyword arguments to each option, not to the applied "
+                self.error("DPC306", a, "pass keyword arguments to each option, not to the applied "
                            "one_of(...)(x)")
             else:
                 self.tensor(a, scope)
@@ -241,18 +245,19 @@ class Checker:
             lo = hi = len(target.inputs)
         else:
             hint = did_you_mean(e.func, [*OPS, *self.p.cells])
-            self.error(_head(e), f"unknown op '{e.func}'.{hint}".rstrip("."),
+            self.error("DPC301", _head(e), f"unknown op '{e.func}'.{hint}".rstrip("."),
                        hint=None if hint else "ops: " + ", ".join(OPS))
             for a in e.args:
                 self.tensor(a, scope)
             return
         if partial and e.args:
-            self.error(e.args[0], "an option of an applied one_of takes no tensor "
+            self.error("DPC306", e.args[0], "an option of an applied one_of takes no tensor "
                        "arguments; the one_of's own (...) supplies them",
                        hint=f"write {e.func}(...) with keyword arguments only")
         if n_inputs < lo or (hi is not None and n_inputs > hi):
             want = f"{lo}" if lo == hi else f"at least {lo}" if hi is None else f"{lo}-{hi}"
-            self.error(e, f"'{e.func}' takes {want} tensor input{'s' if want != '1' else ''}, "
+            self.error("DPC305",
+                       e, f"'{e.func}' takes {want} tensor input{'s' if want != '1' else ''}, "
                        f"got {n_inputs}")
         variadic = e.func in OPS and OPS[e.func].max_inputs is None
         for a in e.args:
@@ -260,12 +265,13 @@ class Checker:
         given = set()
         for kw in e.kwargs:
             if kw.name in given:
-                self.error(kw, f"argument '{kw.name}' is given twice")
+                self.error("DPC303", kw, f"argument '{kw.name}' is given twice")
             given.add(kw.name)
             arg = known.get(kw.name)
             if arg is None:
                 hint = did_you_mean(kw.name, known)
-                self.error(kw, f"'{e.func}' has no argument '{kw.name}'.{hint}".rstrip("."),
+                self.error("DPC302",
+                           kw, f"'{e.func}' has no argument '{kw.name}'.{hint}".rstrip("."),
                            hint=None if hint else
                            ("arguments: " + ", ".join(known) if known else None))
             elif arg.kind == "tensor":
@@ -277,24 +283,18 @@ class Checker:
         if e.func in OPS:
             for arg in OPS[e.func].args:
                 if arg.default is REQUIRED and arg.name not in given:
-                    self.error(e, f"'{e.func}' needs `{arg.name} = ...`")
-            if e.func == "pool":
-                self.pool(e, scope)
+                    self.error("DPC304", e, f"'{e.func}' needs `{arg.name} = ...`")
+            self.validate(e, scope, OPS[e.func])
 
-    def pool(self, e: ir.Call, scope: Scope) -> None:
-        mode = e.kwarg("mode")
-        words = self.values(mode.value, scope) if mode else ["paper"]
-        if "reference" in words and e.kwarg("crop") is None:
-            self.error(e, "pool(mode = reference) uses the DeepLab window, which needs the "
-                       "crop size", hint="add e.g. `crop = 513` (and `output_stride = 16`)")
-        grid = e.kwarg("grid")
-        if self.size is not None and grid is not None:
-            for g in self.values(grid.value, scope):
-                gh, gw = (g, g) if isinstance(g, int) else g
-                if isinstance(gh, int) and isinstance(gw, int) and \
-                        (gh > self.size[0] or gw > self.size[1]):
-                    self.error(grid, f"pool grid {gh}x{gw} is larger than the "
-                               f"{self.size[0]}x{self.size[1]} feature map")
+    def validate(self, e: ir.Call, scope: Scope, spec: OpSpec) -> None:
+        """The op's own checks across its arguments (its ``validate`` rule)."""
+        if spec.validate is None:
+            return
+        values = {kw.name: self.values(kw.value, scope) for kw in e.kwargs
+                  if getattr(spec.arg(kw.name), "kind", "tensor") != "tensor"}
+        for problem in spec.validate(values, self.size):
+            kw = e.kwarg(problem.arg) if problem.arg is not None else None
+            self.error("DPC403", kw if kw is not None else e, problem.message, hint=problem.hint)
 
     # ------------------------------------------------------------------ values
     def resolve(self, e: Any, scope: Scope) -> Any:
@@ -332,24 +332,24 @@ class Checker:
             b = scope.names.get(e.id)
             if b is None:
                 if e.id in scope.later:
-                    self.error(e, f"'{e.id}' is used before it is defined")
+                    self.error("DPC202", e, f"'{e.id}' is used before it is defined")
                 else:
                     known = [n for n, b in scope.names.items() if b.kind == "value"]
                     hint = did_you_mean(e.id, [*known, *WORDS])
-                    self.error(e, f"undefined name '{e.id}'.{hint}".rstrip("."))
+                    self.error("DPC201", e, f"undefined name '{e.id}'.{hint}".rstrip("."))
             elif b.kind != "value":
-                self.error(e, f"'{e.id}' is a tensor, but a value is needed here")
+                self.error("DPC213", e, f"'{e.id}' is a tensor, but a value is needed here")
         elif isinstance(e, ir.SetLit):
             if in_set:
-                self.error(e, "sets cannot nest", hint="write one flat set of values")
+                self.error("DPC402", e, "sets cannot nest", hint="write one flat set of values")
             if not e.items:
-                self.error(e, "empty set: a choice needs at least one value")
+                self.error("DPC402", e, "empty set: a choice needs at least one value")
             for i in e.items:
                 self.value_expr(i, scope, in_set=True)
             vals = [self.values(i, scope) for i in e.items]
             flat = [v for vs in vals for v in vs]
             if len(flat) != len(set(map(repr, flat))):
-                self.error(e, "a set lists the same value twice",
+                self.error("DPC402", e, "a set lists the same value twice",
                            hint="each value of a choice must be distinct")
         elif isinstance(e, ir.Tuple):
             for i in e.items:
@@ -357,7 +357,7 @@ class Checker:
         elif isinstance(e, ir.Int | ir.Float | ir.Bool):
             return
         else:
-            self.error(e, "a value (number, tuple, set or name) is needed here")
+            self.error("DPC213", e, "a value (number, tuple, set or name) is needed here")
 
     def typed_value(self, e: Any, scope: Scope, arg: Arg, func: str) -> None:
         """``e`` is the value of ``arg``; every value it can take must fit the kind."""
@@ -369,7 +369,7 @@ class Checker:
         for v in self.values(e, scope):
             problem = _kind_problem(arg, v)
             if problem:
-                self.error(e, f"{where}: {problem}")
+                self.error("DPC401", e, f"{where}: {problem}")
                 return
 
 
@@ -389,22 +389,20 @@ def _kind_problem(arg: Arg, v: Any) -> str | None:
     if arg.kind == "int":
         if not positive(v):
             return f"expected a positive integer, got {_show(v)}"
-        if arg.name == "kernel" and v % 2 == 0:
-            return f"kernel must be odd for SAME padding, got {v}"
     elif arg.kind == "pair":
         parts = v if isinstance(v, tuple) else (v,)
         if len(parts) not in (1, 2) or not all(positive(x) for x in parts):
             return f"expected a positive integer n or a pair (h, w), got {_show(v)}"
     elif arg.kind == "float":
-        if isinstance(v, bool) or not isinstance(v, int | float) or not 0 <= v < 1:
-            return f"expected a number in [0, 1), got {_show(v)}"
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            return f"expected a finite number, got {_show(v)}"
     elif arg.kind == "bool":
         if not isinstance(v, bool):
             return f"expected true or false, got {_show(v)}"
     elif arg.kind == "word":
         if v not in arg.words:
             return f"expected one of {', '.join(arg.words)}, got {_show(v)}"
-    return None
+    return arg.check(v) if arg.check is not None else None
 
 
 def _show(v: Any) -> str:
@@ -415,25 +413,9 @@ def _show(v: Any) -> str:
     return str(v)
 
 
-def _walk(e: Any) -> Any:
-    yield e
-    for name in ("args", "kwargs", "options", "apply", "items"):
-        for c in getattr(e, name, None) or ():
-            yield from _walk(c)
-    if isinstance(e, ir.Kwarg):
-        yield from _walk(e.value)
-
-
-def _stmt_exprs(body: tuple[Any, ...]) -> Any:
-    for s in body:
-        if isinstance(s, ir.Repeat):
-            yield from _stmt_exprs(s.body)
-        elif isinstance(s, ir.Assign | ir.Return | ir.Let):
-            yield s.value
-
-
 def _calls(body: tuple[Any, ...]) -> list[ir.Call]:
-    return [c for e in _stmt_exprs(body) for c in _walk(e) if isinstance(c, ir.Call)]
+    """Every call in a body, nested repeats included (the generic IR walk)."""
+    return [c for s in body for c in s.walk() if isinstance(c, ir.Call)]
 
 
 def _calls_closure(cell: ir.CellDef, p: Program) -> list[ir.Call]:
@@ -470,7 +452,8 @@ def _can_stop(body: tuple[Any, ...], name: str) -> bool:
             return any(ok(o) for o in e.options) and all(ok(a) for a in e.apply or ())
         return True
 
-    return all(ok(e) for e in _stmt_exprs(body))
+    return all(ok(s.value) for top in body for s in top.walk()
+               if isinstance(s, ir.Assign | ir.Return | ir.Let))
 
 
 def check(program: Program, size: tuple[int, int] | None = None) -> list[Diagnostic]:
@@ -478,12 +461,28 @@ def check(program: Program, size: tuple[int, int] | None = None) -> list[Diagnos
     return Checker(program, size).run()
 
 
-def check_file(path: str | Path, size: tuple[int, int] | None = None) -> list[Diagnostic]:
-    """Parse and check a file; syntax errors come back as diagnostics too."""
+class Diagnostics(list[Diagnostic]):
+    """The diagnostics of a file, with the source texts their carets need and the
+    program they came from (None when the file did not parse)."""
+
+    def __init__(self, diagnostics: list[Diagnostic], sources: dict[str, str],
+                 program: Program | None) -> None:
+        super().__init__(diagnostics)
+        self.sources = sources
+        self.program = program
+
+    def render(self) -> str:
+        return DpcError(self, self.sources).render() if self else ""
+
+
+def check_file(path: str | Path, size: tuple[int, int] | None = None) -> Diagnostics:
+    """Parse and check a file; syntax errors come back as diagnostics too. The result
+    carries the sources (for carets) and the parsed program."""
     try:
-        return check(load(path), size)
+        program = load(path)
     except DpcError as e:
-        return e.diagnostics
+        return Diagnostics(e.diagnostics, e.sources, None)
+    return Diagnostics(check(program, size), program.sources, program)
 
 
 def checked(program: Program) -> Program:
@@ -494,4 +493,4 @@ def checked(program: Program) -> Program:
     return program
 
 
-__all__ = ["check", "check_file", "checked", "load", "load_text"]
+__all__ = ["Diagnostics", "check", "check_file", "checked", "load", "load_text"]

@@ -1,6 +1,6 @@
 import pytest
 
-from dpcdsl.cost import cost, feature_size, reference_window
+from dpcdsl.analysis import cost, feature_size, reference_window
 from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
 from tests.conftest import EXAMPLES

@@ -1,0 +1,22 @@
+"""The JAX backend's runtime hooks: running a module on numpy arrays, and threads."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+
+
+def forward(module: nnx.Module, inputs: list[np.ndarray]) -> np.ndarray:
+    """``module`` in eval mode on NCHW float arrays (NHWC inside, JAX's layout): NCHW
+    out."""
+    module.eval()
+    y = module(*[jnp.asarray(np.asarray(x, np.float32).transpose(0, 2, 3, 1)) for x in inputs])
+    return np.asarray(y).transpose(0, 3, 1, 2)
+
+
+def set_threads(threads: int) -> None:
+    """XLA sizes its CPU thread pool once, when JAX starts: a worker's share is set
+    through the environment its process starts with (``OMP_NUM_THREADS``, which the
+    pool executor sets), so there is nothing to change here at run time."""
+    del threads

@@ -1,0 +1,182 @@
+"""The op schema: everything the core knows about one op, declared in one entry.
+
+An :class:`OpSpec` holds an op's arguments (kinds, defaults, constraints and their error
+text) and its rules: the tensor it makes from its inputs, its canonical weights, its
+multiply-adds, its label, how output stride rewrites it and its DeepLab JSON form.
+Checks, costs, weights, pictures, rewrites and interop read these rules; none of them
+branches on an op's name. A backend adds one lowering per op (its own table).
+
+Rules see a node's attributes as a plain mapping and its inputs as :class:`Tensor` s,
+and raise :class:`OpError` (a message, no location) for inputs they cannot take; the
+caller adds the node and its span.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+REQUIRED: Any = type("Required", (), {"__repr__": lambda self: "REQUIRED"})()
+"""The default of an argument that has none."""
+CELL_CHANNELS: Any = type("CellChannels", (), {"__repr__": lambda self: "CELL_CHANNELS"})()
+"""A default: the cell's ``channels`` parameter."""
+
+Size = tuple[int, int]
+Attrs = Mapping[str, Any]
+#: the kinds of argument ("any": a cell parameter, whose kind its uses decide)
+KINDS = ("int", "pair", "float", "bool", "word", "tensor", "any")
+
+
+class OpError(Exception):
+    """An op rule refuses its inputs or attributes: a message and an optional hint."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+
+@dataclass(frozen=True)
+class Tensor:
+    """What the core knows of a tensor: channels, and its size (H, W) when known."""
+
+    channels: int
+    size: Size | None = None
+
+
+@dataclass(frozen=True)
+class Weight:
+    """One canonical weight: its shape (PyTorch's layout, OIHW for convs) and kind:
+    ``weight`` (conv or linear weights and biases), ``norm`` (a norm's scale and shift)
+    or ``stat`` (running statistics: state, not parameters)."""
+
+    shape: tuple[int, ...]
+    kind: str = "weight"
+
+    @property
+    def size(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument. ``check(value)`` returns what is wrong with a value of the right
+    kind (e.g. an even kernel), or None."""
+
+    name: str
+    kind: str  # one of KINDS
+    default: Any = REQUIRED
+    words: tuple[str, ...] = ()
+    doc: str = ""
+    check: Callable[[Any], str | None] | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"argument '{self.name}': kind must be one of {KINDS}, "
+                             f"got {self.kind!r}")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """What an op's ``validate`` rule finds: the argument it is about (None: the whole
+    call), a message and a hint."""
+
+    arg: str | None
+    message: str
+    hint: str | None = None
+
+
+@dataclass(frozen=True)
+class DeeplabForm:
+    """An op's place in the DeepLab reference's JSON cell format.
+
+    ``to_json(attrs)`` gives the JSON item (without ``input``), or None where these
+    attributes have no JSON form; ``from_json(item)`` gives the op's keyword arguments
+    as ``.dpc`` text for a JSON item it stands for, or None for an item of another op,
+    and raises :class:`OpError` for an item of its own that is malformed.
+    """
+
+    op: str  # the reference's name for it: "conv", "pyramid_pooling"
+    to_json: Callable[[Attrs], dict[str, Any] | None]
+    from_json: Callable[[Mapping[str, Any]], str | None]
+
+
+def _same_as_first(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    return ins[0]
+
+
+@dataclass(frozen=True)
+class OpSpec:
+    """One op, described once.
+
+    - ``out(attrs, ins) -> Tensor``: the tensor the op makes (default: like its first
+      input); sizes are None when unknown, and rules must accept that;
+    - ``weights(attrs, ins, out) -> {name: Weight}``: canonical weights, names relative
+      to the node (``conv.weight``);
+    - ``madds(attrs, ins, out, weights) -> int``: multiply-adds, given known sizes;
+    - ``label(attrs) -> str``: a short label for pictures and tables;
+    - ``at_output_stride(attrs, scale, output_stride) -> attrs``: the attributes at
+      another output stride; ``scale(rate)`` is the rate scaled by 16 / output stride;
+    - ``validate(values, size) -> [Problem]``: checks across arguments; ``values`` maps
+      each given argument to every value it can take in a space;
+    - ``passthrough``: the input unchanged in shape (dropout, identity);
+    - ``gathers``: joins its inputs along channels (concat);
+    - ``projects(attrs)``: can be a cell's final projection (a 1x1 conv);
+    - ``deeplab``: its DeepLab JSON form; ``color``: its fill in pictures;
+    - ``example``: a call over the input ``x`` (and ``small``, a map half its size),
+      used by the tests that run every op through every backend.
+    """
+
+    name: str
+    min_inputs: int
+    max_inputs: int | None  # None: any number
+    args: tuple[Arg, ...] = ()
+    doc: str = ""
+    out: Callable[[Attrs, list[Tensor]], Tensor] = _same_as_first
+    weights: Callable[[Attrs, list[Tensor], Tensor], dict[str, Weight]] | None = None
+    madds: Callable[[Attrs, list[Tensor], Tensor, Mapping[str, Weight]], int] | None = None
+    label: Callable[[Attrs], str] | None = None
+    at_output_stride: Callable[[Attrs, Callable[[int], int], int], dict[str, Any]] | None = None
+    validate: Callable[[Mapping[str, list[Any]], Size | None], list[Problem]] | None = None
+    passthrough: bool = False
+    gathers: bool = False
+    projects: Callable[[Attrs], bool] | None = None
+    deeplab: DeeplabForm | None = None
+    color: str = "#ffffff"
+    example: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.name.isidentifier():
+            raise ValueError(f"op name {self.name!r} is not an identifier")
+        names = [a.name for a in self.args]
+        if len(set(names)) != len(names):
+            raise ValueError(f"op '{self.name}' declares an argument twice: {names}")
+
+    def arg(self, name: str) -> Arg | None:
+        return next((a for a in self.args if a.name == name), None)
+
+    @property
+    def tensor_args(self) -> tuple[Arg, ...]:
+        return tuple(a for a in self.args if a.kind == "tensor")
+
+    @property
+    def value_args(self) -> tuple[Arg, ...]:
+        return tuple(a for a in self.args if a.kind != "tensor")
+
+    @property
+    def has_weights(self) -> bool:
+        return self.weights is not None
+
+    def describe(self, attrs: Attrs) -> str:
+        return self.label(attrs) if self.label is not None else self.name
+
+
+class Registry(dict[str, OpSpec]):
+    """Op name -> :class:`OpSpec`. The words that op arguments accept (``paper``,
+    ``reference``) follow the registered ops."""
+
+    @property
+    def words(self) -> frozenset[str]:
+        return frozenset(w for s in self.values() for a in s.args for w in a.words)

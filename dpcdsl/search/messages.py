@@ -1,0 +1,69 @@
+"""The messages between the search driver, its executors and their workers.
+
+Every one is a frozen dataclass of plain values, so it pickles across processes and
+Ray tasks unchanged: the driver sends a :class:`Job`, a worker may send
+:class:`Progress` at each evaluation (and hears back whether to stop), and every trial
+ends in one :class:`Outcome`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Job:
+    """One trial's work: a concrete cell as ``.dpc`` text, the task as JSON, the
+    backend that trains it (None: the task's) and whether the driver may prune it."""
+
+    cell: str
+    task: dict[str, Any]
+    backend: str | None = None
+    prunable: bool = False
+
+
+@dataclass(frozen=True)
+class Progress:
+    """An evaluation during training: the step and the mIOU there."""
+
+    step: int
+    miou: float
+
+
+@dataclass(frozen=True)
+class Scores:
+    """What a finished trial measured."""
+
+    miou: float
+    params: int
+    madds: int
+    per_class_iou: list[float | None]
+    evals: list[tuple[int, float]]
+    final_loss: float
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a trial ended: ``scores`` when it finished, else a ``failure`` reason
+    (``pruned`` when the driver's pruner stopped it). ``attempts`` counts the workers
+    it took; ``device`` names the GPUs it ran on, where known."""
+
+    wall_s: float
+    scores: Scores | None = None
+    failure: str | None = None
+    pruned: bool = False
+    attempts: int = 1
+    device: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.scores is not None
+
+    @classmethod
+    def failed(cls, reason: str, wall_s: float, **kw: Any) -> Outcome:
+        return cls(wall_s=wall_s, failure=reason, **kw)
+
+    def but(self, **changes: Any) -> Outcome:
+        """A copy with ``changes`` (the executor adds attempts and the device)."""
+        return replace(self, **changes)

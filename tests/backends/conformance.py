@@ -1,0 +1,48 @@
+"""What the conformance tests share: a one-op probe cell for every op of the registry,
+its inputs, and weights to load into every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from dpcdsl import ir
+from dpcdsl.analysis import infer
+from dpcdsl.canonical import weights_of
+from dpcdsl.ops import OPS
+from dpcdsl.space import Space
+
+#: the probe cell's inputs: ``x``, and ``small``, a map half its size
+IN_CHANNELS = {"x": 4, "small": 4}
+SIZES = {"x": (6, 8), "small": (3, 4)}
+
+
+def probe_cell(op: str) -> ir.Cell:
+    """A cell made of the op's registry example (over ``x`` and ``small``)."""
+    example = OPS[op].example
+    return Space.from_text(f"cell probe_{op}(x, small, channels = 6) {{ return {example} }}",
+                           file=f"<{op}>").concrete()
+
+
+def probe_inputs(cell: ir.Cell, batch: int = 2, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.normal(size=(batch, IN_CHANNELS[i], *SIZES[i])).astype(np.float32)
+            for i in cell.inputs]
+
+
+def probe_weights(cell: ir.Cell, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random canonical weights, running statistics included, so that eval-mode norms
+    do real work."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for name, w in weights_of(cell, IN_CHANNELS).items():
+        value = rng.normal(size=w.shape).astype(np.float32)
+        if name.endswith("running_var"):
+            value = np.abs(value) + 0.5
+        out[name] = value
+    return out
+
+
+def expected_shape(cell: ir.Cell, batch: int = 2) -> tuple[int, ...]:
+    t = infer(cell, IN_CHANNELS, SIZES)[cell.output]
+    assert t.size is not None
+    return (batch, t.channels, *t.size)

@@ -1,0 +1,88 @@
+"""The backend conformance suite: runs once per installed backend
+(``backends.available()``) and once per op of the registry (``OPS``), so a new backend
+or a new op is tested without anyone listing it here."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from dpcdsl import backends
+from dpcdsl.analysis import cost
+from dpcdsl.canonical import weights_of
+from dpcdsl.ops import OPS
+from tests.backends.conformance import (
+    IN_CHANNELS,
+    SIZES,
+    expected_shape,
+    probe_cell,
+    probe_inputs,
+    probe_weights,
+)
+
+BACKENDS = sorted(backends.available())
+
+
+def test_every_installed_backend_is_tested() -> None:
+    assert {"torch", "jax"} <= set(BACKENDS)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+def test_backend_meets_the_contract(name: str) -> None:
+    backend = backends.get(name)
+    assert isinstance(backend, backends.Backend)
+    assert backend.name == name
+    assert set(OPS) - set(backend.lowerings) == set(), "ops without a lowering"
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_every_op_has_an_example(op: str) -> None:
+    assert OPS[op].example, f"op '{op}' declares no example call"
+    probe_cell(op)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_op_lowers_with_its_declared_weights(op: str, name: str) -> None:
+    backend = backends.get(name)
+    cell = probe_cell(op)
+    source = backend.emit(cell, IN_CHANNELS)
+    compile(source, f"<{op}>", "exec")
+    module = backend.build(cell, IN_CHANNELS, seed=0)
+    exported = backend.export_weights(module)
+    declared = weights_of(cell, IN_CHANNELS)
+    assert {k: tuple(v.shape) for k, v in exported.items()} == \
+        {k: w.shape for k, w in declared.items()}
+    params = sum(int(np.prod(v.shape)) for k, v in exported.items()
+                 if declared[k].kind != "stat")
+    assert params == cost(cell, IN_CHANNELS, SIZES).params
+    backend.import_weights(module, probe_weights(cell))
+    y = backend.forward(module, probe_inputs(cell))
+    assert y.shape == expected_shape(cell)
+    assert np.isfinite(y).all()
+
+
+@pytest.mark.parametrize("op", sorted(OPS))
+def test_same_weights_give_the_same_outputs_on_every_backend(op: str) -> None:
+    cell = probe_cell(op)
+    weights, inputs = probe_weights(cell), probe_inputs(cell)
+    outputs = {}
+    for name in BACKENDS:
+        backend = backends.get(name)
+        module = backend.build(cell, IN_CHANNELS, seed=1)
+        backend.import_weights(module, weights)
+        outputs[name] = backend.forward(module, inputs)
+    first = outputs[BACKENDS[0]]
+    for name, y in outputs.items():
+        np.testing.assert_allclose(y, first, rtol=1e-4, atol=1e-4, err_msg=name)
+
+
+def test_a_backend_missing_hooks_is_named() -> None:
+    import types
+
+    from dpcdsl.errors import DpcError
+
+    fake = types.SimpleNamespace(name="fake", priority=0, lowerings={}, emit=print)
+    with pytest.raises(DpcError, match="missing build, export_weights") as e:
+        backends.check_contract(fake, "fake")
+    assert "proxy_steps" in str(e.value) and "set_threads" in str(e.value)
