@@ -22,7 +22,7 @@ def main(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     # 1. a head, compiled for Xception's 2048 channels, next to the cost model
     head = dpcdsl.compile(HERE / "dpc_cityscapes.dpc", backend="torch", in_channels=2048)
-    report = dpcdsl.analysis(Space.from_file(HERE / "dpc_cityscapes.dpc").concrete(), 2048,
+    report = dpcdsl.cost(Space.from_file(HERE / "dpc_cityscapes.dpc").concrete(), 2048,
                          (65, 129))
     params = sum(p.numel() for p in head.parameters())
     print(f"top-1 DPC at 2048 channels: {params:,} parameters in the module, "
