@@ -439,8 +439,10 @@ class Expander:
                 if spec is not None and spec.arg(k.name) is not None and \
                         spec.arg(k.name).kind == "tensor":  # type: ignore[union-attr]
                     n *= self.count_tensor(k.value, ctx)
-                else:
+                elif spec is not None:
                     n *= self._template_count(self._template(k.value, ctx))
+                # a value passed to a cell is chosen where the cell's body uses it, as
+                # sampling does, so the body's count (below) holds its choices
             if spec is not None and spec.arg("channels") is not None and \
                     e.kwarg("channels") is None:
                 n *= self._template_count(ctx.env.get("channels", ("value", None))[1])

@@ -181,3 +181,14 @@ def test_sampled_cells_are_ordinary_models():
     renamed = cell.model_copy(update={"name": "other"})
     assert renamed.name == "other" and cell.name == "dpc_paper"
     assert cell.model_fields_set == set(ir.Cell.model_fields)
+
+
+def test_a_set_passed_to_a_cell_counts_once_and_samples_uniformly():
+    from collections import Counter
+
+    text = ("cell b(x, k = 1) { return conv(x, kernel = k) }\n"
+            "cell a(x) { return one_of(b(x, k = {1, 3}), sepconv(x, kernel = 3)) }")
+    space = Space.from_text(text, "a")
+    assert space.count() == 3 == len(list(space.enumerate()))
+    draws = Counter(space.sample(seed)[0].hash for seed in range(3000))
+    assert len(draws) == 3 and all(800 < n < 1200 for n in draws.values())
