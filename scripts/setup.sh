@@ -2,9 +2,10 @@
 # Set up a development environment in .venv: graphviz (for pictures), PyTorch, then
 # the package with its test extras. Safe to run again.
 #
-# PyTorch is installed on its own first, as TORCH_SPEC (default torch==2.13.0): on a
-# machine without a GPU point pip at a CPU build (e.g. PIP_EXTRA_INDEX_URL), since a
-# bare `torch` requirement pulls a multi-GB CUDA build.
+# PyTorch and torchvision are installed on their own first, as TORCH_SPEC (default
+# "torch==2.14.1 torchvision==0.29.1", a build that timm and segmentation-models-pytorch
+# import beside; it runs on the CPU too). Set TORCH_SPEC to pick another build, e.g. a
+# CPU-only one through PIP_EXTRA_INDEX_URL; the package itself asks for a range.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,8 +19,10 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
-  .venv/bin/python -m pip install -q "${TORCH_SPEC:-torch==2.13.0}"
+if ! .venv/bin/python -c "import torch, torchvision" >/dev/null 2>&1; then
+  # word splitting is wanted: TORCH_SPEC lists several requirements
+  # shellcheck disable=SC2086
+  .venv/bin/python -m pip install -q ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
 fi
 .venv/bin/python -m pip install -q -e ".[test]"
 sha256sum pyproject.toml > .venv/.setup-stamp

@@ -10,6 +10,7 @@ built in: :class:`TinyBackbone`, small enough for CPU demos and tests, and
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,11 +79,23 @@ class TinyBackbone(Backbone):
         return out
 
 
+PRETRAINED_OFFLINE = (
+    "set `pretrained_file` in the task's [backbone] table to a local weights file "
+    "(.safetensors, .pth or .bin, from timm or Hugging Face) to load it offline, or "
+    "pretrained = false for random weights"
+)
+
+
 class TimmBackbone(Backbone):
-    """A timm model with ``features_only=True`` at output stride 8 or 16."""
+    """A timm model with ``features_only=True`` at output stride 8 or 16.
+
+    ``name`` is any name timm knows, tagged ones included (``xception71.tf_in1k``).
+    With ``pretrained`` the weights come from ``pretrained_file`` when given (a local
+    file, no network), else from timm's hub.
+    """
 
     def __init__(self, name: str, output_stride: int = 16, pretrained: bool = True,
-                 **kwargs: Any) -> None:
+                 pretrained_file: str | Path | None = None, **kwargs: Any) -> None:
         super().__init__()
         _check_stride(output_stride)
         try:
@@ -93,34 +106,47 @@ class TimmBackbone(Backbone):
                               hint="pip install 'dpcdsl[timm]' (timm needs a torchvision "
                               "built for the installed torch), or use the 'tiny' backbone"
                               ) from None
-        if name not in timm.list_models():
+        if not timm.is_model(name):
             raise DpcError.at(None, f"timm has no model named '{name}'",
                               hint="see timm.list_models(), e.g. 'resnet50', "
-                              "'mobilenetv2_100', 'xception65'")
+                              "'mobilenetv2_100', 'xception71.tf_in1k'")
+        if pretrained and pretrained_file is not None:
+            path = Path(pretrained_file)
+            if not path.is_file():
+                raise DpcError.at(None, f"pretrained_file {path} does not exist")
+            kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         try:
             body: Any = timm.create_model(name, features_only=True, pretrained=pretrained,
                                           output_stride=output_stride, **kwargs)
-        except (OSError, RuntimeError, ValueError, TypeError) as e:
-            what = "cannot fetch pretrained weights for" if pretrained else "cannot build"
+        except (OSError, RuntimeError, ValueError, TypeError, KeyError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            if pretrained and pretrained_file is None:
+                raise DpcError.at(None, f"cannot fetch the pretrained weights of the timm "
+                                  f"model '{name}': {first}", hint=PRETRAINED_OFFLINE) from None
+            what = f"cannot load {pretrained_file} into" if pretrained else "cannot build"
             raise DpcError.at(None, f"{what} the timm model '{name}' at output stride "
-                              f"{output_stride}: {e}",
-                              hint="pass pretrained=False, fill the Hugging Face cache "
-                              "for offline use, or pick a model that supports "
-                              "output_stride") from None
+                              f"{output_stride}: {first}",
+                              hint="check that the file holds this model's weights, or pick "
+                              "a model that supports output_stride") from None
         self.body = body
         self.output_stride = output_stride
         self.channels = list(body.feature_info.channels())
         self.reductions = list(body.feature_info.reduction())
+        cfg = getattr(body, "pretrained_cfg", None) or {}
+        #: the normalisation the model's weights expect (timm's pretrained_cfg)
+        self.mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
+        self.std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(x))
 
 
-def backbone(name: str, output_stride: int = 16, pretrained: bool = True) -> Backbone:
-    """``tiny`` for the built-in backbone, otherwise a timm model name."""
+def backbone(name: str, output_stride: int = 16, pretrained: bool = True,
+             pretrained_file: str | Path | None = None) -> Backbone:
+    """``tiny`` for the built-in backbone, otherwise a timm model name (tags allowed)."""
     if name == "tiny":
         return TinyBackbone(output_stride)
-    return TimmBackbone(name, output_stride, pretrained)
+    return TimmBackbone(name, output_stride, pretrained, pretrained_file)
 
 
 class SegmentationModel(nn.Module):

@@ -26,7 +26,8 @@ def feature_extractor(task: Task) -> Callable[[np.ndarray], np.ndarray]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(task.backbone.seed)
         net = backbone(task.backbone.name, task.backbone.output_stride,
-                       task.backbone.pretrained).eval().to(task.device)
+                       task.backbone.pretrained, task.backbone.pretrained_file)
+        net = net.eval().to(task.device)
 
     @torch.no_grad()
     def extract(images: np.ndarray) -> np.ndarray:

@@ -41,7 +41,7 @@ def make_model(cell: ir.Cell, task: Task, num_classes: int) -> SegmentationModel
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(task.backbone.seed)
         net = backbone(task.backbone.name, task.backbone.output_stride,
-                       task.backbone.pretrained)
+                       task.backbone.pretrained, task.backbone.pretrained_file)
     return SegmentationModel(net, cell, num_classes, seed=task.seed,
                              bn_momentum=task.train.momentum_of_bn).to(task.device)
 

@@ -76,6 +76,8 @@ class DatasetSpec(_Section):
 class BackboneSpec(_Section):
     name: str = "tiny"
     pretrained: bool = False
+    # a local weights file for `pretrained = true` (relative to the task file): no network
+    pretrained_file: Path | None = None
     output_stride: Literal[8, 16] = 16
     seed: int = 0  # initial weights of a backbone without pretrained weights
     # the backend that runs the backbone to build the feature cache; None: the installed
@@ -122,13 +124,18 @@ class Task(_Section):
         ident: dict[str, Any] = {
             "format": 1,
             "dataset": self.dataset.model_dump(mode="json"),
-            "backbone": self.backbone.model_dump(
-                mode="json", exclude={"backend"} if self.backbone.backend is None else None),
+            "backbone": self.backbone.model_dump(mode="json", exclude={
+                k for k in ("backend", "pretrained_file") if getattr(self.backbone, k) is None}),
             "crop": self.train.crop,
             "dtype": dtype,
         }
         if self.dataset.root is not None:
             ident["dataset"]["root"] = str(self.dataset.root.resolve())
+        pfile = self.backbone.pretrained_file
+        if pfile is not None and pfile.is_file():  # the weights, not just their name
+            st = pfile.stat()
+            ident["backbone"]["pretrained_file"] = [str(pfile.resolve()), st.st_size,
+                                                    st.st_mtime_ns]
         if self.dataset.kind == "synthetic":
             from dpcdsl.data import synthetic
 
@@ -166,6 +173,9 @@ def task_from_text(text: str, file: str = "<task>", base: Path | None = None) ->
         updates: dict[str, Any] = {}
         if not task.cache_dir.is_absolute():
             updates["cache_dir"] = base / task.cache_dir
+        pfile = task.backbone.pretrained_file
+        if pfile is not None and not pfile.is_absolute():
+            updates["backbone"] = task.backbone.model_copy(update={"pretrained_file": base / pfile})
         if task.dataset.root is not None and not task.dataset.root.is_absolute():
             updates["dataset"] = task.dataset.model_copy(
                 update={"root": base / task.dataset.root})

@@ -48,3 +48,19 @@ def test_example_task_per_dataset(name, kind):
     assert task.dataset.kind == kind
     assert task.dataset.root is not None and task.dataset.root.is_absolute() is \
         (EXAMPLES / "tasks").is_absolute()
+
+
+def test_pretrained_file_is_relative_to_the_task_and_keys_the_cache(tmp_path):
+    weights = tmp_path / "w.safetensors"
+    weights.write_bytes(b"first")
+    path = tmp_path / "t.toml"
+    path.write_text('[backbone]\nname = "resnet18"\npretrained = true\n'
+                    'pretrained_file = "w.safetensors"\n')
+    task = load_task(path)
+    assert task.backbone.pretrained_file == weights
+    key = task.cache_key("float16")
+    weights.write_bytes(b"other weights")
+    assert load_task(path).cache_key("float16") != key
+    plain = task_from_text('[backbone]\nname = "resnet18"\n')
+    assert plain.cache_key("float16") == task_from_text(
+        '[backbone]\nname = "resnet18"\n').cache_key("float16")

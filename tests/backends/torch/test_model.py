@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 
 import pytest
 import torch
-from dpcdsl_torch import SegmentationModel, TimmBackbone, TinyBackbone, backbone, export_weights
+from dpcdsl_torch import (
+    SegmentationModel,
+    TimmBackbone,
+    TinyBackbone,
+    backbone,
+    export_weights,
+    source_of,
+)
 
 from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
 from tests.backends.torch.conftest import load_example
 from tests.conftest import EXAMPLES
-
-
-def timm_imports() -> bool:
-    if importlib.util.find_spec("timm") is None:
-        return False
-    try:
-        import timm  # noqa: F401
-    except ImportError:
-        return False
-    return True
 
 
 @pytest.mark.parametrize("output_stride", [8, 16])
@@ -81,23 +78,81 @@ def test_backbone_factory() -> None:
     assert isinstance(backbone("tiny", 8), TinyBackbone)
 
 
-@pytest.mark.skipif(timm_imports(), reason="timm imports here; its error path cannot be seen")
-def test_timm_missing_is_a_clear_error() -> None:
+def test_timm_missing_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "timm", None)  # any import of timm now fails
     with pytest.raises(DpcError, match="needs timm, which does not import here") as e:
         backbone("resnet18", 16, pretrained=False)
     assert "pip install 'dpcdsl[timm]'" in str(e.value)
 
 
-@pytest.mark.skipif(not timm_imports(), reason="timm does not import beside this torch build")
+#: timm models and the channels of their last feature level, as timm reports them
+TIMM = {"mobilenetv2_100": 320, "xception71": 2048, "resnet50": 2048}
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("output_stride", [8, 16])
-def test_timm_backbone(output_stride: int) -> None:
-    net = TimmBackbone("resnet18", output_stride, pretrained=False)
+@pytest.mark.parametrize("name", sorted(TIMM))
+def test_timm_backbones_at_both_strides(name: str, output_stride: int) -> None:
+    import timm
+
+    torch.manual_seed(0)
+    net = backbone(name, output_stride, pretrained=False)
+    reference = timm.create_model(name, features_only=True, pretrained=False,
+                                  output_stride=output_stride)
+    assert net.channels == reference.feature_info.channels()
+    assert net.channels[-1] == TIMM[name]
     assert net.reductions[-1] == output_stride
-    model = SegmentationModel(net, load_example("dpc_cityscapes").cell, num_classes=3)
-    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 3, 64, 64)
+    cell = Space.from_text("cell h(x, channels = 16) { return sepconv(x, rate = (3, 6)) }"
+                           ).concrete()
+    model = SegmentationModel(net, cell, num_classes=3).eval()
+    rate = (3 * 16 // output_stride, 6 * 16 // output_stride)
+    assert f"rate={rate}" in source_of(model.head)
+    with torch.no_grad():
+        feats = net(torch.randn(1, 3, 64, 64))
+        assert feats[-1].shape[1:] == (TIMM[name], 64 // output_stride, 64 // output_stride)
+        assert model(torch.randn(1, 3, 64, 64)).shape == (1, 3, 64, 64)
 
 
-@pytest.mark.skipif(not timm_imports(), reason="timm does not import beside this torch build")
+def test_timm_tagged_names_are_accepted() -> None:
+    net = TimmBackbone("xception71.tf_in1k", 16, pretrained=False)
+    assert net.channels[-1] == 2048
+    assert net.mean == (0.5, 0.5, 0.5) and net.std == (0.5, 0.5, 0.5)  # tf weights' own
+
+
+def test_timm_pretrained_offline_names_the_local_file_option(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DpcError, match="cannot fetch the pretrained weights") as e:
+        TimmBackbone("resnet18", 16, pretrained=True)
+    assert "pretrained_file" in str(e.value)
+
+
+def test_timm_pretrained_file_loads_local_weights(tmp_path) -> None:
+    import timm
+    from safetensors.torch import save_file
+
+    torch.manual_seed(3)
+    source = timm.create_model("resnet18", pretrained=False)
+    path = tmp_path / "resnet18.safetensors"
+    save_file(source.state_dict(), str(path))
+    net = TimmBackbone("resnet18", 16, pretrained=True, pretrained_file=path)
+    assert torch.equal(net.body.conv1.weight, source.conv1.weight)
+    assert torch.equal(net.body.layer4[1].conv2.weight, source.layer4[1].conv2.weight)
+    with pytest.raises(DpcError, match="does not exist"):
+        TimmBackbone("resnet18", 16, pretrained=True, pretrained_file=tmp_path / "none.pth")
+
+
 def test_timm_unknown_model_is_a_clear_error() -> None:
     with pytest.raises(DpcError, match="timm has no model named 'resnet_18'"):
         TimmBackbone("resnet_18", 16, pretrained=False)
+
+
+def test_the_python_api_example_runs(tmp_path) -> None:
+    import subprocess
+
+    script = EXAMPLES / "segmentation_model.py"
+    out = subprocess.run([sys.executable, str(script), str(tmp_path)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "parameters in the module" in out.stdout
+    assert (tmp_path / "segmentation_model.safetensors").is_file()
