@@ -391,11 +391,18 @@ def viz(file: FileArg, cell: CellOpt = None,
 @handled
 def import_deeplab(json_file: Annotated[Path, typer.Argument(help="DeepLab JSON cell")],
                    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
-                   name: Annotated[str | None, typer.Option(help="cell name")] = None) -> None:
+                   name: Annotated[str | None, typer.Option(help="cell name")] = None,
+                   crop: Annotated[str | None, typer.Option(
+                       help="the crop size HxW (or N), which sets the reference's pooling "
+                            "window")] = None,
+                   pooling: Annotated[str, typer.Option(
+                       help="reference (the stride-1 window the reference computes) or "
+                            "paper (the grid)")] = "reference") -> None:
     """Convert the reference implementation's JSON cell to .dpc."""
     from dpcdsl.interop import deeplab
 
-    text, _ = deeplab.read(json_file, name)
+    text, _ = deeplab.read(json_file, name, pooling=pooling,
+                           crop=parse_size(crop) if crop else None)
     if output is None:
         out.print(text, end="", markup=False)
     else:

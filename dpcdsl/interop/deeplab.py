@@ -18,7 +18,7 @@ from typing import Any
 
 from dpcdsl import ir
 from dpcdsl.analysis import projection_of
-from dpcdsl.errors import DpcError
+from dpcdsl.errors import Diagnostic, DpcError
 from dpcdsl.ops import OPS, OpError
 from dpcdsl.program import load_text
 from dpcdsl.space import Space
@@ -31,14 +31,15 @@ def _fail(file: str, message: str, hint: str | None = None) -> DpcError:
                        code="DPC702")
 
 
-def _branch(item: Any, i: int, file: str) -> str:
+def _branch(item: Any, i: int, file: str, options: dict[str, Any]) -> str:
     """The ``.dpc`` call of one JSON branch (without its input): the first registered op
     whose DeepLab form takes the item."""
     if not isinstance(item, dict):
         raise _fail(file, f"branch {i}: expected an object, got {item!r}")
     try:
         for spec in OPS.values():
-            args = spec.deeplab.from_json(item) if spec.deeplab is not None else None
+            form = spec.deeplab
+            args = form.from_json(item, options) if form is not None else None
             if args is not None:
                 return f"{spec.name}(%s, {args})"
     except OpError as e:
@@ -49,26 +50,39 @@ def _branch(item: Any, i: int, file: str) -> str:
 
 
 def to_dpc_text(branches: Any, name: str = "dpc", file: str = "<json>",
-                channels: int = 256, dropout: float = 0.1) -> str:
-    """The ``.dpc`` text of a DeepLab JSON cell (already decoded from JSON)."""
+                channels: int = 256, dropout: float = 0.1, pooling: str = "reference",
+                crop: int | tuple[int, int] | None = None) -> str:
+    """The ``.dpc`` text of a DeepLab JSON cell (already decoded from JSON).
+
+    ``pyramid_pooling`` becomes the reference's own computation (``mode = reference``:
+    a stride-1 window set by ``crop``), or with ``pooling = "paper"`` the paper's grid.
+    As in the reference, ``kernel`` is ``k`` or ``[k, k]`` and any negative ``input``
+    reads the backbone features.
+    """
+    if pooling not in ("reference", "paper"):
+        raise _fail(file, f"pooling must be 'reference' or 'paper', got {pooling!r}")
     if not isinstance(branches, list) or not branches:
         raise _fail(file, "a DeepLab cell is a non-empty JSON list of branches")
+    options = {"pooling": pooling,
+               "crop": (crop, crop) if isinstance(crop, int) else crop}
     lines = [f"cell {name}(x, channels = {channels}) {{"]
     for i, item in enumerate(branches):
         src = item.get("input") if isinstance(item, dict) else None
-        call = _branch(item, i, file)
-        if not isinstance(src, int) or isinstance(src, bool) or not -1 <= src < i:
-            raise _fail(file, f"branch {i}: `input` must be -1 (the features) or an "
+        call = _branch(item, i, file, options)
+        if not isinstance(src, int) or isinstance(src, bool) or src >= i:
+            raise _fail(file, f"branch {i}: `input` must be negative (the features) or an "
                         f"earlier branch 0..{i - 1}, got {src!r}")
-        lines.append(f"  b{i} = " + call % ("x" if src == -1 else f"b{src}"))
+        lines.append(f"  b{i} = " + call % ("x" if src < 0 else f"b{src}"))
     concat = ", ".join(f"b{i}" for i in range(len(branches)))
     lines.append(f"  return conv(dropout(concat({concat}), p = {dropout}), kernel = 1)")
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
-def read(path: str | Path, name: str | None = None) -> tuple[str, ir.Cell]:
-    """Read a DeepLab JSON file: its ``.dpc`` text and its concrete cell."""
+def read(path: str | Path, name: str | None = None, pooling: str = "reference",
+         crop: int | tuple[int, int] | None = None) -> tuple[str, ir.Cell]:
+    """Read a DeepLab JSON file: its ``.dpc`` text and its concrete cell (see
+    :func:`to_dpc_text` for ``pooling`` and ``crop``)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -78,7 +92,7 @@ def read(path: str | Path, name: str | None = None) -> tuple[str, ir.Cell]:
         raise DpcError.at(_SPAN(file=str(path), line=e.lineno, column=e.colno),
                           f"invalid JSON: {e.msg}", code="DPC702") from None
     cell_name = name or _identifier(path.stem)
-    text = to_dpc_text(data, cell_name, str(path))
+    text = to_dpc_text(data, cell_name, str(path), pooling=pooling, crop=crop)
     return text, from_text(text, cell_name)
 
 
@@ -93,12 +107,14 @@ def _identifier(stem: str) -> str:
 
 def to_json(cell: ir.Cell) -> list[dict[str, Any]]:
     """The DeepLab JSON list of a cell shaped like a DPC: branches reading the input
-    or earlier branches, then concat, optional dropout, and a 1x1 projection."""
+    or earlier branches, then concat, dropout 0.1 and a 1x1 projection. A setting the
+    JSON cannot hold (a width other than 256, no BN or ReLU, another dropout, a
+    reference-mode pool's crop) is an error, never dropped silently."""
     if len(cell.inputs) != 1:
         raise _fail(cell.name, "a DeepLab cell has exactly one input")
     out = next((n for n in cell.nodes if n.name == cell.output), None)
     src = projection_of(cell, out) if out is not None else None
-    if src is None:
+    if out is None or src is None:
         raise DpcError.at(cell.span, f"cell '{cell.name}' does not end in a 1x1 projection "
                           "of a concat of branches, so it has no DeepLab JSON form", code="DPC702")
     nodes = {n.name: n for n in cell.nodes}
@@ -126,7 +142,43 @@ def to_json(cell: ir.Cell) -> list[dict[str, Any]]:
                               hint=f"it knows 1x1 conv, 3x3 separable conv and pooling "
                                    f"(ops: {expressible})", code="DPC702")
         items.append({**item, "input": where})
+    _refuse_lossy(cell, out, [nodes[n] for n in src.inputs])
     return items
+
+
+#: what the JSON leaves implicit, as the reference fixes it: every conv's width, BN and
+#: ReLU after each conv, and the dropout rate before the projection (keep 0.9)
+IMPLICIT: dict[str, Any] = {"channels": 256, "bn": True, "relu": True}
+REFERENCE_DROPOUT = 0.1
+
+
+def _refuse_lossy(cell: ir.Cell, out: ir.Node, branches: list[ir.Node]) -> None:
+    """Every setting of the cell that the JSON cannot hold, as one error, so that an
+    export never drops a setting silently."""
+    problems: list[tuple[ir.Node, str]] = []
+    for node in [*branches, out]:
+        attrs = dict(node.attrs)
+        for key, want in IMPLICIT.items():
+            if key in attrs and attrs[key] != want:
+                problems.append((node, f"{key} = {str(attrs[key]).lower()}: the JSON holds "
+                                 f"no {key}, the reference always uses {str(want).lower()}"))
+        if attrs.get("mode") == "reference":
+            problems.append((node, "mode = reference: the JSON holds no crop size or "
+                             "output stride for the pooling window"))
+    chain = []  # the passthrough ops between the concat and the projection
+    node = next(n for n in cell.nodes if n.name == out.inputs[0])
+    while OPS[node.op].passthrough:
+        chain.append(node)
+        node = next(n for n in cell.nodes if n.name == node.inputs[0])
+    rates = [dict(n.attrs)["p"] for n in chain if "p" in dict(n.attrs)]
+    if rates != [REFERENCE_DROPOUT]:
+        problems.append((out, f"dropout {rates or 'none'} before the projection: the "
+                         f"reference applies dropout {REFERENCE_DROPOUT} (keep 0.9)"))
+    if problems:
+        raise DpcError([Diagnostic(span=n.span or _SPAN(file=cell.name),
+                                   message=f"cannot export '{n.name}' losslessly: {m}",
+                                   hint="change the setting, or keep the .dpc file",
+                                   code="DPC702") for n, m in problems])
 
 
 def write(cell: ir.Cell, path: str | Path) -> Path:

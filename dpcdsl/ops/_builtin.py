@@ -200,36 +200,66 @@ def pair_text(h: int, w: int) -> str:
     return str(h) if h == w else f"({h}, {w})"
 
 
-def _json_kernel(item: Mapping[str, Any], kernel: int) -> bool:
-    """Whether ``item`` is a reference ``conv`` of ``kernel``; a kernel the reference
-    does not have is an error."""
+def json_kernel(item: Mapping[str, Any]) -> int:
+    """A reference ``conv``'s kernel: ``k`` or ``[k, k]``, as the reference accepts it;
+    square and odd (SAME padding), or 1."""
+    k = item.get("kernel")
+    if isinstance(k, list) and len(k) == 2 and k[0] == k[1]:
+        k = k[0]
+    if not isinstance(k, int) or isinstance(k, bool) or k < 1 or k % 2 == 0:
+        raise OpError(f"`kernel` must be 1 or an odd size (k or [k, k]), got "
+                      f"{item.get('kernel')!r}",
+                      hint="dpcdsl's separable convs are square with SAME padding")
+    return k
+
+
+def _conv_from_json(item: Mapping[str, Any], options: Mapping[str, Any]) -> str | None:
+    if item.get("op") != "conv" or json_kernel(item) != 1:
+        return None
+    return "kernel = 1"  # the reference ignores a 1x1 conv's rate
+
+
+def _sepconv_from_json(item: Mapping[str, Any], options: Mapping[str, Any]) -> str | None:
     if item.get("op") != "conv":
-        return False
-    if item.get("kernel") not in (1, 3):
-        raise OpError(f"`kernel` must be 1 or 3, got {item.get('kernel')!r}")
-    return bool(item.get("kernel") == kernel)
+        return None
+    k = json_kernel(item)
+    if k == 1:
+        return None
+    return f"kernel = {k}, rate = {pair_text(*json_pair(item, 'rate'))}"
+
+
+def _pool_from_json(item: Mapping[str, Any], options: Mapping[str, Any]) -> str | None:
+    if item.get("op") != "pyramid_pooling":
+        return None
+    grid = f"grid = {pair_text(*json_pair(item, 'grid_size'))}"
+    if options.get("pooling", "reference") == "paper":
+        return grid
+    crop = options.get("crop")
+    if crop is None:
+        raise OpError("the reference pools over a window set by the crop size, which the "
+                      "JSON does not hold",
+                      hint="give the crop (dpcc import-deeplab --crop 513), or import the "
+                      "paper's grid form (--pooling paper)")
+    return f"{grid}, mode = reference, crop = {pair_text(*crop)}"
 
 
 CONV_JSON = DeeplabForm(
     "conv",
     to_json=lambda a: {"kernel": 1, "rate": [1, 1], "op": "conv"} if a["kernel"] == 1
     else None,
-    from_json=lambda item: "kernel = 1" if _json_kernel(item, 1) else None,
+    from_json=_conv_from_json,
 )
 
 SEPCONV_JSON = DeeplabForm(
     "conv",
-    to_json=lambda a: {"kernel": 3, "rate": list(a["rate"]), "op": "conv"}
-    if a["kernel"] == 3 else None,
-    from_json=lambda item: f"kernel = 3, rate = {pair_text(*json_pair(item, 'rate'))}"
-    if _json_kernel(item, 3) else None,
+    to_json=lambda a: {"kernel": a["kernel"], "rate": list(a["rate"]), "op": "conv"},
+    from_json=_sepconv_from_json,
 )
 
 POOL_JSON = DeeplabForm(
     "pyramid_pooling",
     to_json=lambda a: {"op": "pyramid_pooling", "grid_size": list(a["grid"])},
-    from_json=lambda item: f"grid = {pair_text(*json_pair(item, 'grid_size'))}"
-    if item.get("op") == "pyramid_pooling" else None,
+    from_json=_pool_from_json,
 )
 
 

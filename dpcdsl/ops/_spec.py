@@ -93,14 +93,16 @@ class DeeplabForm:
     """An op's place in the DeepLab reference's JSON cell format.
 
     ``to_json(attrs)`` gives the JSON item (without ``input``), or None where these
-    attributes have no JSON form; ``from_json(item)`` gives the op's keyword arguments
-    as ``.dpc`` text for a JSON item it stands for, or None for an item of another op,
-    and raises :class:`OpError` for an item of its own that is malformed.
+    attributes have no JSON form; ``from_json(item, options)`` gives the op's keyword
+    arguments as ``.dpc`` text for a JSON item it stands for, or None for an item of
+    another op, and raises :class:`OpError` for an item of its own that is malformed.
+    ``options`` are the importer's: ``pooling`` ("reference" or "paper") and ``crop``
+    ((h, w) or None).
     """
 
     op: str  # the reference's name for it: "conv", "pyramid_pooling"
     to_json: Callable[[Attrs], dict[str, Any] | None]
-    from_json: Callable[[Mapping[str, Any]], str | None]
+    from_json: Callable[[Mapping[str, Any], Mapping[str, Any]], str | None]
 
 
 def _same_as_first(attrs: Attrs, ins: list[Tensor]) -> Tensor:
