@@ -66,3 +66,13 @@ def test_pool_grid_larger_than_features_is_an_error():
     cell = Space.from_text("cell p(x) { return pool(x, grid = 8) }").concrete()
     with pytest.raises(DpcError, match="pool grid 8x8 is larger than the 4x4"):
         cost(cell, 16, (4, 4))
+
+
+def test_table1_aspp_row_is_deeplabs_separable_aspp():
+    """Table 1, MobileNet-v2 row: DeepLab's ASPP (separable convs) at 320 channels and
+    65x129 features has 2.82B multiply-adds."""
+    aspp = Space.from_file(EXAMPLES / "aspp_deeplab.dpc").concrete()
+    r = cost(aspp, 320, (65, 129))
+    full_res = 320 * 256 + 3 * (9 * 320 + 320 * 256)  # 1x1 and the separable convs
+    assert r.branch_madds == full_res * 65 * 129 + 320 * 256  # + pooling's 1x1 on 1x1
+    assert round(r.branch_madds / 1e9, 2) == 2.82
