@@ -72,6 +72,10 @@ class Checker:
                 self.error("DPC203", prm, f"parameter '{prm.name}' is declared twice")
             scope.local.add(prm.name)
             if prm.default is None:
+                if prm.name == "channels":
+                    self.error("DPC501", prm, "'channels' is the cell's channel count, not a "
+                               "tensor input", hint="give it a value (`channels = 256`), and "
+                               "name the input otherwise")
                 if seen_default:
                     self.error("DPC501", prm, f"formal input '{prm.name}' comes after a parameter "
                                "with a default", hint="list the tensor inputs first")

@@ -5,6 +5,7 @@ errors into :class:`~dpcdsl.errors.DpcError` with a caret and a plain message.""
 from __future__ import annotations
 
 import functools
+import math
 import threading
 from importlib import resources
 from pathlib import Path
@@ -85,7 +86,7 @@ def parse(text: str, file: str = "<string>") -> ir.Module:
                           sources={file: text}, code="DPC100") from None
     finally:
         _comments.tokens = []
-    builder = _Builder(file)
+    builder = _Builder(file, text)
     module = builder.module(tree)
     return _attach_comments(module, comments)
 
@@ -136,8 +137,9 @@ def _generic_message(e: UnexpectedInput) -> str:
 
 
 class _Builder:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, text: str = "") -> None:
         self.file = file
+        self.text = text
 
     def span(self, tree: Tree | Token) -> ir.Span | None:
         if isinstance(tree, Token):
@@ -213,7 +215,12 @@ class _Builder:
         if d == "int":
             return ir.Int(value=int(t.children[0]), span=span)
         if d == "float":
-            return ir.Float(value=float(t.children[0]), span=span)
+            value = float(t.children[0])
+            if not math.isfinite(value):  # 1e999: no finite float, and no text for inf
+                raise DpcError.at(span, f"the number {t.children[0]} is too large",
+                                  hint="numbers must be finite (at most about 1.8e308)",
+                                  sources={self.file: self.text}, code="DPC100")
+            return ir.Float(value=value, span=span)
         if d in ("true", "false"):
             return ir.Bool(value=d == "true", span=span)
         if d == "earlier":

@@ -101,3 +101,9 @@ def test_an_unknown_code_is_refused():
 
     with pytest.raises(ValidationError, match="unknown diagnostic code"):
         Diagnostic(span=Span(), message="m", code="DPC999")
+
+
+def test_a_tensor_input_named_channels_is_an_error():
+    diags = check(load_text("cell a(channels) { return conv(channels) }"))
+    assert [(d.code, d.message) for d in diags] == \
+        [("DPC501", "'channels' is the cell's channel count, not a tensor input")]

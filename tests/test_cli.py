@@ -166,3 +166,12 @@ def test_compile_jax_backend(tmp_path):
              "16", "-o", out)
     assert r.returncode == 0, r.stderr
     assert "class DpcCityscapes(nnx.Module):" in out.read_text()
+
+
+def test_fmt_never_rewrites_a_file_into_one_that_does_not_parse(tmp_path):
+    big = tmp_path / "big.dpc"
+    big.write_text("let big = 1e999\n")
+    r = dpcc("fmt", big)
+    assert r.returncode == 1 and "the number 1e999 is too large" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert big.read_text() == "let big = 1e999\n"

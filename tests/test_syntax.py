@@ -85,3 +85,12 @@ def test_fuzz_100k_mutated_examples():
         except DpcError:
             errors += 1
     assert ok + errors == 100_000 and errors > 1000 and ok > 100
+
+
+def test_a_number_too_large_for_a_float_is_refused_with_its_place():
+    from dpcdsl.errors import DpcError
+
+    with pytest.raises(DpcError) as e:
+        parse("let big = 1e999\n", "f.dpc")
+    assert e.value.diagnostics[0].message == "the number 1e999 is too large"
+    assert (e.value.diagnostics[0].span.line, e.value.diagnostics[0].span.column) == (1, 11)
