@@ -475,9 +475,6 @@ class Diagnostics(list[Diagnostic]):
         self.sources = sources
         self.program = program
 
-    def render(self) -> str:
-        return DpcError(self, self.sources).render() if self else ""
-
 
 def check_file(path: str | Path, size: tuple[int, int] | None = None) -> Diagnostics:
     """Parse and check a file; syntax errors come back as diagnostics too. The result

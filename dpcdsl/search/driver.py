@@ -19,6 +19,7 @@ from typing import Any
 import optuna
 from optuna.trial import Trial, TrialState
 
+from dpcdsl import backends
 from dpcdsl.data.task import load_task
 from dpcdsl.errors import DpcError
 from dpcdsl.proxy import ensure_cache
@@ -100,7 +101,9 @@ def search(cfg: SearchConfig) -> optuna.Study:
     ensure_cache(task, progress=cfg.progress)  # once, before any worker needs it
     executor = make_executor(cfg.executor, cfg.workers, cfg.timeout, cfg.gpus,
                              cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial)
-    task_json = {**task.model_dump(mode="json"), "file": task.file}
+    # the trials' backend, resolved once here, so that a worker loads that one alone
+    trainer = backends.resolve(task.backend, "proxy_steps").name
+    task_json = {**task.model_dump(mode="json"), "file": task.file, "backend": trainer}
     pending: dict[int, Trial] = {}
     start = time.time()
     from dpcdsl.search.progress import SearchProgress

@@ -75,7 +75,8 @@ class LocalExecutor:
 
 
 def _set_threads(job: Job, threads: int) -> None:
-    """The trial's backend gets this worker's share of the CPU threads."""
+    """The trial's backend gets this worker's share of the CPU threads (the driver names
+    the backend in the job, so no other framework is loaded here)."""
     from dpcdsl import backends
     from dpcdsl.errors import DpcError
 
