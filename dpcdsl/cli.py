@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -333,10 +334,18 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        cpus_per_trial=cpus_per_trial, progress=err.is_terminal)
     study = run_search(cfg)
     rows = ranked(study)
-    if rows:
-        best = rows[0]
-        out.print(f"best of {len(rows)} trials: mIOU {best.value:.2f} (trial {best.number})")
-        out.print(best.user_attrs["cell"], end="", markup=False)
+    if not rows:  # an honest exit: no trial finished, so there is no best cell
+        reasons = Counter(t.user_attrs.get("failure", t.state.name.lower())
+                          for t in study.trials)
+        err.print(f"error: no trial of {len(study.trials)} finished; nothing to report as "
+                  "best. Failures:", markup=False)
+        for reason, n in reasons.most_common():
+            err.print(f"  {n} x {reason}", markup=False)
+        err.print(f"the failed trials are in {run_dir}/report.html", markup=False)
+        raise typer.Exit(1)
+    best = rows[0]
+    out.print(f"best of {len(rows)} trials: mIOU {best.value:.2f} (trial {best.number})")
+    out.print(best.user_attrs["cell"], end="", markup=False)
     out.print(f"results in {run_dir}: best.dpc, best.svg, leaderboard.csv, report.html")
 
 

@@ -47,6 +47,9 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> None:
                   f"(trial {best.number}, {study.user_attrs.get('strategy', '?')} search)\n")
         (run_dir / "best.dpc").write_text(header + best.user_attrs["cell"])
         render(cell, run_dir / "best.svg")
+    else:  # no finished trial: no best cell, and none left from an earlier state
+        for name in ("best.dpc", "best.svg"):
+            (run_dir / name).unlink(missing_ok=True)
     (run_dir / "report.html").write_text(report_html(study, rows, run_dir))
 
 

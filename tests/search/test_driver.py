@@ -287,3 +287,17 @@ def test_pool_workers_ask_the_driver_whether_to_prune(files, tmp_path):
     pruned = [t for t in study.trials if t.state == TrialState.PRUNED]
     assert pruned, "successive halving stops some of ten trials"
     assert all("pruned at step" in t.user_attrs["pruned"] for t in pruned)
+
+
+def test_a_search_where_every_trial_fails_exits_nonzero_and_names_no_best(files, tmp_path):
+    # every architecture pools over a grid larger than the 4x4 features
+    space, task = files("cell f(x, channels = 8) { return pool(x, grid = {16, 32}) }")
+    run = tmp_path / "run"
+    r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task",
+                        str(task), "--trials", "2", "--run-dir", str(run)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1, r.stdout
+    assert "no trial of 2 finished" in r.stderr and "larger than the 4x4" in r.stderr
+    assert "Traceback" not in r.stderr and "best.dpc" not in r.stdout
+    assert not (run / "best.dpc").exists() and not (run / "best.svg").exists()
+    assert (run / "report.html").exists() and (run / "leaderboard.csv").exists()
