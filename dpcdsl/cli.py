@@ -33,6 +33,22 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+def _version(value: bool) -> None:
+    if value:
+        from dpcdsl import __version__
+
+        out.print(f"dpcc (dpcdsl) {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(version: Annotated[bool, typer.Option(
+        "--version", callback=_version, is_eager=True,
+        help="print the version and exit")] = False) -> None:
+    """dpcdsl: write, check, compile, train and search multi-scale dense-prediction heads
+    (.dpc)."""
+
+
 def _fail(message: str) -> typer.Exit:
     err.print(message, markup=False)
     return typer.Exit(1)

@@ -175,3 +175,10 @@ def test_fmt_never_rewrites_a_file_into_one_that_does_not_parse(tmp_path):
     assert r.returncode == 1 and "the number 1e999 is too large" in r.stderr
     assert "Traceback" not in r.stderr
     assert big.read_text() == "let big = 1e999\n"
+
+
+def test_version():
+    import dpcdsl
+
+    r = dpcc("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"dpcc (dpcdsl) {dpcdsl.__version__}"

@@ -83,10 +83,15 @@ def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
 
 
 def train(cell: ir.Cell, task: Task, run_dir: str | Path, resume: bool = False,
-          callback: Callable[[int, float], None] | None = None) -> dict[str, Any]:
+          callback: Callable[[int, float], None] | None = None,
+          overwrite: bool = False) -> dict[str, Any]:
     """Train end to end; checkpoint at every evaluation. With ``resume``, continue from
-    the run folder's checkpoint. Returns the sidecar record."""
+    the run folder's checkpoint. A folder that already holds a run is refused unless
+    ``resume`` or ``overwrite`` says what to do with it. Returns the sidecar record."""
     run = Path(run_dir)
+    if (run / SIDECAR).exists() and not (resume or overwrite):
+        raise DpcError.at(None, f"{run} already holds a training run",
+                          hint="pass --resume to continue it, or choose another --run-dir")
     run.mkdir(parents=True, exist_ok=True)
     train_data, val_data = open_split(task, "train"), open_split(task, "val")
     model = make_model(cell, task, train_data.num_classes)

@@ -21,11 +21,11 @@ from optuna.trial import Trial, TrialState
 
 from dpcdsl import backends
 from dpcdsl.data.task import load_task
-from dpcdsl.errors import DpcError
+from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.proxy import ensure_cache
-from dpcdsl.search.executors import make_executor
+from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
-from dpcdsl.search.strategies import make_sampler
+from dpcdsl.search.strategies import STRATEGIES, make_sampler
 from dpcdsl.search.study import STUDY, counted, storage_url
 from dpcdsl.space import Space
 
@@ -52,6 +52,20 @@ class SearchConfig:
     progress: bool = True
 
 
+PRUNERS = ("none", "median", "asha")
+
+
+def _check_names(cfg: SearchConfig) -> None:
+    """The strategy, pruner and executor names, with "did you mean"; a search that would
+    fail on one of them fails before it writes a study, a cache or a run folder."""
+    for what, name, known in (("strategy", cfg.strategy, STRATEGIES),
+                              ("pruner", cfg.prune, PRUNERS),
+                              ("executor", cfg.executor, EXECUTORS)):
+        if isinstance(name, str) and name not in known:
+            raise DpcError.at(None, f"unknown {what} '{name}'.{did_you_mean(name, known)}"
+                              .rstrip("."), hint=f"{what}s: " + ", ".join(known))
+
+
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
     if name == "none":
         return optuna.pruners.NopPruner()
@@ -59,7 +73,7 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
         return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
     if name == "asha":
         return optuna.pruners.SuccessiveHalvingPruner()
-    raise DpcError.at(None, f"unknown pruner '{name}'", hint="none, median or asha")
+    raise DpcError.at(None, f"unknown pruner '{name}'", hint=", ".join(PRUNERS))
 
 
 def _open_study(cfg: SearchConfig, space: Space) -> optuna.Study:
@@ -94,6 +108,7 @@ def search(cfg: SearchConfig) -> optuna.Study:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = Space.from_file(cfg.space_file, cfg.cell)
     task = load_task(cfg.task_file)
+    _check_names(cfg)  # every option, before anything is written
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     study = _open_study(cfg, space)
     if cfg.resume:

@@ -57,7 +57,8 @@ def rerank(run_dir: Path, top: int, steps: int, end_to_end: bool = False,
             from dpcdsl.backends import resolve
 
             trainer = resolve(task.backend, "train_model")
-            record = trainer.train_model(cell, task, run_dir / "rerank" / f"trial-{t.number}")
+            record = trainer.train_model(cell, task, run_dir / "rerank" / f"trial-{t.number}",
+                                         overwrite=True)  # a re-ranking is recomputed
             score = float(record["evals"][-1][1])
         else:
             from dpcdsl.proxy import train

@@ -301,3 +301,20 @@ def test_a_search_where_every_trial_fails_exits_nonzero_and_names_no_best(files,
     assert "Traceback" not in r.stderr and "best.dpc" not in r.stdout
     assert not (run / "best.dpc").exists() and not (run / "best.svg").exists()
     assert (run / "report.html").exists() and (run / "leaderboard.csv").exists()
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("executor", "foo", "unknown executor 'foo'"),
+    ("strategy", "rando", "unknown strategy 'rando'. Did you mean 'random'?"),
+    ("prune", "ashaa", "unknown pruner 'ashaa'. Did you mean 'asha'?"),
+])
+def test_bad_option_names_fail_before_anything_is_written(files, tmp_path, option, value,
+                                                          message):
+    space, task = files()
+    run = tmp_path / "run"
+    with pytest.raises(DpcError, match=message):
+        search(SearchConfig(space, task, run_dir=run, progress=False, **{option: value}))
+    assert not run.exists() and not (tmp_path / "cache").exists()
+    # the corrected command is then accepted
+    study = search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
+    assert len(study.trials) == 1

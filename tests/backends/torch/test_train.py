@@ -43,6 +43,11 @@ def test_checkpoint_then_eval_round_trips(tmp_path, cell):
     assert evaluate_run(tmp_path / "run") == pytest.approx(record["evals"][-1][1])
     sidecar = json.loads((tmp_path / "run/checkpoint.json").read_text())
     assert Space.from_text(sidecar["cell"]).concrete() == cell
+    before = (tmp_path / "run/checkpoint.safetensors").read_bytes()
+    with pytest.raises(DpcError, match="already holds a training run") as e:
+        train_model(cell, task, tmp_path / "run")  # no silent overwrite
+    assert "--resume" in str(e.value)
+    assert (tmp_path / "run/checkpoint.safetensors").read_bytes() == before
 
 
 def test_resume_continues_exactly(tmp_path, cell):
