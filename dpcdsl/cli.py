@@ -7,6 +7,7 @@ import json
 import sys
 from collections import Counter
 from collections.abc import Callable
+from enum import Enum
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -109,7 +110,36 @@ def _int(text: str) -> int:
 FileArg = Annotated[Path, typer.Argument(help="a .dpc file", show_default=False)]
 CellOpt = Annotated[str | None, typer.Option("--cell", "-c",
                                              help="cell name (default: the file's last)")]
-Fmt = Annotated[str, typer.Option("--format", help="text or json")]
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+class Strategy(str, Enum):
+    random = "random"
+    ers = "ers"
+    evolution = "evolution"
+    tpe = "tpe"
+
+
+class Executor(str, Enum):
+    local = "local"
+    pool = "pool"
+    ray = "ray"
+
+
+class Pruner(str, Enum):
+    none = "none"
+    median = "median"
+    asha = "asha"
+
+
+class Pooling(str, Enum):
+    reference = "reference"
+    paper = "paper"
+
+
+Fmt = Annotated[Format, typer.Option("--format", help="the output format")]
 
 
 def _concrete(file: Path, cell: str | None) -> ir.Cell:
@@ -121,7 +151,7 @@ def _concrete(file: Path, cell: str | None) -> ir.Cell:
 def check(files: Annotated[list[Path], typer.Argument(help=".dpc files")],
           size: Annotated[str | None, typer.Option(help="feature size HxW, to check pool "
                                                    "grids against it")] = None,
-          format: Fmt = "text") -> None:
+          format: Fmt = Format.text) -> None:
     """Report every problem in FILES as file:line:col with a caret."""
     hw = parse_size(size) if size else None
     found: list[Any] = []
@@ -195,7 +225,7 @@ def cost(file: FileArg, cell: CellOpt = None,
              "--in-channels", help="input channels: C, or NAME=C per input")] = ["2048"],  # noqa: B006
          size: Annotated[list[str], typer.Option(
              "--size", help="feature size: HxW, or NAME=HxW per input")] = ["65x129"],  # noqa: B006
-         format: Fmt = "text") -> None:
+         format: Fmt = Format.text) -> None:
     """Parameters and multiply-adds per node of a concrete cell."""
     c = _concrete(file, cell)
     report = cost_of(c, _per_input(in_channels, _int, c.inputs, "--in-channels"),
@@ -269,7 +299,7 @@ def cache_(task: TaskOpt) -> None:
 def proxy(file: FileArg, task: TaskOpt, cell: CellOpt = None,
           backend: Annotated[str | None, typer.Option(
               help="an installed backend (default: the task's)")] = None,
-          format: Fmt = "text") -> None:
+          format: Fmt = Format.text) -> None:
     """Train one cell on the proxy task (cached features) and print its mIOU."""
     from dpcdsl.data.task import load_task
     from dpcdsl.proxy import train
@@ -319,15 +349,16 @@ def eval_(run_dir: Annotated[Path, typer.Argument(help="a run folder from dpcc t
 @app.command()
 @handled
 def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
-           strategy: Annotated[str, typer.Option(help="random, ers, evolution or tpe")] = "random",
+           strategy: Annotated[Strategy, typer.Option(
+               help="the search strategy")] = Strategy.random,
            trials: Annotated[int, typer.Option(help="finished trials to run", min=1)] = 20,
-           executor: Annotated[str, typer.Option(help="local, pool or ray")] = "local",
+           executor: Annotated[Executor, typer.Option(help="where trials run")] = Executor.local,
            workers: Annotated[int, typer.Option(help="pool workers", min=1)] = 2,
            run_dir: Annotated[Path, typer.Option("--run-dir")] = Path("runs/search"),
            storage: Annotated[str | None, typer.Option(
                help="an Optuna storage URL (default: SQLite in the run folder)")] = None,
            resume: Annotated[bool, typer.Option(help="continue the run folder's study")] = False,
-           prune: Annotated[str, typer.Option(help="none, median or asha")] = "none",
+           prune: Annotated[Pruner, typer.Option(help="stop weak trials early")] = Pruner.none,
            seed: Annotated[int, typer.Option()] = 0,
            timeout: Annotated[float | None, typer.Option(help="seconds per trial")] = None,
            gpus: Annotated[str | None, typer.Option(
@@ -342,9 +373,10 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     from dpcdsl.search.driver import search as run_search
     from dpcdsl.search.report import ranked
 
-    cfg = SearchConfig(space_file=file, task_file=task, cell=cell, strategy=strategy,
-                       trials=trials, executor=executor, workers=workers, run_dir=run_dir,
-                       storage=storage, resume=resume, prune=prune, seed=seed,
+    cfg = SearchConfig(space_file=file, task_file=task, cell=cell, strategy=strategy.value,
+                       trials=trials, executor=executor.value, workers=workers,
+                       run_dir=run_dir, storage=storage, resume=resume, prune=prune.value,
+                       seed=seed,
                        timeout=timeout, gpus=gpus.split(",") if gpus else None,
                        ray_address=ray_address, gpus_per_trial=gpus_per_trial,
                        cpus_per_trial=cpus_per_trial, progress=err.is_terminal)
@@ -420,13 +452,13 @@ def import_deeplab(json_file: Annotated[Path, typer.Argument(help="DeepLab JSON 
                    crop: Annotated[str | None, typer.Option(
                        help="the crop size HxW (or N), which sets the reference's pooling "
                             "window")] = None,
-                   pooling: Annotated[str, typer.Option(
+                   pooling: Annotated[Pooling, typer.Option(
                        help="reference (the stride-1 window the reference computes) or "
-                            "paper (the grid)")] = "reference") -> None:
+                            "paper (the grid)")] = Pooling.reference) -> None:
     """Convert the reference implementation's JSON cell to .dpc."""
     from dpcdsl.interop import deeplab
 
-    text, _ = deeplab.read(json_file, name, pooling=pooling,
+    text, _ = deeplab.read(json_file, name, pooling=pooling.value,
                            crop=parse_size(crop) if crop else None)
     if output is None:
         out.print(text, end="", markup=False)

@@ -182,3 +182,14 @@ def test_version():
 
     r = dpcc("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"dpcc (dpcdsl) {dpcdsl.__version__}"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("check", str(EXAMPLES / "aspp.dpc"), "--format", "yaml"), "'yaml' is not one of"),
+    (("search", str(EXAMPLES / "aspp.dpc"), "--task", "t.toml", "--executor", "foo"),
+     "'foo' is not one of"),
+])
+def test_option_values_are_choices(args, message, tmp_path):
+    r = dpcc(*args, cwd=tmp_path)
+    assert r.returncode != 0 and message in " ".join(r.stderr.split())
+    assert "Traceback" not in r.stderr and not any(tmp_path.iterdir())

@@ -196,12 +196,12 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     assert r.returncode == 0 and (run / "report.html").exists()
     r = dpcc("rerank", run, "--top", 1, "--steps", 4)
     assert r.returncode == 0 and "Spearman" in r.stdout
-    r = dpcc("search", space, "--task", task, "--run-dir", run, "--strategy", "rando")
+    r = dpcc("search", space, "--task", task, "--run-dir", run, "--strategy", "random")
     assert r.returncode == 1 and "already holds a search" in r.stderr
     r = dpcc("search", space, "--task", task, "--run-dir", tmp_path / "x", "--strategy",
              "rando")
-    assert r.returncode == 1 and "Did you mean 'random'" in r.stderr
-    assert "Traceback" not in r.stderr
+    assert r.returncode == 2 and "'rando' is not one of 'random'" in " ".join(r.stderr.split())
+    assert "Traceback" not in r.stderr and not (tmp_path / "x").exists()
 
 
 RAY_SEARCH = """
