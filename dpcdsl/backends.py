@@ -135,25 +135,39 @@ def _try(name: str) -> Any:
 
 
 def compile(source: Any, cell: str | None = None, backend: str | None = None,
-            in_channels: int | Mapping[str, int] = 256, seed: int = 0,
+            in_channels: int | Mapping[str, int] | None = None, seed: int = 0,
             output_stride: int = 16, **options: Any) -> Any:
     """A live module for a concrete cell: from a ``.dpc`` path, ``.dpc`` text, a
     :class:`~dpcdsl.program.Program` or an :class:`~dpcdsl.ir.Cell`. Rates are written
     for output stride 16 and scale to ``output_stride``; ``backend`` defaults to the
-    installed backend of highest priority.
+    installed backend of highest priority. ``in_channels`` is required: the channels of
+    every input (a number, or a mapping from input name).
 
     >>> head = dpcdsl.compile("examples/aspp.dpc", cell="aspp", in_channels=2048)
     """
-    return resolve(backend).build(concrete_cell(source, cell, output_stride), in_channels,
-                                  seed=seed, **options)
+    concrete = concrete_cell(source, cell, output_stride)
+    return resolve(backend).build(concrete, _channels(concrete, in_channels), seed=seed,
+                                  **options)
 
 
 def emit(source: Any, cell: str | None = None, backend: str | None = None,
-         in_channels: int | Mapping[str, int] = 256, output_stride: int = 16,
+         in_channels: int | Mapping[str, int] | None = None, output_stride: int = 16,
          **options: Any) -> str:
     """Standalone source for a concrete cell; the same inputs as :func:`compile`."""
-    return str(resolve(backend).emit(concrete_cell(source, cell, output_stride), in_channels,
-                                     **options))
+    concrete = concrete_cell(source, cell, output_stride)
+    return str(resolve(backend).emit(concrete, _channels(concrete, in_channels), **options))
+
+
+def _channels(cell: Any, in_channels: int | Mapping[str, int] | None) -> Any:
+    """``in_channels``, or an error that names the inputs that need it."""
+    if in_channels is None:
+        inputs = ", ".join(f"'{i}'" for i in cell.inputs)
+        example = "2048" if len(cell.inputs) == 1 else \
+            "{" + ", ".join(f"{i!r}: 256" for i in cell.inputs) + "}"
+        raise DpcError.at(cell.span, f"in_channels is needed: the channels of the input "
+                          f"{inputs} of cell '{cell.name}'",
+                          hint=f"pass e.g. in_channels={example}")
+    return in_channels
 
 
 def concrete_cell(source: Any, cell: str | None = None, output_stride: int = 16) -> Any:

@@ -66,3 +66,13 @@ def test_compile_at_output_stride_8_doubles_the_rates() -> None:
     assert "rate=(6, 12)" in dpcdsl.emit(text, in_channels=4, output_stride=8)
     head = dpcdsl.compile(text, in_channels=4, output_stride=8, backend="jax")
     assert "rate=(6, 12)" in backends.get("jax").source_of(head)
+
+
+def test_compile_without_in_channels_names_the_input() -> None:
+    text = "cell two(context, low, channels = 8) { return concat(context, low) }"
+    with pytest.raises(DpcError, match="in_channels is needed: the channels of the input "
+                       "'context', 'low' of cell 'two'") as e:
+        dpcdsl.compile(text)
+    assert "in_channels={'context': 256, 'low': 256}" in str(e.value)
+    with pytest.raises(DpcError, match="in_channels is needed"):
+        dpcdsl.emit("cell one(x) { return conv(x) }")
