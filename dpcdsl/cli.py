@@ -134,6 +134,17 @@ class Pruner(str, Enum):
     asha = "asha"
 
 
+class Identity(str, Enum):
+    """What defines a search (dpcdsl.search.driver.identity)."""
+
+    space = "space"
+    task = "task"
+    strategy = "strategy"
+    prune = "prune"
+    seed = "seed"
+    backend = "backend"
+
+
 class Pooling(str, Enum):
     reference = "reference"
     paper = "paper"
@@ -367,6 +378,9 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                help="a Ray cluster (default: a local Ray for the run)")] = None,
            gpus_per_trial: Annotated[float, typer.Option(help="ray: GPUs per trial")] = 0.0,
            cpus_per_trial: Annotated[float, typer.Option(help="ray: CPUs per trial")] = 1.0,
+           allow_changed: Annotated[list[Identity] | None, typer.Option(
+               help="with --resume: what may differ from the study's start "
+                    "(recorded in the study)")] = None,
            ) -> None:
     """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
     from dpcdsl.search.driver import SearchConfig
@@ -379,7 +393,8 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        seed=seed,
                        timeout=timeout, gpus=gpus.split(",") if gpus else None,
                        ray_address=ray_address, gpus_per_trial=gpus_per_trial,
-                       cpus_per_trial=cpus_per_trial, progress=err.is_terminal)
+                       cpus_per_trial=cpus_per_trial, progress=err.is_terminal,
+                       allow_changed=tuple(a.value for a in allow_changed or ()))
     study = run_search(cfg)
     rows = ranked(study)
     if not rows:  # an honest exit: no trial finished, so there is no best cell

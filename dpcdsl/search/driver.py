@@ -11,6 +11,8 @@ trials only.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -20,8 +22,9 @@ import optuna
 from optuna.trial import Trial, TrialState
 
 from dpcdsl import backends
-from dpcdsl.data.task import load_task
-from dpcdsl.errors import DpcError, did_you_mean
+from dpcdsl.data.task import Task, load_task
+from dpcdsl.errors import Diagnostic, DpcError, Span, did_you_mean
+from dpcdsl.printer import format_module
 from dpcdsl.proxy import ensure_cache
 from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
@@ -50,6 +53,8 @@ class SearchConfig:
     gpus_per_trial: float = 0.0
     cpus_per_trial: float = 1.0
     progress: bool = True
+    # what a --resume may change from the study's identity (space, task, strategy, ...)
+    allow_changed: tuple[str, ...] = ()
 
 
 PRUNERS = ("none", "median", "asha")
@@ -76,7 +81,47 @@ def make_pruner(name: str) -> optuna.pruners.BasePruner:
     raise DpcError.at(None, f"unknown pruner '{name}'", hint=", ".join(PRUNERS))
 
 
-def _open_study(cfg: SearchConfig, space: Space) -> optuna.Study:
+def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[str, str]:
+    """What defines a search, so that a resume can be checked against it: the space's
+    canonical text (with what it imports), the task's content, strategy, pruner, seed
+    and the backend that trains. Paths are left out: a run folder may move."""
+
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    program = space.program
+    sources = [format_module(program.module)] + [
+        text for file, text in sorted(program.sources.items()) if file != program.file]
+    task_data = task.model_dump(mode="json", exclude={"file", "cache_dir"})
+    return {"space": digest("\n".join([space.name, *sources])),
+            "task": digest(json.dumps(task_data, sort_keys=True)),
+            "strategy": cfg.strategy, "prune": cfg.prune, "seed": str(cfg.seed),
+            "backend": backend}
+
+
+def _check_resume(study: optuna.Study, current: dict[str, str],
+                  allow: tuple[str, ...]) -> None:
+    """Refuse a resume that changes what defines the search, naming each difference,
+    unless the change is allowed (and then recorded)."""
+    recorded = study.user_attrs.get("identity")
+    if recorded is None:  # a study from before identities were recorded
+        study.set_user_attr("identity", current)
+        return
+    changed = {k: (recorded.get(k), v) for k, v in current.items() if recorded.get(k) != v}
+    refused = {k: d for k, d in changed.items() if k not in allow}
+    if refused:
+        raise DpcError([Diagnostic(span=Span(file=""), code="DPC900", message=(
+            f"--resume with a different {k}: the study has {old}, this run {new}"),
+            hint=f"resume with what the study was started with, or allow it explicitly "
+                 f"with --allow-changed {k}") for k, (old, new) in refused.items()])
+    if changed:
+        log = list(study.user_attrs.get("changes", []))
+        log.append({k: [old, new] for k, (old, new) in changed.items()})
+        study.set_user_attr("changes", log)
+        study.set_user_attr("identity", {**recorded, **current})
+
+
+def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> optuna.Study:
     url = storage_url(cfg.run_dir, cfg.storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(url)] \
         if cfg.storage or (cfg.run_dir / "study.db").exists() else []
@@ -94,6 +139,9 @@ def _open_study(cfg: SearchConfig, space: Space) -> optuna.Study:
         study.set_user_attr("cell", space.name)
         study.set_user_attr("task_file", str(cfg.task_file))
         study.set_user_attr("strategy", cfg.strategy)
+        study.set_user_attr("identity", current)
+    else:
+        _check_resume(study, current, cfg.allow_changed)
     return study
 
 
@@ -109,15 +157,15 @@ def search(cfg: SearchConfig) -> optuna.Study:
     space = Space.from_file(cfg.space_file, cfg.cell)
     task = load_task(cfg.task_file)
     _check_names(cfg)  # every option, before anything is written
+    # the trials' backend, resolved once here, so that a worker loads that one alone
+    trainer = backends.resolve(task.backend, "proxy_steps").name
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    study = _open_study(cfg, space)
+    study = _open_study(cfg, space, identity(cfg, space, task, trainer))
     if cfg.resume:
         _rerun_interrupted(study)
     ensure_cache(task, progress=cfg.progress)  # once, before any worker needs it
     executor = make_executor(cfg.executor, cfg.workers, cfg.timeout, cfg.gpus,
                              cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial)
-    # the trials' backend, resolved once here, so that a worker loads that one alone
-    trainer = backends.resolve(task.backend, "proxy_steps").name
     task_json = {**task.model_dump(mode="json"), "file": task.file, "backend": trainer}
     pending: dict[int, Trial] = {}
     start = time.time()

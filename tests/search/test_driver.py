@@ -318,3 +318,28 @@ def test_bad_option_names_fail_before_anything_is_written(files, tmp_path, optio
     # the corrected command is then accepted
     study = search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
     assert len(study.trials) == 1
+
+
+def test_resume_refuses_a_changed_search_unless_allowed(files, tmp_path):
+    space, task = files()
+    run = tmp_path / "run"
+    search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
+    task.write_text(task.read_text().replace("steps = 8", "steps = 12"))
+    with pytest.raises(DpcError) as e:
+        search(SearchConfig(space, task, trials=2, run_dir=run, progress=False, resume=True,
+                            strategy="ers"))
+    messages = [d.message for d in e.value.diagnostics]
+    assert len(messages) == 2
+    assert messages[0].startswith("--resume with a different task")
+    assert messages[1] == "--resume with a different strategy: the study has random, this " \
+        "run ers"
+    assert "--allow-changed task" in str(e.value)
+    assert len(trials_of(run)) == 1  # nothing ran
+    study = search(SearchConfig(space, task, trials=2, run_dir=run, progress=False,
+                                resume=True, allow_changed=("task",)))
+    assert len(study.trials) == 2
+    assert list(study.user_attrs["changes"][0]) == ["task"]
+    # the change is now the study's own: a plain resume with the same task goes on
+    study = search(SearchConfig(space, task, trials=3, run_dir=run, progress=False,
+                                resume=True))
+    assert len(study.trials) == 3
