@@ -169,7 +169,8 @@ def task_from_text(text: str, file: str = "<task>", base: Path | None = None) ->
     except ValidationError as e:
         raise DpcError([_diagnostic(err, text, file) for err in e.errors()],
                        {file: text}) from None
-    if base is not None:  # relative paths are relative to the task file
+    if base is not None:  # relative paths are relative to the task file, made absolute
+        base = base.resolve()  # so a run folder that records the task works from anywhere
         updates: dict[str, Any] = {}
         if not task.cache_dir.is_absolute():
             updates["cache_dir"] = base / task.cache_dir

@@ -135,9 +135,9 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> opt
                                 sampler=make_sampler(cfg.strategy, space, cfg.seed),
                                 pruner=make_pruner(cfg.prune))
     if not cfg.resume:
-        study.set_user_attr("space_file", str(cfg.space_file))
+        study.set_user_attr("space_file", str(Path(cfg.space_file).resolve()))
         study.set_user_attr("cell", space.name)
-        study.set_user_attr("task_file", str(cfg.task_file))
+        study.set_user_attr("task_file", str(Path(cfg.task_file).resolve()))
         study.set_user_attr("strategy", cfg.strategy)
         study.set_user_attr("identity", current)
     else:
@@ -161,6 +161,10 @@ def search(cfg: SearchConfig) -> optuna.Study:
     trainer = backends.resolve(task.backend, "proxy_steps").name
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
     study = _open_study(cfg, space, identity(cfg, space, task, trainer))
+    # the task as this run uses it, paths resolved: report and rerank read it from the
+    # run folder, wherever they are started
+    (cfg.run_dir / "task.json").write_text(
+        json.dumps({**task.model_dump(mode="json"), "file": task.file}, indent=1) + "\n")
     if cfg.resume:
         _rerun_interrupted(study)
     ensure_cache(task, progress=cfg.progress)  # once, before any worker needs it

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import optuna
 
-from dpcdsl.data.task import load_task
+from dpcdsl.data.task import Task, load_task
 from dpcdsl.errors import DpcError
 from dpcdsl.search.report import ranked, write_outputs
 from dpcdsl.search.study import STUDY, storage_url
@@ -39,12 +39,21 @@ def spearman(a: list[float], b: list[float]) -> float:
     return float(np.corrcoef(ra, rb)[0, 1])
 
 
+def run_task(run_dir: Path, study: optuna.Study) -> Task:
+    """The task a search ran with: its copy in the run folder (paths resolved), or, for
+    a run folder from before copies were kept, the task file it names."""
+    copy = run_dir / "task.json"
+    if copy.is_file():
+        return Task.model_validate(json.loads(copy.read_text()))
+    return load_task(study.user_attrs["task_file"])
+
+
 def rerank(run_dir: Path, top: int, steps: int, end_to_end: bool = False,
            storage: str | None = None) -> dict[str, Any]:
     if storage is None and not (run_dir / "study.db").exists():
         raise DpcError.at(None, f"{run_dir} holds no search (no study.db)")
     study = optuna.load_study(study_name=STUDY, storage=storage_url(run_dir, storage))
-    task = load_task(study.user_attrs["task_file"])
+    task = run_task(run_dir, study)
     task = task.model_copy(update={"train": task.train.model_copy(
         update={"steps": steps, "eval_every": steps})})
     unique = [t for t in ranked(study) if "duplicate_of" not in t.user_attrs][:top]

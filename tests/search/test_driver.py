@@ -343,3 +343,26 @@ def test_resume_refuses_a_changed_search_unless_allowed(files, tmp_path):
     study = search(SearchConfig(space, task, trials=3, run_dir=run, progress=False,
                                 resume=True))
     assert len(study.trials) == 3
+
+
+def test_a_run_folder_works_from_any_directory(tmp_path):
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (home / "t").mkdir(parents=True)
+    elsewhere.mkdir()
+    (home / "space.dpc").write_text(SPACE)
+    (home / "t" / "small.toml").write_text(
+        TASK.format(cache="cache", extra=""))  # a cache path relative to the task file
+
+    def dpcc(*args, cwd):
+        return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
+                              capture_output=True, text=True, timeout=600, cwd=cwd)
+
+    r = dpcc("search", "space.dpc", "--task", "t/small.toml", "--trials", 2, "--run-dir",
+             "run", cwd=home)
+    assert r.returncode == 0, r.stderr
+    assert (home / "t" / "cache").is_dir()
+    r = dpcc("rerank", home / "run", "--top", 1, "--steps", 4, cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
+    assert list(elsewhere.iterdir()) == []  # nothing built or written here
+    r = dpcc("report", home / "run", cwd=elsewhere)
+    assert r.returncode == 0, r.stderr
