@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from dpcdsl import ir
+from dpcdsl._expand import Decider, Expander
+from dpcdsl.analysis import infer
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
 from dpcdsl.ops import OPS, REQUIRED, WORDS, Arg, OpSpec
 from dpcdsl.program import Program, load, load_text
@@ -40,6 +42,13 @@ class Scope:
                      self.in_repeat if in_repeat is None else in_repeat, set(self.local))
 
 
+class _OnlyOption(Decider):
+    """The decider of a space of one architecture: the one option with a sub-space."""
+
+    def choose(self, path: str, counts: list[int], probe: Any) -> int:
+        return next(i for i, c in enumerate(counts) if c)
+
+
 class Checker:
     def __init__(self, program: Program, size: tuple[int, int] | None = None) -> None:
         self.p = program
@@ -61,8 +70,33 @@ class Checker:
             top.names.setdefault(name, Binding("value", let.span, let.value))
         for cell in self.p.cells.values():
             self.cell(cell, top)
+        if not self.diags:  # the shapes of architectures, once the text itself is sound
+            for cell in self.p.module.cells.values():
+                self.shapes(cell)
         return sorted(set(self.diags), key=lambda d: (d.span.file != self.p.file, d.span.file,
                                                       d.span.line, d.span.column, d.message))
+
+    def shapes(self, cell: ir.CellDef) -> None:
+        """A cell that is one architecture is built and its tensors inferred (the op
+        registry's ``out`` rules): a sum of unequal channels, or with ``size`` a pool
+        grid larger than the map, is an error here, not at compile time. Input channels
+        are unknown, so inference runs with two different guesses; only what fails
+        the same way with both fails whatever the inputs are."""
+        expander = Expander(self.p, cell)
+        if expander.count() != 1:
+            return
+        flat = expander.run(_OnlyOption())[0]
+        failures: list[list[Diagnostic]] = []
+        for guess in (1009, 1013):
+            channels = {name: guess + k for k, name in enumerate(flat.inputs)}
+            try:
+                infer(flat, channels, self.size)
+            except DpcError as e:
+                failures.append(e.diagnostics)
+        if len(failures) == 2 and failures[0][0].message == failures[1][0].message:
+            first = failures[0][0]
+            self.diags.append(Diagnostic(span=first.span, message=first.message,
+                                         hint=first.hint, code=first.code))
 
     def cell(self, cell: ir.CellDef, top: Scope) -> None:
         scope = top.child()

@@ -107,3 +107,12 @@ def test_a_tensor_input_named_channels_is_an_error():
     diags = check(load_text("cell a(channels) { return conv(channels) }"))
     assert [(d.code, d.message) for d in diags] == \
         [("DPC501", "'channels' is the cell's channel count, not a tensor input")]
+
+
+def test_a_channel_mismatch_is_a_check_error_when_no_input_can_fix_it():
+    text = ("cell a(x) {\n  p = conv(x, channels = 64)\n  q = conv(x, channels = 32)\n"
+            "  return sum(p, q)\n}\n"
+            "cell b(x) { return sum(x, conv(x, channels = 32)) }\n")
+    diags = check(load_text(text))
+    assert [(d.code, d.span.line, d.message) for d in diags] == [
+        ("DPC601", 4, "node 'out': sum of inputs with different channel counts [64, 32]")]
