@@ -378,6 +378,8 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                help="a Ray cluster (default: a local Ray for the run)")] = None,
            gpus_per_trial: Annotated[float, typer.Option(help="ray: GPUs per trial")] = 0.0,
            cpus_per_trial: Annotated[float, typer.Option(help="ray: CPUs per trial")] = 1.0,
+           quiet: Annotated[bool, typer.Option(
+               "--quiet", help="no progress: neither a bar nor log lines")] = False,
            allow_changed: Annotated[list[Identity] | None, typer.Option(
                help="with --resume: what may differ from the study's start "
                     "(recorded in the study)")] = None,
@@ -393,7 +395,8 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        seed=seed,
                        timeout=timeout, gpus=gpus.split(",") if gpus else None,
                        ray_address=ray_address, gpus_per_trial=gpus_per_trial,
-                       cpus_per_trial=cpus_per_trial, progress=err.is_terminal,
+                       cpus_per_trial=cpus_per_trial,
+                       progress="none" if quiet else "bar" if err.is_terminal else "log",
                        allow_changed=tuple(a.value for a in allow_changed or ()))
     study = run_search(cfg)
     rows = ranked(study)

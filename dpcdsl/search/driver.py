@@ -28,6 +28,7 @@ from dpcdsl.printer import format_module
 from dpcdsl.proxy import ensure_cache
 from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
+from dpcdsl.search.progress import SearchProgress, mode_for
 from dpcdsl.search.strategies import STRATEGIES, make_sampler
 from dpcdsl.search.study import STUDY, counted, storage_url
 from dpcdsl.space import Space
@@ -52,7 +53,7 @@ class SearchConfig:
     ray_address: str | None = None
     gpus_per_trial: float = 0.0
     cpus_per_trial: float = 1.0
-    progress: bool = True
+    progress: bool | str = True  # "bar", "log" or "none"; True: a bar on a terminal, else log
     # what a --resume may change from the study's identity (space, task, strategy, ...)
     allow_changed: tuple[str, ...] = ()
 
@@ -167,13 +168,12 @@ def search(cfg: SearchConfig) -> optuna.Study:
         json.dumps({**task.model_dump(mode="json"), "file": task.file}, indent=1) + "\n")
     if cfg.resume:
         _rerun_interrupted(study)
-    ensure_cache(task, progress=cfg.progress)  # once, before any worker needs it
+    ensure_cache(task, progress=mode_for(cfg.progress) == "bar")  # once, before any worker
     executor = make_executor(cfg.executor, cfg.workers, cfg.timeout, cfg.gpus,
                              cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial)
     task_json = {**task.model_dump(mode="json"), "file": task.file, "backend": trainer}
     pending: dict[int, Trial] = {}
     start = time.time()
-    from dpcdsl.search.progress import SearchProgress
 
     with SearchProgress(cfg.trials, cfg.progress) as bar:
         try:

@@ -366,3 +366,43 @@ def test_a_run_folder_works_from_any_directory(tmp_path):
     assert list(elsewhere.iterdir()) == []  # nothing built or written here
     r = dpcc("report", home / "run", cwd=elsewhere)
     assert r.returncode == 0, r.stderr
+
+
+def test_progress_without_a_terminal_is_log_lines_with_a_heartbeat():
+    import io
+    import re
+
+    from dpcdsl.search.progress import SearchProgress
+
+    study = optuna.create_study(direction="maximize")
+    stream = io.StringIO()
+    with SearchProgress(3, True, heartbeat=0.3, stream=stream) as progress:
+        study.add_trial(optuna.trial.create_trial(value=40.0))
+        progress.update(study.trials)
+        time.sleep(1.5)  # a long trial: heartbeats keep the log moving
+        study.add_trial(optuna.trial.create_trial(value=55.5))
+        progress.update(study.trials)
+    lines = stream.getvalue().splitlines()
+    assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", line) for line in lines)
+    text = "\n".join(lines)
+    assert "trial 0 finished (mIOU 40.0): 1/3 finished, best mIOU 40.0" in text
+    assert "trial 1 finished (mIOU 55.5): 2/3 finished, best mIOU 55.5" in text
+    assert text.count("search running: 1/3 finished") >= 2
+    assert lines[-1].split(" ", 2)[2].startswith("search ended: 2/3 finished, best mIOU 55.5")
+    quiet = io.StringIO()
+    with SearchProgress(3, "none", stream=quiet) as progress:
+        progress.update(study.trials)
+    assert quiet.getvalue() == ""
+
+
+def test_dpcc_search_logs_each_trial_when_output_is_a_file(files, tmp_path):
+    space, task = files()
+    args = [sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task", str(task),
+            "--trials", "2"]
+    r = subprocess.run(args + ["--run-dir", str(tmp_path / "run")], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "trial 0 finished (mIOU" in r.stderr and "search ended: 2/2 finished" in r.stderr
+    r = subprocess.run(args + ["--run-dir", str(tmp_path / "quiet"), "--quiet"],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0 and "trial 0 finished" not in r.stderr
