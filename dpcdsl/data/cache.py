@@ -79,6 +79,7 @@ def build_cache(task: Task, extract: Extractor, dtype: str = "float16", batch: i
         return done
     final = cache_path(task, dtype)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_partials(final)
     tmp = final.parent / f"{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
@@ -108,6 +109,25 @@ def build_cache(task: Task, extract: Extractor, dtype: str = "float16", batch: i
     cache = open_cache(task, dtype)
     assert cache is not None
     return cache
+
+
+def _remove_stale_partials(final: Path) -> None:
+    """Remove the half-written caches of builds whose process is gone (killed while
+    caching); a build still running elsewhere keeps its folder."""
+    for partial in final.parent.glob(f"{final.name}.partial-*"):
+        pid = partial.name.rsplit(".partial-", 1)[1].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(partial, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
 
 
 def _write_split(folder: Path, name: str, data: Dataset, extract: Extractor, dtype: str,

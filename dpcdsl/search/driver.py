@@ -143,6 +143,10 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> opt
         study.set_user_attr("identity", current)
     else:
         _check_resume(study, current, cfg.allow_changed)
+        # a resumed strategy draws on from where the study is, not from its first draw
+        # again (which would propose the same architectures after every resume)
+        study.sampler = make_sampler(cfg.strategy, space, cfg.seed * 1_000_003 +
+                                     len(study.get_trials(deepcopy=False)))
     return study
 
 
@@ -216,6 +220,10 @@ def suggest_cell(trial: Trial, space: Space) -> Any:
     return space.decide(choose)[0]
 
 
+#: failure reasons that a second run of the same architecture would give again
+DETERMINISTIC = ("error: ", "diverged: ")
+
+
 def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             task_json: dict[str, Any], cfg: SearchConfig) -> str | None:
     """Decide the trial's cell and start it; a duplicate or a pruned/failed local run is
@@ -237,6 +245,15 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             trial.set_user_attr("duplicate_of", t.number)
             study.tell(trial, t.value)
             return "duplicate"
+    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+        failure = str(t.user_attrs.get("failure", ""))
+        # a cell that cannot be built, or diverges with this seed, fails the same way
+        # again; a timeout or a dead worker may not
+        if t.user_attrs.get("hash") == cell.hash and failure.startswith(DETERMINISTIC):
+            trial.set_user_attr("failure", failure)
+            trial.set_user_attr("duplicate_of", t.number)
+            study.tell(trial, state=TrialState.FAIL)
+            return "failed"
     job = Job(cell=cell.canonical_text(), task=task_json)
 
     def report(step: int, miou: float) -> None:

@@ -100,3 +100,18 @@ def test_a_final_folder_without_its_marker_is_rebuilt(tmp_path):
     extract, calls = counting(feature_extractor(task))
     build_cache(task, extract, batch=8, progress=False)
     assert sum(calls) == 16 and open_cache(task) is not None
+
+
+def test_half_caches_of_dead_builds_are_removed(tmp_path):
+    task = task_from_text(TASK.format(dir=tmp_path))
+    final = cache_path(task, "float16")
+    final.parent.mkdir(parents=True, exist_ok=True)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    stale = final.parent / f"{final.name}.partial-{dead}-0000beef"
+    live = final.parent / f"{final.name}.partial-{os.getpid()}-0000cafe"
+    stale.mkdir()
+    live.mkdir()
+    build_cache(task, feature_extractor(task), progress=False)
+    assert not stale.exists()  # a killed build's leftovers
+    assert live.exists()  # a build still running (this process) keeps its folder

@@ -406,3 +406,28 @@ def test_dpcc_search_logs_each_trial_when_output_is_a_file(files, tmp_path):
     r = subprocess.run(args + ["--run-dir", str(tmp_path / "quiet"), "--quiet"],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0 and "trial 0 finished" not in r.stderr
+
+
+def test_an_architecture_that_failed_is_not_trained_again(files, tmp_path):
+    space, task = files("cell f(x, channels = 8) { return pool(x, grid = {16, 32}) }")
+    study = search(SearchConfig(space, task, trials=5, run_dir=tmp_path / "run",
+                                progress=False))
+    dups = [t for t in study.trials if "duplicate_of" in t.user_attrs]
+    assert len(dups) >= 3  # two architectures, five trials
+    for t in dups:
+        original = study.trials[t.user_attrs["duplicate_of"]]
+        assert t.state == TrialState.FAIL and "duplicate_of" not in original.user_attrs
+        assert t.user_attrs["failure"] == original.user_attrs["failure"]
+        assert "wall_s" not in t.user_attrs  # nothing ran
+
+
+def test_a_resumed_search_draws_new_architectures(files, tmp_path):
+    space, task = files("cell f(x, channels = 8) { return sepconv(x, rate = "
+                        "({1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 3, 4, 5, 6, 7, 8})) }")
+    run = tmp_path / "run"
+    search(SearchConfig(space, task, trials=3, run_dir=run, progress=False))
+    study = search(SearchConfig(space, task, trials=6, run_dir=run, progress=False,
+                                resume=True))
+    hashes = [t.user_attrs["hash"] for t in study.trials]
+    assert len(hashes) == 6
+    assert hashes[3:] != hashes[:3]  # the strategy did not restart from its first draw
