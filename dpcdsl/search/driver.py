@@ -30,7 +30,7 @@ from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress, mode_for
 from dpcdsl.search.strategies import STRATEGIES, make_sampler
-from dpcdsl.search.study import STUDY, counted, storage_url
+from dpcdsl.search.study import STUDY, counted, run_lock, storage_url
 from dpcdsl.space import Space
 
 
@@ -165,6 +165,11 @@ def search(cfg: SearchConfig) -> optuna.Study:
     # the trials' backend, resolved once here, so that a worker loads that one alone
     trainer = backends.resolve(task.backend, "proxy_steps").name
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(cfg.run_dir):
+        return _search(cfg, space, task, trainer)
+
+
+def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna.Study:
     study = _open_study(cfg, space, identity(cfg, space, task, trainer))
     # the task as this run uses it, paths resolved: report and rerank read it from the
     # run folder, wherever they are started

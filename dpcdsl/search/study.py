@@ -3,6 +3,9 @@ count against the budget. The driver, the report and re-ranking all read it."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -23,3 +26,38 @@ def counted(trial: optuna.trial.FrozenTrial) -> bool:
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     return trial.state == TrialState.FAIL and "failure" in trial.user_attrs
+
+
+#: the run folder's lock file: held by the driver for the whole search
+LOCK = ".lock"
+
+
+@contextlib.contextmanager
+def run_lock(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder for one driver. A second driver on the same folder gets an
+    error that names the first, instead of two drivers telling the same trials (the
+    lock is the kernel's, so a killed driver releases it)."""
+    from dpcdsl.errors import DpcError
+
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock
+        yield
+        return
+    path = run_dir / LOCK
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "another process"
+            raise DpcError.at(None, f"{run_dir} is in use by a running search ({holder})",
+                              hint="wait for it to end, or stop it; then --resume") from None
+        f.seek(0)
+        f.truncate()
+        f.write(f"pid {os.getpid()}")
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -431,3 +431,25 @@ def test_a_resumed_search_draws_new_architectures(files, tmp_path):
     hashes = [t.user_attrs["hash"] for t in study.trials]
     assert len(hashes) == 6
     assert hashes[3:] != hashes[:3]  # the strategy did not restart from its first draw
+
+
+def test_a_second_driver_on_a_running_search_is_refused(files, tmp_path):
+    space, task = files()
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen(  # another driver holding the run folder
+        [sys.executable, "-c", "import sys, time; from pathlib import Path; "
+         "from dpcdsl.search.study import run_lock\n"
+         "with run_lock(Path(sys.argv[1])):\n    print('held', flush=True); time.sleep(60)",
+         str(run)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(DpcError, match=f"is in use by a running search \\(pid "
+                           f"{holder.pid}\\)"):
+            search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
+    study = search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
+    assert len(study.trials) == 1  # a killed holder releases the folder
