@@ -11,7 +11,8 @@ from typing import Any
 def check(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any],
           owner: str) -> None:
     """Raise one error naming every missing, extra or mis-shaped tensor of ``weights``
-    against ``expected`` (canonical name -> shape in the canonical layout)."""
+    against ``expected`` (canonical name -> shape in the canonical layout), and every
+    tensor that is not floating point or holds NaN or infinite values."""
     import numpy as np
 
     from dpcdsl.errors import DpcError
@@ -24,9 +25,15 @@ def check(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any],
     if extra:
         problems.append("unexpected: " + ", ".join(extra))
     for name in sorted(set(expected) & set(weights)):
-        got = tuple(np.shape(weights[name]))
+        array = np.asarray(weights[name])
+        got = tuple(array.shape)
         if tuple(expected[name]) != got:
             problems.append(f"{name}: expected shape {tuple(expected[name])}, got {got}")
+        elif not np.issubdtype(array.dtype, np.floating):
+            problems.append(f"{name}: expected floating-point values, got {array.dtype}")
+        elif not np.isfinite(array).all():
+            bad = int(np.size(array) - np.isfinite(array).sum())
+            problems.append(f"{name}: {bad} value{'s' if bad != 1 else ''} NaN or infinite")
     if problems:
         raise DpcError.at(None, f"the weights do not fit {owner}: " + "; ".join(problems),
                           hint="weights are matched by canonical name and shape; export "

@@ -87,3 +87,23 @@ def test_unreadable_weights_file_is_a_clear_error(tmp_path) -> None:
     bad.write_bytes(b"not a safetensors file")
     with pytest.raises(DpcError, match="cannot read weights from .*bad.safetensors"):
         load_weights(build(ex.cell, 24), bad)
+
+
+def test_weights_that_are_not_finite_floats_are_refused_by_every_backend(tmp_path) -> None:
+    from dpcdsl import backends
+
+    ex = load_example("aspp")
+    for name in sorted(backends.available()):
+        backend = backends.get(name)
+        module = backend.build(ex.cell, 24)
+        weights = backend.export_weights(module)
+        weights["a.conv.weight"] = weights["a.conv.weight"].astype(np.int32)
+        weights["b.bn.running_var"] = weights["b.bn.running_var"].copy()
+        weights["b.bn.running_var"][:2] = np.nan
+        weights["c.bn.weight"] = weights["c.bn.weight"].astype(np.float16)  # lossless: fine
+        with pytest.raises(DpcError) as e:
+            backend.import_weights(module, weights)
+        text = str(e.value)
+        assert "a.conv.weight: expected floating-point values, got int32" in text, name
+        assert "b.bn.running_var: 2 values NaN or infinite" in text, name
+        assert "c.bn.weight" not in text, name
