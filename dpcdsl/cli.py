@@ -388,6 +388,7 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     from dpcdsl.search.driver import SearchConfig
     from dpcdsl.search.driver import search as run_search
     from dpcdsl.search.report import ranked
+    from dpcdsl.search.strategies import room_warning
 
     cfg = SearchConfig(space_file=file, task_file=task, cell=cell, strategy=strategy.value,
                        trials=trials, executor=executor.value, workers=workers,
@@ -398,6 +399,9 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        cpus_per_trial=cpus_per_trial,
                        progress="none" if quiet else "bar" if err.is_terminal else "log",
                        allow_changed=tuple(a.value for a in allow_changed or ()))
+    warning = room_warning(strategy.value, trials)
+    if warning:
+        err.print(f"warning: {warning}", markup=False)
     study = run_search(cfg)
     rows = ranked(study)
     if not rows:  # an honest exit: no trial finished, so there is no best cell

@@ -29,6 +29,8 @@ from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.space import Decisions, Space
 
 STRATEGIES = ("random", "ers", "evolution", "tpe")
+#: trials each strategy draws uniformly before it starts to act on what it has seen
+WARMUP = {"random": 0, "ers": 10, "evolution": 20, "tpe": 10}
 
 
 class ArchitectureSampler(BaseSampler):
@@ -73,8 +75,8 @@ def finished(study: optuna.Study) -> list[FrozenTrial]:
 
 
 class ERSSampler(ArchitectureSampler):
-    def __init__(self, space: Space, seed: int | None = None, warmup: int = 10,
-                 top: int = 5, local: float = 0.5) -> None:
+    def __init__(self, space: Space, seed: int | None = None,
+                 warmup: int = WARMUP["ers"], top: int = 5, local: float = 0.5) -> None:
         super().__init__(space, seed)
         self.warmup, self.top, self.local = warmup, top, local
 
@@ -88,8 +90,8 @@ class ERSSampler(ArchitectureSampler):
 
 
 class EvolutionSampler(ArchitectureSampler):
-    def __init__(self, space: Space, seed: int | None = None, population: int = 20,
-                 tournament: int = 5) -> None:
+    def __init__(self, space: Space, seed: int | None = None,
+                 population: int = WARMUP["evolution"], tournament: int = 5) -> None:
         super().__init__(space, seed)
         self.population, self.tournament = population, tournament
 
@@ -103,6 +105,17 @@ class EvolutionSampler(ArchitectureSampler):
         return self.space.mutate(parent.params, self.rng)[1]
 
 
+def room_warning(name: str, trials: int, done: int = 0) -> str | None:
+    """A warning when a budget of ``trials`` (``done`` of them already finished) leaves
+    the strategy no trial in which it acts differently from uniform random search."""
+    warmup = WARMUP.get(name, 0)
+    if warmup and trials <= warmup:
+        return (f"strategy '{name}' draws its first {warmup} trials uniformly at random, so "
+                f"a budget of {trials} trials is plain random search; give more than "
+                f"{warmup} trials")
+    return None
+
+
 def make_sampler(name: str, space: Space, seed: int | None = None) -> BaseSampler:
     if name == "random":
         return ArchitectureSampler(space, seed)
@@ -114,6 +127,6 @@ def make_sampler(name: str, space: Space, seed: int | None = None) -> BaseSample
         with warnings.catch_warnings():  # multivariate, grouped TPE is what conditional
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # spaces need
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                              n_startup_trials=10)
+                                              n_startup_trials=WARMUP["tpe"])
     raise DpcError.at(None, f"unknown strategy '{name}'.{did_you_mean(name, STRATEGIES)}"
                       .rstrip("."), hint="strategies: " + ", ".join(STRATEGIES))

@@ -190,6 +190,7 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     r = dpcc("search", space, "--task", task, "--trials", 2, "--run-dir", run,
              "--strategy", "evolution")
     assert r.returncode == 0, r.stderr
+    assert "warning: strategy 'evolution' draws its first 20 trials uniformly" in r.stderr
     assert "best of" in r.stdout and (run / "best.dpc").exists()
     (run / "report.html").unlink()
     r = dpcc("report", run)

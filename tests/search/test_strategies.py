@@ -12,7 +12,7 @@ import pytest
 
 from dpcdsl.errors import DpcError
 from dpcdsl.search.driver import suggest_cell
-from dpcdsl.search.strategies import ArchitectureSampler, make_sampler
+from dpcdsl.search.strategies import STRATEGIES, ArchitectureSampler, make_sampler
 from dpcdsl.space import Space
 from tests.conftest import EXAMPLES
 
@@ -79,3 +79,14 @@ def test_mutation_children_differ_from_parents_by_one_decision():
     child = SPACE.mutate(parent, rng)[1]
     changed = [p for p in parent if p in child and parent[p] != child[p]]
     assert len(changed) == 1
+
+
+def test_a_budget_without_room_for_the_strategy_is_warned():
+    from dpcdsl.search.strategies import WARMUP, room_warning
+
+    assert set(WARMUP) == set(STRATEGIES)
+    assert room_warning("random", 5) is None
+    assert room_warning("evolution", 20) == (
+        "strategy 'evolution' draws its first 20 trials uniformly at random, so a budget of "
+        "20 trials is plain random search; give more than 20 trials")
+    assert room_warning("evolution", 21) is None and room_warning("ers", 10) is not None
