@@ -107,7 +107,8 @@ def _int(text: str) -> int:
         raise typer.BadParameter(f"expected an integer, got {text!r}") from None
 
 
-FileArg = Annotated[Path, typer.Argument(help="a .dpc file", show_default=False)]
+FileArg = Annotated[Path, typer.Argument(help="a .dpc file", show_default=False,
+                                         metavar="FILE")]
 CellOpt = Annotated[str | None, typer.Option("--cell", "-c",
                                              help="cell name (default: the file's last)")]
 class Format(str, Enum):
@@ -159,7 +160,7 @@ def _concrete(file: Path, cell: str | None) -> ir.Cell:
 
 @app.command()
 @handled
-def check(files: Annotated[list[Path], typer.Argument(help=".dpc files")],
+def check(files: Annotated[list[Path], typer.Argument(help=".dpc files", metavar="FILE")],
           size: Annotated[str | None, typer.Option(help="feature size HxW, to check pool "
                                                    "grids against it")] = None,
           format: Fmt = Format.text) -> None:
@@ -182,7 +183,7 @@ def check(files: Annotated[list[Path], typer.Argument(help=".dpc files")],
 
 @app.command()
 @handled
-def fmt(files: Annotated[list[Path], typer.Argument(help=".dpc files")],
+def fmt(files: Annotated[list[Path], typer.Argument(help=".dpc files", metavar="FILE")],
         check_only: Annotated[bool, typer.Option("--check", help="only report files that "
                                                  "would change")] = False) -> None:
     """Rewrite FILES in the canonical layout."""
@@ -350,7 +351,8 @@ def train_(file: FileArg, task: TaskOpt, cell: CellOpt = None,
 
 @app.command("eval")
 @handled
-def eval_(run_dir: Annotated[Path, typer.Argument(help="a run folder from dpcc train")]) -> None:
+def eval_(run_dir: Annotated[Path, typer.Argument(help="a run folder from dpcc train",
+                                                  metavar="RUN_DIR")]) -> None:
     """Evaluate a checkpoint on its task's val split."""
     from dpcdsl.backends import default
 
@@ -421,7 +423,8 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
 
 @app.command()
 @handled
-def report(run_dir: Annotated[Path, typer.Argument(help="a search's run folder")],
+def report(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
+                                                   metavar="RUN_DIR")],
            storage: Annotated[str | None, typer.Option(help="Optuna storage URL")] = None,
            ) -> None:
     """Rebuild a search's report and best cell from its study."""
@@ -432,7 +435,8 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a search's run folder")
 
 @app.command()
 @handled
-def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder")],
+def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
+                                                   metavar="RUN_DIR")],
            top: Annotated[int, typer.Option(help="how many of the best cells", min=1)] = 5,
            steps: Annotated[int, typer.Option(help="training steps each", min=1)] = 1000,
            end_to_end: Annotated[bool, typer.Option(
@@ -468,7 +472,8 @@ def viz(file: FileArg, cell: CellOpt = None,
 
 @app.command("import-deeplab")
 @handled
-def import_deeplab(json_file: Annotated[Path, typer.Argument(help="DeepLab JSON cell")],
+def import_deeplab(json_file: Annotated[Path, typer.Argument(help="DeepLab JSON cell",
+                                                             metavar="JSON")],
                    output: Annotated[Path | None, typer.Option("-o", "--output")] = None,
                    name: Annotated[str | None, typer.Option(help="cell name")] = None,
                    crop: Annotated[str | None, typer.Option(
