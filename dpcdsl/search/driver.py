@@ -151,7 +151,13 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> opt
 
 
 def _rerun_interrupted(study: optuna.Study) -> None:
+    """Trials a killed driver left running: one whose scores were already stored (the
+    driver died between storing them and telling the study; ``final_loss`` is stored
+    last) is told with them; any other is marked failed and queued to run again."""
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if "final_loss" in t.user_attrs and t.user_attrs.get("miou") is not None:
+            study.tell(t.number, float(t.user_attrs["miou"]))
+            continue
         study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
         study.tell(t.number, state=TrialState.FAIL)
 

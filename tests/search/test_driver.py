@@ -454,3 +454,24 @@ def test_a_second_driver_on_a_running_search_is_refused(files, tmp_path):
         holder.stdout.close()
     study = search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
     assert len(study.trials) == 1  # a killed holder releases the folder
+
+
+def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_path):
+    from dataclasses import asdict
+
+    from dpcdsl.search.driver import _rerun_interrupted
+    from dpcdsl.search.messages import Scores
+
+    study = optuna.create_study(storage=storage_url(tmp_path, None), study_name=STUDY,
+                                direction="maximize")
+    stored, bare = study.ask(), study.ask()  # the driver died with both running
+    scores = Scores(miou=61.5, params=10, madds=20, per_class_iou=[61.5], evals=[(4, 61.5)],
+                    final_loss=0.3)
+    for key, value in asdict(scores).items():  # stored, but never told
+        stored.set_user_attr(key, value)
+    _rerun_interrupted(study)
+    trials = study.get_trials()
+    assert trials[0].state == TrialState.COMPLETE and trials[0].value == 61.5
+    assert trials[1].state == TrialState.FAIL
+    assert study.get_trials(states=(TrialState.WAITING,))[0].user_attrs["rerun_of"] == \
+        bare.number
