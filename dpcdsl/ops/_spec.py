@@ -167,10 +167,6 @@ class OpSpec:
     def value_args(self) -> tuple[Arg, ...]:
         return tuple(a for a in self.args if a.kind != "tensor")
 
-    @property
-    def has_weights(self) -> bool:
-        return self.weights is not None
-
     def describe(self, attrs: Attrs) -> str:
         return self.label(attrs) if self.label is not None else self.name
 
