@@ -29,11 +29,12 @@ class Backend(Protocol):
     from that source; ``export_weights(module)`` / ``import_weights(module, weights)``,
     numpy arrays under canonical names in PyTorch's layout; ``forward(module, inputs)``,
     the module in eval mode on NCHW numpy arrays, giving NCHW numpy; ``proxy_steps(cell,
-    cache, task, weights)``, the train and predict steps of the proxy task; and
+    cache, task, weights)``, the train and predict steps of the proxy task (their
+    ``features`` hold one array per input of the cell); and
     ``set_threads(n)``, the framework's CPU threads for one worker.
 
     Optional (None where the backend lacks them): ``feature_extractor(task)``, the
-    task's backbone for the feature cache; ``train_model(cell, task, run_dir, ...)`` and
+    task's backbone for the feature cache, a :class:`dpcdsl.data.cache.Extractor`; ``train_model(cell, task, run_dir, ...)`` and
     ``evaluate_run(run_dir)``, end-to-end training of the full model.
     """
 

@@ -301,9 +301,10 @@ def cache_(task: TaskOpt) -> None:
     spec = load_task(task)
     cache = ensure_cache(spec, progress=err.is_terminal)
     sizes = cache.meta["splits"]
+    levels = ", ".join(f"{cache.channels(s)}x{'x'.join(map(str, cache.size(s)))} at stride {s}"
+                       for s in cache.strides)
     out.print(f"cache {cache.path.resolve()}: {sizes['train']} train and {sizes['val']} val "
-              f"feature maps of {cache.channels}x{'x'.join(map(str, cache.meta['feature_size']))}"
-              f" ({cache.meta['dtype']})")
+              f"images; features {levels} ({cache.meta['dtype']})")
 
 
 @app.command()
@@ -438,15 +439,21 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
 def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
                                                    metavar="RUN_DIR")],
            top: Annotated[int, typer.Option(help="how many of the best cells", min=1)] = 5,
-           steps: Annotated[int, typer.Option(help="training steps each", min=1)] = 1000,
+           steps: Annotated[int | None, typer.Option(
+               help="training steps each (default: the --task's, else 1000)", min=1)] = None,
            end_to_end: Annotated[bool, typer.Option(
                "--end-to-end", help="train full models, not heads on cached features")] = False,
            storage: Annotated[str | None, typer.Option(help="Optuna storage URL")] = None,
+           task: Annotated[Path | None, typer.Option(
+               "--task", "-t", help="re-rank under this task, e.g. another backbone "
+               "(default: the search's)")] = None,
            ) -> None:
     """Retrain the top cells longer (or end to end) and compare the rankings."""
+    from dpcdsl.data.task import load_task
     from dpcdsl.search.rerank import rerank as run_rerank
 
-    result = run_rerank(run_dir, top, steps, end_to_end, storage)
+    result = run_rerank(run_dir, top, steps, end_to_end, storage,
+                        load_task(task) if task is not None else None)
     for r in result["rows"]:
         out.print(f"trial {r['trial']}: proxy mIOU {r['proxy_miou']:.2f} -> "
                   f"{r['rerank_miou']:.2f}")

@@ -21,7 +21,7 @@ from dpcdsl.analysis import cost, infer_channels
 from dpcdsl.canonical import initial_weights, weight_shapes
 from dpcdsl.data.cache import FeatureCache, build_cache, open_cache
 from dpcdsl.data.metrics import ConfusionMatrix
-from dpcdsl.data.task import Task
+from dpcdsl.data.task import Task, input_strides
 from dpcdsl.rewrite import at_output_stride
 from dpcdsl.training import Diverged, batches
 
@@ -62,12 +62,13 @@ def head_cell(cell: ir.Cell, task: Task) -> ir.Cell:
     return at_output_stride(cell, task.backbone.output_stride)
 
 
-def head_weights(cell: ir.Cell, cache: FeatureCache, seed: int) -> dict[str, Any]:
+def head_weights(cell: ir.Cell, cache: FeatureCache, task: Task) -> dict[str, Any]:
     """Initial weights of the cell and its classifier, the same for every backend."""
-    shapes = {f"cell.{k}": v for k, v in weight_shapes(cell, cache.channels).items()}
-    out_channels = infer_channels(cell, cache.channels)[cell.output]
+    in_channels = cache.in_channels(cell, task)
+    shapes = {f"cell.{k}": v for k, v in weight_shapes(cell, in_channels).items()}
+    out_channels = infer_channels(cell, in_channels)[cell.output]
     shapes["classifier.weight"] = (cache.num_classes, out_channels, 1, 1)
-    weights = initial_weights(shapes, seed)
+    weights = initial_weights(shapes, task.seed)
     weights["classifier.bias"] = np.zeros(cache.num_classes, np.float32)
     return weights
 
@@ -76,31 +77,32 @@ def train(cell: ir.Cell, task: Task, backend: str | None = None,
           callback: Callback | None = None, progress: bool = False) -> ProxyResult:
     """Train ``cell`` on the task's cached features with ``backend`` (default: the
     task's) and score it on the val split."""
+    check_inputs(cell, task)  # before the cache is built
     cache = ensure_cache(task, progress=progress)
     trainer = backends.resolve(backend or task.backend, "proxy_steps")
     name = trainer.name
     head = head_cell(cell, task)
-    step, predict = trainer.proxy_steps(
-        head, cache, task, head_weights(head, cache, task.seed))
+    step, predict = trainer.proxy_steps(head, cache, task, head_weights(head, cache, task))
     spec = task.train
-    feats, labels = cache.features("train"), cache.labels("train")
+    feats, labels = cache.inputs(head, task, "train"), cache.labels("train")
     losses: list[float] = []
     evals: list[tuple[int, float]] = []
     matrix = ConfusionMatrix(cache.num_classes, cache.ignore_index)
     start = time.perf_counter()
-    for k, idx in zip(range(1, spec.steps + 1), batches(len(feats), spec.batch, task.seed)):
-        loss = float(step(np.asarray(feats[idx], np.float32), np.asarray(labels[idx])))
+    for k, idx in zip(range(1, spec.steps + 1), batches(len(labels), spec.batch, task.seed)):
+        loss = float(step([np.asarray(f[idx], np.float32) for f in feats],
+                          np.asarray(labels[idx])))
         if not np.isfinite(loss):
             raise Diverged.at(None, f"cell '{cell.name}': the loss is {loss} at step {k} of "
                               f"{spec.steps}", hint="lower train.lr, or check the cell")
         losses.append(loss)
         if k % spec.eval_every == 0 or k == spec.steps:
-            matrix = evaluate(predict, cache)
+            matrix = evaluate(predict, cache, cache.inputs(head, task, "val"))
             evals.append((k, matrix.miou()))
             if callback is not None:
                 callback(k, evals[-1][1])
     wall = time.perf_counter() - start
-    report = cost(head, cache.channels, tuple(cache.meta["feature_size"]))
+    report = cost(head, cache.in_channels(head, task), cache.sizes(head, task))
     return ProxyResult(cell=cell.name, hash=cell.hash, backend=name, miou=evals[-1][1],
                        per_class_iou=[None if np.isnan(v) else float(v) * 100
                                       for v in matrix.iou()],
@@ -108,11 +110,22 @@ def train(cell: ir.Cell, task: Task, backend: str | None = None,
                        params=report.params, madds=report.madds)
 
 
-def evaluate(predict: Callable[[np.ndarray, tuple[int, int]], np.ndarray],
-             cache: FeatureCache, batch: int = 16) -> ConfusionMatrix:
-    feats, labels = cache.features("val"), cache.labels("val")
+def check_inputs(cell: ir.Cell | ir.CellDef, task: Task) -> None:
+    """The task feeds every input of the cell (``backbone.inputs``), or a clear error
+    that shows the fix, before any cache is built or any trial runs."""
+    inputs = cell.inputs if isinstance(cell, ir.Cell) else tuple(p.name for p in cell.inputs)
+    input_strides(cell.name, inputs, task.backbone.inputs, task.backbone.output_stride,
+                  cell.span)
+
+
+def evaluate(predict: Callable[[list[np.ndarray], tuple[int, int]], np.ndarray],
+             cache: FeatureCache, feats: list[np.ndarray], batch: int = 16) -> ConfusionMatrix:
+    """The confusion matrix of ``predict`` on the val split: ``feats`` holds the val
+    features of each input of the cell."""
+    labels = cache.labels("val")
     matrix = ConfusionMatrix(cache.num_classes, cache.ignore_index)
-    for s in range(0, len(feats), batch):
+    for s in range(0, len(labels), batch):
         y = np.asarray(labels[s:s + batch])
-        matrix.update(predict(np.asarray(feats[s:s + batch], np.float32), y.shape[1:]), y)
+        matrix.update(predict([np.asarray(f[s:s + batch], np.float32) for f in feats],
+                              y.shape[1:]), y)
     return matrix

@@ -104,7 +104,7 @@ def test_dpcc_proxy_prints_its_result(tmp_path):
     assert result["cell"] == "aspp" and result["steps"] == 20 and 0 <= result["miou"] <= 100
     r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "cache", "--task", str(task)],
                        capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0 and "16 train and 8 val feature maps of 64x4x4" in r.stdout
+    assert r.returncode == 0 and "16 train and 8 val images; features 64x4x4 at stride 16" in r.stdout
 
 
 def test_output_stride_8_trains_the_end_to_end_head(tmp_path, monkeypatch):

@@ -49,16 +49,19 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, ignore_index: int) -> ja
     return jnp.sum(nll * valid) / jnp.maximum(valid.sum(), 1)
 
 
-def make_steps(ignore_index: int = 255) -> tuple[Callable[..., Any], Callable[..., Any]]:
+def make_steps(ignore_index: int = 255, align_corners: bool = True) -> tuple[
+        Callable[..., Any], Callable[..., Any]]:
     """``train_step(model, optimizer, features, labels) -> loss`` and
     ``eval_step(model, features, labels) -> predictions``, both jitted. Logits are
-    resized bilinearly to the labels' size before the loss and the argmax."""
+    resized bilinearly to the labels' size before the loss and the argmax (with
+    ``align_corners`` as the DeepLab reference, True, or as PyTorch's default)."""
 
     @nnx.jit
     def train_step(model: nnx.Module, optimizer: nnx.Optimizer[Any],
                    features: Sequence[jax.Array], labels: jax.Array) -> jax.Array:
         def loss_fn(model: nnx.Module) -> jax.Array:
-            logits = resize_bilinear(model(*features), labels.shape[1:3], align_corners=False)
+            logits = resize_bilinear(model(*features), labels.shape[1:3],
+                                     align_corners=align_corners)
             return cross_entropy(logits, labels, ignore_index)
 
         loss, grads = nnx.value_and_grad(loss_fn)(model)
@@ -68,7 +71,7 @@ def make_steps(ignore_index: int = 255) -> tuple[Callable[..., Any], Callable[..
     @nnx.jit
     def eval_step(model: nnx.Module, features: Sequence[jax.Array],
                   labels: jax.Array) -> jax.Array:
-        logits = resize_bilinear(model(*features), labels.shape[1:3], align_corners=False)
+        logits = resize_bilinear(model(*features), labels.shape[1:3], align_corners=align_corners)
         return jnp.argmax(logits, axis=-1)
 
     return train_step, eval_step

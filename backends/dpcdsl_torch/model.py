@@ -9,7 +9,7 @@ built in: :class:`TinyBackbone`, small enough for CPU demos and tests, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,8 @@ from torch.nn import functional as F
 
 from dpcdsl import ir
 from dpcdsl.analysis import infer_channels
+from dpcdsl.data.formats import IMAGENET, Normalisation
+from dpcdsl.data.task import input_strides
 from dpcdsl.errors import DpcError
 from dpcdsl.rewrite import at_output_stride
 from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build
@@ -40,12 +42,23 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn
 
 class Backbone(nn.Module):
     """What a segmentation model needs of a backbone: a forward that returns a list of
-    feature maps, their ``channels`` and ``reductions`` (strides), and the
-    ``output_stride`` of the last one."""
+    feature maps, their ``channels`` and ``reductions`` (strides), the
+    ``output_stride`` of the last one, and the ``normalisation`` its weights expect of
+    images in [0, 1]."""
 
     channels: list[int]
     reductions: list[int]
     output_stride: int
+    normalisation: Normalisation = IMAGENET
+
+    def level(self, stride: int) -> int:
+        """The index of the deepest feature map at ``stride``."""
+        for i in reversed(range(len(self.reductions))):
+            if self.reductions[i] == stride:
+                return i
+        raise DpcError.at(None, f"the backbone has no stride-{stride} features (its "
+                          f"strides: {', '.join(map(str, self.reductions))})",
+                          hint="pick backbone.inputs among these strides")
 
 
 class TinyBackbone(Backbone):
@@ -134,8 +147,8 @@ class TimmBackbone(Backbone):
         self.reductions = list(body.feature_info.reduction())
         cfg = getattr(body, "pretrained_cfg", None) or {}
         #: the normalisation the model's weights expect (timm's pretrained_cfg)
-        self.mean = tuple(cfg.get("mean", (0.485, 0.456, 0.406)))
-        self.std = tuple(cfg.get("std", (0.229, 0.224, 0.225)))
+        self.normalisation = Normalisation(tuple(cfg.get("mean", IMAGENET.mean)),
+                                           tuple(cfg.get("std", IMAGENET.std)))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return list(self.body(x))
@@ -152,15 +165,19 @@ def backbone(name: str, output_stride: int = 16, pretrained: bool = True,
 class SegmentationModel(nn.Module):
     """Backbone, head cell, optional decoder cell, 1x1 classifier.
 
-    ``cell`` and ``decoder`` are concrete cells. The head reads the backbone's last
-    features; its rates are scaled by 16 / output_stride. The decoder reads the head's
-    output and the stride-4 features, as DeepLabv3+ does (``examples/deeplabv3plus.dpc``).
-    Logits are resized bilinearly to the image's size.
+    ``cell`` and ``decoder`` are concrete cells. The head's inputs read the backbone's
+    levels at ``strides`` (one per input, in order; default: the last level for a
+    one-input cell), so a two-input cell such as ``examples/deeplabv3plus.dpc`` reads
+    strides 16 and 4 with ``strides=(16, 4)``. Its rates are scaled by
+    16 / output_stride. The optional ``decoder`` reads the head's output and the
+    stride-4 features. Logits are resized bilinearly to the image's size, with
+    ``align_corners`` as the DeepLab reference (True) or PyTorch's default (False).
     """
 
     def __init__(self, backbone: Backbone, cell: ir.Cell, num_classes: int,
                  decoder: ir.Cell | None = None, seed: int = 0,
-                 bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS) -> None:
+                 bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS,
+                 strides: Sequence[int] | None = None, align_corners: bool = True) -> None:
         super().__init__()
         if num_classes < 1:
             raise DpcError.at(None, f"num_classes must be positive, got {num_classes}")
@@ -170,10 +187,15 @@ class SegmentationModel(nn.Module):
                               "a list of feature maps, plus channels, reductions and "
                               "output_stride")
         self.backbone = backbone
+        self.align_corners = align_corners
+        wiring = input_strides(cell.name, cell.inputs, strides, backbone.output_stride,
+                               cell.span)
+        self.levels = [backbone.level(s) for s in wiring.values()]
+        head_in = {i: backbone.channels[k] for i, k in zip(cell.inputs, self.levels)}
         head_cell = at_output_stride(cell, backbone.output_stride)
         bn = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
-        self.head = build(head_cell, backbone.channels[-1], seed=seed, **bn)
-        out_channels = infer_channels(head_cell, backbone.channels[-1])[head_cell.output]
+        self.head = build(head_cell, head_in, seed=seed, **bn)
+        out_channels = infer_channels(head_cell, head_in)[head_cell.output]
         self.decoder: nn.Module | None = None
         self.low_level = -1
         if decoder is not None:
@@ -181,10 +203,7 @@ class SegmentationModel(nn.Module):
                 raise DpcError.at(decoder.span, f"the decoder cell '{decoder.name}' has "
                                   f"{len(decoder.inputs)} inputs; it needs two: the head's "
                                   "output and the stride-4 features")
-            if 4 not in backbone.reductions:
-                raise DpcError.at(None, "the backbone has no stride-4 features for the "
-                                  f"decoder (its strides: {backbone.reductions})")
-            self.low_level = backbone.reductions.index(4)
+            self.low_level = backbone.level(4)
             dec_in: Mapping[str, int] = {decoder.inputs[0]: out_channels,
                                          decoder.inputs[1]: backbone.channels[self.low_level]}
             self.decoder = build(decoder, dec_in, seed=seed + 1, **bn)
@@ -195,9 +214,9 @@ class SegmentationModel(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features = self.backbone(image)
-        y = self.head(features[-1])
+        y = self.head(*(features[k] for k in self.levels))
         if self.decoder is not None:
             y = self.decoder(y, features[self.low_level])
         logits = self.classifier(y)
         return F.interpolate(logits, size=image.shape[-2:], mode="bilinear",
-                             align_corners=False)
+                             align_corners=self.align_corners)

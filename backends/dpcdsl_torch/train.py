@@ -24,7 +24,7 @@ from torch.nn import functional as F
 from dpcdsl import ir, weightfile
 from dpcdsl.data.augment import augment
 from dpcdsl.data.datasets import Dataset, open_split
-from dpcdsl.data.formats import MEAN, STD, FileDataset
+from dpcdsl.data.formats import FileDataset
 from dpcdsl.data.metrics import ConfusionMatrix
 from dpcdsl.data.task import Task
 from dpcdsl.errors import DpcError
@@ -43,7 +43,20 @@ def make_model(cell: ir.Cell, task: Task, num_classes: int) -> SegmentationModel
         net = backbone(task.backbone.name, task.backbone.output_stride,
                        task.backbone.pretrained, task.backbone.pretrained_file)
     return SegmentationModel(net, cell, num_classes, seed=task.seed,
-                             bn_momentum=task.train.momentum_of_bn).to(task.device)
+                             bn_momentum=task.train.momentum_of_bn,
+                             strides=task.backbone.inputs,
+                             align_corners=task.train.align_corners).to(task.device)
+
+
+def open_splits(task: Task, model: SegmentationModel) -> tuple[Dataset, Dataset]:
+    """The train and val splits, normalised as the model's backbone expects."""
+    norm = model.backbone.normalisation
+    return open_split(task, "train", norm), open_split(task, "val", norm)
+
+
+def _num_classes(task: Task) -> int:
+    """The dataset's class count, without reading its images (the task validated it)."""
+    return task.dataset.num_classes
 
 
 def _batch(data: Dataset, idx: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[
@@ -51,9 +64,10 @@ def _batch(data: Dataset, idx: np.ndarray, crop: int, rng: np.random.Generator) 
     images, labels = [], []
     for i in idx:
         if isinstance(data, FileDataset):  # real images: DeepLab's augmentation
-            image, lab = data.raw(int(i))
-            image, lab = augment(image, lab, crop, rng, data.ignore_index)
-            image = ((image - MEAN) / STD).transpose(2, 0, 1)
+            image, lab = data.raw(int(i))  # normalised first: padding is the mean pixel
+            image, lab = augment(data.normalisation.apply(image), lab, crop, rng,
+                                 data.ignore_index)
+            image = image.transpose(2, 0, 1)
         else:  # synthetic scenes are made at the crop size: flips only
             image, lab = data[int(i)]
             if rng.random() < 0.5:
@@ -93,8 +107,8 @@ def train(cell: ir.Cell, task: Task, run_dir: str | Path, resume: bool = False,
         raise DpcError.at(None, f"{run} already holds a training run",
                           hint="pass --resume to continue it, or choose another --run-dir")
     run.mkdir(parents=True, exist_ok=True)
-    train_data, val_data = open_split(task, "train"), open_split(task, "val")
-    model = make_model(cell, task, train_data.num_classes)
+    model = make_model(cell, task, _num_classes(task))
+    train_data, val_data = open_splits(task, model)
     spec = task.train
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=spec.lr, momentum=spec.momentum,
@@ -168,8 +182,7 @@ def load_run(run_dir: str | Path) -> tuple[SegmentationModel, Task, dict[str, An
     record = json.loads(sidecar.read_text())
     task = Task.model_validate({**record["task"], "file": record.get("task_file", "<run>")})
     cell = Space.from_text(record["cell"]).concrete()
-    num_classes = open_split(task, "val").num_classes
-    model = make_model(cell, task, num_classes)
+    model = make_model(cell, task, _num_classes(task))
     import_weights(model, weightfile.read(run / CHECKPOINT))
     return model, task, record
 
@@ -177,7 +190,7 @@ def load_run(run_dir: str | Path) -> tuple[SegmentationModel, Task, dict[str, An
 def evaluate_run(run_dir: str | Path) -> float:
     """mIOU of a run folder's checkpoint on its task's val split."""
     model, task, _ = load_run(run_dir)
-    return evaluate(model, open_split(task, "val"), task.device).miou()
+    return evaluate(model, open_splits(task, model)[1], task.device).miou()
 
 
 __all__ = ["evaluate_run", "load_run", "make_model", "train"]

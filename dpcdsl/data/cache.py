@@ -1,6 +1,7 @@
 """The feature cache: the backbone runs once over the train and val splits, and its
 features (float16 by default) and the labels go into ``.npy`` files that trainers
-memory-map.
+memory-map. A cache holds one feature map per level the task's cell reads, by stride
+(``backbone.inputs``: the last level alone, or e.g. strides 16 and 4 for a decoder).
 
 The cache folder is named by a content hash of the dataset's identity, the backbone and
 its weights, the crop, the output stride and the dtype (:meth:`Task.cache_key`), so it
@@ -17,7 +18,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,12 +26,27 @@ from typing import Any
 import numpy as np
 
 from dpcdsl.data.datasets import Dataset, open_split
-from dpcdsl.data.task import Task
+from dpcdsl.data.formats import Normalisation
+from dpcdsl.data.task import Task, input_strides
+from dpcdsl.errors import DpcError
+from dpcdsl.flat import Cell
 
-#: images (N, 3, H, W) float32 -> features (N, C, h, w)
-Extractor = Callable[[np.ndarray], np.ndarray]
 SPLITS = ("train", "val")
 MARKER = "COMPLETE"
+
+
+@dataclass(frozen=True)
+class Extractor:
+    """A backbone as the cache runs it (a backend's ``feature_extractor`` hook).
+
+    ``run`` maps normalised images (N, 3, H, W) float32 to one feature map (N, C, h, w)
+    per stride of ``strides``, in that order; ``normalisation`` is what the backbone's
+    weights expect of the images.
+    """
+
+    run: Callable[[np.ndarray], Sequence[np.ndarray]]
+    strides: tuple[int, ...]
+    normalisation: Normalisation
 
 
 @dataclass(frozen=True)
@@ -39,8 +55,25 @@ class FeatureCache:
     meta: dict[str, Any]
 
     @property
-    def channels(self) -> int:
-        return int(self.meta["channels"])
+    def strides(self) -> tuple[int, ...]:
+        """The stride of each cached level."""
+        return tuple(int(level["stride"]) for level in self.meta["levels"])
+
+    def level(self, stride: int) -> dict[str, Any]:
+        for level in self.meta["levels"]:
+            if int(level["stride"]) == stride:
+                return dict(level)
+        raise DpcError.at(None, f"the feature cache {self.path} holds no stride-{stride} "
+                          f"features (it holds strides {', '.join(map(str, self.strides))})",
+                          hint="set backbone.inputs in the task file; the cache is rebuilt "
+                          "for the levels it names")
+
+    def channels(self, stride: int) -> int:
+        return int(self.level(stride)["channels"])
+
+    def size(self, stride: int) -> tuple[int, int]:
+        h, w = self.level(stride)["size"]
+        return int(h), int(w)
 
     @property
     def num_classes(self) -> int:
@@ -50,48 +83,96 @@ class FeatureCache:
     def ignore_index(self) -> int:
         return int(self.meta["ignore_index"])
 
-    def features(self, split: str) -> np.ndarray:
-        """(N, C, h, w), memory-mapped read-only."""
-        return np.load(self.path / f"{split}_features.npy", mmap_mode="r")
+    def wiring(self, cell: Cell, task: Task) -> dict[str, int]:
+        """The stride of the cached level that feeds each input of ``cell``."""
+        wired = input_strides(cell.name, cell.inputs, task.backbone.inputs,
+                              task.backbone.output_stride, cell.span)
+        for stride in wired.values():
+            self.level(stride)
+        return wired
+
+    def in_channels(self, cell: Cell, task: Task) -> dict[str, int]:
+        """The channels of each input of ``cell``, as the task feeds it."""
+        return {i: self.channels(s) for i, s in self.wiring(cell, task).items()}
+
+    def sizes(self, cell: Cell, task: Task) -> dict[str, tuple[int, int]]:
+        """The feature size (h, w) of each input of ``cell``."""
+        return {i: self.size(s) for i, s in self.wiring(cell, task).items()}
+
+    def inputs(self, cell: Cell, task: Task, split: str) -> list[np.ndarray]:
+        """The cached features of ``split`` for each input of ``cell``, in order."""
+        return [self.features(split, s) for s in self.wiring(cell, task).values()]
+
+    def features(self, split: str, stride: int) -> np.ndarray:
+        """The stride's features (N, C, h, w), memory-mapped read-only."""
+        self.level(stride)
+        return np.load(self.path / _features_file(split, stride), mmap_mode="r")
 
     def labels(self, split: str) -> np.ndarray:
         """(N, H, W) uint8, memory-mapped read-only."""
         return np.load(self.path / f"{split}_labels.npy", mmap_mode="r")
 
 
+def _features_file(split: str, stride: int) -> str:
+    return f"{split}_features_s{stride}.npy"
+
+
 def cache_path(task: Task, dtype: str = "float16") -> Path:
     return task.cache_dir / task.cache_key(dtype)
 
 
+def _identity(task_json: dict[str, Any]) -> dict[str, Any]:
+    """What a cache was built from, as compared when it is opened (paths left out)."""
+    return {"dataset": {k: v for k, v in task_json["dataset"].items() if k != "root"},
+            "backbone": {k: v for k, v in task_json["backbone"].items()
+                         if k not in ("pretrained_file", "backend", "inputs")},
+            "crop": task_json["train"]["crop"]}
+
+
 def open_cache(task: Task, dtype: str = "float16") -> FeatureCache | None:
-    """The complete cache for ``task``, or None."""
+    """The complete cache for ``task``, or None. A cache whose record names another
+    dataset or backbone (a folder copied under this key) is refused, not used."""
     path = cache_path(task, dtype)
     if not (path / MARKER).is_file():
         return None
-    return FeatureCache(path, json.loads((path / "meta.json").read_text()))
+    meta = json.loads((path / "meta.json").read_text())
+    built = _identity(meta["task"]) if "task" in meta else None
+    levels = {int(level["stride"]) for level in meta.get("levels", ())}
+    if built != _identity(task.model_dump(mode="json")) or levels != set(task.backbone.levels):
+        raise DpcError.at(None, f"the feature cache {path} was not built for this task "
+                          "(its record names another dataset, backbone or crop)",
+                          hint=f"remove {path}; it is rebuilt for this task")
+    return FeatureCache(path, meta)
 
 
 def build_cache(task: Task, extract: Extractor, dtype: str = "float16", batch: int = 8,
                 progress: bool = True) -> FeatureCache:
-    """The cache for ``task``, built with ``extract`` unless a complete one exists."""
+    """The cache for ``task``, built with ``extract`` unless a complete one exists. Its
+    levels are the distinct strides of ``backbone.inputs``."""
     done = open_cache(task, dtype)
     if done is not None:
         return done
+    if sorted(extract.strides) != sorted(task.backbone.levels):
+        raise DpcError.at(None, f"the feature extractor gives strides {list(extract.strides)}"
+                          f", the task needs {list(task.backbone.levels)}")
     final = cache_path(task, dtype)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(final)
     tmp = final.parent / f"{final.name}.partial-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
-        splits = {s: open_split(task, s) for s in SPLITS}
+        splits = {s: open_split(task, s, extract.normalisation) for s in SPLITS}
         meta: dict[str, Any] = {"key": final.name, "dtype": dtype,
                                 "task": task.model_dump(mode="json", exclude={"cache_dir"}),
-                                "splits": {s: len(d) for s, d in splits.items()}}
+                                "splits": {s: len(d) for s, d in splits.items()},
+                                "normalisation": {"mean": list(extract.normalisation.mean),
+                                                  "std": list(extract.normalisation.std)}}
         total = sum(len(d) for d in splits.values())
         with _progress(progress, total, f"caching features ({final.name})") as advance:
             for name, data in splits.items():
-                shape = _write_split(tmp, name, data, extract, dtype, batch, advance)
-                meta["channels"], meta["feature_size"] = shape[1], list(shape[2:])
+                shapes = _write_split(tmp, name, data, extract, dtype, batch, advance)
+        meta["levels"] = [{"stride": s, "channels": shape[1], "size": list(shape[2:])}
+                          for s, shape in zip(extract.strides, shapes)]
         meta["num_classes"] = splits["train"].num_classes
         meta["ignore_index"] = splits["train"].ignore_index
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
@@ -131,29 +212,33 @@ def _alive(pid: int) -> bool:
 
 
 def _write_split(folder: Path, name: str, data: Dataset, extract: Extractor, dtype: str,
-                 batch: int, advance: Callable[[int], None]) -> tuple[int, ...]:
-    feats_file = labels_file = None
-    feats_shape: tuple[int, ...] = ()
+                 batch: int, advance: Callable[[int], None]) -> list[tuple[int, ...]]:
+    """Write the split's labels and one features file per level; their shapes."""
+    files: list[Any] = []
+    shapes: list[tuple[int, ...]] = []
     try:
         for start in range(0, len(data), batch):
             items = [data[i] for i in range(start, min(start + batch, len(data)))]
             images = np.stack([x for x, _ in items]).astype(np.float32)
             labels = np.stack([y for _, y in items]).astype(np.uint8)
-            feats = np.asarray(extract(images)).astype(dtype)
-            if feats_file is None:
-                feats_shape = (len(data), *feats.shape[1:])
-                feats_file = _npy_writer(folder / f"{name}_features.npy", feats_shape, feats.dtype)
-                labels_file = _npy_writer(folder / f"{name}_labels.npy",
-                                          (len(data), *labels.shape[1:]), labels.dtype)
-            feats_file.write(np.ascontiguousarray(feats).tobytes())
-            assert labels_file is not None
-            labels_file.write(np.ascontiguousarray(labels).tobytes())
+            levels = [np.asarray(f).astype(dtype) for f in extract.run(images)]
+            if len(levels) != len(extract.strides):
+                raise DpcError.at(None, f"the feature extractor gave {len(levels)} feature "
+                                  f"maps for {len(extract.strides)} strides")
+            if not files:
+                files.append(_npy_writer(folder / f"{name}_labels.npy",
+                                         (len(data), *labels.shape[1:]), labels.dtype))
+                for stride, feats in zip(extract.strides, levels):
+                    shapes.append((len(data), *feats.shape[1:]))
+                    files.append(_npy_writer(folder / _features_file(name, stride),
+                                             shapes[-1], feats.dtype))
+            for f, array in zip(files, [labels, *levels]):
+                f.write(np.ascontiguousarray(array).tobytes())
             advance(len(items))
     finally:
-        for f in (feats_file, labels_file):
-            if f is not None:
-                f.close()
-    return feats_shape
+        for f in files:
+            f.close()
+    return shapes
 
 
 def _npy_writer(path: Path, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any:

@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from dpcdsl.data.formats import READERS
+from dpcdsl.data.formats import IMAGENET, READERS, Normalisation
 from dpcdsl.data.synthetic import NUM_CLASSES, SyntheticScenes
 from dpcdsl.data.task import Task
 from dpcdsl.errors import DpcError
@@ -22,8 +22,11 @@ class Dataset(Protocol):
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]: ...
 
 
-def open_split(task: Task, split: str) -> Dataset:
-    """The train or val split of the task's dataset."""
+def open_split(task: Task, split: str,
+               normalisation: Normalisation | None = None) -> Dataset:
+    """The train or val split of the task's dataset, its images normalised as the
+    backbone that reads them expects (``normalisation``; default ImageNet's statistics).
+    Synthetic scenes are made centred and are not normalised again."""
     spec = task.dataset
     split_name = spec.train_split if split == "train" else spec.val_split
     if spec.kind == "synthetic":
@@ -38,6 +41,7 @@ def open_split(task: Task, split: str) -> Dataset:
         return SyntheticScenes(count, spec.image_size, task.seed, split)
     assert spec.root is not None  # the task file's check
     data = READERS[spec.kind](spec.root, split_name, task.train.crop)
+    data.normalisation = normalisation or IMAGENET
     if data.num_classes != spec.num_classes:
         raise DpcError.at(None, f"{task.file}: dataset.num_classes is {spec.num_classes}, "
                           f"but {spec.kind} has {data.num_classes} classes")

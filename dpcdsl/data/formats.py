@@ -16,24 +16,41 @@ folder         ``images/<split>/<name>.{jpg,png}``, ``masks/<split>/<name>.png``
                (class indices) and ``classes.txt``, one class name per line   classes.txt
 =============  =============================================================  =======
 
-255 is ignored everywhere. Images are normalised with the ImageNet mean and standard
-deviation, then centre-cropped or padded to the crop size (labels padded with 255).
+255 is ignored everywhere. Images are normalised with the mean and standard deviation
+of the backbone that reads them (a timm model's ``pretrained_cfg``: Xception's tf weights
+expect 0.5 and 0.5, most others ImageNet's), then centre-cropped or padded to the crop
+size (images with the mean, i.e. 0 after normalisation; labels with 255).
 A missing folder, an image without a label, or a label with an unknown id is an error
 that names the file.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from dpcdsl.errors import DpcError
 
 IGNORE = 255
-MEAN = np.array([0.485, 0.456, 0.406], np.float32)
-STD = np.array([0.229, 0.224, 0.225], np.float32)
+
+
+class Normalisation(NamedTuple):
+    """Per-channel (RGB) mean and standard deviation of images in [0, 1]."""
+
+    mean: Sequence[float]
+    std: Sequence[float]
+
+    def apply(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) in [0, 1] -> normalised, float32."""
+        return ((image - np.asarray(self.mean, np.float32))
+                / np.asarray(self.std, np.float32)).astype(np.float32)
+
+
+#: the ImageNet statistics most pretrained weights expect
+IMAGENET = Normalisation((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 NUM_CLASSES = {"cityscapes": 19, "voc": 21, "person_part": 7}
 
 
@@ -54,14 +71,16 @@ def _ids_file(path: Path) -> list[str]:
 
 
 class FileDataset:
-    """(image, label) file pairs, read on demand."""
+    """(image, label) file pairs, read on demand, normalised with ``normalisation``."""
 
     ignore_index = IGNORE
 
     def __init__(self, pairs: list[tuple[Path, Path]], num_classes: int, crop: int,
-                 label_map: Callable[[np.ndarray, Path], np.ndarray]) -> None:
+                 label_map: Callable[[np.ndarray, Path], np.ndarray],
+                 normalisation: Normalisation = IMAGENET) -> None:
         self.pairs, self.num_classes, self.crop = pairs, num_classes, crop
         self.label_map = label_map
+        self.normalisation = normalisation
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -88,7 +107,7 @@ class FileDataset:
 
     def __getitem__(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         image, labels = self.raw(i)
-        image = (image - MEAN) / STD
+        image = self.normalisation.apply(image)
         image, labels = centre_crop(image, labels, self.crop)
         return image.transpose(2, 0, 1).copy(), labels
 

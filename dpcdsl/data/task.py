@@ -28,10 +28,18 @@ import hashlib
 import json
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
 from dpcdsl.ir import Span
@@ -83,6 +91,31 @@ class BackboneSpec(_Section):
     # the backend that runs the backbone to build the feature cache; None: the installed
     # backend of highest priority that has a feature extractor
     backend: Backend = None
+    # the strides of the backbone features that feed the cell's inputs, in the order of
+    # the inputs: [16, 4] feeds a decoder's context from stride 16 and its low-level input
+    # from stride 4. The deepest level of each stride is taken. None: one input, the last
+    # level (at the output stride)
+    inputs: Annotated[list[Literal[2, 4, 8, 16, 32]] | None, Field(min_length=1)] = None
+
+    @model_validator(mode="after")
+    def _inputs_exist(self) -> BackboneSpec:
+        for s in self.inputs or ():
+            if s > self.output_stride:
+                raise ValueError(f"inputs: a backbone at output stride {self.output_stride} "
+                                 f"has no stride-{s} features (its deepest are at stride "
+                                 f"{self.output_stride})")
+        return self
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """The stride of the features each input of the cell reads."""
+        return tuple(self.inputs) if self.inputs else (self.output_stride,)
+
+    @property
+    def levels(self) -> tuple[int, ...]:
+        """The distinct strides the cell reads, in the order of first use: the levels
+        of the feature cache."""
+        return tuple(dict.fromkeys(self.strides))
 
 
 class TrainSpec(_Section):
@@ -94,6 +127,9 @@ class TrainSpec(_Section):
     momentum: Annotated[float, Field(ge=0, lt=1)] = 0.9
     weight_decay: Annotated[float, Field(ge=0)] = 4e-5
     eval_every: Annotated[int, Field(gt=0)] = 100
+    # resize the logits to the labels with align_corners=True, as the DeepLab reference
+    # does (tf.image.resize_bilinear); false: PyTorch's and torchvision's default
+    align_corners: bool = True
     # BatchNorm momentum (PyTorch's convention). None: the paper's 0.0003 for long runs,
     # raised to 10 / steps (at most 0.1) for short ones; otherwise the running statistics
     # used at evaluation keep (1 - m) ** steps of their initial values, far from the
@@ -122,13 +158,16 @@ class Task(_Section):
         """The feature cache's content key: the dataset's identity, the backbone and its
         weights, crop, output stride and dtype."""
         ident: dict[str, Any] = {
-            "format": 1,
+            "format": 2,
             "dataset": self.dataset.model_dump(mode="json"),
             "backbone": self.backbone.model_dump(mode="json", exclude={
-                k for k in ("backend", "pretrained_file") if getattr(self.backbone, k) is None}),
+                k for k in ("backend", "pretrained_file", "inputs")
+                if k == "inputs" or getattr(self.backbone, k) is None}),
             "crop": self.train.crop,
             "dtype": dtype,
         }
+        if self.backbone.strides != (self.backbone.output_stride,):  # several levels
+            ident["levels"] = sorted(self.backbone.levels)
         if self.dataset.root is not None:
             ident["dataset"]["root"] = str(self.dataset.root.resolve())
         pfile = self.backbone.pretrained_file
@@ -221,3 +260,24 @@ def _locate(text: str, file: str, loc: tuple[str, ...]) -> Span:
             return Span(file=file, line=n, column=col, end_line=n,
                         end_column=col + len(m.group(2)))
     return fallback
+
+
+def input_strides(cell: str, inputs: Sequence[str], strides: Sequence[int] | None,
+                  output_stride: int, span: Span | None = None) -> dict[str, int]:
+    """Which backbone stride feeds each input of the cell ``cell``: ``strides`` in the
+    order of ``inputs`` (a task's ``backbone.inputs``), or for a one-input cell the
+    output stride. A count that does not match is an error that shows the fix."""
+    if strides is None and len(inputs) == 1:
+        return {inputs[0]: output_stride}
+    if strides is None or len(strides) != len(inputs):
+        given = "no backbone level" if strides is None else \
+            f"{len(strides)} backbone level{'s' * (len(strides) != 1)} " \
+            f"(stride {', '.join(map(str, strides))})"
+        example = ", ".join(map(str, [output_stride, 4] if len(inputs) == 2 else
+                                [max(output_stride >> k, 4) for k in range(len(inputs))]))
+        raise DpcError.at(span, f"the cell '{cell}' has {len(inputs)} input"
+                          f"{'s' * (len(inputs) != 1)} ({', '.join(inputs)}), but the task "
+                          f"feeds it {given}",
+                          hint=f"say which backbone stride feeds each input, in order, in the "
+                          f"task's [backbone] table: inputs = [{example}]", code="DPC701")
+    return dict(zip(inputs, strides))

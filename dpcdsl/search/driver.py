@@ -25,7 +25,7 @@ from dpcdsl import backends
 from dpcdsl.data.task import Task, load_task
 from dpcdsl.errors import Diagnostic, DpcError, Span, did_you_mean
 from dpcdsl.printer import format_module
-from dpcdsl.proxy import ensure_cache
+from dpcdsl.proxy import check_inputs, ensure_cache
 from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress, mode_for
@@ -168,6 +168,7 @@ def search(cfg: SearchConfig) -> optuna.Study:
     space = Space.from_file(cfg.space_file, cfg.cell)
     task = load_task(cfg.task_file)
     _check_names(cfg)  # every option, before anything is written
+    check_inputs(space.cell_def, task)  # the task feeds every input of the space's cells
     # the trials' backend, resolved once here, so that a worker loads that one alone
     trainer = backends.resolve(task.backend, "proxy_steps").name
     cfg.run_dir.mkdir(parents=True, exist_ok=True)

@@ -3,18 +3,22 @@ write was killed."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 
 import numpy as np
+import pytest
 from dpcdsl_torch import feature_extractor
 
 from dpcdsl.data.cache import build_cache, cache_path, open_cache
 from dpcdsl.data.synthetic import SyntheticScenes
 from dpcdsl.data.task import task_from_text
+from dpcdsl.errors import DpcError
 
 TASK = """
 cache_dir = "{dir}"
@@ -30,11 +34,11 @@ crop = 64
 def counting(extract):
     calls = []
 
-    def wrapped(images: np.ndarray) -> np.ndarray:
+    def wrapped(images: np.ndarray) -> list[np.ndarray]:
         calls.append(len(images))
-        return extract(images)
+        return extract.run(images)
 
-    return wrapped, calls
+    return dataclasses.replace(extract, run=wrapped), calls
 
 
 def test_built_once_then_reused(tmp_path):
@@ -42,13 +46,17 @@ def test_built_once_then_reused(tmp_path):
     extract, calls = counting(feature_extractor(task))
     cache = build_cache(task, extract, batch=4, progress=False)
     assert sum(calls) == 16  # every image through the backbone once
-    assert cache.features("train").shape == (12, 64, 4, 4)
-    assert cache.features("train").dtype == np.float16
+    assert cache.strides == (16,)
+    assert cache.features("train", 16).shape == (12, 64, 4, 4)
+    assert cache.features("train", 16).dtype == np.float16
     assert cache.labels("val").shape == (4, 64, 64)
     image, labels = SyntheticScenes(4, 64, seed=0, split="val")[2]
     np.testing.assert_array_equal(cache.labels("val")[2], labels)
-    np.testing.assert_allclose(cache.features("val")[2],
-                               feature_extractor(task)(image[None])[0], rtol=2e-3, atol=1e-3)
+    np.testing.assert_allclose(cache.features("val", 16)[2],
+                               feature_extractor(task).run(image[None])[0][0], rtol=2e-3,
+                               atol=1e-3)
+    with pytest.raises(DpcError, match="no stride-4 features"):
+        cache.features("val", 4)
 
     again, calls2 = counting(feature_extractor(task))
     build_cache(task, again, batch=4, progress=False)
@@ -56,7 +64,7 @@ def test_built_once_then_reused(tmp_path):
 
 
 KILLED = textwrap.dedent("""
-    import sys, time
+    import dataclasses, sys, time
     from dpcdsl.data.cache import build_cache
     from dpcdsl.data.task import task_from_text
     from dpcdsl_torch import feature_extractor
@@ -65,8 +73,8 @@ KILLED = textwrap.dedent("""
     def slow(images):
         print("batch", flush=True)
         time.sleep(0.5)
-        return extract(images)
-    build_cache(task, slow, batch=2, progress=False)
+        return extract.run(images)
+    build_cache(task, dataclasses.replace(extract, run=slow), batch=2, progress=False)
 """)
 
 
@@ -89,13 +97,13 @@ def test_a_killed_write_is_detected_and_rebuilt(tmp_path):
     extract, calls = counting(feature_extractor(task))
     cache = build_cache(task, extract, batch=4, progress=False)
     assert sum(calls) == 16
-    assert cache.features("val").shape == (4, 64, 4, 4)
+    assert cache.features("val", 16).shape == (4, 64, 4, 4)
 
 
 def test_a_final_folder_without_its_marker_is_rebuilt(tmp_path):
     task = task_from_text(TASK.format(dir=tmp_path))
     cache_path(task).mkdir(parents=True)
-    (cache_path(task) / "train_features.npy").write_bytes(b"half")
+    (cache_path(task) / "train_features_s16.npy").write_bytes(b"half")
     assert open_cache(task) is None
     extract, calls = counting(feature_extractor(task))
     build_cache(task, extract, batch=8, progress=False)
@@ -115,3 +123,32 @@ def test_half_caches_of_dead_builds_are_removed(tmp_path):
     build_cache(task, feature_extractor(task), progress=False)
     assert not stale.exists()  # a killed build's leftovers
     assert live.exists()  # a build still running (this process) keeps its folder
+
+
+def test_several_levels_by_stride(tmp_path):
+    """A cache for a decoder holds each level its inputs read, once, at its stride."""
+    task = task_from_text(TASK.format(dir=tmp_path) + "[backbone]\ninputs = [16, 4, 16]\n")
+    extract, calls = counting(feature_extractor(task))
+    assert extract.strides == (16, 4)
+    cache = build_cache(task, extract, batch=4, progress=False)
+    assert sum(calls) == 16 and cache.strides == (16, 4)
+    assert cache.features("train", 16).shape == (12, 64, 4, 4)
+    assert cache.features("train", 4).shape == (12, 16, 16, 16)
+    # another task with the same levels in another order shares the cache
+    other = task_from_text(TASK.format(dir=tmp_path) + "[backbone]\ninputs = [4, 16]\n")
+    assert cache_path(other) == cache_path(task)
+    # one level alone is another cache
+    assert cache_path(task_from_text(TASK.format(dir=tmp_path))) != cache_path(task)
+
+
+def test_a_cache_copied_from_another_backbone_is_refused(tmp_path):
+    """A cache folder copied under this task's key, but built for another backbone, is
+    an error, not silently used."""
+    tiny = task_from_text(TASK.format(dir=tmp_path / "a"))
+    build_cache(tiny, feature_extractor(tiny), progress=False)
+    other = task_from_text(TASK.format(dir=tmp_path / "b") + "[backbone]\nseed = 7\n")
+    cache_path(other).parent.mkdir(parents=True)
+    shutil.copytree(cache_path(tiny), cache_path(other))
+    with pytest.raises(DpcError, match="was not built for this task") as info:
+        open_cache(other)
+    assert f"remove {cache_path(other)}" in str(info.value)

@@ -135,7 +135,10 @@ def test_train_mode_bn_outputs_and_statistics_agree(example: Example) -> None:
             np.testing.assert_allclose(jw[k], tw[k], rtol=1e-5, atol=1e-6, err_msg=k)
 
 
-def test_one_sgd_step_agrees(example: Example) -> None:
+@pytest.mark.parametrize("align_corners", [True, False])
+def test_one_sgd_step_agrees(example: Example, align_corners: bool) -> None:
+    """The loss on logits resized as the DeepLab reference does (align_corners=True) or
+    as PyTorch does by default, and the weights after one step, agree."""
     classes, lr = 5, 0.01
     tm, jm = pair(example.cell, example.in_channels)
     out_channels = infer_channels(example.cell, example.in_channels)[example.cell.output]
@@ -152,13 +155,13 @@ def test_one_sgd_step_agrees(example: Example) -> None:
 
     opt = torch.optim.SGD(thead.parameters(), lr=lr, momentum=0.9, weight_decay=4e-5)
     logits = torch.nn.functional.interpolate(thead.classifier(tm(*xs)), size=labels.shape[1:],
-                                             mode="bilinear", align_corners=False)
+                                             mode="bilinear", align_corners=align_corners)
     loss = torch.nn.functional.cross_entropy(logits, labels, ignore_index=255)
     opt.zero_grad()
     loss.backward()
     opt.step()
 
-    train_step, _ = dpcdsl_jax.make_steps(ignore_index=255)
+    train_step, _ = dpcdsl_jax.make_steps(ignore_index=255, align_corners=align_corners)
     optimizer = dpcdsl_jax.optimizer(jhead, dpcdsl_jax.poly_sgd(lr, steps=100))
     jloss = train_step(jhead, optimizer, [nhwc(x) for x in xs], jnp.asarray(labels.numpy()))
     assert abs(float(jloss) - loss.item()) <= 1e-4 * abs(loss.item())

@@ -116,7 +116,7 @@ def test_timm_backbones_at_both_strides(name: str, output_stride: int) -> None:
 def test_timm_tagged_names_are_accepted() -> None:
     net = TimmBackbone("xception71.tf_in1k", 16, pretrained=False)
     assert net.channels[-1] == 2048
-    assert net.mean == (0.5, 0.5, 0.5) and net.std == (0.5, 0.5, 0.5)  # tf weights' own
+    assert net.normalisation == ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))  # tf weights' own
 
 
 def test_timm_pretrained_offline_names_the_local_file_option(

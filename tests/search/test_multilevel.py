@@ -1,0 +1,117 @@
+"""Cells that read several backbone levels (a DeepLabv3+ decoder: context at stride 16,
+low-level features at stride 4) through every path that trains: the proxy in both
+backends, end-to-end training, a search and its re-ranking, on a multi-level cache."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from dpcdsl.analysis import cost
+from dpcdsl.data.cache import open_cache
+from dpcdsl.data.task import load_task
+from dpcdsl.errors import DpcError
+from dpcdsl.proxy import train
+from dpcdsl.search.driver import SearchConfig, search
+from dpcdsl.search.rerank import rerank
+from dpcdsl.search.study import counted
+from dpcdsl.space import Space
+from tests.conftest import EXAMPLES
+
+DECODERS = """
+cell decoder(context, low, channels = 16) {
+  reduced = conv(low, kernel = 1, channels = {8, 16})
+  up = upsample(context, like = reduced)
+  return one_of(sepconv(concat(up, reduced), kernel = 3, rate = {1, 2}),
+                conv(concat(up, reduced), kernel = 1))
+}
+"""
+TASK = """
+cache_dir = "{cache}"
+[dataset]
+train_size = 16
+val_size = 8
+image_size = 64
+[backbone]
+{inputs}
+[train]
+crop = 64
+steps = 8
+batch = 4
+eval_every = 4
+"""
+
+
+def write(tmp_path: Path, inputs: str = "inputs = [16, 4]") -> tuple[Path, Path]:
+    (tmp_path / "space.dpc").write_text(DECODERS)
+    (tmp_path / "task.toml").write_text(TASK.format(cache=tmp_path / "cache", inputs=inputs))
+    return tmp_path / "space.dpc", tmp_path / "task.toml"
+
+
+def dpcc(*args: object) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_the_proxy_trains_a_decoder_on_two_cached_levels(tmp_path):
+    _, task_file = write(tmp_path)
+    task = load_task(task_file)
+    cell = Space.from_file(EXAMPLES / "deeplabv3plus.dpc").concrete()
+    results = {b: train(cell, task, backend=b) for b in ("torch", "jax")}
+    cache = open_cache(task)
+    assert cache is not None and cache.strides == (16, 4)
+    assert cache.in_channels(cell, task) == {"context": 64, "low": 16}
+    assert cache.sizes(cell, task) == {"context": (4, 4), "low": (16, 16)}
+    torch_r, jax_r = results["torch"], results["jax"]
+    assert torch_r.steps == jax_r.steps == 8
+    assert torch_r.params == jax_r.params and torch_r.madds == jax_r.madds
+    # the 48-channel reduction reads the 16 channels of stride 4, the rest the 64 of 16
+    wired = cost(cell, {"context": 64, "low": 16}, {"context": (4, 4), "low": (16, 16)})
+    assert torch_r.params == wired.params and torch_r.madds == wired.madds
+    assert abs(torch_r.losses[0] - jax_r.losses[0]) <= 1e-3 * torch_r.losses[0]
+
+
+def test_a_decoder_without_its_levels_is_a_clear_error(tmp_path):
+    _, task_file = write(tmp_path, inputs="")
+    cell = Space.from_file(EXAMPLES / "deeplabv3plus.dpc").concrete()
+    with pytest.raises(DpcError, match=r"has 2 inputs \(context, low\), but the task feeds "
+                       r"it no backbone level") as info:
+        train(cell, load_task(task_file))
+    assert "inputs = [16, 4]" in str(info.value)
+    assert not (tmp_path / "cache").exists()  # checked before the backbone runs
+    r = dpcc("proxy", EXAMPLES / "deeplabv3plus.dpc", "--task", task_file)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "deeplabv3plus.dpc:5:1: error: the cell 'deeplabv3plus' has 2 inputs" in r.stderr
+    r = dpcc("search", tmp_path / "space.dpc", "--task", task_file, "--run-dir",
+             tmp_path / "run", "--trials", 2)
+    assert r.returncode == 1 and "has 2 inputs" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_end_to_end_training_wires_levels_by_stride(tmp_path):
+    _, task_file = write(tmp_path)
+    run = tmp_path / "train"
+    r = dpcc("train", EXAMPLES / "deeplabv3plus.dpc", "--task", task_file, "--run-dir", run)
+    assert r.returncode == 0, r.stderr
+    assert "deeplabv3plus: mIOU" in r.stdout and (run / "checkpoint.safetensors").exists()
+    r = dpcc("eval", run)
+    assert r.returncode == 0 and r.stdout.startswith("mIOU")
+
+
+def test_a_search_over_decoders_and_its_rerank(tmp_path):
+    space, task = write(tmp_path)
+    run = tmp_path / "run"
+    study = search(SearchConfig(space, task, trials=4, run_dir=run, progress=False,
+                                executor="pool", workers=2))
+    done = [t for t in study.trials if counted(t)]
+    assert len(done) == 4 and all(t.value is not None for t in done)
+    assert (run / "best.dpc").exists()
+    best = Space.from_file(run / "best.dpc").concrete()
+    assert best.inputs == ("context", "low")
+    result = rerank(run, top=2, steps=4)
+    assert len(result["rows"]) == 2
+    e2e = rerank(run, top=1, steps=2, end_to_end=True)
+    assert e2e["end_to_end"] and 0 <= e2e["rows"][0]["rerank_miou"] <= 100
