@@ -34,8 +34,9 @@ class Backend(Protocol):
     ``set_threads(n)``, the framework's CPU threads for one worker.
 
     Optional (None where the backend lacks them): ``feature_extractor(task)``, the
-    task's backbone for the feature cache, a :class:`dpcdsl.data.cache.Extractor`; ``train_model(cell, task, run_dir, ...)`` and
-    ``evaluate_run(run_dir)``, end-to-end training of the full model.
+    task's backbone for the feature cache, a :class:`dpcdsl.data.cache.Extractor`;
+    ``train_model(cell, task, run_dir, ...)`` and ``evaluate_run(run_dir)``, end-to-end
+    training of the full model.
     """
 
     name: str

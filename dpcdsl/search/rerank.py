@@ -48,12 +48,19 @@ def run_task(run_dir: Path, study: optuna.Study) -> Task:
     return load_task(study.user_attrs["task_file"])
 
 
-def rerank(run_dir: Path, top: int, steps: int, end_to_end: bool = False,
-           storage: str | None = None) -> dict[str, Any]:
+def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool = False,
+           storage: str | None = None, task: Task | None = None) -> dict[str, Any]:
+    """Retrain the ``top`` best distinct cells of the search in ``run_dir`` for ``steps``
+    steps each, on the proxy task or ``end_to_end``, under ``task`` (default: the
+    search's own; the paper re-ranks with another backbone, e.g.
+    ``examples/tasks/cityscapes_end_to_end.toml``). ``steps`` defaults to the given
+    task's, or 1000 on the search's."""
     if storage is None and not (run_dir / "study.db").exists():
         raise DpcError.at(None, f"{run_dir} holds no search (no study.db)")
     study = optuna.load_study(study_name=STUDY, storage=storage_url(run_dir, storage))
-    task = run_task(run_dir, study)
+    if steps is None:
+        steps = task.train.steps if task is not None else 1000
+    task = task if task is not None else run_task(run_dir, study)
     task = task.model_copy(update={"train": task.train.model_copy(
         update={"steps": steps, "eval_every": steps})})
     unique = [t for t in ranked(study) if "duplicate_of" not in t.user_attrs][:top]
@@ -75,7 +82,8 @@ def rerank(run_dir: Path, top: int, steps: int, end_to_end: bool = False,
             score = train(cell, task).miou
         rows.append({"trial": t.number, "proxy_miou": float(t.value or 0),
                      "rerank_miou": score})
-    result = {"top": top, "steps": steps, "end_to_end": end_to_end, "rows": rows,
+    result = {"top": top, "steps": steps, "end_to_end": end_to_end, "task": task.file,
+              "backbone": task.backbone.name, "rows": rows,
               "spearman": spearman([r["proxy_miou"] for r in rows],
                                    [r["rerank_miou"] for r in rows])}
     (run_dir / "rerank.json").write_text(json.dumps(result, indent=1))

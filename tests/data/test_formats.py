@@ -7,41 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from dpcdsl.data.datasets import open_split
 from dpcdsl.data.task import task_from_text
 from dpcdsl.errors import DpcError
-
-RNG = np.random.default_rng(0)
-
-
-def rgb(path: Path, h: int = 30, w: int = 40) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(RNG.integers(0, 255, (h, w, 3), np.uint8)).save(path)
-
-
-def gray(path: Path, values: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(values.astype(np.uint8), mode="L").save(path)
-
-
-def palette(path: Path, values: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    im = Image.fromarray(values.astype(np.uint8), mode="P")
-    im.putpalette([(i * 37) % 256 for i in range(768)])
-    im.save(path)
+from tests.data.trees import gray, ids_map, palette, rgb
 
 
 def task(kind: str, root: Path, classes: int, crop: int = 32):
     return task_from_text(f"[dataset]\nkind = '{kind}'\nroot = '{root}'\nnum_classes = "
                           f"{classes}\n[train]\ncrop = {crop}\n", "task.toml")
-
-
-def ids_map(h: int = 30, w: int = 40, values=(0, 1)) -> np.ndarray:
-    out = np.full((h, w), values[0])
-    out[:, w // 2:] = values[1]
-    return out
 
 
 def test_cityscapes_maps_ids_to_train_ids_with_the_official_table(tmp_path):

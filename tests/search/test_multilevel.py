@@ -4,6 +4,7 @@ backends, end-to-end training, a search and its re-ranking, on a multi-level cac
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -115,3 +116,11 @@ def test_a_search_over_decoders_and_its_rerank(tmp_path):
     assert len(result["rows"]) == 2
     e2e = rerank(run, top=1, steps=2, end_to_end=True)
     assert e2e["end_to_end"] and 0 <= e2e["rows"][0]["rerank_miou"] <= 100
+    # the paper re-ranks with another backbone: here the same cells at output stride 8
+    (tmp_path / "os8.toml").write_text((tmp_path / "task.toml").read_text().replace(
+        "inputs = [16, 4]", "output_stride = 8\ninputs = [8, 4]"))
+    r = dpcc("rerank", run, "--top", 1, "--end-to-end", "--task", tmp_path / "os8.toml")
+    assert r.returncode == 0, r.stderr
+    assert "Spearman" in r.stdout
+    record = json.loads((run / "rerank.json").read_text())
+    assert record["task"].endswith("os8.toml") and record["steps"] == 8  # the task's steps
