@@ -36,7 +36,8 @@ LOWERINGS: dict[str, Lowering] = {
     "sepconv": codegen.layer_lowering("SepConvBNReLU", codegen.conv_args),
     "pool": codegen.pool_lowering("GridPool", "WindowPool"),
     "upsample": codegen.expression(
-        lambda ins, a: f"resize_bilinear({ins[0]}, {ins[1]}.shape[1:3], align_corners=False)"),
+        lambda ins, a: f"resize_bilinear({ins[0]}, {ins[1]}.shape[1:3], "
+                       f"align_corners={bool(a['align_corners'])})"),
     "concat": codegen.expression(
         lambda ins, a: f"jnp.concatenate([{', '.join(ins)}], axis=-1)"),
     "sum": codegen.SUM,

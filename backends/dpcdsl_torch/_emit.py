@@ -38,7 +38,7 @@ LOWERINGS: dict[str, Lowering] = {
     "pool": codegen.pool_lowering("GridPool", "WindowPool"),
     "upsample": codegen.expression(
         lambda ins, a: f"F.interpolate({ins[0]}, size={ins[1]}.shape[-2:], "
-                       "mode=\"bilinear\", align_corners=False)"),
+                       f"mode=\"bilinear\", align_corners={bool(a['align_corners'])})"),
     "concat": codegen.expression(lambda ins, a: f"torch.cat([{', '.join(ins)}], dim=1)"),
     "sum": codegen.SUM,
     "dropout": _dropout,

@@ -125,7 +125,7 @@ class Deeplabv3plus(nnx.Module):
 
     def __call__(self, context: jax.Array, low: jax.Array) -> jax.Array:
         reduced = self.reduced(low)
-        up = resize_bilinear(context, reduced.shape[1:3], align_corners=False)
+        up = resize_bilinear(context, reduced.shape[1:3], align_corners=True)
         refine_concat = jnp.concatenate([up, reduced], axis=-1)
         refine = self.refine(refine_concat)
         out = self.out(refine)

@@ -77,7 +77,7 @@ class Deeplabv3plus(nn.Module):
 
     def forward(self, context: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
         reduced = self.reduced(low)
-        up = F.interpolate(context, size=reduced.shape[-2:], mode="bilinear", align_corners=False)
+        up = F.interpolate(context, size=reduced.shape[-2:], mode="bilinear", align_corners=True)
         refine_concat = torch.cat([up, reduced], dim=1)
         refine = self.refine(refine_concat)
         out = self.out(refine)
