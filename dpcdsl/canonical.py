@@ -2,10 +2,11 @@
 
 Each op declares its weights in the op registry (:mod:`dpcdsl.ops`), names relative to
 the node: ``conv.weight`` (conv, pool), or ``depthwise.weight`` and
-``pointwise.weight`` (sepconv), each conv followed by its BatchNorm (``bn``,
-``depthwise_bn``, ``pointwise_bn``: ``weight``, ``bias``, ``running_mean``,
-``running_var``) unless ``bn = false``. A cell's weights are its nodes' under the node
-names (``b0.depthwise.weight``). Shapes are PyTorch's (OIHW).
+``pointwise.weight`` (sepconv), each with ``.bias`` when ``bias = true``, and each
+followed by its norm: BatchNorm (``bn``, ``depthwise_bn``, ``pointwise_bn``: ``weight``,
+``bias``, ``running_mean``, ``running_var``), GroupNorm (``gn``, ``depthwise_gn``, ...:
+``weight``, ``bias``) or none. A cell's weights are its nodes' under the node names
+(``b0.depthwise.weight``). Shapes are PyTorch's (OIHW).
 """
 
 from __future__ import annotations

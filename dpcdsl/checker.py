@@ -12,7 +12,7 @@ from dpcdsl import ir
 from dpcdsl._expand import Decider, Expander
 from dpcdsl.analysis import infer
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
-from dpcdsl.ops import OPS, REQUIRED, WORDS, Arg, OpSpec
+from dpcdsl.ops import OPS, RENAMED, REQUIRED, WORDS, Arg, OpSpec
 from dpcdsl.program import Program, load, load_text
 
 RECURSION_NEEDS_DEPTH = (
@@ -307,10 +307,11 @@ class Checker:
             given.add(kw.name)
             arg = known.get(kw.name)
             if arg is None:
-                hint = did_you_mean(kw.name, known)
+                renamed = RENAMED.get(kw.name) if "act" in known else None
+                hint = "" if renamed else did_you_mean(kw.name, known)
                 self.error("DPC302",
                            kw, f"'{e.func}' has no argument '{kw.name}'.{hint}".rstrip("."),
-                           hint=None if hint else
+                           hint=f"it is now {renamed}" if renamed else None if hint else
                            ("arguments: " + ", ".join(known) if known else None))
             elif arg.kind == "tensor":
                 self.tensor(kw.value, scope)
@@ -399,11 +400,19 @@ class Checker:
 
     def typed_value(self, e: Any, scope: Scope, arg: Arg, func: str) -> None:
         """``e`` is the value of ``arg``; every value it can take must fit the kind."""
+        where = f"{func}({arg.name} = ...)"
+        if arg.kind == "word":  # an unknown word: name the words the argument takes
+            for name in [n for n in e.walk() if isinstance(n, ir.Name)]:
+                if name.id not in scope.names and name.id not in WORDS \
+                        and name.id not in scope.later:
+                    hint = did_you_mean(name.id, arg.words)
+                    self.error("DPC401", name, f"{where}: expected one of "
+                               f"{', '.join(arg.words)}, got '{name.id}'.{hint}".rstrip("."))
+                    return
         before = len(self.diags)
         self.value_expr(e, scope)
         if len(self.diags) > before:
             return
-        where = f"{func}({arg.name} = ...)"
         for v in self.values(e, scope):
             problem = _kind_problem(arg, v)
             if problem:

@@ -207,9 +207,13 @@ def unsupported(node: ir.Node, backend: str) -> DpcError:
 
 
 def flags(attrs: Attrs) -> str:
-    """``, bn=False`` and ``, relu=False`` where an op turns them off."""
-    return ("" if attrs.get("bn", True) else ", bn=False") + \
-        ("" if attrs.get("relu", True) else ", relu=False")
+    """The norm, activation and bias of a conv-like layer where they differ from the
+    layers' defaults (BatchNorm, ReLU, no bias): ``, norm="gn", groups=8, act="sigmoid"``."""
+    norm, act = attrs.get("norm", "bn"), attrs.get("act", "relu")
+    return (f", norm={norm!r}" if norm != "bn" else "") + \
+        (f", groups={attrs['groups']}" if norm == "gn" else "") + \
+        (f", act={act!r}" if act != "relu" else "") + \
+        (", bias=True" if attrs.get("bias") else "")
 
 
 def layer_lowering(cls: str, args: Callable[[Attrs, list[int], int], str]) -> Lowering:
@@ -258,4 +262,11 @@ def expression(write: Callable[[list[str], Attrs], str]) -> Lowering:
 
 #: lowerings every framework writes the same way
 SUM = expression(lambda ins, a: " + ".join(ins))
+MUL = expression(lambda ins, a: " * ".join(ins))  # broadcasting does the gates
 IDENTITY = expression(lambda ins, a: ins[0])
+
+
+def activation(act: str) -> Lowering:
+    """An activation op, as ``activate(x, "<act>")``: the function each backend's
+    layers define (and copy into an emitted file)."""
+    return expression(lambda ins, a: f"activate({ins[0]}, {act!r})")

@@ -116,3 +116,35 @@ def test_a_channel_mismatch_is_a_check_error_when_no_input_can_fix_it():
     diags = check(load_text(text))
     assert [(d.code, d.span.line, d.message) for d in diags] == [
         ("DPC601", 4, "node 'out': sum of inputs with different channel counts [64, 32]")]
+
+
+def test_the_old_bn_and_relu_flags_name_their_new_spelling():
+    diags = check(load_text("cell a(x) { return sepconv(x, bn = false, relu = false) }"))
+    assert [(d.code, d.message, d.hint) for d in diags] == [
+        ("DPC302", "'sepconv' has no argument 'bn'",
+         "it is now norm = bn | gn | none (bn = false is norm = none)"),
+        ("DPC302", "'sepconv' has no argument 'relu'",
+         "it is now act = relu | relu6 | sigmoid | hardsigmoid | hardswish | gelu | none "
+         "(relu = false is act = none)")]
+
+
+@pytest.mark.parametrize("arg, value, expected", [
+    ("act", "sigmod", "expected one of relu, relu6, sigmoid, hardsigmoid, hardswish, gelu, "
+                      "none, got 'sigmod'. Did you mean 'sigmoid'?"),
+    ("norm", "{bn, layer}", "expected one of bn, gn, none, got 'layer'"),
+    ("bias", "1", "expected true or false, got 1"),
+    ("groups", "0", "expected a positive integer, got 0"),
+])
+def test_norm_act_and_bias_values_are_checked(arg, value, expected):
+    diags = check(load_text(f"cell a(x) {{ return conv(x, {arg} = {value}) }}"))
+    assert [(d.code, d.message) for d in diags] == [
+        ("DPC401", f"conv({arg} = ...): {expected}")]
+
+
+def test_groupnorm_groups_must_divide_the_channels():
+    text = ("cell a(x, channels = 24) {\n  y = conv(x, norm = gn, groups = 8)\n"
+            "  return sepconv(y, norm = gn, groups = 16)\n}\n")
+    diags = check(load_text(text))
+    assert [(d.code, d.span.line, d.message) for d in diags] == [
+        ("DPC601", 3, "node 'out': GroupNorm of 24 channels in 16 groups: the channels must "
+                      "be a multiple of the groups")]

@@ -18,6 +18,7 @@ from flax import nnx
 
 from dpcdsl import codegen, ir
 from dpcdsl.codegen import Dialect, Lowering, emit_module
+from dpcdsl.ops import ACTIVATIONS
 from dpcdsl_jax import _layers
 
 BN_MOMENTUM = 0.0003
@@ -41,8 +42,10 @@ LOWERINGS: dict[str, Lowering] = {
     "concat": codegen.expression(
         lambda ins, a: f"jnp.concatenate([{', '.join(ins)}], axis=-1)"),
     "sum": codegen.SUM,
+    "mul": codegen.MUL,
     "dropout": _dropout,
     "identity": codegen.IDENTITY,
+    **{act: codegen.activation(act) for act in ACTIVATIONS if act != "none"},
 }
 #: layer class or function name -> the source the emitter copies into a file
 LAYERS: dict[str, Callable[[], str]] = {

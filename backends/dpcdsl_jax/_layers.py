@@ -75,86 +75,149 @@ class BatchNorm(nnx.Module):
         return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.weight[...] + self.bias[...]
 
 
-class ConvBNReLU(nnx.Module):
-    """A k x k atrous conv without bias and with SAME padding, then BN and ReLU."""
+class GroupNorm(nnx.Module):
+    """GroupNorm over the last axis with PyTorch's semantics: the channels split into
+    ``groups``, each normalised over its channels and all positions (biased variance),
+    then a per-channel scale and shift."""
 
-    def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
-                 bn: bool = True, relu: bool = True, bn_momentum: float = 0.0003,
-                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
-        pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.conv = nnx.Conv(cin, cout, (kernel, kernel), padding=((pad[0], pad[0]),
-                             (pad[1], pad[1])), kernel_dilation=rate, use_bias=False, rngs=rngs)
-        self.bn = BatchNorm(cout, bn_momentum, bn_eps) if bn else None
-        self.relu = relu
+    def __init__(self, groups: int, num_features: int, eps: float = 1e-5) -> None:
+        self.weight = nnx.Param(jnp.ones(num_features, jnp.float32))
+        self.bias = nnx.Param(jnp.zeros(num_features, jnp.float32))
+        self.groups = groups
+        self.eps = eps
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.conv(x)
-        x = self.bn(x) if self.bn is not None else x
-        return jax.nn.relu(x) if self.relu else x
+        n, h, w, c = x.shape
+        g = x.reshape(n, h, w, self.groups, c // self.groups)
+        mean = g.mean(axis=(1, 2, 4), keepdims=True)
+        var = jnp.square(g - mean).mean(axis=(1, 2, 4), keepdims=True)
+        y = ((g - mean) * jax.lax.rsqrt(var + self.eps)).reshape(n, h, w, c)
+        return y * self.weight[...] + self.bias[...]
+
+
+def activate(x: jax.Array, act: str) -> jax.Array:
+    """The activation named ``act`` (``none``: the input), as PyTorch computes it."""
+    if act == "relu":
+        return jax.nn.relu(x)
+    if act == "relu6":
+        return jax.nn.relu6(x)
+    if act == "sigmoid":
+        return jax.nn.sigmoid(x)
+    if act == "hardsigmoid":
+        return jax.nn.hard_sigmoid(x)
+    if act == "hardswish":
+        return jax.nn.hard_swish(x)
+    if act == "gelu":
+        return jax.nn.gelu(x, approximate=False)
+    return x
+
+
+def make_norm(norm: str, channels: int, groups: int, bn_momentum: float,
+              bn_eps: float) -> BatchNorm | GroupNorm | None:
+    """BatchNorm (``bn``), GroupNorm (``gn``) or nothing (``none``)."""
+    if norm == "bn":
+        return BatchNorm(channels, bn_momentum, bn_eps)
+    if norm == "gn":
+        return GroupNorm(groups, channels, bn_eps)
+    return None
+
+
+def normed(x: jax.Array, *norms: BatchNorm | GroupNorm | None) -> jax.Array:
+    """``x`` through whichever of ``norms`` exists."""
+    for norm in norms:
+        if norm is not None:
+            x = norm(x)
+    return x
+
+
+class ConvBNReLU(nnx.Module):
+    """A k x k atrous conv with SAME padding (no bias unless ``bias``), then a norm
+    (BatchNorm, GroupNorm or none) and an activation (ReLU by default)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
+                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
+                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+                 rngs: nnx.Rngs) -> None:
+        pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
+        self.conv = nnx.Conv(cin, cout, (kernel, kernel), padding=((pad[0], pad[0]),
+                             (pad[1], pad[1])), kernel_dilation=rate, use_bias=bias, rngs=rngs)
+        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
+        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
+        self.act = act
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return activate(normed(self.conv(x), self.bn, self.gn), self.act)
 
 
 class SepConvBNReLU(nnx.Module):
-    """A depthwise k x k atrous conv (``feature_group_count``), BN and ReLU; then a
-    pointwise 1x1 conv, BN and ReLU."""
+    """A depthwise k x k atrous conv (``feature_group_count``), norm and activation;
+    then a pointwise 1x1 conv, norm and activation."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
-                 bn: bool = True, relu: bool = True, bn_momentum: float = 0.0003,
-                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
+                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
+                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+                 rngs: nnx.Rngs) -> None:
         pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
         self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), padding=((pad[0], pad[0]),
                                   (pad[1], pad[1])), kernel_dilation=rate,
-                                  feature_group_count=cin, use_bias=False, rngs=rngs)
-        self.depthwise_bn = BatchNorm(cin, bn_momentum, bn_eps) if bn else None
-        self.pointwise = nnx.Conv(cin, cout, (1, 1), use_bias=False, rngs=rngs)
-        self.pointwise_bn = BatchNorm(cout, bn_momentum, bn_eps) if bn else None
-        self.relu = relu
+                                  feature_group_count=cin, use_bias=bias, rngs=rngs)
+        self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
+            if norm == "bn" else None
+        self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
+            if norm == "gn" else None
+        self.pointwise = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
+        self.pointwise_bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
+            if norm == "bn" else None
+        self.pointwise_gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
+            if norm == "gn" else None
+        self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = self.depthwise(x)
-        x = self.depthwise_bn(x) if self.depthwise_bn is not None else x
-        x = jax.nn.relu(x) if self.relu else x
-        x = self.pointwise(x)
-        x = self.pointwise_bn(x) if self.pointwise_bn is not None else x
-        return jax.nn.relu(x) if self.relu else x
+        x = activate(normed(self.depthwise(x), self.depthwise_bn, self.depthwise_gn),
+                     self.act)
+        return activate(normed(self.pointwise(x), self.pointwise_bn, self.pointwise_gn),
+                        self.act)
 
 
 class GridPool(nnx.Module):
-    """The paper's pyramid pooling: average over a grid, a 1x1 conv, BN and ReLU, then
-    bilinear upsampling back to the input's size."""
+    """The paper's pyramid pooling: average over a grid, a 1x1 conv, norm and
+    activation, then bilinear upsampling back to the input's size."""
 
-    def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), bn: bool = True,
-                 relu: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+    def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), norm: str = "bn",
+                 groups: int = 32, act: str = "relu", bias: bool = False,
+                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
                  rngs: nnx.Rngs) -> None:
         self.grid = grid
-        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=False, rngs=rngs)
-        self.bn = BatchNorm(cout, bn_momentum, bn_eps) if bn else None
-        self.relu = relu
+        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
+        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
+        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
+        self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.conv(adaptive_avg_pool(x, self.grid))
-        y = self.bn(y) if self.bn is not None else y
-        y = jax.nn.relu(y) if self.relu else y
+        y = activate(normed(y, self.bn, self.gn), self.act)
         return resize_bilinear(y, x.shape[1:3], align_corners=False)
 
 
 class WindowPool(nnx.Module):
     """The DeepLab reference's pyramid pooling: a stride-1 average over a fixed window
-    (VALID), a 1x1 conv, BN and ReLU, then a bilinear resize with align_corners=True."""
+    (VALID), a 1x1 conv, norm and activation, then a bilinear resize with
+    align_corners=True."""
 
     def __init__(self, cin: int, cout: int, window: tuple[int, int] = (1, 1),
-                 bn: bool = True, relu: bool = True, bn_momentum: float = 0.0003,
-                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
+                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
+                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+                 rngs: nnx.Rngs) -> None:
         self.window = window
-        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=False, rngs=rngs)
-        self.bn = BatchNorm(cout, bn_momentum, bn_eps) if bn else None
-        self.relu = relu
+        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
+        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
+        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
+        self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
         kh, kw = self.window
         y = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, kh, kw, 1), (1, 1, 1, 1), "VALID")
-        y = self.conv(y / (kh * kw))
-        y = self.bn(y) if self.bn is not None else y
-        y = jax.nn.relu(y) if self.relu else y
+        y = activate(normed(self.conv(y / (kh * kw)), self.bn, self.gn), self.act)
         return resize_bilinear(y, x.shape[1:3], align_corners=True)
 
 
@@ -164,6 +227,10 @@ LAYERS: dict[str, Callable[..., object]] = {
     "resize_bilinear": resize_bilinear,
     "adaptive_avg_pool": adaptive_avg_pool,
     "BatchNorm": BatchNorm,
+    "GroupNorm": GroupNorm,
+    "activate": activate,
+    "make_norm": make_norm,
+    "normed": normed,
     "ConvBNReLU": ConvBNReLU,
     "SepConvBNReLU": SepConvBNReLU,
     "GridPool": GridPool,

@@ -20,6 +20,7 @@ from torch import nn
 
 from dpcdsl import codegen, ir
 from dpcdsl.codegen import Dialect, Lowering, emit_module
+from dpcdsl.ops import ACTIVATIONS
 from dpcdsl_torch import _layers
 
 BN_MOMENTUM = 0.0003
@@ -41,8 +42,10 @@ LOWERINGS: dict[str, Lowering] = {
                        f"mode=\"bilinear\", align_corners={bool(a['align_corners'])})"),
     "concat": codegen.expression(lambda ins, a: f"torch.cat([{', '.join(ins)}], dim=1)"),
     "sum": codegen.SUM,
+    "mul": codegen.MUL,
     "dropout": _dropout,
     "identity": codegen.IDENTITY,
+    **{act: codegen.activation(act) for act in ACTIVATIONS if act != "none"},
 }
 #: layer class name -> the source the emitter copies into a file
 LAYERS: dict[str, Callable[[], str]] = {

@@ -147,8 +147,9 @@ def to_json(cell: ir.Cell) -> list[dict[str, Any]]:
 
 
 #: what the JSON leaves implicit, as the reference fixes it: every conv's width, BN and
-#: ReLU after each conv, and the dropout rate before the projection (keep 0.9)
-IMPLICIT: dict[str, Any] = {"channels": 256, "bn": True, "relu": True}
+#: ReLU after each conv without bias, and the dropout rate before the projection (keep 0.9)
+IMPLICIT: dict[str, Any] = {"channels": 256, "norm": "bn", "act": "relu", "bias": False,
+                            "atrous": True}
 REFERENCE_DROPOUT = 0.1
 
 

@@ -10,7 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from dpcdsl.ops._builtin import BUILTIN, feature_size, pool_window, pooled_size, reference_window
+from dpcdsl.ops._builtin import (
+    ACTIVATIONS,
+    BUILTIN,
+    NORMS,
+    RENAMED,
+    feature_size,
+    pool_window,
+    pooled_size,
+    reference_window,
+)
 from dpcdsl.ops._spec import (
     CELL_CHANNELS,
     KINDS,
@@ -66,15 +75,18 @@ def unregister(name: str) -> None:
 
 
 __all__ = [
+    "ACTIVATIONS",
     "Arg",
     "Attrs",
     "CELL_CHANNELS",
     "DeeplabForm",
     "KINDS",
+    "NORMS",
     "OPS",
     "OpError",
     "OpSpec",
     "Problem",
+    "RENAMED",
     "REQUIRED",
     "RESERVED",
     "Tensor",

@@ -28,63 +28,131 @@ def _drop_rate(p: float) -> str | None:
     return None if 0 <= p < 1 else f"expected a number in [0, 1), got {p:g}"
 
 
+#: the element-wise activations: each is an op (``sigmoid(x)``) and a value of the
+#: ``act`` argument of conv-like ops; "none" is the identity
+ACTIVATIONS = ("relu", "relu6", "sigmoid", "hardsigmoid", "hardswish", "gelu", "none")
+#: the normalisations of conv-like ops: BatchNorm, GroupNorm (``groups``), none
+NORMS = ("bn", "gn", "none")
+
+
+def _positive(n: int) -> str | None:
+    return None if n >= 1 else f"expected a positive integer, got {n}"
+
+
 CONV_COMMON = (
     Arg("channels", "int", CELL_CHANNELS, doc="output channels"),
-    Arg("bn", "bool", True, doc="BatchNorm after each conv"),
-    Arg("relu", "bool", True, doc="ReLU after each BatchNorm"),
+    Arg("norm", "word", "bn", words=NORMS,
+        doc="after each conv: BatchNorm (bn), GroupNorm (gn, with `groups`) or none"),
+    Arg("groups", "int", 32, check=_positive, doc="GroupNorm's groups (norm = gn)"),
+    Arg("act", "word", "relu", words=ACTIVATIONS, doc="the activation after each norm"),
+    Arg("bias", "bool", False, doc="a bias on each conv"),
 )
+#: the conv-like arguments of old, now spelled with `norm` and `act`
+RENAMED = {"bn": "norm = bn | gn | none (bn = false is norm = none)",
+           "relu": "act = relu | relu6 | sigmoid | hardsigmoid | hardswish | gelu | none "
+                   "(relu = false is act = none)"}
 
 
-def norm(prefix: str, channels: int, bn: bool) -> dict[str, Weight]:
-    """A BatchNorm's canonical weights under ``prefix`` (none when ``bn`` is off)."""
-    if not bn:
+def norm(prefix: str, channels: int, attrs: Attrs) -> dict[str, Weight]:
+    """The canonical weights of the norm after a conv, under ``prefix`` + ``_bn`` or
+    ``_gn`` (``bn``/``gn`` alone for an empty prefix); none without a norm."""
+    kind = attrs.get("norm", "bn")
+    if kind == "none":
         return {}
-    return {f"{prefix}.weight": Weight((channels,), "norm"),
-            f"{prefix}.bias": Weight((channels,), "norm"),
-            f"{prefix}.running_mean": Weight((channels,), "stat"),
-            f"{prefix}.running_var": Weight((channels,), "stat")}
+    name = f"{prefix}_{kind}" if prefix else kind
+    out = {f"{name}.weight": Weight((channels,), "norm"),
+           f"{name}.bias": Weight((channels,), "norm")}
+    if kind == "bn":
+        out |= {f"{name}.running_mean": Weight((channels,), "stat"),
+                f"{name}.running_var": Weight((channels,), "stat")}
+    return out
+
+
+def _conv(name: str, cout: int, cin: int, k: int, attrs: Attrs,
+          groups: int = 1) -> dict[str, Weight]:
+    """A conv's weight (OIHW) and, with ``bias``, its bias."""
+    out = {f"{name}.weight": Weight((cout, cin // groups, k, k))}
+    if attrs.get("bias", False):
+        out[f"{name}.bias"] = Weight((cout,))
+    return out
 
 
 def conv_weights(attrs: Attrs, ins: list[Tensor], out: Tensor) -> dict[str, Weight]:
-    k = attrs["kernel"]
-    return {"conv.weight": Weight((out.channels, ins[0].channels, k, k)),
-            **norm("bn", out.channels, attrs["bn"])}
+    return {**_conv("conv", out.channels, ins[0].channels, attrs["kernel"], attrs),
+            **norm("", out.channels, attrs)}
 
 
 def sepconv_weights(attrs: Attrs, ins: list[Tensor], out: Tensor) -> dict[str, Weight]:
     k, cin = attrs["kernel"], ins[0].channels
-    return {"depthwise.weight": Weight((cin, 1, k, k)),
-            **norm("depthwise_bn", cin, attrs["bn"]),
-            "pointwise.weight": Weight((out.channels, cin, 1, 1)),
-            **norm("pointwise_bn", out.channels, attrs["bn"])}
+    return {**_conv("depthwise", cin, cin, k, attrs, groups=cin),
+            **norm("depthwise", cin, attrs),
+            **_conv("pointwise", out.channels, cin, 1, attrs),
+            **norm("pointwise", out.channels, attrs)}
 
 
 def pool_weights(attrs: Attrs, ins: list[Tensor], out: Tensor) -> dict[str, Weight]:
-    return {"conv.weight": Weight((out.channels, ins[0].channels, 1, 1)),
-            **norm("bn", out.channels, attrs["bn"])}
+    return {**_conv("conv", out.channels, ins[0].channels, 1, attrs),
+            **norm("", out.channels, attrs)}
 
 
 def dense_madds(attrs: Attrs, ins: list[Tensor], out: Tensor,
                 weights: Mapping[str, Weight]) -> int:
-    """Every conv weight once per output position."""
+    """Every conv weight once per output position (biases are adds, not counted)."""
     h, w = out.size or (0, 0)
-    return sum(t.size for t in weights.values() if t.kind == "weight") * h * w
+    return sum(t.size for t in weights.values() if t.kind == "weight" and len(t.shape) == 4
+               ) * h * w
+
+
+def _check_groups(attrs: Attrs, *channels: int) -> None:
+    if attrs.get("norm") == "gn":
+        g = attrs["groups"]
+        for c in channels:
+            if c % g:
+                raise OpError(f"GroupNorm of {c} channels in {g} groups: the channels "
+                              "must be a multiple of the groups",
+                              hint=f"pick groups among the divisors of {c}")
 
 
 def conv_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    _check_groups(attrs, int(attrs["channels"]))
     return Tensor(int(attrs["channels"]), ins[0].size)
+
+
+def _sepconv_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    _check_groups(attrs, ins[0].channels)
+    return conv_out(attrs, ins)
+
+
+def _tail(attrs: Attrs) -> str:
+    """`` gn sigmoid +b``: what differs from conv + BN + ReLU without bias."""
+    norm = attrs.get("norm", "bn")
+    parts = ["" if norm == "bn" else "no norm" if norm == "none" else norm,
+             {"relu": "", "none": "no act"}.get(attrs.get("act", "relu"), attrs.get("act")),
+             "+b" if attrs.get("bias") else ""]
+    return "".join(f" {p}" for p in parts if p)
 
 
 def rate_label(op: str, attrs: Attrs) -> str:
     """``sepconv 3x3 r(1,6)``: the kernel, and the rate where it is not 1."""
     k, (rh, rw) = attrs["kernel"], attrs["rate"]
     r = "" if (rh, rw) == (1, 1) else f" r{rh}" if rh == rw else f" r({rh},{rw})"
-    return f"{op} {k}x{k}{r}"
+    return f"{op} {k}x{k}{r}{_tail(attrs)}"
+
+
+#: the arguments of an atrous conv: its kernel, its rate, and whether the rate follows
+#: the output stride
+ATROUS = (
+    Arg("rate", "pair", (1, 1)),
+    Arg("atrous", "bool", True,
+        doc="the rate is written for output stride 16 and doubles at 8, as in ASPP and "
+            "the DPC (a rate of 1 included); false: it stays as written (a decoder's or a "
+            "refinement's conv)"),
+)
 
 
 def scale_rate(attrs: Attrs, scale: Any, output_stride: int) -> dict[str, Any]:
     """Rates of an atrous conv (kernel above 1) scale with the output stride."""
-    if attrs["kernel"] == 1:
+    if attrs["kernel"] == 1 or not attrs.get("atrous", True):
         return dict(attrs)
     return {**attrs, "rate": tuple(scale(r) for r in attrs["rate"])}
 
@@ -160,7 +228,8 @@ def _pool_stride(attrs: Attrs, scale: Any, output_stride: int) -> dict[str, Any]
 
 def _pool_label(attrs: Attrs) -> str:
     g = attrs["grid"]
-    return f"pool {g[0]}x{g[1]}" + ("" if attrs["mode"] == "paper" else " reference")
+    return f"pool {g[0]}x{g[1]}" + ("" if attrs["mode"] == "paper" else " reference") + \
+        _tail(attrs)
 
 
 def _same_sizes(op: str, ins: list[Tensor]) -> None:
@@ -185,6 +254,20 @@ def _sum_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
 
 def _upsample_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
     return Tensor(ins[0].channels, ins[1].size)
+
+
+def _mul_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    """Equal channels (or 1, broadcast) and equal sizes (or 1x1, broadcast): a gate."""
+    channels = {t.channels for t in ins} - {1}
+    if len(channels) > 1:
+        raise OpError(f"mul of inputs with different channel counts "
+                      f"{[t.channels for t in ins]}; only a 1-channel input broadcasts")
+    sizes = {t.size for t in ins if t.size is not None} - {(1, 1)}
+    if len(sizes) > 1:
+        raise OpError(f"mul of feature maps of different sizes {sorted(sizes)}; only a 1x1 "
+                      "map broadcasts")
+    size = next(iter(sizes)) if sizes else next((t.size for t in ins), None)
+    return Tensor(next(iter(channels)) if channels else 1, size)
 
 
 # -------------------------------------------------------------------- DeepLab JSON
@@ -266,7 +349,7 @@ POOL_JSON = DeeplabForm(
 BUILTIN: tuple[OpSpec, ...] = (
     OpSpec(
         "conv", 1, 1,
-        (Arg("kernel", "int", 1, check=_odd), Arg("rate", "pair", (1, 1)), *CONV_COMMON),
+        (Arg("kernel", "int", 1, check=_odd), *ATROUS, *CONV_COMMON),
         "dense k x k atrous conv, then BN and ReLU",
         out=conv_out, weights=conv_weights, madds=dense_madds,
         label=lambda a: rate_label("conv", a), at_output_stride=scale_rate,
@@ -275,9 +358,9 @@ BUILTIN: tuple[OpSpec, ...] = (
     ),
     OpSpec(
         "sepconv", 1, 1,
-        (Arg("kernel", "int", 3, check=_odd), Arg("rate", "pair", (1, 1)), *CONV_COMMON),
+        (Arg("kernel", "int", 3, check=_odd), *ATROUS, *CONV_COMMON),
         "depthwise k x k atrous conv + BN + ReLU, then pointwise 1x1 conv + BN + ReLU",
-        out=conv_out, weights=sepconv_weights, madds=dense_madds,
+        out=_sepconv_out, weights=sepconv_weights, madds=dense_madds,
         label=lambda a: rate_label("sepconv", a), at_output_stride=scale_rate,
         deeplab=SEPCONV_JSON, color="#fbd0a8",
         example="sepconv(x, kernel = 3, rate = (2, 1), channels = 6)",
@@ -302,11 +385,15 @@ BUILTIN: tuple[OpSpec, ...] = (
                 doc="corner pixels aligned, as the DeepLab reference and smp's decoders "
                     "resize; false as torchvision's heads do")),
            "bilinear resize to the size of `like`",
-           out=_upsample_out, example="upsample(small, like = x, align_corners = false)"),
+           out=_upsample_out, example="upsample(small, like = x)"),
     OpSpec("concat", 1, None, (), "concatenation along channels", out=_concat_out,
            gathers=True, color="#eeeeee", example="concat(x, x)"),
     OpSpec("sum", 1, None, (), "element-wise sum; all inputs have equal channels",
            out=_sum_out, color="#eeeeee", example="sum(x, x)"),
+    OpSpec("mul", 2, None, (), "element-wise product (a 1-channel or 1x1 input broadcasts)",
+           out=_mul_out, color="#eeeeee", example="mul(x, sigmoid(x))"),
+    *(OpSpec(act, 1, 1, (), f"element-wise {act}", color="#f4f4f4", example=f"{act}(x)")
+      for act in ACTIVATIONS if act != "none"),
     OpSpec("dropout", 1, 1, (Arg("p", "float", 0.1, check=_drop_rate),),
            "dropout with drop rate p",
            label=lambda a: f"dropout {a['p']:g}", passthrough=True,

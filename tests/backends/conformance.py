@@ -16,11 +16,33 @@ IN_CHANNELS = {"x": 4, "small": 4}
 SIZES = {"x": (6, 8), "small": (3, 4)}
 
 
-def probe_cell(op: str) -> ir.Cell:
-    """A cell made of the op's registry example (over ``x`` and ``small``)."""
+#: what a variant needs beside the value it probes
+NEEDS = {"gn": "groups = 2", "reference": "crop = 33"}
+
+
+def probe_cell(op: str, extra: str = "") -> ir.Cell:
+    """A cell made of the op's registry example (over ``x`` and ``small``), with
+    ``extra`` arguments added to its call."""
     example = OPS[op].example
+    if extra:
+        example = f"{example[:-1]}, {extra})"
     return Space.from_text(f"cell probe_{op}(x, small, channels = 6) {{ return {example} }}",
                            file=f"<{op}>").concrete()
+
+
+def variants() -> list[tuple[str, str]]:
+    """(op, extra arguments): every word and every non-default boolean of every op's
+    arguments, one at a time, read from the registry."""
+    out = []
+    for op, spec in sorted(OPS.items()):
+        for arg in spec.value_args:
+            values = [w for w in arg.words if w != arg.default] if arg.kind == "word" else \
+                [not arg.default] if arg.kind == "bool" else []
+            for v in values:
+                text = str(v).lower() if isinstance(v, bool) else v
+                extra = f"{arg.name} = {text}"
+                out.append((op, f"{extra}, {NEEDS[v]}" if v in NEEDS else extra))
+    return out
 
 
 def probe_inputs(cell: ir.Cell, batch: int = 2, seed: int = 0) -> list[np.ndarray]:

@@ -18,6 +18,7 @@ from tests.backends.conformance import (
     probe_cell,
     probe_inputs,
     probe_weights,
+    variants,
 )
 
 BACKENDS = sorted(backends.available())
@@ -41,11 +42,15 @@ def test_every_op_has_an_example(op: str) -> None:
     probe_cell(op)
 
 
+CASES = [(op, "") for op in sorted(OPS)] + variants()
+IDS = [f"{op}({extra})" if extra else op for op, extra in CASES]
+
+
 @pytest.mark.parametrize("name", BACKENDS)
-@pytest.mark.parametrize("op", sorted(OPS))
-def test_op_lowers_with_its_declared_weights(op: str, name: str) -> None:
+@pytest.mark.parametrize(("op", "extra"), CASES, ids=IDS)
+def test_op_lowers_with_its_declared_weights(op: str, extra: str, name: str) -> None:
     backend = backends.get(name)
-    cell = probe_cell(op)
+    cell = probe_cell(op, extra)
     source = backend.emit(cell, IN_CHANNELS)
     compile(source, f"<{op}>", "exec")
     module = backend.build(cell, IN_CHANNELS, seed=0)
@@ -62,9 +67,9 @@ def test_op_lowers_with_its_declared_weights(op: str, name: str) -> None:
     assert np.isfinite(y).all()
 
 
-@pytest.mark.parametrize("op", sorted(OPS))
-def test_same_weights_give_the_same_outputs_on_every_backend(op: str) -> None:
-    cell = probe_cell(op)
+@pytest.mark.parametrize(("op", "extra"), CASES, ids=IDS)
+def test_same_weights_give_the_same_outputs_on_every_backend(op: str, extra: str) -> None:
+    cell = probe_cell(op, extra)
     weights, inputs = probe_weights(cell), probe_inputs(cell)
     outputs = {}
     for name in BACKENDS:

@@ -75,8 +75,13 @@ def test_every_form_the_reference_accepts():
     (("b1 = sepconv(x, kernel = 3, rate = 2)", "b1 = sepconv(x, kernel = 3, rate = 2, "
       "channels = 128)"), "channels = 128"),
     (("b1 = sepconv(x, kernel = 3, rate = 2)", "b1 = sepconv(x, kernel = 3, rate = 2, "
-      "bn = false)"), "bn = false"),
-    (("b0 = conv(x, kernel = 1)", "b0 = conv(x, kernel = 1, relu = false)"), "relu = false"),
+      "norm = none)"), "norm = none"),
+    (("b1 = sepconv(x, kernel = 3, rate = 2)", "b1 = sepconv(x, kernel = 3, rate = 2, "
+      "norm = gn, groups = 8)"), "norm = gn"),
+    (("b0 = conv(x, kernel = 1)", "b0 = conv(x, kernel = 1, act = none)"), "act = none"),
+    (("b0 = conv(x, kernel = 1)", "b0 = conv(x, kernel = 1, act = hardswish)"),
+     "act = hardswish"),
+    (("b0 = conv(x, kernel = 1)", "b0 = conv(x, kernel = 1, bias = true)"), "bias = true"),
     (("p = 0.1", "p = 0.2"), "dropout [0.2]"),
     (("dropout(concat(b0, b1, b2), p = 0.1)", "concat(b0, b1, b2)"), "dropout none"),
     (("b2 = pool(x, grid = 2)", "b2 = pool(x, grid = 2, mode = reference, crop = 513)"),

@@ -85,7 +85,7 @@ def test_a_decoder_without_its_levels_is_a_clear_error(tmp_path):
     assert not (tmp_path / "cache").exists()  # checked before the backbone runs
     r = dpcc("proxy", EXAMPLES / "deeplabv3plus.dpc", "--task", task_file)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "deeplabv3plus.dpc:5:1: error: the cell 'deeplabv3plus' has 2 inputs" in r.stderr
+    assert "deeplabv3plus.dpc:7:1: error: the cell 'deeplabv3plus' has 2 inputs" in r.stderr
     r = dpcc("search", tmp_path / "space.dpc", "--task", task_file, "--run-dir",
              tmp_path / "run", "--trials", 2)
     assert r.returncode == 1 and "has 2 inputs" in r.stderr and "Traceback" not in r.stderr

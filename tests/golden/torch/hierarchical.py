@@ -29,64 +29,117 @@ from torch import nn
 from torch.nn import functional as F
 
 
+def activate(x: torch.Tensor, act: str) -> torch.Tensor:
+    """The activation named ``act`` (``none``: the input)."""
+    if act == "relu":
+        return F.relu(x)
+    if act == "relu6":
+        return F.relu6(x)
+    if act == "sigmoid":
+        return torch.sigmoid(x)
+    if act == "hardsigmoid":
+        return F.hardsigmoid(x)
+    if act == "hardswish":
+        return F.hardswish(x)
+    if act == "gelu":
+        return F.gelu(x)
+    return x
+
+
+def make_norm(norm: str, channels: int, groups: int, bn_momentum: float,
+              bn_eps: float) -> nn.Module | None:
+    """BatchNorm (``bn``), GroupNorm (``gn``) or nothing (``none``)."""
+    if norm == "bn":
+        return nn.BatchNorm2d(channels, eps=bn_eps, momentum=bn_momentum)
+    if norm == "gn":
+        return nn.GroupNorm(groups, channels, eps=bn_eps)
+    return None
+
+
 class ConvBNReLU(nn.Module):
-    """A k x k atrous conv without bias and with SAME padding, then BN and ReLU."""
+    """A k x k atrous conv with SAME padding (no bias unless ``bias``), then a norm
+    (BatchNorm, GroupNorm or none) and an activation (ReLU by default). The norm is the
+    attribute ``bn`` or ``gn``."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
-                 bn: bool = True, relu: bool = True, bn_momentum: float = 0.0003,
-                 bn_eps: float = 1e-5) -> None:
+                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
+                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
         super().__init__()
         padding = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.conv = nn.Conv2d(cin, cout, kernel, padding=padding, dilation=rate, bias=False)
-        self.bn = nn.BatchNorm2d(cout, eps=bn_eps, momentum=bn_momentum) if bn else nn.Identity()
-        self.relu = relu
+        self.conv = nn.Conv2d(cin, cout, kernel, padding=padding, dilation=rate, bias=bias)
+        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
+        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
+        self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.bn(self.conv(x))
-        return F.relu(x) if self.relu else x
+        x = self.conv(x)
+        if self.bn is not None:
+            x = self.bn(x)
+        if self.gn is not None:
+            x = self.gn(x)
+        return activate(x, self.act)
 
 
 class SepConvBNReLU(nn.Module):
-    """A depthwise k x k atrous conv, BN and ReLU; then a pointwise 1x1 conv, BN and
-    ReLU. There is a ReLU between the two convs, as in the DPC paper."""
+    """A depthwise k x k atrous conv, norm and activation; then a pointwise 1x1 conv,
+    norm and activation. There is an activation between the two convs, as in the DPC
+    paper."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
-                 bn: bool = True, relu: bool = True, bn_momentum: float = 0.0003,
-                 bn_eps: float = 1e-5) -> None:
+                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
+                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
         super().__init__()
         padding = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
         self.depthwise = nn.Conv2d(cin, cin, kernel, padding=padding, dilation=rate,
-                                   groups=cin, bias=False)
-        self.depthwise_bn = (nn.BatchNorm2d(cin, eps=bn_eps, momentum=bn_momentum) if bn
-                             else nn.Identity())
-        self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
-        self.pointwise_bn = (nn.BatchNorm2d(cout, eps=bn_eps, momentum=bn_momentum) if bn
-                             else nn.Identity())
-        self.relu = relu
+                                   groups=cin, bias=bias)
+        self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
+            if norm == "bn" else None
+        self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
+            if norm == "gn" else None
+        self.pointwise = nn.Conv2d(cin, cout, 1, bias=bias)
+        self.pointwise_bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
+            if norm == "bn" else None
+        self.pointwise_gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
+            if norm == "gn" else None
+        self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.depthwise_bn(self.depthwise(x))
-        x = F.relu(x) if self.relu else x
-        x = self.pointwise_bn(self.pointwise(x))
-        return F.relu(x) if self.relu else x
+        x = self.depthwise(x)
+        if self.depthwise_bn is not None:
+            x = self.depthwise_bn(x)
+        if self.depthwise_gn is not None:
+            x = self.depthwise_gn(x)
+        x = activate(x, self.act)
+        x = self.pointwise(x)
+        if self.pointwise_bn is not None:
+            x = self.pointwise_bn(x)
+        if self.pointwise_gn is not None:
+            x = self.pointwise_gn(x)
+        return activate(x, self.act)
 
 
 class GridPool(nn.Module):
     """The paper's pyramid pooling: average over a grid of g_h x g_w cells (adaptive
-    average pooling), a 1x1 conv, BN and ReLU, then bilinear upsampling back to the
-    input's size. A 1x1 grid is image-level pooling."""
+    average pooling), a 1x1 conv, norm and activation, then bilinear upsampling back to
+    the input's size. A 1x1 grid is image-level pooling."""
 
-    def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), bn: bool = True,
-                 relu: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
+    def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), norm: str = "bn",
+                 groups: int = 32, act: str = "relu", bias: bool = False,
+                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
         super().__init__()
         self.grid = grid
-        self.conv = nn.Conv2d(cin, cout, 1, bias=False)
-        self.bn = nn.BatchNorm2d(cout, eps=bn_eps, momentum=bn_momentum) if bn else nn.Identity()
-        self.relu = relu
+        self.conv = nn.Conv2d(cin, cout, 1, bias=bias)
+        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
+        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
+        self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.bn(self.conv(F.adaptive_avg_pool2d(x, self.grid)))
-        y = F.relu(y) if self.relu else y
+        y = self.conv(F.adaptive_avg_pool2d(x, self.grid))
+        if self.bn is not None:
+            y = self.bn(y)
+        if self.gn is not None:
+            y = self.gn(y)
+        y = activate(y, self.act)
         return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
