@@ -19,7 +19,7 @@ from rich.table import Table
 from dpcdsl import ir
 from dpcdsl.analysis import cost as cost_of
 from dpcdsl.checker import check_file
-from dpcdsl.errors import DpcError
+from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.printer import format_module
 from dpcdsl.space import Space
 from dpcdsl.syntax import parse
@@ -107,8 +107,24 @@ def _int(text: str) -> int:
         raise typer.BadParameter(f"expected an integer, got {text!r}") from None
 
 
-FileArg = Annotated[Path, typer.Argument(help="a .dpc file", show_default=False,
-                                         metavar="FILE")]
+def _head_or_file(value: Path | list[Path]) -> Path | list[Path]:
+    """A name of the head library (``lraspp``) stands for its file."""
+    from dpcdsl import heads
+
+    def one(v: Path) -> Path:
+        found = heads.resolve(v)
+        if not found.exists() and not v.suffix and len(v.parts) == 1:
+            hint = did_you_mean(v.name, heads.names())
+            raise typer.BadParameter(f"no file and no library head named '{v}'.{hint}"
+                                     .rstrip(".") + (" (see dpcc heads)" if not hint else ""))
+        return found
+
+    return [one(v) for v in value] if isinstance(value, list) else one(value)
+
+
+FileArg = Annotated[Path, typer.Argument(
+    help="a .dpc file, or the name of a head of the library (dpcc heads)",
+    show_default=False, metavar="FILE", callback=_head_or_file)]
 CellOpt = Annotated[str | None, typer.Option("--cell", "-c",
                                              help="cell name (default: the file's last)")]
 class Format(str, Enum):
@@ -160,7 +176,9 @@ def _concrete(file: Path, cell: str | None) -> ir.Cell:
 
 @app.command()
 @handled
-def check(files: Annotated[list[Path], typer.Argument(help=".dpc files", metavar="FILE")],
+def check(files: Annotated[list[Path], typer.Argument(
+              help=".dpc files (or names of library heads)", metavar="FILE",
+              callback=_head_or_file)],
           size: Annotated[str | None, typer.Option(help="feature size HxW, to check pool "
                                                    "grids against it")] = None,
           format: Fmt = Format.text) -> None:
@@ -515,6 +533,22 @@ def export_deeplab(file: FileArg, cell: CellOpt = None,
     else:
         deeplab.write(c, output)
         out.print(f"wrote {output}")
+
+
+@app.command()
+@handled
+def heads() -> None:
+    """List the library of heads (torchvision's and smp's, as .dpc files)."""
+    from dpcdsl import heads as library
+
+    t = Table("head", "inputs", "reproduces", box=None)
+    for name in library.names():
+        text = library.path(name).read_text()
+        first = next((line[1:].strip() for line in text.splitlines()
+                      if line.startswith("#")), "")
+        t.add_row(name, ", ".join(library.load(name).concrete().inputs),
+                  first.split(":")[0].split(" (")[0])
+    out.print(t)
 
 
 @app.command()

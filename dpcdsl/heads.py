@@ -1,0 +1,100 @@
+"""The library of heads: the segmentation heads of torchvision and
+segmentation_models_pytorch written as ``.dpc`` files (``examples/heads/``), loaded by
+name as timm loads a model::
+
+    >>> from dpcdsl import heads
+    >>> heads.names()[:3]
+    ['deeplabv3', 'fcn', 'lraspp']
+    >>> heads.load("lraspp").concrete().inputs
+    ('low', 'high')
+
+Each file names, in its first comment, the module it reproduces; the test suite builds
+that module and the compiled head with the same weights and compares them. The files
+ship inside the wheel (``dpcdsl/examples/heads``); in a source tree they are read from
+``examples/heads``. On the command line a head's name stands for its file:
+``dpcc compile lraspp --in-channels low=40 --in-channels high=960``.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from dpcdsl import ir
+from dpcdsl.errors import DpcError, did_you_mean
+from dpcdsl.printer import format_module
+from dpcdsl.program import load as load_program
+from dpcdsl.space import Space
+
+
+def examples_dir() -> Path:
+    """The examples: package data in a wheel, ``examples/`` in a source tree."""
+    packaged = Path(str(resources.files("dpcdsl").joinpath("examples")))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "examples"
+
+
+def directory() -> Path:
+    return examples_dir() / "heads"
+
+
+def names() -> list[str]:
+    """Every head of the library, sorted."""
+    return sorted(p.stem for p in directory().glob("*.dpc"))
+
+
+def path(name: str) -> Path:
+    """The file of the head ``name``; an unknown name is an error with the known ones."""
+    file = directory() / f"{name}.dpc"
+    if not file.is_file():
+        known = names()
+        raise DpcError.at(None, f"no head named '{name}' in the library."
+                          f"{did_you_mean(name, known)}".rstrip("."),
+                          hint="heads: " + ", ".join(known))
+    return file
+
+
+def load(name: str, **options: int | float | bool) -> Space:
+    """The head ``name`` as a space (a concrete one: ``load(name).concrete()``), with
+    its parameters set by ``options`` (``load("lraspp", classes=19, inter=128)``)."""
+    file = path(name)
+    if not options:
+        return Space.from_file(file)
+    module = load_program(file).module
+    cell = list(module.cells.values())[-1]
+    known = [p.name for p in cell.options]
+    for key in options:
+        if key not in known:
+            raise DpcError.at(None, f"the head '{name}' has no parameter '{key}'."
+                              f"{did_you_mean(key, known)}".rstrip("."),
+                              hint="parameters: " + ", ".join(known))
+    params = tuple(p.model_copy(update={"default": _literal(options[p.name])})
+                   if p.name in options else p for p in cell.params)
+    items = tuple(item.model_copy(update={"params": params}) if item is cell else item
+                  for item in module.items)
+    set_to = ", ".join(f"{k}={v}" for k, v in options.items())
+    text = format_module(module.model_copy(update={"items": items}))
+    return Space.from_text(text, cell.name, file=f"<{name} with {set_to}>")
+
+
+def _literal(value: int | float | bool) -> ir.Int | ir.Float | ir.Bool:
+    if isinstance(value, bool):
+        return ir.Bool(value=value)
+    if isinstance(value, int):
+        return ir.Int(value=value)
+    return ir.Float(value=float(value))
+
+
+def resolve(file: str | Path) -> Path:
+    """``file`` when it exists or looks like a path; else the library head of that name
+    (so that a command line may say ``lraspp`` for its file)."""
+    p = Path(file)
+    if p.exists() or p.suffix or len(p.parts) > 1:
+        return p
+    if (directory() / f"{p.name}.dpc").is_file():
+        return directory() / f"{p.name}.dpc"
+    return p
+
+
+__all__ = ["directory", "examples_dir", "load", "names", "path", "resolve"]
