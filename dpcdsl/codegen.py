@@ -213,7 +213,8 @@ def flags(attrs: Attrs) -> str:
     return (f", norm={norm!r}" if norm != "bn" else "") + \
         (f", groups={attrs['groups']}" if norm == "gn" else "") + \
         (f", act={act!r}" if act != "relu" else "") + \
-        (", bias=True" if attrs.get("bias") else "")
+        (", bias=True" if attrs.get("bias") else "") + \
+        ("" if attrs.get("inner", True) else ", inner=False")
 
 
 def layer_lowering(cls: str, args: Callable[[Attrs, list[int], int], str]) -> Lowering:
@@ -242,7 +243,8 @@ def pool_lowering(grid_cls: str, window_cls: str) -> Lowering:
               cout: int) -> tuple[str | None, str]:
         a: dict[str, Any] = dict(node.attrs)
         if a["mode"] == "paper":
-            layer = f"{grid_cls}({cin[0]}, {cout}, grid={tuple(a['grid'])}{flags(a)})"
+            align = ", align_corners=True" if a.get("align_corners") else ""
+            layer = f"{grid_cls}({cin[0]}, {cout}, grid={tuple(a['grid'])}{flags(a)}{align})"
         else:
             layer = f"{window_cls}({cin[0]}, {cout}, window={pool_window(a)}{flags(a)})"
         return layer, f"self.{var}({ins[0]})"
@@ -264,6 +266,15 @@ def expression(write: Callable[[list[str], Attrs], str]) -> Lowering:
 SUM = expression(lambda ins, a: " + ".join(ins))
 MUL = expression(lambda ins, a: " * ".join(ins))  # broadcasting does the gates
 IDENTITY = expression(lambda ins, a: ins[0])
+
+
+def resize_target(attrs: Attrs, shape: Callable[[str], str], ins: list[str]) -> str:
+    """The size a ``resize`` node makes, as an expression: its fixed ``size``, or its
+    input's size times ``scale`` (``shape(x)`` is the expression of x's (h, w))."""
+    if tuple(attrs["size"]) != (0, 0):
+        return str(tuple(attrs["size"]))
+    s = attrs["scale"]
+    return f"({shape(ins[0])}[0] * {s}, {shape(ins[0])}[1] * {s})"
 
 
 def activation(act: str) -> Lowering:

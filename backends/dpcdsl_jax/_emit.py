@@ -27,7 +27,15 @@ BN_EPS = 1e-5
 
 def _dropout(node: ir.Node, var: str, ins: list[str], cin: list[int],
              cout: int) -> tuple[str | None, str]:
-    return f"nnx.Dropout({node.attr('p')!r}, rngs=rngs)", f"self.{var}({ins[0]})"
+    spatial = ", broadcast_dims=(1, 2)" if node.attr("spatial") else ""  # whole channels
+    return f"nnx.Dropout({node.attr('p')!r}{spatial}, rngs=rngs)", f"self.{var}({ins[0]})"
+
+
+def _resize(a: Mapping[str, object], x: str, size: str) -> str:
+    if a["mode"] == "nearest":
+        return f"resize_nearest({x}, {size})"
+    return f"resize_bilinear({x}, {size}, align_corners={bool(a['align_corners'])})"
+
 
 
 #: op name -> its Flax NNX lowering; an op registered from outside the core adds its
@@ -37,8 +45,10 @@ LOWERINGS: dict[str, Lowering] = {
     "sepconv": codegen.layer_lowering("SepConvBNReLU", codegen.conv_args),
     "pool": codegen.pool_lowering("GridPool", "WindowPool"),
     "upsample": codegen.expression(
-        lambda ins, a: f"resize_bilinear({ins[0]}, {ins[1]}.shape[1:3], "
-                       f"align_corners={bool(a['align_corners'])})"),
+        lambda ins, a: _resize(a, ins[0], f"{ins[1]}.shape[1:3]")),
+    "resize": codegen.expression(
+        lambda ins, a: _resize(a, ins[0],
+                               codegen.resize_target(a, lambda x: f"{x}.shape[1:3]", ins))),
     "concat": codegen.expression(
         lambda ins, a: f"jnp.concatenate([{', '.join(ins)}], axis=-1)"),
     "sum": codegen.SUM,

@@ -37,6 +37,20 @@ def resize_bilinear(x: jax.Array, size: tuple[int, ...], align_corners: bool) ->
     return x
 
 
+def resize_nearest(x: jax.Array, size: tuple[int, ...]) -> jax.Array:
+    """Nearest resize of an NHWC array to ``size`` (h, w), as PyTorch's ``nearest``:
+    output pixel d reads input pixel floor(d * s), s = n_in / n_out in float32 as
+    PyTorch computes it (its rounding included)."""
+    for axis, n_out in ((1, size[0]), (2, size[1])):
+        n_in = x.shape[axis]
+        if n_in != n_out:
+            scale = jnp.float32(n_in) / jnp.float32(n_out)
+            src = jnp.minimum(jnp.floor(jnp.arange(n_out, dtype=jnp.float32) * scale)
+                              .astype(jnp.int32), n_in - 1)
+            x = jnp.take(x, src, axis=axis)
+    return x
+
+
 def adaptive_avg_pool(x: jax.Array, grid: tuple[int, int]) -> jax.Array:
     """Average an NHWC array over a g_h x g_w grid of cells, with PyTorch's cell
     bounds floor(i * n / g) to ceil((i + 1) * n / g)."""
@@ -150,21 +164,22 @@ class ConvBNReLU(nnx.Module):
 
 
 class SepConvBNReLU(nnx.Module):
-    """A depthwise k x k atrous conv (``feature_group_count``), norm and activation;
-    then a pointwise 1x1 conv, norm and activation."""
+    """A depthwise k x k atrous conv (``feature_group_count``), norm and activation
+    (unless ``inner`` is off); then a pointwise 1x1 conv, norm and activation."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
                  norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+                 inner: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
                  rngs: nnx.Rngs) -> None:
         pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
         self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), padding=((pad[0], pad[0]),
                                   (pad[1], pad[1])), kernel_dilation=rate,
                                   feature_group_count=cin, use_bias=bias, rngs=rngs)
         self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
-            if norm == "bn" else None
+            if norm == "bn" and inner else None
         self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
-            if norm == "gn" else None
+            if norm == "gn" and inner else None
+        self.inner = inner
         self.pointwise = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
         self.pointwise_bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
             if norm == "bn" else None
@@ -173,8 +188,8 @@ class SepConvBNReLU(nnx.Module):
         self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = activate(normed(self.depthwise(x), self.depthwise_bn, self.depthwise_gn),
-                     self.act)
+        x = normed(self.depthwise(x), self.depthwise_bn, self.depthwise_gn)
+        x = activate(x, self.act) if self.inner else x
         return activate(normed(self.pointwise(x), self.pointwise_bn, self.pointwise_gn),
                         self.act)
 
@@ -185,9 +200,10 @@ class GridPool(nnx.Module):
 
     def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), norm: str = "bn",
                  groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
-                 rngs: nnx.Rngs) -> None:
+                 align_corners: bool = False, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
         self.grid = grid
+        self.align_corners = align_corners
         self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
@@ -196,7 +212,7 @@ class GridPool(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.conv(adaptive_avg_pool(x, self.grid))
         y = activate(normed(y, self.bn, self.gn), self.act)
-        return resize_bilinear(y, x.shape[1:3], align_corners=False)
+        return resize_bilinear(y, x.shape[1:3], align_corners=self.align_corners)
 
 
 class WindowPool(nnx.Module):
@@ -225,6 +241,7 @@ class WindowPool(nnx.Module):
 #: call them)
 LAYERS: dict[str, Callable[..., object]] = {
     "resize_bilinear": resize_bilinear,
+    "resize_nearest": resize_nearest,
     "adaptive_avg_pool": adaptive_avg_pool,
     "BatchNorm": BatchNorm,
     "GroupNorm": GroupNorm,

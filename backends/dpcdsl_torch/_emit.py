@@ -28,7 +28,16 @@ BN_EPS = 1e-5
 
 def _dropout(node: ir.Node, var: str, ins: list[str], cin: list[int],
              cout: int) -> tuple[str | None, str]:
-    return f"nn.Dropout({node.attr('p')!r})", f"self.{var}({ins[0]})"
+    cls = "nn.Dropout2d" if node.attr("spatial") else "nn.Dropout"
+    return f"{cls}({node.attr('p')!r})", f"self.{var}({ins[0]})"
+
+
+def _mode(a: Mapping[str, object]) -> str:
+    """F.interpolate's mode (and align_corners, which nearest does not take)."""
+    if a["mode"] == "nearest":
+        return 'mode="nearest"'
+    return f'mode="bilinear", align_corners={bool(a["align_corners"])}'
+
 
 
 #: op name -> its PyTorch lowering; an op registered from outside the core adds its
@@ -38,8 +47,11 @@ LOWERINGS: dict[str, Lowering] = {
     "sepconv": codegen.layer_lowering("SepConvBNReLU", codegen.conv_args),
     "pool": codegen.pool_lowering("GridPool", "WindowPool"),
     "upsample": codegen.expression(
-        lambda ins, a: f"F.interpolate({ins[0]}, size={ins[1]}.shape[-2:], "
-                       f"mode=\"bilinear\", align_corners={bool(a['align_corners'])})"),
+        lambda ins, a: f"F.interpolate({ins[0]}, size={ins[1]}.shape[-2:], {_mode(a)})"),
+    "resize": codegen.expression(
+        lambda ins, a: f"F.interpolate({ins[0]}, "
+                       + (f"scale_factor={a['scale']}" if a["scale"] else
+                          f"size={tuple(a['size'])}") + f", {_mode(a)})"),
     "concat": codegen.expression(lambda ins, a: f"torch.cat([{', '.join(ins)}], dim=1)"),
     "sum": codegen.SUM,
     "mul": codegen.MUL,

@@ -69,20 +69,21 @@ class ConvBNReLU(nn.Module):
 
 class SepConvBNReLU(nn.Module):
     """A depthwise k x k atrous conv, norm and activation; then a pointwise 1x1 conv,
-    norm and activation. There is an activation between the two convs, as in the DPC
-    paper."""
+    norm and activation. There is a norm and an activation between the two convs, as in
+    the DPC paper, unless ``inner`` is off (Xception's and smp's separable conv)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
                  norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
+                 inner: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
         super().__init__()
         padding = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
         self.depthwise = nn.Conv2d(cin, cin, kernel, padding=padding, dilation=rate,
                                    groups=cin, bias=bias)
         self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
-            if norm == "bn" else None
+            if norm == "bn" and inner else None
         self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
-            if norm == "gn" else None
+            if norm == "gn" and inner else None
+        self.inner = inner
         self.pointwise = nn.Conv2d(cin, cout, 1, bias=bias)
         self.pointwise_bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
             if norm == "bn" else None
@@ -96,7 +97,8 @@ class SepConvBNReLU(nn.Module):
             x = self.depthwise_bn(x)
         if self.depthwise_gn is not None:
             x = self.depthwise_gn(x)
-        x = activate(x, self.act)
+        if self.inner:
+            x = activate(x, self.act)
         x = self.pointwise(x)
         if self.pointwise_bn is not None:
             x = self.pointwise_bn(x)
@@ -112,9 +114,11 @@ class GridPool(nn.Module):
 
     def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), norm: str = "bn",
                  groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
+                 align_corners: bool = False, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5) -> None:
         super().__init__()
         self.grid = grid
+        self.align_corners = align_corners
         self.conv = nn.Conv2d(cin, cout, 1, bias=bias)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
@@ -127,7 +131,8 @@ class GridPool(nn.Module):
         if self.gn is not None:
             y = self.gn(y)
         y = activate(y, self.act)
-        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(y, size=x.shape[-2:], mode="bilinear",
+                             align_corners=self.align_corners)
 
 
 class WindowPool(nn.Module):

@@ -85,7 +85,7 @@ def conv_weights(attrs: Attrs, ins: list[Tensor], out: Tensor) -> dict[str, Weig
 def sepconv_weights(attrs: Attrs, ins: list[Tensor], out: Tensor) -> dict[str, Weight]:
     k, cin = attrs["kernel"], ins[0].channels
     return {**_conv("depthwise", cin, cin, k, attrs, groups=cin),
-            **norm("depthwise", cin, attrs),
+            **(norm("depthwise", cin, attrs) if attrs.get("inner", True) else {}),
             **_conv("pointwise", out.channels, cin, 1, attrs),
             **norm("pointwise", out.channels, attrs)}
 
@@ -119,7 +119,8 @@ def conv_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
 
 
 def _sepconv_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
-    _check_groups(attrs, ins[0].channels)
+    if attrs.get("inner", True):
+        _check_groups(attrs, ins[0].channels)
     return conv_out(attrs, ins)
 
 
@@ -252,8 +253,37 @@ def _sum_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
     return ins[0]
 
 
+RESIZE_COMMON = (
+    Arg("mode", "word", "bilinear", words=("bilinear", "nearest"),
+        doc="bilinear, or nearest as F.interpolate's 'nearest'"),
+    Arg("align_corners", "bool", True,
+        doc="bilinear only: corner pixels aligned, as the DeepLab reference and smp's "
+            "decoders resize; false as torchvision's heads do"),
+)
+
+
 def _upsample_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
     return Tensor(ins[0].channels, ins[1].size)
+
+
+def _resize_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    if tuple(attrs["size"]) != (0, 0):
+        return Tensor(ins[0].channels, tuple(attrs["size"]))  # type: ignore[arg-type]
+    s, size = attrs["scale"], ins[0].size
+    return Tensor(ins[0].channels, None if size is None else (size[0] * s, size[1] * s))
+
+
+def _resize_validate(values: Mapping[str, list[Any]], size: Size | None) -> list[Problem]:
+    if ("scale" in values) == ("size" in values):
+        return [Problem(None, "resize needs a scale or a size, not both",
+                        hint="resize(x, scale = 2), or resize(x, size = (33, 33)); "
+                             "upsample(x, like = y) resizes to another tensor's size")]
+    return []
+
+
+def _resize_label(attrs: Attrs) -> str:
+    how = f"x{attrs['scale']}" if attrs["scale"] else "to {}x{}".format(*attrs["size"])
+    return f"resize {how}" + ("" if attrs["mode"] == "bilinear" else " nearest")
 
 
 def _mul_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
@@ -358,7 +388,10 @@ BUILTIN: tuple[OpSpec, ...] = (
     ),
     OpSpec(
         "sepconv", 1, 1,
-        (Arg("kernel", "int", 3, check=_odd), *ATROUS, *CONV_COMMON),
+        (Arg("kernel", "int", 3, check=_odd), *ATROUS, *CONV_COMMON,
+         Arg("inner", "bool", True,
+             doc="a norm and activation between the depthwise and the pointwise conv (the "
+                 "DPC paper's); false: only after the pointwise (Xception's, smp's)")),
         "depthwise k x k atrous conv + BN + ReLU, then pointwise 1x1 conv + BN + ReLU",
         out=_sepconv_out, weights=sepconv_weights, madds=dense_madds,
         label=lambda a: rate_label("sepconv", a), at_output_stride=scale_rate,
@@ -373,6 +406,9 @@ BUILTIN: tuple[OpSpec, ...] = (
             Arg("crop", "pair", (0, 0), doc="crop size, needed by mode = reference"),
             Arg("output_stride", "int", 16),
             *CONV_COMMON,
+            Arg("align_corners", "bool", False,
+                doc="paper mode's upsampling back aligns corners (PSPNet's, smp's); the "
+                    "reference mode always does"),
         ),
         "average pooling to a grid, 1x1 conv + BN + ReLU, bilinear upsampling back",
         out=_pool_out, weights=pool_weights, madds=_pool_madds, label=_pool_label,
@@ -380,12 +416,16 @@ BUILTIN: tuple[OpSpec, ...] = (
         color="#d8ecd2", example="pool(x, grid = (2, 3), channels = 6)",
     ),
     OpSpec("upsample", 1, 1,
-           (Arg("like", "tensor"),
-            Arg("align_corners", "bool", True,
-                doc="corner pixels aligned, as the DeepLab reference and smp's decoders "
-                    "resize; false as torchvision's heads do")),
-           "bilinear resize to the size of `like`",
+           (Arg("like", "tensor"), *RESIZE_COMMON),
+           "resize to the size of `like`",
            out=_upsample_out, example="upsample(small, like = x)"),
+    OpSpec("resize", 1, 1,
+           (Arg("scale", "int", 0, doc="an integer factor (h * scale, w * scale)"),
+            Arg("size", "pair", (0, 0), doc="a fixed size (h, w)"),
+            *RESIZE_COMMON),
+           "resize by an integer factor or to a fixed size",
+           out=_resize_out, validate=_resize_validate, label=_resize_label,
+           example="resize(small, scale = 2)"),
     OpSpec("concat", 1, None, (), "concatenation along channels", out=_concat_out,
            gathers=True, color="#eeeeee", example="concat(x, x)"),
     OpSpec("sum", 1, None, (), "element-wise sum; all inputs have equal channels",
@@ -394,7 +434,9 @@ BUILTIN: tuple[OpSpec, ...] = (
            out=_mul_out, color="#eeeeee", example="mul(x, sigmoid(x))"),
     *(OpSpec(act, 1, 1, (), f"element-wise {act}", color="#f4f4f4", example=f"{act}(x)")
       for act in ACTIVATIONS if act != "none"),
-    OpSpec("dropout", 1, 1, (Arg("p", "float", 0.1, check=_drop_rate),),
+    OpSpec("dropout", 1, 1, (Arg("p", "float", 0.1, check=_drop_rate),
+                             Arg("spatial", "bool", False,
+                                 doc="drop whole channels (nn.Dropout2d)")),
            "dropout with drop rate p",
            label=lambda a: f"dropout {a['p']:g}", passthrough=True,
            example="dropout(x, p = 0.2)"),

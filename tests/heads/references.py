@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from segmentation_models_pytorch.decoders.deeplabv3.decoder import DeepLabV3Decoder
+from segmentation_models_pytorch.decoders.deeplabv3.decoder import (
+    DeepLabV3Decoder,
+    DeepLabV3PlusDecoder,
+)
+from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
+from segmentation_models_pytorch.decoders.pspnet.decoder import PSPDecoder
+from segmentation_models_pytorch.decoders.segformer.decoder import SegformerDecoder
 from torch import nn
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 from torchvision.models.segmentation.fcn import FCNHead
@@ -59,4 +65,35 @@ REFERENCES: dict[str, Reference] = {
                                        aspp_dropout=0.5),
         call=lambda m, xs: m([xs[0]]), in_channels={"x": 32}, options={"channels": 64},
         output_stride=8, sizes=({"x": (12, 12)}, {"x": (13, 11)})),
+    "smp_deeplabv3plus": Reference(
+        # smp: separable ASPP, rates 12, 24, 36 at output stride 16; it reads
+        # features[2] (stride 4) and features[-1]
+        build=lambda: DeepLabV3PlusDecoder([3, 8, 16, 24, 32, 64], 5, 32, (12, 24, 36),
+                                           16, aspp_separable=True, aspp_dropout=0.5),
+        call=lambda m, xs: m([None, None, xs[1], None, None, xs[0]]),
+        in_channels={"high": 64, "low": 16}, options={"channels": 32},
+        sizes=({"high": (6, 6), "low": (24, 24)}, {"high": (7, 5), "low": (28, 20)})),
+    "smp_psp": Reference(
+        build=lambda: PSPDecoder([3, 8, 16, 24, 32, 64], out_channels=32, dropout=0.2),
+        call=lambda m, xs: m([xs[0]]), in_channels={"x": 64},
+        options={"channels": 32, "branch": 16},
+        sizes=({"x": (12, 12)}, {"x": (13, 11)})),
+    "smp_fpn": Reference(
+        build=lambda: FPNDecoder([3, 8, 16, 24, 32, 64], 5, pyramid_channels=32,
+                                 segmentation_channels=32, dropout=0.2),
+        call=lambda m, xs: m(list(xs)),
+        in_channels={"c2": 16, "c3": 24, "c4": 32, "c5": 64},
+        options={"pyramid": 32, "channels": 32},
+        sizes=({"c2": (16, 16), "c3": (8, 8), "c4": (4, 4), "c5": (2, 2)},
+               {"c2": (24, 16), "c3": (12, 8), "c4": (6, 4), "c5": (3, 2)})),
+    "smp_segformer": Reference(
+        # features: the image, an empty level (MiT encoders have none at stride 2), then
+        # strides 4 to 32; the decoder resizes to a quarter of the image's size
+        build=lambda: SegformerDecoder([3, 0, 16, 24, 32, 64], 5, segmentation_channels=32),
+        call=lambda m, xs: m([xs[0].new_zeros(len(xs[0]), 3, *(4 * n for n in xs[0].shape[2:])),
+                              xs[0].new_zeros(len(xs[0]), 0, *(2 * n for n in xs[0].shape[2:])),
+                              *xs]),
+        in_channels={"c4": 16, "c8": 24, "c16": 32, "c32": 64}, options={"channels": 32},
+        sizes=({"c4": (16, 16), "c8": (8, 8), "c16": (4, 4), "c32": (2, 2)},
+               {"c4": (24, 16), "c8": (12, 8), "c16": (6, 4), "c32": (3, 2)})),
 }

@@ -283,3 +283,16 @@ def test_poly_schedule() -> None:
     expected = [0.01 * (1 - k / 10) ** 0.9 for k in range(3)]
     np.testing.assert_allclose(steps, expected, rtol=1e-6)
     assert isinstance(tx, optax.GradientTransformation)
+
+
+def test_nearest_resize_picks_the_pixels_pytorch_picks() -> None:
+    """Every size pair up to 40 -> 80, PyTorch's float32 rounding included."""
+    from dpcdsl_jax._layers import resize_nearest
+
+    for n_in in range(1, 41):
+        x = torch.arange(n_in, dtype=torch.float32).reshape(1, 1, n_in, 1)
+        for n_out in range(1, 81):
+            want = torch.nn.functional.interpolate(x, size=(n_out, 1), mode="nearest")
+            got = resize_nearest(jnp.asarray(x.numpy().transpose(0, 2, 3, 1)), (n_out, 1))
+            np.testing.assert_array_equal(np.asarray(got)[0, :, 0, 0], want[0, 0, :, 0].numpy(),
+                                          err_msg=f"{n_in} -> {n_out}")

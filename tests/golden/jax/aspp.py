@@ -160,9 +160,10 @@ class GridPool(nnx.Module):
 
     def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), norm: str = "bn",
                  groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
-                 rngs: nnx.Rngs) -> None:
+                 align_corners: bool = False, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
         self.grid = grid
+        self.align_corners = align_corners
         self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
@@ -171,7 +172,7 @@ class GridPool(nnx.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         y = self.conv(adaptive_avg_pool(x, self.grid))
         y = activate(normed(y, self.bn, self.gn), self.act)
-        return resize_bilinear(y, x.shape[1:3], align_corners=False)
+        return resize_bilinear(y, x.shape[1:3], align_corners=self.align_corners)
 
 
 class Aspp(nnx.Module):

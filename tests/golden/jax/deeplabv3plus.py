@@ -141,21 +141,22 @@ class ConvBNReLU(nnx.Module):
 
 
 class SepConvBNReLU(nnx.Module):
-    """A depthwise k x k atrous conv (``feature_group_count``), norm and activation;
-    then a pointwise 1x1 conv, norm and activation."""
+    """A depthwise k x k atrous conv (``feature_group_count``), norm and activation
+    (unless ``inner`` is off); then a pointwise 1x1 conv, norm and activation."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
                  norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+                 inner: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
                  rngs: nnx.Rngs) -> None:
         pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
         self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), padding=((pad[0], pad[0]),
                                   (pad[1], pad[1])), kernel_dilation=rate,
                                   feature_group_count=cin, use_bias=bias, rngs=rngs)
         self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
-            if norm == "bn" else None
+            if norm == "bn" and inner else None
         self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
-            if norm == "gn" else None
+            if norm == "gn" and inner else None
+        self.inner = inner
         self.pointwise = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
         self.pointwise_bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
             if norm == "bn" else None
@@ -164,8 +165,8 @@ class SepConvBNReLU(nnx.Module):
         self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = activate(normed(self.depthwise(x), self.depthwise_bn, self.depthwise_gn),
-                     self.act)
+        x = normed(self.depthwise(x), self.depthwise_bn, self.depthwise_gn)
+        x = activate(x, self.act) if self.inner else x
         return activate(normed(self.pointwise(x), self.pointwise_bn, self.pointwise_gn),
                         self.act)
 

@@ -80,9 +80,11 @@ class GridPool(nn.Module):
 
     def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), norm: str = "bn",
                  groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
+                 align_corners: bool = False, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5) -> None:
         super().__init__()
         self.grid = grid
+        self.align_corners = align_corners
         self.conv = nn.Conv2d(cin, cout, 1, bias=bias)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
@@ -95,7 +97,8 @@ class GridPool(nn.Module):
         if self.gn is not None:
             y = self.gn(y)
         y = activate(y, self.act)
-        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        return F.interpolate(y, size=x.shape[-2:], mode="bilinear",
+                             align_corners=self.align_corners)
 
 
 class Aspp(nn.Module):
