@@ -75,6 +75,8 @@ class Expander:
         self._top_ctx = self._cell_ctx(cell, [p.name for p in cell.inputs], {},
                                        prefix="", ret_slot="out", caller=None)
         self._inputs = tuple(p.name for p in cell.inputs)
+        strides = tuple(p.stride for p in cell.inputs)
+        self._strides = strides if any(s is not None for s in strides) else ()
         channels = self._top_ctx.env.get("channels", ("value", ir.Int(value=256)))[1]
         self._channels = channels.value if isinstance(channels, ir.Int) else 256
 
@@ -169,7 +171,8 @@ class Expander:
         self.target = {n.name: n for n in target.nodes} if target is not None else None
         out = self.block(self.top.body, self._top_ctx, d)
         cell = ir.construct(ir.Cell, span=self.top.span, name=self.top.name,
-                            inputs=self._inputs, channels=self._channels,
+                            inputs=self._inputs, strides=self._strides,
+                            channels=self._channels,
                             nodes=tuple(self.nodes), output=out)
         return cell, self.decisions
 

@@ -49,6 +49,10 @@ class _OnlyOption(Decider):
         return next(i for i, c in enumerate(counts) if c)
 
 
+#: the strides a cell's input may read (``low @ 4``)
+INPUT_STRIDES = (2, 4, 8, 16, 32)
+
+
 class Checker:
     def __init__(self, program: Program, size: tuple[int, int] | None = None) -> None:
         self.p = program
@@ -105,6 +109,13 @@ class Checker:
             if prm.name in scope.local:
                 self.error("DPC203", prm, f"parameter '{prm.name}' is declared twice")
             scope.local.add(prm.name)
+            if prm.stride is not None and prm.default is not None:
+                self.error("DPC501", prm, f"'{prm.name}' has a default, so it is a parameter; "
+                           "only a tensor input reads features at a stride",
+                           hint=f"write `{prm.name} = ...` without `@`")
+            elif prm.stride is not None and prm.stride not in INPUT_STRIDES:
+                self.error("DPC501", prm, f"input '{prm.name}' @ {prm.stride}: a backbone "
+                           "stride is one of " + ", ".join(map(str, INPUT_STRIDES)))
             if prm.default is None:
                 if prm.name == "channels":
                     self.error("DPC501", prm, "'channels' is the cell's channel count, not a "

@@ -100,6 +100,19 @@ def _per_input(values: list[str], parse_one: Callable[[str], Any], inputs: tuple
     return table
 
 
+def parse_count(text: str) -> int:
+    """A positive count with an optional suffix: ``0.5B``, ``500M``, ``20K``, ``5e8``."""
+    scale = {"K": 10**3, "M": 10**6, "B": 10**9, "G": 10**9}.get(text[-1:].upper(), 1)
+    try:
+        value = float(text[:-1] if scale != 1 else text) * scale
+    except ValueError:
+        raise typer.BadParameter(f"expected a count such as 0.5B, 500M or 5e8, got "
+                                 f"{text!r}") from None
+    if not (value >= 1 and value < float("inf")):
+        raise typer.BadParameter(f"expected a positive count, got {text!r}")
+    return int(value)
+
+
 def _int(text: str) -> int:
     try:
         return int(text)
@@ -160,6 +173,7 @@ class Identity(str, Enum):
     prune = "prune"
     seed = "seed"
     backend = "backend"
+    max_madds = "max_madds"
 
 
 class Pooling(str, Enum):
@@ -404,6 +418,9 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            allow_changed: Annotated[list[Identity] | None, typer.Option(
                help="with --resume: what may differ from the study's start "
                     "(recorded in the study)")] = None,
+           max_madds: Annotated[str | None, typer.Option(
+               help="a multiply-add budget (0.5B, 500M, 5e8): candidates over it at the "
+                    "task's feature sizes are drawn again, never trained")] = None,
            ) -> None:
     """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
     from dpcdsl.search.driver import SearchConfig
@@ -419,7 +436,8 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        ray_address=ray_address, gpus_per_trial=gpus_per_trial,
                        cpus_per_trial=cpus_per_trial,
                        progress="none" if quiet else "bar" if err.is_terminal else "log",
-                       allow_changed=tuple(a.value for a in allow_changed or ()))
+                       allow_changed=tuple(a.value for a in allow_changed or ()),
+                       max_madds=None if max_madds is None else parse_count(max_madds))
     warning = room_warning(strategy.value, trials)
     if warning:
         err.print(f"warning: {warning}", markup=False)

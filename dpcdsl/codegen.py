@@ -232,7 +232,8 @@ def layer_lowering(cls: str, args: Callable[[Attrs, list[int], int], str]) -> Lo
 def conv_args(attrs: Attrs, cin: list[int], cout: int) -> str:
     """The arguments of a conv-like layer: channels, kernel, rate, flags."""
     rate = "" if tuple(attrs["rate"]) == (1, 1) else f", rate={tuple(attrs['rate'])}"
-    return f"{cin[0]}, {cout}, kernel={attrs['kernel']}{rate}{flags(attrs)}"
+    stride = "" if attrs.get("stride", 1) == 1 else f", stride={attrs['stride']}"
+    return f"{cin[0]}, {cout}, kernel={attrs['kernel']}{rate}{stride}{flags(attrs)}"
 
 
 def pool_lowering(grid_cls: str, window_cls: str) -> Lowering:
@@ -242,10 +243,13 @@ def pool_lowering(grid_cls: str, window_cls: str) -> Lowering:
     def lower(node: ir.Node, var: str, ins: list[str], cin: list[int],
               cout: int) -> tuple[str | None, str]:
         a: dict[str, Any] = dict(node.attrs)
+        align = ", align_corners=True" if a.get("align_corners") else ""
         if a["mode"] == "paper":
-            align = ", align_corners=True" if a.get("align_corners") else ""
             layer = f"{grid_cls}({cin[0]}, {cout}, grid={tuple(a['grid'])}{flags(a)}{align})"
-        else:
+        elif a["mode"] == "window":  # a window and step of its own, corners as told
+            layer = (f"{window_cls}({cin[0]}, {cout}, window={pool_window(a)}, "
+                     f"step={tuple(a['step'])}{flags(a)}, align_corners={bool(align)})")
+        else:  # the reference's: stride 1, corners aligned
             layer = f"{window_cls}({cin[0]}, {cout}, window={pool_window(a)}{flags(a)})"
         return layer, f"self.{var}({ins[0]})"
 

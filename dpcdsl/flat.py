@@ -36,6 +36,8 @@ class Cell(IRNode):
 
     name: str
     inputs: tuple[str, ...]
+    #: the stride each input reads, where the cell says it (``low @ 4``); () when none does
+    strides: tuple[int | None, ...] = ()
     channels: int = 256
     nodes: tuple[Node, ...]
     output: str
@@ -94,7 +96,9 @@ def node_call(node: Node, cell_channels: int) -> str:
 
 def print_cell(cell: Cell) -> str:
     """The canonical text of a flat cell."""
-    head = ", ".join([*cell.inputs, f"channels = {cell.channels}"])
+    inputs = [i if not cell.strides or cell.strides[k] is None else f"{i} @ {cell.strides[k]}"
+              for k, i in enumerate(cell.inputs)]
+    head = ", ".join([*inputs, f"channels = {cell.channels}"])
     lines = [f"cell {cell.name}({head}) {{"]
     lines += [f"{INDENT}{n.name} = {node_call(n, cell.channels)}" for n in cell.nodes]
     lines.append(f"{INDENT}return {cell.output}")

@@ -119,9 +119,11 @@ Statement = Union[Let, Assign, Repeat, Return]  # noqa: UP007
 
 
 class Param(IRNode):
-    """A formal input (no default) or a parameter (with a default)."""
+    """A formal input (no default), which may say the stride of the features it reads
+    (``low @ 4``), or a parameter (with a default)."""
 
     name: str
+    stride: int | None = None
     default: Expr | None = None
 
 

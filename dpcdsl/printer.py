@@ -102,7 +102,8 @@ class StmtPrinter(Visitor[list[str]]):
 
     def visit_CellDef(self, s: ir.CellDef, indent: str) -> list[str]:
         params = ", ".join(
-            p.name if p.default is None else f"{p.name} = {print_expr(p.default)}"
+            (p.name if p.stride is None else f"{p.name} @ {p.stride}")
+            + ("" if p.default is None else f" = {print_expr(p.default)}")
             for p in s.params
         )
         depth = "" if s.depth is None else f" depth {s.depth}"

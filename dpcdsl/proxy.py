@@ -77,7 +77,7 @@ def train(cell: ir.Cell, task: Task, backend: str | None = None,
           callback: Callback | None = None, progress: bool = False) -> ProxyResult:
     """Train ``cell`` on the task's cached features with ``backend`` (default: the
     task's) and score it on the val split."""
-    check_inputs(cell, task)  # before the cache is built
+    task = fed(cell, task)  # before the cache is built
     cache = ensure_cache(task, progress=progress)
     trainer = backends.resolve(backend or task.backend, "proxy_steps")
     name = trainer.name
@@ -110,12 +110,23 @@ def train(cell: ir.Cell, task: Task, backend: str | None = None,
                        params=report.params, madds=report.madds)
 
 
-def check_inputs(cell: ir.Cell | ir.CellDef, task: Task) -> None:
-    """The task feeds every input of the cell (``backbone.inputs``), or a clear error
-    that shows the fix, before any cache is built or any trial runs."""
-    inputs = cell.inputs if isinstance(cell, ir.Cell) else tuple(p.name for p in cell.inputs)
-    input_strides(cell.name, inputs, task.backbone.inputs, task.backbone.output_stride,
-                  cell.span)
+def fed(cell: ir.Cell | ir.CellDef, task: Task) -> Task:
+    """The task, feeding every input of the cell: its ``backbone.inputs``, else the
+    strides the cell declares (``low @ 4``, written into the returned task so that the
+    cache holds those levels). A cell the task cannot feed is a clear error that shows
+    the fix, before any cache is built or any trial runs."""
+    if isinstance(cell, ir.Cell):
+        inputs, declared = cell.inputs, cell.strides
+    else:
+        inputs = tuple(p.name for p in cell.inputs)
+        declared = tuple(p.stride for p in cell.inputs)
+    wired = input_strides(cell.name, inputs, task.backbone.inputs,
+                          task.backbone.output_stride, cell.span, declared)
+    strides = list(wired.values())
+    if task.backbone.inputs is None and strides != [task.backbone.output_stride]:
+        return task.model_copy(update={"backbone": task.backbone.model_copy(
+            update={"inputs": strides})})
+    return task
 
 
 def evaluate(predict: Callable[[list[np.ndarray], tuple[int, int]], np.ndarray],

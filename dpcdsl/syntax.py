@@ -174,7 +174,8 @@ class _Builder:
             name=str(name),
             params=tuple(
                 ir.Param(name=str(p.children[0]),
-                         default=None if p.children[1] is None else self.expr(p.children[1]),
+                         stride=None if p.children[1] is None else int(p.children[1]),
+                         default=None if p.children[2] is None else self.expr(p.children[2]),
                          span=self.span(p))
                 for p in params
             ),

@@ -148,3 +148,11 @@ def test_groupnorm_groups_must_divide_the_channels():
     assert [(d.code, d.span.line, d.message) for d in diags] == [
         ("DPC601", 3, "node 'out': GroupNorm of 24 channels in 16 groups: the channels must "
                       "be a multiple of the groups")]
+
+
+def test_input_strides_are_checked():
+    diags = check(load_text("cell d(a @ 3, b @ 4, c @ 8 = 2) { return concat(a, b) }"))
+    assert [(d.code, d.message) for d in diags] == [
+        ("DPC501", "input 'a' @ 3: a backbone stride is one of 2, 4, 8, 16, 32"),
+        ("DPC501", "'c' has a default, so it is a parameter; only a tensor input reads "
+                   "features at a stride")]

@@ -94,3 +94,20 @@ def test_a_number_too_large_for_a_float_is_refused_with_its_place():
         parse("let big = 1e999\n", "f.dpc")
     assert e.value.diagnostics[0].message == "the number 1e999 is too large"
     assert (e.value.diagnostics[0].span.line, e.value.diagnostics[0].span.column) == (1, 11)
+
+
+def test_an_input_may_say_its_stride_and_it_prints_back():
+    from dpcdsl.printer import format_module
+    from dpcdsl.space import Space
+
+    text = "cell d(context @ 16, low @ 4, channels = 8) {\n  return concat(context, low)\n}\n"
+    module = parse(text)
+    cell = module.cells["d"]
+    assert [(p.name, p.stride) for p in cell.params] == [("context", 16), ("low", 4),
+                                                          ("channels", None)]
+    assert format_module(module) == text
+    concrete = Space.from_text(text).concrete()
+    assert concrete.strides == (16, 4)
+    assert Space.from_text(concrete.canonical_text()).concrete() == concrete
+    plain = Space.from_text(text.replace(" @ 16", "").replace(" @ 4", "")).concrete()
+    assert plain.strides == () and "@" not in plain.canonical_text()

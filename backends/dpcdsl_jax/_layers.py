@@ -149,12 +149,13 @@ class ConvBNReLU(nnx.Module):
     (BatchNorm, GroupNorm or none) and an activation (ReLU by default)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
                  rngs: nnx.Rngs) -> None:
         pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.conv = nnx.Conv(cin, cout, (kernel, kernel), padding=((pad[0], pad[0]),
-                             (pad[1], pad[1])), kernel_dilation=rate, use_bias=bias, rngs=rngs)
+        self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride,
+                             padding=((pad[0], pad[0]), (pad[1], pad[1])),
+                             kernel_dilation=rate, use_bias=bias, rngs=rngs)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
         self.act = act
@@ -168,13 +169,14 @@ class SepConvBNReLU(nnx.Module):
     (unless ``inner`` is off); then a pointwise 1x1 conv, norm and activation."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 inner: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
-                 rngs: nnx.Rngs) -> None:
+                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, inner: bool = True, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
         pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), padding=((pad[0], pad[0]),
-                                  (pad[1], pad[1])), kernel_dilation=rate,
-                                  feature_group_count=cin, use_bias=bias, rngs=rngs)
+        self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), strides=stride,
+                                  padding=((pad[0], pad[0]), (pad[1], pad[1])),
+                                  kernel_dilation=rate, feature_group_count=cin,
+                                  use_bias=bias, rngs=rngs)
         self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
             if norm == "bn" and inner else None
         self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
@@ -216,25 +218,29 @@ class GridPool(nnx.Module):
 
 
 class WindowPool(nnx.Module):
-    """The DeepLab reference's pyramid pooling: a stride-1 average over a fixed window
-    (VALID), a 1x1 conv, norm and activation, then a bilinear resize with
-    align_corners=True."""
+    """Pooling over a fixed window: an average with stride ``step`` (VALID), a 1x1 conv,
+    norm and activation, then a bilinear resize back (corners aligned unless told): the
+    DeepLab reference's pyramid pooling with stride 1, the original LR-ASPP's with a
+    49x49 window and stride (16, 20)."""
 
     def __init__(self, cin: int, cout: int, window: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
+                 step: tuple[int, int] = (1, 1), norm: str = "bn", groups: int = 32,
+                 act: str = "relu", bias: bool = False, align_corners: bool = True,
                  bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
                  rngs: nnx.Rngs) -> None:
         self.window = window
+        self.step = step
+        self.align_corners = align_corners
         self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
         self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        kh, kw = self.window
-        y = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, kh, kw, 1), (1, 1, 1, 1), "VALID")
+        (kh, kw), (sh, sw) = self.window, self.step
+        y = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, kh, kw, 1), (1, sh, sw, 1), "VALID")
         y = activate(normed(self.conv(y / (kh * kw)), self.bn, self.gn), self.act)
-        return resize_bilinear(y, x.shape[1:3], align_corners=True)
+        return resize_bilinear(y, x.shape[1:3], align_corners=self.align_corners)
 
 
 #: what the emitter may copy into a file, in order (functions before the classes that

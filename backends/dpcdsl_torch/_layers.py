@@ -49,11 +49,12 @@ class ConvBNReLU(nn.Module):
     attribute ``bn`` or ``gn``."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
+                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
         super().__init__()
         padding = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.conv = nn.Conv2d(cin, cout, kernel, padding=padding, dilation=rate, bias=bias)
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, dilation=rate,
+                              bias=bias)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
         self.act = act
@@ -73,12 +74,13 @@ class SepConvBNReLU(nn.Module):
     the DPC paper, unless ``inner`` is off (Xception's and smp's separable conv)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 inner: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
+                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, inner: bool = True, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5) -> None:
         super().__init__()
         padding = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.depthwise = nn.Conv2d(cin, cin, kernel, padding=padding, dilation=rate,
-                                   groups=cin, bias=bias)
+        self.depthwise = nn.Conv2d(cin, cin, kernel, stride=stride, padding=padding,
+                                   dilation=rate, groups=cin, bias=bias)
         self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
             if norm == "bn" and inner else None
         self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
@@ -136,28 +138,33 @@ class GridPool(nn.Module):
 
 
 class WindowPool(nn.Module):
-    """The DeepLab reference's pyramid pooling: a stride-1 average over a fixed window
-    (VALID padding), a 1x1 conv, norm and activation, then a bilinear resize with
-    align_corners=True back to the input's size."""
+    """Pooling over a fixed window: an average with stride ``step`` (VALID padding), a
+    1x1 conv, norm and activation, then a bilinear resize back to the input's size.
+    With stride 1 and aligned corners it is the DeepLab reference's pyramid pooling;
+    with a 49x49 window and stride (16, 20), the original LR-ASPP's."""
 
     def __init__(self, cin: int, cout: int, window: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
+                 step: tuple[int, int] = (1, 1), norm: str = "bn", groups: int = 32,
+                 act: str = "relu", bias: bool = False, align_corners: bool = True,
                  bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
         super().__init__()
         self.window = window
+        self.step = step
+        self.align_corners = align_corners
         self.conv = nn.Conv2d(cin, cout, 1, bias=bias)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(F.avg_pool2d(x, self.window, stride=1))
+        y = self.conv(F.avg_pool2d(x, self.window, stride=self.step))
         if self.bn is not None:
             y = self.bn(y)
         if self.gn is not None:
             y = self.gn(y)
         y = activate(y, self.act)
-        return F.interpolate(y, size=x.shape[-2:], mode="bilinear", align_corners=True)
+        return F.interpolate(y, size=x.shape[-2:], mode="bilinear",
+                             align_corners=self.align_corners)
 
 
 #: every layer class, by the op that uses it

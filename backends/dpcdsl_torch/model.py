@@ -166,9 +166,9 @@ class SegmentationModel(nn.Module):
     """Backbone, head cell, optional decoder cell, 1x1 classifier.
 
     ``cell`` and ``decoder`` are concrete cells. The head's inputs read the backbone's
-    levels at ``strides`` (one per input, in order; default: the last level for a
-    one-input cell), so a two-input cell such as ``examples/deeplabv3plus.dpc`` reads
-    strides 16 and 4 with ``strides=(16, 4)``. Its rates are scaled by
+    levels at ``strides`` (one per input, in order; default: the strides the cell
+    declares, ``low @ 4``, or the last level for a one-input cell), so the two-input
+    ``examples/deeplabv3plus.dpc`` reads strides 16 and 4. Its rates are scaled by
     16 / output_stride. The optional ``decoder`` reads the head's output and the
     stride-4 features. Logits are resized bilinearly to the image's size, with
     ``align_corners`` as the DeepLab reference (True) or PyTorch's default (False).
@@ -189,7 +189,7 @@ class SegmentationModel(nn.Module):
         self.backbone = backbone
         self.align_corners = align_corners
         wiring = input_strides(cell.name, cell.inputs, strides, backbone.output_stride,
-                               cell.span)
+                               cell.span, cell.strides)
         self.levels = [backbone.level(s) for s in wiring.values()]
         head_in = {i: backbone.channels[k] for i, k in zip(cell.inputs, self.levels)}
         head_cell = at_output_stride(cell, backbone.output_stride)

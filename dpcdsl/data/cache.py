@@ -86,7 +86,7 @@ class FeatureCache:
     def wiring(self, cell: Cell, task: Task) -> dict[str, int]:
         """The stride of the cached level that feeds each input of ``cell``."""
         wired = input_strides(cell.name, cell.inputs, task.backbone.inputs,
-                              task.backbone.output_stride, cell.span)
+                              task.backbone.output_stride, cell.span, cell.strides)
         for stride in wired.values():
             self.level(stride)
         return wired

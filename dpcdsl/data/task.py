@@ -263,10 +263,21 @@ def _locate(text: str, file: str, loc: tuple[str, ...]) -> Span:
 
 
 def input_strides(cell: str, inputs: Sequence[str], strides: Sequence[int] | None,
-                  output_stride: int, span: Span | None = None) -> dict[str, int]:
+                  output_stride: int, span: Span | None = None,
+                  declared: Sequence[int | None] = ()) -> dict[str, int]:
     """Which backbone stride feeds each input of the cell ``cell``: ``strides`` in the
-    order of ``inputs`` (a task's ``backbone.inputs``), or for a one-input cell the
-    output stride. A count that does not match is an error that shows the fix."""
+    order of ``inputs`` (a task's ``backbone.inputs``); else the strides the cell
+    declares (``low @ 4``); else, for a one-input cell, the output stride. A count that
+    does not match, or a declared stride deeper than the output stride, is an error
+    that shows the fix."""
+    if strides is None and declared and all(d is not None for d in declared):
+        deep = [(i, d) for i, d in zip(inputs, declared) if d is not None and d > output_stride]
+        if deep:
+            raise DpcError.at(span, f"the cell '{cell}' reads '{deep[0][0]}' at stride "
+                              f"{deep[0][1]}, deeper than the backbone's output stride "
+                              f"{output_stride}", hint="set backbone.inputs in the task "
+                              "file to the strides this backbone has", code="DPC701")
+        return {i: int(d) for i, d in zip(inputs, declared) if d is not None}
     if strides is None and len(inputs) == 1:
         return {inputs[0]: output_stride}
     if strides is None or len(strides) != len(inputs):

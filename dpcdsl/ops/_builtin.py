@@ -114,8 +114,11 @@ def _check_groups(attrs: Attrs, *channels: int) -> None:
 
 
 def conv_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    """The conv's channels, and its size: SAME padding, so (h - 1) // stride + 1."""
     _check_groups(attrs, int(attrs["channels"]))
-    return Tensor(int(attrs["channels"]), ins[0].size)
+    s, size = attrs.get("stride", 1), ins[0].size
+    out = None if size is None else ((size[0] - 1) // s + 1, (size[1] - 1) // s + 1)
+    return Tensor(int(attrs["channels"]), out)
 
 
 def _sepconv_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
@@ -144,6 +147,7 @@ def rate_label(op: str, attrs: Attrs) -> str:
 #: the output stride
 ATROUS = (
     Arg("rate", "pair", (1, 1)),
+    Arg("stride", "int", 1, check=_positive, doc="the conv's stride (SAME padding)"),
     Arg("atrous", "bool", True,
         doc="the rate is written for output stride 16 and doubles at 8, as in ASPP and "
             "the DPC (a rate of 1 included); false: it stays as written (a decoder's or a "
@@ -169,7 +173,10 @@ def feature_size(crop: int, output_stride: int) -> int:
 
 
 def pool_window(attrs: Attrs) -> Size:
-    """The reference mode's averaging window (h, w)."""
+    """The averaging window (h, w): the window mode's own, or the reference mode's,
+    worked out from the crop and the output stride."""
+    if attrs["mode"] == "window":
+        return tuple(attrs["window"])  # type: ignore[return-value]
     (ch, cw), stride = attrs["crop"], attrs["output_stride"]
     gh, gw = attrs["grid"]
     return reference_window(ch, stride, gh), reference_window(cw, stride, gw)
@@ -179,6 +186,12 @@ def pooled_size(attrs: Attrs, size: Size) -> Size:
     """The size of a pool's map between averaging and the 1x1 conv: the grid in paper
     mode, ``size - window + 1`` for the reference's stride-1 window."""
     h, w = size
+    if attrs["mode"] == "window":
+        (kh, kw), (sh, sw) = pool_window(attrs), attrs["step"]
+        if kh > h or kw > w:
+            raise OpError(f"the pooling window {kh}x{kw} is larger than the {h}x{w} "
+                          "feature map")
+        return (h - kh) // sh + 1, (w - kw) // sw + 1
     gh, gw = attrs["grid"]
     if gh > h or gw > w:
         raise OpError(f"pool grid {gh}x{gw} is larger than the {h}x{w} feature map")
@@ -210,6 +223,9 @@ def _pool_validate(values: Mapping[str, list[Any]], size: Size | None) -> list[P
         out.append(Problem(None, "pool(mode = reference) uses the DeepLab window, which "
                            "needs the crop size",
                            hint="add e.g. `crop = 513` (and `output_stride = 16`)"))
+    if "window" in values.get("mode", ["paper"]) and "window" not in values:
+        out.append(Problem(None, "pool(mode = window) averages over a window it needs",
+                           hint="add e.g. `window = (49, 49), step = (16, 20)`, LR-ASPP's"))
     if size is not None:
         for g in values.get("grid", []):
             gh, gw = (g, g) if isinstance(g, int) else g
@@ -228,6 +244,9 @@ def _pool_stride(attrs: Attrs, scale: Any, output_stride: int) -> dict[str, Any]
 
 
 def _pool_label(attrs: Attrs) -> str:
+    if attrs["mode"] == "window":
+        (kh, kw), (sh, sw) = attrs["window"], attrs["step"]
+        return f"pool {kh}x{kw} /({sh},{sw})" + _tail(attrs)
     g = attrs["grid"]
     return f"pool {g[0]}x{g[1]}" + ("" if attrs["mode"] == "paper" else " reference") + \
         _tail(attrs)
@@ -402,7 +421,9 @@ BUILTIN: tuple[OpSpec, ...] = (
         "pool", 1, 1,
         (
             Arg("grid", "pair", (1, 1)),
-            Arg("mode", "word", "paper", words=("paper", "reference")),
+            Arg("mode", "word", "paper", words=("paper", "reference", "window")),
+            Arg("window", "pair", (1, 1), doc="mode = window: the averaging window"),
+            Arg("step", "pair", (1, 1), doc="mode = window: the window's stride"),
             Arg("crop", "pair", (0, 0), doc="crop size, needed by mode = reference"),
             Arg("output_stride", "int", 16),
             *CONV_COMMON,

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -22,10 +23,11 @@ import optuna
 from optuna.trial import Trial, TrialState
 
 from dpcdsl import backends
+from dpcdsl.analysis import cost
 from dpcdsl.data.task import Task, load_task
 from dpcdsl.errors import Diagnostic, DpcError, Span, did_you_mean
 from dpcdsl.printer import format_module
-from dpcdsl.proxy import check_inputs, ensure_cache
+from dpcdsl.proxy import ensure_cache, fed, head_cell
 from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress, mode_for
@@ -56,6 +58,13 @@ class SearchConfig:
     progress: bool | str = True  # "bar", "log" or "none"; True: a bar on a terminal, else log
     # what a --resume may change from the study's identity (space, task, strategy, ...)
     allow_changed: tuple[str, ...] = ()
+    # a multiply-add budget: a candidate costing more at the task's feature sizes is
+    # drawn again, never trained (the cost model decides, before any training)
+    max_madds: int | None = None
+
+
+#: draws in a row over the budget before a search gives up
+MAX_REJECTED = 1000
 
 
 PRUNERS = ("none", "median", "asha")
@@ -94,10 +103,13 @@ def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[
     sources = [format_module(program.module)] + [
         text for file, text in sorted(program.sources.items()) if file != program.file]
     task_data = task.model_dump(mode="json", exclude={"file", "cache_dir"})
-    return {"space": digest("\n".join([space.name, *sources])),
-            "task": digest(json.dumps(task_data, sort_keys=True)),
-            "strategy": cfg.strategy, "prune": cfg.prune, "seed": str(cfg.seed),
-            "backend": backend}
+    out = {"space": digest("\n".join([space.name, *sources])),
+           "task": digest(json.dumps(task_data, sort_keys=True)),
+           "strategy": cfg.strategy, "prune": cfg.prune, "seed": str(cfg.seed),
+           "backend": backend}
+    if cfg.max_madds is not None:
+        out["max_madds"] = str(cfg.max_madds)
+    return out
 
 
 def _check_resume(study: optuna.Study, current: dict[str, str],
@@ -168,7 +180,7 @@ def search(cfg: SearchConfig) -> optuna.Study:
     space = Space.from_file(cfg.space_file, cfg.cell)
     task = load_task(cfg.task_file)
     _check_names(cfg)  # every option, before anything is written
-    check_inputs(space.cell_def, task)  # the task feeds every input of the space's cells
+    task = fed(space.cell_def, task)  # the task feeds every input of the space's cells
     # the trials' backend, resolved once here, so that a worker loads that one alone
     trainer = backends.resolve(task.backend, "proxy_steps").name
     cfg.run_dir.mkdir(parents=True, exist_ok=True)
@@ -184,7 +196,9 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
         json.dumps({**task.model_dump(mode="json"), "file": task.file}, indent=1) + "\n")
     if cfg.resume:
         _rerun_interrupted(study)
-    ensure_cache(task, progress=mode_for(cfg.progress) == "bar")  # once, before any worker
+    cache = ensure_cache(task, progress=mode_for(cfg.progress) == "bar")  # once, first
+    budget = None if cfg.max_madds is None else _budget(cfg.max_madds, task, cache)
+    rejected = 0  # draws over the budget in a row
     executor = make_executor(cfg.executor, cfg.workers, cfg.timeout, cfg.gpus,
                              cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial)
     task_json = {**task.model_dump(mode="json"), "file": task.file, "backend": trainer}
@@ -200,7 +214,10 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                     break
                 while executor.busy < executor.slots and len(done) + len(pending) < cfg.trials:
                     trial = study.ask()
-                    outcome = _launch(trial, space, study, executor, task_json, cfg)
+                    outcome = _launch(trial, space, study, executor, task_json, cfg, budget)
+                    rejected = rejected + 1 if outcome == "over budget" else 0
+                    if rejected >= MAX_REJECTED:
+                        raise _no_room(study, cfg.max_madds or 0)
                     if outcome is None:
                         pending[trial.number] = trial
                     done = [t for t in study.get_trials(deepcopy=False) if counted(t)]
@@ -236,10 +253,33 @@ def suggest_cell(trial: Trial, space: Space) -> Any:
 DETERMINISTIC = ("error: ", "diverged: ")
 
 
+def _budget(max_madds: int, task: Task, cache: Any) -> Callable[[Any], int | None]:
+    """``over(cell)``: the cell's multiply-adds at the task's feature sizes (its head at
+    the backbone's output stride) when they exceed ``max_madds``, else None."""
+
+    def over(cell: Any) -> int | None:
+        head = head_cell(cell, task)
+        madds = cost(head, cache.in_channels(head, task), cache.sizes(head, task)).madds
+        return madds if madds > max_madds else None
+
+    return over
+
+
+def _no_room(study: optuna.Study, max_madds: int) -> DpcError:
+    costs = [int(t.user_attrs["over_budget"]) for t in study.trials
+             if "over_budget" in t.user_attrs]
+    return DpcError.at(None, f"{MAX_REJECTED} draws in a row cost more than the budget of "
+                       f"{max_madds / 1e9:.3g}B multiply-adds (the cheapest: "
+                       f"{min(costs) / 1e9:.3g}B)",
+                       hint="raise --max-madds, or narrow the space to cheaper options")
+
+
 def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
-            task_json: dict[str, Any], cfg: SearchConfig) -> str | None:
-    """Decide the trial's cell and start it; a duplicate or a pruned/failed local run is
-    told at once (returns how it ended), else None (it is running)."""
+            task_json: dict[str, Any], cfg: SearchConfig,
+            budget: Callable[[Any], int | None] | None = None) -> str | None:
+    """Decide the trial's cell and start it; a duplicate, a cell over the budget or a
+    pruned/failed local run is told at once (returns how it ended), else None (it is
+    running)."""
 
     try:
         cell = suggest_cell(trial, space)
@@ -249,6 +289,17 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
         return "failed"
     trial.set_user_attr("cell", cell.canonical_text())
     trial.set_user_attr("hash", cell.hash)
+    if budget is not None:
+        try:
+            madds = budget(cell)
+        except DpcError as e:
+            trial.set_user_attr("failure", f"error: {e.diagnostics[0].message}")
+            study.tell(trial, state=TrialState.FAIL)
+            return "failed"
+        if madds is not None:  # not trained, and not counted: the search draws again
+            trial.set_user_attr("over_budget", madds)
+            study.tell(trial, state=TrialState.FAIL)
+            return "over budget"
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if t.user_attrs.get("hash") == cell.hash:
             for key in ("miou", "params", "madds", "wall_s", "per_class_iou"):

@@ -136,7 +136,11 @@ def report_html(study: optuna.Study, rows: list[FrozenTrial],
     e = html.escape
     attrs = study.user_attrs
     trials = study.get_trials(deepcopy=False)
-    failed = [t for t in trials if t.state == TrialState.FAIL]
+    over = [t for t in trials if "over_budget" in t.user_attrs]
+    failed = [t for t in trials if t.state == TrialState.FAIL and t not in over]
+    budget = (f" {len(over)} drawn over the multiply-add budget of "
+              f"{int(attrs['identity']['max_madds']) / 1e9:.3g}B, not trained."
+              if over and "max_madds" in attrs.get("identity", {}) else "")
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'><title>dpcdsl search</title>",
         "<style>body{font-family:Helvetica,Arial,sans-serif;margin:2em;max-width:1100px}"
@@ -147,7 +151,7 @@ def report_html(study: optuna.Study, rows: list[FrozenTrial],
         f"<p>Space <code>{e(str(attrs.get('space_file', '')))}</code>, task "
         f"<code>{e(str(attrs.get('task_file', '')))}</code>, strategy "
         f"<b>{e(str(attrs.get('strategy', '')))}</b>. {len(rows)} finished trials, "
-        f"{len(failed)} failed.</p>",
+        f"{len(failed)} failed.{budget}</p>",
         "<h2>Progress</h2><div class='plots'>", *plots(study, rows), "</div>",
         "<h2>Leaderboard</h2><table><tr><th>rank</th><th>trial</th><th>mIOU</th>"
         "<th>params</th><th>MAdds</th><th>cell</th></tr>",

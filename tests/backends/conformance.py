@@ -17,7 +17,7 @@ SIZES = {"x": (6, 8), "small": (3, 4)}
 
 
 #: what a variant needs beside the value it probes
-NEEDS = {"gn": "groups = 2", "reference": "crop = 33"}
+NEEDS = {"gn": "groups = 2", "reference": "crop = 33", "window": "window = (3, 2), step = (2, 3)"}
 
 
 def probe_cell(op: str, extra: str = "") -> ir.Cell:
@@ -30,10 +30,14 @@ def probe_cell(op: str, extra: str = "") -> ir.Cell:
                            file=f"<{op}>").concrete()
 
 
+#: variants the registry's words and booleans do not give: numbers that change shapes
+NUMERIC = [("conv", "stride = 2"), ("sepconv", "stride = 2")]
+
+
 def variants() -> list[tuple[str, str]]:
     """(op, extra arguments): every word and every non-default boolean of every op's
-    arguments, one at a time, read from the registry."""
-    out = []
+    arguments, one at a time, read from the registry; and NUMERIC."""
+    out = list(NUMERIC)
     for op, spec in sorted(OPS.items()):
         for arg in spec.value_args:
             values = [w for w in arg.words if w != arg.default] if arg.kind == "word" else \

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -162,3 +163,9 @@ def test_heads_by_name_on_the_command_line() -> None:
     r = dpcc("count", "lrasp")
     message = " ".join(r.stderr.replace("│", " ").split())
     assert r.returncode == 2 and "Did you mean 'lraspp'" in message
+
+
+def test_the_docs_show_every_head_as_it_is() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "heads.md").read_text()
+    for name in heads.names():
+        assert f"### `{name}`\n\n```\n{heads.path(name).read_text().rstrip()}\n```" in docs

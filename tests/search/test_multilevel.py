@@ -15,7 +15,7 @@ from dpcdsl.analysis import cost
 from dpcdsl.data.cache import open_cache
 from dpcdsl.data.task import load_task
 from dpcdsl.errors import DpcError
-from dpcdsl.proxy import train
+from dpcdsl.proxy import fed, train
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.rerank import rerank
 from dpcdsl.search.study import counted
@@ -75,17 +75,25 @@ def test_the_proxy_trains_a_decoder_on_two_cached_levels(tmp_path):
     assert abs(torch_r.losses[0] - jax_r.losses[0]) <= 1e-3 * torch_r.losses[0]
 
 
+UNDECLARED = """
+cell fuse(context, low, channels = 16) {
+  return conv(concat(upsample(context, like = low), low), kernel = 1)
+}
+"""
+
+
 def test_a_decoder_without_its_levels_is_a_clear_error(tmp_path):
     _, task_file = write(tmp_path, inputs="")
-    cell = Space.from_file(EXAMPLES / "deeplabv3plus.dpc").concrete()
+    (tmp_path / "fuse.dpc").write_text(UNDECLARED)
+    cell = Space.from_file(tmp_path / "fuse.dpc").concrete()
     with pytest.raises(DpcError, match=r"has 2 inputs \(context, low\), but the task feeds "
                        r"it no backbone level") as info:
         train(cell, load_task(task_file))
     assert "inputs = [16, 4]" in str(info.value)
     assert not (tmp_path / "cache").exists()  # checked before the backbone runs
-    r = dpcc("proxy", EXAMPLES / "deeplabv3plus.dpc", "--task", task_file)
+    r = dpcc("proxy", tmp_path / "fuse.dpc", "--task", task_file)
     assert r.returncode == 1 and "Traceback" not in r.stderr
-    assert "deeplabv3plus.dpc:7:1: error: the cell 'deeplabv3plus' has 2 inputs" in r.stderr
+    assert "fuse.dpc:2:1: error: the cell 'fuse' has 2 inputs" in r.stderr
     r = dpcc("search", tmp_path / "space.dpc", "--task", task_file, "--run-dir",
              tmp_path / "run", "--trials", 2)
     assert r.returncode == 1 and "has 2 inputs" in r.stderr and "Traceback" not in r.stderr
@@ -124,3 +132,23 @@ def test_a_search_over_decoders_and_its_rerank(tmp_path):
     assert "Spearman" in r.stdout
     record = json.loads((run / "rerank.json").read_text())
     assert record["task"].endswith("os8.toml") and record["steps"] == 8  # the task's steps
+
+
+def test_the_strides_a_cell_declares_feed_it(tmp_path):
+    """examples/deeplabv3plus.dpc says `context @ 16, low @ 4`: a task that names no
+    levels caches and feeds those two, in the proxy and end to end."""
+    _, task_file = write(tmp_path, inputs="")
+    task = load_task(task_file)
+    cell = Space.from_file(EXAMPLES / "deeplabv3plus.dpc").concrete()
+    assert cell.strides == (16, 4)
+    result = train(cell, task)
+    assert result.steps == 8
+    assert open_cache(fed(cell, task)).strides == (16, 4)  # type: ignore[union-attr]
+    r = dpcc("train", EXAMPLES / "deeplabv3plus.dpc", "--task", task_file, "--run-dir",
+             tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+    os8 = load_task(task_file).model_copy(update={"backbone": task.backbone.model_copy(
+        update={"output_stride": 8})})
+    with pytest.raises(DpcError, match="reads 'context' at stride 16, deeper than the "
+                       "backbone's output stride 8"):
+        train(cell, os8)

@@ -140,12 +140,13 @@ class ConvBNReLU(nnx.Module):
     (BatchNorm, GroupNorm or none) and an activation (ReLU by default)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
                  rngs: nnx.Rngs) -> None:
         pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.conv = nnx.Conv(cin, cout, (kernel, kernel), padding=((pad[0], pad[0]),
-                             (pad[1], pad[1])), kernel_dilation=rate, use_bias=bias, rngs=rngs)
+        self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride,
+                             padding=((pad[0], pad[0]), (pad[1], pad[1])),
+                             kernel_dilation=rate, use_bias=bias, rngs=rngs)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
         self.act = act
@@ -159,13 +160,14 @@ class SepConvBNReLU(nnx.Module):
     (unless ``inner`` is off); then a pointwise 1x1 conv, norm and activation."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 inner: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
-                 rngs: nnx.Rngs) -> None:
+                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, inner: bool = True, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
         pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), padding=((pad[0], pad[0]),
-                                  (pad[1], pad[1])), kernel_dilation=rate,
-                                  feature_group_count=cin, use_bias=bias, rngs=rngs)
+        self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), strides=stride,
+                                  padding=((pad[0], pad[0]), (pad[1], pad[1])),
+                                  kernel_dilation=rate, feature_group_count=cin,
+                                  use_bias=bias, rngs=rngs)
         self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
             if norm == "bn" and inner else None
         self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \

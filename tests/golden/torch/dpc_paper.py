@@ -55,11 +55,12 @@ class ConvBNReLU(nn.Module):
     attribute ``bn`` or ``gn``."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
+                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
         super().__init__()
         padding = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.conv = nn.Conv2d(cin, cout, kernel, padding=padding, dilation=rate, bias=bias)
+        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, dilation=rate,
+                              bias=bias)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
         self.act = act
@@ -79,12 +80,13 @@ class SepConvBNReLU(nn.Module):
     the DPC paper, unless ``inner`` is off (Xception's and smp's separable conv)."""
 
     def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
-                 norm: str = "bn", groups: int = 32, act: str = "relu", bias: bool = False,
-                 inner: bool = True, bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
+                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, inner: bool = True, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5) -> None:
         super().__init__()
         padding = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.depthwise = nn.Conv2d(cin, cin, kernel, padding=padding, dilation=rate,
-                                   groups=cin, bias=bias)
+        self.depthwise = nn.Conv2d(cin, cin, kernel, stride=stride, padding=padding,
+                                   dilation=rate, groups=cin, bias=bias)
         self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
             if norm == "bn" and inner else None
         self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
