@@ -54,11 +54,6 @@ def open_splits(task: Task, model: SegmentationModel) -> tuple[Dataset, Dataset]
     return open_split(task, "train", norm), open_split(task, "val", norm)
 
 
-def _num_classes(task: Task) -> int:
-    """The dataset's class count, without reading its images (the task validated it)."""
-    return task.dataset.num_classes
-
-
 def _batch(data: Dataset, idx: np.ndarray, crop: int, rng: np.random.Generator) -> tuple[
         torch.Tensor, torch.Tensor]:
     images, labels = [], []
@@ -107,7 +102,7 @@ def train(cell: ir.Cell, task: Task, run_dir: str | Path, resume: bool = False,
         raise DpcError.at(None, f"{run} already holds a training run",
                           hint="pass --resume to continue it, or choose another --run-dir")
     run.mkdir(parents=True, exist_ok=True)
-    model = make_model(cell, task, _num_classes(task))
+    model = make_model(cell, task, task.dataset.num_classes)
     train_data, val_data = open_splits(task, model)
     spec = task.train
     params = [p for p in model.parameters() if p.requires_grad]
@@ -182,7 +177,7 @@ def load_run(run_dir: str | Path) -> tuple[SegmentationModel, Task, dict[str, An
     record = json.loads(sidecar.read_text())
     task = Task.model_validate({**record["task"], "file": record.get("task_file", "<run>")})
     cell = Space.from_text(record["cell"]).concrete()
-    model = make_model(cell, task, _num_classes(task))
+    model = make_model(cell, task, task.dataset.num_classes)
     import_weights(model, weightfile.read(run / CHECKPOINT))
     return model, task, record
 
