@@ -169,3 +169,45 @@ def test_the_docs_show_every_head_as_it_is() -> None:
     docs = (Path(__file__).resolve().parents[2] / "docs" / "heads.md").read_text()
     for name in heads.names():
         assert f"### `{name}`\n\n```\n{heads.path(name).read_text().rstrip()}\n```" in docs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_the_jax_build_takes_the_same_training_step(name: str) -> None:
+    """One SGD step in train mode (dropout off) from the same weights: the JAX build's
+    weights and BatchNorm statistics afterwards equal the library module's."""
+    import jax.numpy as jnp
+    import optax
+    from dpcdsl_jax import optimizer
+    from flax import nnx
+
+    compiled, library, ref = pair(name)
+    jax_backend = backends.get("jax")
+    module = jax_backend.build(cell_of(name, ref), ref.in_channels, seed=2,
+                               bn_momentum=ref.bn_momentum)
+    jax_backend.import_weights(module, backends.get("torch").export_weights(compiled))
+    xs = inputs(ref, 0, seed=3)
+
+    dropout_off(library)
+    opt = torch.optim.SGD(library.parameters(), lr=0.1, momentum=0.9)
+    out = ref.call(library, xs)
+    (out.square().mean() + out.mean()).backward()
+    opt.step()
+
+    module.train()
+    for _, m in nnx.iter_graph(module):
+        if isinstance(m, nnx.Dropout):
+            m.deterministic = True
+    jopt = optimizer(module, optax.sgd(0.1, momentum=0.9))
+
+    def loss(m: nnx.Module) -> jnp.ndarray:
+        y = m(*[jnp.asarray(x.numpy().transpose(0, 2, 3, 1)) for x in xs])
+        return jnp.mean(jnp.square(y)) + jnp.mean(y)
+
+    _, grads = nnx.value_and_grad(loss)(module)
+    jopt.update(module, grads)
+    theirs = dict(zip(compiled.state_dict(), library.state_dict().values()))
+    got = jax_backend.export_weights(module)
+    assert set(got) == {k for k in theirs if not k.endswith("num_batches_tracked")}
+    for k, v in got.items():
+        np.testing.assert_allclose(v.reshape(theirs[k].shape), theirs[k].numpy(), rtol=1e-4,
+                                   atol=1e-5, err_msg=k)
