@@ -6,6 +6,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from dpcdsl.data.task import Task
+from dpcdsl.errors import DpcError
+
 
 def forward(module: nn.Module, inputs: list[np.ndarray]) -> np.ndarray:
     """``module`` in eval mode on NCHW float arrays, without gradients: NCHW out."""
@@ -18,3 +21,21 @@ def forward(module: nn.Module, inputs: list[np.ndarray]) -> np.ndarray:
 def set_threads(threads: int) -> None:
     """PyTorch's intra-op CPU threads, for one worker's share of the machine."""
     torch.set_num_threads(max(1, int(threads)))
+
+
+def device_of(task: Task) -> torch.device:
+    """The task's device, or a clear error when this machine does not have it."""
+    name = task.device
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DpcError.at(None, f"{task.file}: device = \"{name}\", but this machine has no "
+                          "CUDA GPU that PyTorch can use",
+                          hint="set device = \"cpu\" in the task file, or run on a machine "
+                          "with a GPU")
+    if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
+        raise DpcError.at(None, f"{task.file}: device = \"{name}\", but this machine has "
+                          f"{torch.cuda.device_count()} GPU(s)",
+                          hint="pick a GPU index below the count, or device = \"cuda\"")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise DpcError.at(None, f"{task.file}: device = \"mps\", but this machine has no "
+                          "Apple GPU", hint="set device = \"cpu\" in the task file")
+    return torch.device(name)

@@ -17,6 +17,7 @@ from dpcdsl.analysis import infer_channels
 from dpcdsl.data.cache import Extractor, FeatureCache
 from dpcdsl.data.task import Task
 from dpcdsl_torch._emit import build
+from dpcdsl_torch._runtime import device_of
 from dpcdsl_torch._weights import import_weights
 from dpcdsl_torch.model import backbone
 
@@ -24,17 +25,18 @@ from dpcdsl_torch.model import backbone
 def feature_extractor(task: Task) -> Extractor:
     """The task's backbone in eval mode: images (N, 3, H, W) -> its features at each
     level the task's cell reads, with the normalisation its weights expect."""
+    device = device_of(task)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(task.backbone.seed)
         net = backbone(task.backbone.name, task.backbone.output_stride,
                        task.backbone.pretrained, task.backbone.pretrained_file)
-        net = net.eval().to(task.device)
+        net = net.eval().to(device)
     strides = task.backbone.levels
     levels = [net.level(s) for s in strides]
 
     @torch.no_grad()
     def run(images: np.ndarray) -> list[np.ndarray]:
-        feats = net(torch.from_numpy(images).to(task.device))
+        feats = net(torch.from_numpy(images).to(device))
         return [feats[k].float().cpu().numpy() for k in levels]
 
     run.backbone = net  # type: ignore[attr-defined]
@@ -60,11 +62,12 @@ def proxy_steps(cell: ir.Cell, cache: FeatureCache, task: Task,
     schedule) and ``predict(features, size) -> labels``, starting from ``weights``;
     ``features`` holds one array per input of the cell."""
     torch.manual_seed(task.seed)
+    device = device_of(task)
     in_channels = cache.in_channels(cell, task)
     out_channels = infer_channels(cell, in_channels)[cell.output]
     head = ProxyHead(build(cell, in_channels, seed=task.seed,
                            bn_momentum=task.train.momentum_of_bn), out_channels,
-                     cache.num_classes).to(task.device)
+                     cache.num_classes).to(device)
     import_weights(head, weights)
     spec = task.train
     opt = torch.optim.SGD(head.parameters(), lr=spec.lr, momentum=spec.momentum,
@@ -76,8 +79,8 @@ def proxy_steps(cell: ir.Cell, cache: FeatureCache, task: Task,
 
     def step(features: Sequence[np.ndarray], labels: np.ndarray) -> float:
         head.train()
-        xs = [torch.from_numpy(f).to(task.device) for f in features]
-        y = torch.from_numpy(labels.astype(np.int64)).to(task.device)
+        xs = [torch.from_numpy(f).to(device) for f in features]
+        y = torch.from_numpy(labels.astype(np.int64)).to(device)
         logits = F.interpolate(head(*xs), size=y.shape[-2:], mode="bilinear",
                                align_corners=align)
         loss = F.cross_entropy(logits, y, ignore_index=cache.ignore_index)
@@ -90,7 +93,7 @@ def proxy_steps(cell: ir.Cell, cache: FeatureCache, task: Task,
     @torch.no_grad()
     def predict(features: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
         head.eval()
-        logits = head(*(torch.from_numpy(f).to(task.device) for f in features))
+        logits = head(*(torch.from_numpy(f).to(device) for f in features))
         logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=align)
         return logits.argmax(1).cpu().numpy()
 

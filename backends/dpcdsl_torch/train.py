@@ -30,14 +30,18 @@ from dpcdsl.data.task import Task
 from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
 from dpcdsl.training import Diverged, batches
+from dpcdsl_torch._runtime import device_of
 from dpcdsl_torch._weights import export_weights, import_weights
 from dpcdsl_torch.model import SegmentationModel, backbone
 
 CHECKPOINT, OPTIMIZER, SIDECAR = "checkpoint.safetensors", "optimizer.safetensors", \
     "checkpoint.json"
+#: what a sidecar records
+SIDECAR_KEYS = frozenset({"cell", "task", "step", "evals", "losses"})
 
 
 def make_model(cell: ir.Cell, task: Task, num_classes: int) -> SegmentationModel:
+    device = device_of(task)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(task.backbone.seed)
         net = backbone(task.backbone.name, task.backbone.output_stride,
@@ -45,7 +49,7 @@ def make_model(cell: ir.Cell, task: Task, num_classes: int) -> SegmentationModel
     return SegmentationModel(net, cell, num_classes, seed=task.seed,
                              bn_momentum=task.train.momentum_of_bn,
                              strides=task.backbone.inputs,
-                             align_corners=task.train.align_corners).to(task.device)
+                             align_corners=task.train.align_corners).to(device)
 
 
 def open_splits(task: Task, model: SegmentationModel) -> tuple[Dataset, Dataset]:
@@ -159,12 +163,27 @@ def _restore(run: Path, model: SegmentationModel,
     if not sidecar.is_file():
         raise DpcError.at(None, f"nothing to resume in {run}: {SIDECAR} is missing",
                           hint="start the run without --resume")
-    record: dict[str, Any] = json.loads(sidecar.read_text())
+    record = _sidecar(sidecar)
     import_weights(model, weightfile.read(run / CHECKPOINT))
     momentum = weightfile.read(run / OPTIMIZER)
     for name, p in model.named_parameters():
         if name in momentum:
             opt.state[p]["momentum_buffer"] = torch.from_numpy(momentum[name].copy())
+    return record
+
+
+def _sidecar(path: Path) -> dict[str, Any]:
+    """A run's checkpoint.json, or a clear error when it is truncated or not a record."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DpcError.at(None, f"{path} is damaged: {e}",
+                          hint="train the run again into a new --run-dir") from None
+    missing = SIDECAR_KEYS - set(record) if isinstance(record, dict) else SIDECAR_KEYS
+    if missing:
+        raise DpcError.at(None, f"{path} is damaged: it holds no training record (no "
+                          f"{', '.join(sorted(missing))})",
+                          hint="train the run again into a new --run-dir")
     return record
 
 
@@ -174,9 +193,13 @@ def load_run(run_dir: str | Path) -> tuple[SegmentationModel, Task, dict[str, An
     sidecar = run / SIDECAR
     if not sidecar.is_file():
         raise DpcError.at(None, f"{run} holds no checkpoint ({SIDECAR} is missing)")
-    record = json.loads(sidecar.read_text())
-    task = Task.model_validate({**record["task"], "file": record.get("task_file", "<run>")})
-    cell = Space.from_text(record["cell"]).concrete()
+    record = _sidecar(sidecar)
+    try:
+        task = Task.model_validate({**record["task"], "file": record.get("task_file", "<run>")})
+        cell = Space.from_text(record["cell"]).concrete()
+    except (KeyError, TypeError, ValueError) as e:
+        raise DpcError.at(None, f"{sidecar} is damaged: {type(e).__name__}: {e}",
+                          hint="train the run again into a new --run-dir") from None
     model = make_model(cell, task, task.dataset.num_classes)
     import_weights(model, weightfile.read(run / CHECKPOINT))
     return model, task, record

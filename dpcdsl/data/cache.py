@@ -135,8 +135,13 @@ def open_cache(task: Task, dtype: str = "float16") -> FeatureCache | None:
     path = cache_path(task, dtype)
     if not (path / MARKER).is_file():
         return None
-    meta = json.loads((path / "meta.json").read_text())
-    built = _identity(meta["task"]) if "task" in meta else None
+    try:
+        meta = json.loads((path / "meta.json").read_text())
+        built = _identity(meta["task"]) if "task" in meta else None
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise DpcError.at(None, f"the feature cache {path} is damaged: meta.json cannot be "
+                          f"read ({type(e).__name__}: {e})",
+                          hint=f"remove {path}; it is rebuilt") from None
     levels = {int(level["stride"]) for level in meta.get("levels", ())}
     if built != _identity(task.model_dump(mode="json")) or levels != set(task.backbone.levels):
         raise DpcError.at(None, f"the feature cache {path} was not built for this task "

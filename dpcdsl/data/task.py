@@ -68,6 +68,16 @@ def _installed_backend(name: str | None) -> str | None:
 Backend = Annotated[str | None, AfterValidator(_installed_backend)]
 
 
+def _device_name(name: str) -> str:
+    """cpu, cuda, cuda:N or mps; whether this machine has it is the backend's check."""
+    if name in ("cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", name):
+        return name
+    raise ValueError(f"expected cpu, cuda, cuda:N or mps, got '{name}'")
+
+
+Device = Annotated[str, AfterValidator(_device_name)]
+
+
 class DatasetSpec(_Section):
     kind: Literal["synthetic", "cityscapes", "voc", "person_part", "folder"] = "synthetic"
     root: Path | None = None
@@ -149,7 +159,7 @@ class Task(_Section):
     train: TrainSpec = TrainSpec()
     # the backend that trains candidates; None: the installed one of highest priority
     backend: Backend = None
-    device: str = "cpu"
+    device: Device = "cpu"
     seed: int = 0
     cache_dir: Path = Path(".dpcdsl-cache")
     file: Annotated[str, Field(exclude=True)] = "<task>"
@@ -203,6 +213,11 @@ def task_from_text(text: str, file: str = "<task>", base: Path | None = None) ->
         msg = str(e).split(" (at ")[0]
         raise DpcError.at(Span(file=file, line=line, column=col), f"invalid TOML: {msg}",
                           sources={file: text}, code="DPC701") from None
+    if not data:
+        raise DpcError.at(Span(file=file, line=1, column=1), "the task file is empty: "
+                          "nothing says what to train on", hint="write at least a [dataset] "
+                          "table (kind = \"synthetic\" runs the built-in scenes); see "
+                          "examples/synthetic_task.toml", sources={file: text}, code="DPC701")
     try:
         task = Task.model_validate({**data, "file": file})
     except ValidationError as e:

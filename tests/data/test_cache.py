@@ -152,3 +152,13 @@ def test_a_cache_copied_from_another_backbone_is_refused(tmp_path):
     with pytest.raises(DpcError, match="was not built for this task") as info:
         open_cache(other)
     assert f"remove {cache_path(other)}" in str(info.value)
+
+
+@pytest.mark.parametrize("damage", ["", "{not json", '{"task": 3}'])
+def test_a_damaged_cache_record_is_a_clear_error(tmp_path, damage):
+    task = task_from_text(TASK.format(dir=tmp_path))
+    build_cache(task, feature_extractor(task), progress=False)
+    (cache_path(task) / "meta.json").write_text(damage)
+    with pytest.raises(DpcError, match="is damaged: meta.json cannot be read") as e:
+        open_cache(task)
+    assert f"remove {cache_path(task)}" in e.value.render()

@@ -19,6 +19,12 @@ def test_example_task_loads():
     ("backend = 'tf'\n", "t.toml:1:1: error: backend: unknown backend 'tf'. Installed: jax, torch"),
     ("[backbone]\noutput_stride = 32\n", "t.toml:2:1: error: backbone.output_stride"),
     ("[train\n", "t.toml:1:7: error: invalid TOML"),
+    ("device = 'banana'\n", "t.toml:1:1: error: device: expected cpu, cuda, cuda:N or mps, "
+                            "got 'banana'"),
+    ("", "t.toml:1:1: error: the task file is empty: nothing says what to train on"),
+    ("# only a comment\n", "the task file is empty"),
+    ("[backbone]\ninputs = [16, 32]\n", "backbone: inputs: a backbone at output stride 16 "
+                                       "has no stride-32 features"),
 ])
 def test_errors_name_the_key_and_line(text, message):
     with pytest.raises(DpcError) as e:

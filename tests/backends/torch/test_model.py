@@ -156,3 +156,25 @@ def test_the_python_api_example_runs(tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     assert "parameters in the module" in out.stdout
     assert (tmp_path / "segmentation_model.safetensors").is_file()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+def test_a_cuda_task_on_a_machine_without_a_gpu_is_a_clear_error(tmp_path) -> None:
+    import subprocess
+
+    from dpcdsl_torch import feature_extractor
+
+    from dpcdsl.data.task import task_from_text
+
+    task = task_from_text(f"device = 'cuda'\ncache_dir = '{tmp_path}'\n[dataset]\n"
+                          "kind = 'synthetic'\n", "t.toml")
+    with pytest.raises(DpcError, match='t.toml: device = "cuda", but this machine has no '
+                                       "CUDA GPU") as e:
+        feature_extractor(task)
+    assert 'set device = "cpu"' in e.value.render()
+    (tmp_path / "t.toml").write_text(f"device = 'cuda'\ncache_dir = '{tmp_path}'\n"
+                                     "[dataset]\nkind = 'synthetic'\n")
+    r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "proxy",
+                        str(EXAMPLES / "aspp.dpc"), "--task", str(tmp_path / "t.toml")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 1 and "no CUDA GPU" in r.stderr and "Traceback" not in r.stderr

@@ -92,3 +92,14 @@ def test_dpcc_train_and_eval(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("mIOU")
     r = dpcc("eval", tmp_path / "nothing")
     assert r.returncode == 1 and "holds no checkpoint" in r.stderr
+
+
+@pytest.mark.parametrize("damage", ['{"step": 3, "cell"', "[]", '{"step": 3}'])
+def test_a_damaged_sidecar_is_a_clear_error(tmp_path, cell, damage):
+    train_model(cell, task_from_text(TASK), tmp_path / "run")
+    (tmp_path / "run/checkpoint.json").write_text(damage)
+    with pytest.raises(DpcError, match="checkpoint.json is damaged") as e:
+        evaluate_run(tmp_path / "run")
+    assert "new --run-dir" in e.value.render()
+    with pytest.raises(DpcError, match="checkpoint.json is damaged"):
+        train_model(cell, task_from_text(TASK), tmp_path / "run", resume=True)
