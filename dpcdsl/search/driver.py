@@ -32,7 +32,7 @@ from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress, mode_for
 from dpcdsl.search.strategies import STRATEGIES, make_sampler
-from dpcdsl.search.study import STUDY, counted, run_lock, storage_url
+from dpcdsl.search.study import STUDY, counted, open_storage, run_lock
 from dpcdsl.space import Space
 
 
@@ -79,6 +79,10 @@ def _check_names(cfg: SearchConfig) -> None:
         if isinstance(name, str) and name not in known:
             raise DpcError.at(None, f"unknown {what} '{name}'.{did_you_mean(name, known)}"
                               .rstrip("."), hint=f"{what}s: " + ", ".join(known))
+    for what, value in (("timeout", cfg.timeout), ("max_madds", cfg.max_madds)):
+        if value is not None and not value > 0:
+            raise DpcError.at(None, f"{what} must be positive, got {value:g}",
+                              hint=f"leave --{what.replace('_', '-')} out for no limit")
 
 
 def make_pruner(name: str) -> optuna.pruners.BasePruner:
@@ -135,7 +139,7 @@ def _check_resume(study: optuna.Study, current: dict[str, str],
 
 
 def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> optuna.Study:
-    url = storage_url(cfg.run_dir, cfg.storage)
+    url = open_storage(cfg.run_dir, cfg.storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(url)] \
         if cfg.storage or (cfg.run_dir / "study.db").exists() else []
     if STUDY in names and not cfg.resume:

@@ -15,7 +15,7 @@ import optuna
 from dpcdsl.data.task import Task, load_task
 from dpcdsl.errors import DpcError
 from dpcdsl.search.report import ranked, write_outputs
-from dpcdsl.search.study import STUDY, storage_url
+from dpcdsl.search.study import STUDY, open_storage
 from dpcdsl.space import Space
 
 
@@ -57,7 +57,7 @@ def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool =
     task's, or 1000 on the search's."""
     if storage is None and not (run_dir / "study.db").exists():
         raise DpcError.at(None, f"{run_dir} holds no search (no study.db)")
-    study = optuna.load_study(study_name=STUDY, storage=storage_url(run_dir, storage))
+    study = optuna.load_study(study_name=STUDY, storage=open_storage(run_dir, storage))
     if steps is None:
         steps = task.train.steps if task is not None else 1000
     task = task if task is not None else run_task(run_dir, study)

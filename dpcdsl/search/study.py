@@ -11,6 +11,8 @@ from pathlib import Path
 import optuna
 from optuna.trial import TrialState
 
+from dpcdsl.errors import DpcError
+
 #: the study's name in its storage
 STUDY = "dpcdsl"
 
@@ -18,6 +20,20 @@ STUDY = "dpcdsl"
 def storage_url(run_dir: Path, storage: str | None) -> str:
     """The storage URL given, or SQLite in the run folder."""
     return storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
+
+
+def open_storage(run_dir: Path, storage: str | None) -> optuna.storages.BaseStorage:
+    """The search's Optuna storage, or a clear error naming the URL when it cannot be
+    opened (an unknown scheme, an unreachable server, a file that is not a database)."""
+    url = storage_url(run_dir, storage)
+    try:
+        return optuna.storages.RDBStorage(url)
+    except Exception as e:  # sqlalchemy's and the drivers' errors have no common base
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DpcError.at(None, f"cannot open the Optuna storage {url}: {first}",
+                          hint="a database URL such as sqlite:///runs/x/study.db or "
+                               "postgresql://user@host/db; without --storage the run "
+                               "folder's study.db is used") from None
 
 
 def counted(trial: optuna.trial.FrozenTrial) -> bool:
@@ -37,7 +53,6 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run folder for one driver. A second driver on the same folder gets an
     error that names the first, instead of two drivers telling the same trials (the
     lock is the kernel's, so a killed driver releases it)."""
-    from dpcdsl.errors import DpcError
 
     try:
         import fcntl

@@ -308,6 +308,8 @@ def test_a_search_where_every_trial_fails_exits_nonzero_and_names_no_best(files,
     ("executor", "foo", "unknown executor 'foo'"),
     ("strategy", "rando", "unknown strategy 'rando'. Did you mean 'random'?"),
     ("prune", "ashaa", "unknown pruner 'ashaa'. Did you mean 'asha'?"),
+    ("timeout", -1.0, "timeout must be positive, got -1"),
+    ("max_madds", 0, "max_madds must be positive, got 0"),
 ])
 def test_bad_option_names_fail_before_anything_is_written(files, tmp_path, option, value,
                                                           message):
@@ -319,6 +321,23 @@ def test_bad_option_names_fail_before_anything_is_written(files, tmp_path, optio
     # the corrected command is then accepted
     study = search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
     assert len(study.trials) == 1
+
+
+@pytest.mark.parametrize("storage, garbage", [("bogus://", False), (None, True)])
+def test_a_storage_that_cannot_be_opened_is_a_clear_error(files, tmp_path, storage, garbage):
+    space, task = files()
+    run = tmp_path / "run"
+    if garbage:  # a study.db that is not a database
+        run.mkdir()
+        (run / "study.db").write_text("garbage")
+    with pytest.raises(DpcError, match="cannot open the Optuna storage") as e:
+        search(SearchConfig(space, task, run_dir=run, progress=False, storage=storage))
+    assert "sqlite:///" in e.value.render()
+    if garbage:
+        r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "report", str(run)],
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 1 and "file is not a database" in r.stderr
+        assert "Traceback" not in r.stderr
 
 
 def test_resume_refuses_a_changed_search_unless_allowed(files, tmp_path):
