@@ -58,6 +58,7 @@ class Checker:
         self.p = program
         self.size = size
         self.diags: list[Diagnostic] = list(program.diagnostics)
+        self._uses: dict[str, dict[str, list[tuple[str, Arg]]]] = {}
 
     def error(self, code: str, node: Any, message: str, hint: str | None = None) -> None:
         span = getattr(node, "span", None) or ir.Span(file=self.p.file)
@@ -328,6 +329,8 @@ class Checker:
                 self.tensor(kw.value, scope)
             elif arg.kind == "any":
                 self.value_expr(kw.value, scope)
+                if e.func in self.p.cells:  # as strict as the ops the cell passes it to
+                    self.passed_value(kw, scope, e.func)
             else:
                 self.typed_value(kw.value, scope, arg, e.func)
         if e.func in OPS:
@@ -335,6 +338,48 @@ class Checker:
                 if arg.default is REQUIRED and arg.name not in given:
                     self.error("DPC304", e, f"'{e.func}' needs `{arg.name} = ...`")
             self.validate(e, scope, OPS[e.func])
+
+    def passed_value(self, kw: ir.Kwarg, scope: Scope, cell: str) -> None:
+        """A value passed to a cell's parameter meets the kind and checks of every op
+        argument the cell (or a cell it calls) gives that parameter to."""
+        for op, arg in self.param_uses(cell).get(kw.name, []):
+            for v in self.values(kw.value, scope):
+                problem = _kind_problem(arg, v)
+                if problem:
+                    self.error("DPC401", kw.value, f"{cell}({kw.name} = ...): {problem} "
+                               f"(the cell passes it to {op}'s `{arg.name}`)")
+                    return
+
+    def param_uses(self, name: str) -> dict[str, list[tuple[str, Arg]]]:
+        """For each parameter of the cell ``name``: the (op, argument) pairs it reaches,
+        directly or through the cells it is passed on to."""
+        if name in self._uses:
+            return self._uses[name]
+        self._uses[name] = {}  # a recursive cell sees what is known so far
+        cell = self.p.cells[name]
+        params = {p.name for p in cell.options}
+        uses: dict[str, list[tuple[str, Arg]]] = {}
+        if "channels" in params:  # the width of every conv that says no other
+            uses["channels"] = [("every conv", Arg("channels", "int"))]
+        for c in _calls(cell.body):
+            for kw in c.kwargs:
+                if c.func in OPS:
+                    arg = OPS[c.func].arg(kw.name)
+                    if arg is None or arg.kind in ("tensor", "any"):
+                        continue
+                    element = Arg(arg.name, "int", check=arg.check) if arg.kind == "pair" \
+                        else arg
+                    parts = kw.value.items if isinstance(kw.value, ir.Tuple) else (kw.value,)
+                    for part in parts:
+                        if isinstance(part, ir.Name) and part.id in params:
+                            uses.setdefault(part.id, []).append(
+                                (c.func, element if part is not kw.value else arg))
+                elif c.func in self.p.cells and isinstance(kw.value, ir.Name) \
+                        and kw.value.id in params:
+                    uses.setdefault(kw.value.id, []).extend(
+                        self.param_uses(c.func).get(kw.name, []))
+        self._uses[name] = uses
+        return uses
 
     def validate(self, e: ir.Call, scope: Scope, spec: OpSpec) -> None:
         """The op's own checks across its arguments (its ``validate`` rule)."""

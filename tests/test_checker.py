@@ -156,3 +156,37 @@ def test_input_strides_are_checked():
         ("DPC501", "input 'a' @ 3: a backbone stride is one of 2, 4, 8, 16, 32"),
         ("DPC501", "'c' has a default, so it is a parameter; only a tensor input reads "
                    "features at a stride")]
+
+
+CALLED = """cell b(x, kernel = 3, p = 0.1, grid = 1, act = relu, channels = 8) {{
+  return dropout(pool(conv(x, kernel = kernel, act = act), grid = (grid, grid)), p = p)
+}}
+cell c(x, k = 3) {{ return b(x, kernel = k) }}
+cell a(x) {{ return {call} }}
+"""
+
+
+@pytest.mark.parametrize("call, expected", [
+    ("b(x, kernel = reference)", "b(kernel = ...): expected a positive integer, got "
+                                 "reference (the cell passes it to conv's `kernel`)"),
+    ("b(x, kernel = 2.5)", "b(kernel = ...): expected a positive integer, got 2.5"),
+    ("b(x, kernel = {3, 4})", "b(kernel = ...): kernel must be odd for SAME padding, got 4"),
+    ("b(x, grid = reference)", "b(grid = ...): expected a positive integer, got reference "
+                               "(the cell passes it to pool's `grid`)"),
+    ("b(x, act = paper)", "b(act = ...): expected one of relu, relu6, sigmoid, hardsigmoid, "
+                          "hardswish, gelu, none, got paper"),
+    ("b(x, p = 2.0)", "b(p = ...): expected a number in [0, 1), got 2"),
+    ("b(x, channels = 0)", "b(channels = ...): expected a positive integer, got 0 (the cell "
+                           "passes it to every conv's `channels`)"),
+    ("b(x, channels = 1.5)", "b(channels = ...): expected a positive integer, got 1.5"),
+    ("c(x, k = 2)", "c(k = ...): kernel must be odd for SAME padding, got 2 (the cell "
+                    "passes it to conv's `kernel`)"),
+])
+def test_values_passed_to_a_cell_get_the_checks_of_the_ops_that_use_them(call, expected):
+    diags = check(load_text(CALLED.format(call=call)))
+    assert len(diags) == 1 and diags[0].code == "DPC401" and expected in diags[0].message
+
+
+def test_good_values_passed_to_a_cell_pass():
+    assert not check(load_text(CALLED.format(call="b(x, kernel = {1, 5}, grid = 2, "
+                                                  "act = gelu, p = 0.5, channels = 16)")))
