@@ -49,6 +49,14 @@ def make_norm(norm: str, channels: int, groups: int, bn_momentum: float,
     return None
 
 
+def normed(x: torch.Tensor, *norms: nn.Module | None) -> torch.Tensor:
+    """``x`` through whichever of ``norms`` exists."""
+    for norm in norms:
+        if norm is not None:
+            x = norm(x)
+    return x
+
+
 class ConvBNReLU(nn.Module):
     """A k x k atrous conv with SAME padding (no bias unless ``bias``), then a norm
     (BatchNorm, GroupNorm or none) and an activation (ReLU by default). The norm is the
@@ -66,12 +74,7 @@ class ConvBNReLU(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        if self.gn is not None:
-            x = self.gn(x)
-        return activate(x, self.act)
+        return activate(normed(self.conv(x), self.bn, self.gn), self.act)
 
 
 class GridPool(nn.Module):
@@ -93,11 +96,7 @@ class GridPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(F.adaptive_avg_pool2d(x, self.grid))
-        if self.bn is not None:
-            y = self.bn(y)
-        if self.gn is not None:
-            y = self.gn(y)
-        y = activate(y, self.act)
+        y = activate(normed(y, self.bn, self.gn), self.act)
         return F.interpolate(y, size=x.shape[-2:], mode="bilinear",
                              align_corners=self.align_corners)
 

@@ -49,6 +49,14 @@ def make_norm(norm: str, channels: int, groups: int, bn_momentum: float,
     return None
 
 
+def normed(x: torch.Tensor, *norms: nn.Module | None) -> torch.Tensor:
+    """``x`` through whichever of ``norms`` exists."""
+    for norm in norms:
+        if norm is not None:
+            x = norm(x)
+    return x
+
+
 class ConvBNReLU(nn.Module):
     """A k x k atrous conv with SAME padding (no bias unless ``bias``), then a norm
     (BatchNorm, GroupNorm or none) and an activation (ReLU by default). The norm is the
@@ -66,12 +74,7 @@ class ConvBNReLU(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.conv(x)
-        if self.bn is not None:
-            x = self.bn(x)
-        if self.gn is not None:
-            x = self.gn(x)
-        return activate(x, self.act)
+        return activate(normed(self.conv(x), self.bn, self.gn), self.act)
 
 
 class SepConvBNReLU(nn.Module):
@@ -100,19 +103,11 @@ class SepConvBNReLU(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.depthwise(x)
-        if self.depthwise_bn is not None:
-            x = self.depthwise_bn(x)
-        if self.depthwise_gn is not None:
-            x = self.depthwise_gn(x)
+        x = normed(self.depthwise(x), self.depthwise_bn, self.depthwise_gn)
         if self.inner:
             x = activate(x, self.act)
-        x = self.pointwise(x)
-        if self.pointwise_bn is not None:
-            x = self.pointwise_bn(x)
-        if self.pointwise_gn is not None:
-            x = self.pointwise_gn(x)
-        return activate(x, self.act)
+        return activate(normed(self.pointwise(x), self.pointwise_bn, self.pointwise_gn),
+                        self.act)
 
 
 class GridPool(nn.Module):
@@ -134,11 +129,7 @@ class GridPool(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.conv(F.adaptive_avg_pool2d(x, self.grid))
-        if self.bn is not None:
-            y = self.bn(y)
-        if self.gn is not None:
-            y = self.gn(y)
-        y = activate(y, self.act)
+        y = activate(normed(y, self.bn, self.gn), self.act)
         return F.interpolate(y, size=x.shape[-2:], mode="bilinear",
                              align_corners=self.align_corners)
 
