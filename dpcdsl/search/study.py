@@ -26,8 +26,8 @@ def open_storage(run_dir: Path, storage: str | None) -> optuna.storages.BaseStor
     """The search's Optuna storage, or a clear error naming the URL when it cannot be
     opened (an unknown scheme, an unreachable server, a file that is not a database)."""
     url = storage_url(run_dir, storage)
-    try:
-        return optuna.storages.RDBStorage(url)
+    try:  # Optuna's own choice for a URL: a cached RDB storage
+        return optuna.storages.get_storage(url)
     except Exception as e:  # sqlalchemy's and the drivers' errors have no common base
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DpcError.at(None, f"cannot open the Optuna storage {url}: {first}",
