@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from dpcdsl import ir
+from dpcdsl import ir, limits
 from dpcdsl.errors import DpcError
 from dpcdsl.ops import CELL_CHANNELS, OPS, WORDS
 from dpcdsl.program import Program
@@ -169,7 +169,8 @@ class Expander:
         self.names: set[str] = set(self._inputs)
         self.decisions: dict[str, int] = {}
         self.target = {n.name: n for n in target.nodes} if target is not None else None
-        out = self.block(self.top.body, self._top_ctx, d)
+        with limits.stack_guard(self.top.span, f"cell '{self.top.name}'", self.p.sources):
+            out = self.block(self.top.body, self._top_ctx, d)
         cell = ir.construct(ir.Cell, span=self.top.span, name=self.top.name,
                             inputs=self._inputs, strides=self._strides,
                             channels=self._channels,
@@ -247,14 +248,18 @@ class Expander:
                 return [self.call(calls[idx], ctx, d, slot_for(calls[idx].func))]
             options, counts = self._oneof_plan(e, ctx)
             probe: Probe = None
-            if self.target is not None and want is not None:
+            if self.target is not None:
                 def probe(i: int) -> bool:  # type: ignore[misc]
                     o = options[i]
+                    if want is None and type(o) in (str, ir.Name):  # any tensor may do
+                        return True
                     if type(o) is str:
                         return o == want
                     if type(o) is ir.Name:
                         v = ctx.env[o.id][1]
                         return v == want
+                    if type(o) is ir.OneOf:  # a nested choice: its own probes decide
+                        return True
                     return self._probe_call(o, slot_for, want)
             idx = self.choose(d, path, counts, probe)
             o = options[idx]
@@ -381,6 +386,8 @@ class Expander:
                 raise Mismatch(node.name)
         self.names.add(node.name)
         self.nodes.append(node)
+        if len(self.nodes) >= limits.MAX_NODES:
+            limits.check_nodes(len(self.nodes), self.top.span, self.p.sources)
 
     def inline(self, e: ir.Call, ctx: Ctx, d: Decider, slot: str, inputs: list[str]) -> str:
         cell = self.p.cells[e.func]
@@ -397,7 +404,8 @@ class Expander:
 
     # ------------------------------------------------------------ counting
     def count(self) -> int:
-        return self.count_block(self.top.body, self._top_ctx)
+        with limits.stack_guard(self.top.span, f"cell '{self.top.name}'", self.p.sources):
+            return self.count_block(self.top.body, self._top_ctx)
 
     def count_block(self, body: tuple[Any, ...], ctx: Ctx) -> int:
         n = 1
@@ -407,6 +415,8 @@ class Expander:
             n *= _COUNTS[type(s)](self, s, ctx)
             if n == 0:
                 return 0
+            if n.bit_length() > limits.MAX_COUNT_BITS:
+                limits.check_count(n, self.top.span, self.p.sources)
         return n
 
     def _count_let(self, s: ir.Let, ctx: Ctx) -> int:
@@ -438,6 +448,8 @@ class Expander:
             spec = OPS.get(e.func)
             for a in e.args:
                 n *= self.count_tensor(a, ctx)
+                if n.bit_length() > limits.MAX_COUNT_BITS:
+                    limits.check_count(n, self.top.span, self.p.sources)
             for k in e.kwargs:
                 if spec is not None and spec.arg(k.name) is not None and \
                         spec.arg(k.name).kind == "tensor":  # type: ignore[union-attr]
@@ -459,6 +471,8 @@ class Expander:
                         else self.count_tensor(o, ctx) for o in e.options)
         else:  # pragma: no cover - checked
             raise AssertionError(e)
+        if n.bit_length() > limits.MAX_COUNT_BITS:
+            limits.check_count(n, self.top.span, self.p.sources)
         self._count_memo[key] = n
         return n
 

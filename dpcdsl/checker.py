@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dpcdsl import ir
+from dpcdsl import ir, limits
 from dpcdsl._expand import Decider, Expander
 from dpcdsl.analysis import infer
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
-from dpcdsl.ops import OPS, RENAMED, REQUIRED, WORDS, Arg, OpSpec
+from dpcdsl.ops import CELL_CHANNELS, OPS, RENAMED, REQUIRED, WORDS, Arg, OpSpec
 from dpcdsl.program import Program, load, load_text
 
 RECURSION_NEEDS_DEPTH = (
@@ -66,6 +66,10 @@ class Checker:
 
     # ------------------------------------------------------------------ top level
     def run(self) -> list[Diagnostic]:
+        with limits.stack_guard(self.p.module.span, f"{self.p.file}", self.p.sources):
+            return self._run()
+
+    def _run(self) -> list[Diagnostic]:
         top = Scope()
         for item in self.p.module.items:
             if isinstance(item, ir.Let):
@@ -75,11 +79,51 @@ class Checker:
             top.names.setdefault(name, Binding("value", let.span, let.value))
         for cell in self.p.cells.values():
             self.cell(cell, top)
+        self.nesting()
         if not self.diags:  # the shapes of architectures, once the text itself is sound
-            for cell in self.p.module.cells.values():
+            for cell in self.roots():
                 self.shapes(cell)
         return sorted(set(self.diags), key=lambda d: (d.span.file != self.p.file, d.span.file,
                                                       d.span.line, d.span.column, d.message))
+
+    def nesting(self) -> None:
+        """Cells inlined inside cells, a recursive one counting its depth bound, nest at
+        most :data:`dpcdsl.limits.MAX_CELL_NESTING` deep: each level is a level of the
+        walks that count and build."""
+        levels: dict[str, int] = {}
+
+        def level(name: str, path: tuple[str, ...]) -> int:
+            if name in levels:
+                return levels[name]
+            cell = self.p.cells[name]
+            inner = [level(c.func, (*path, name)) for c in _calls(cell.body)
+                     if c.func in self.p.cells and c.func != name and c.func not in path]
+            # a depth over its own limit is reported as such, and counted at the limit
+            levels[name] = 1 + min(cell.depth or 0, limits.MAX_DEPTH) + max(inner, default=0)
+            return levels[name]
+
+        for cell in self.p.module.cells.values():
+            n = level(cell.name, ())
+            if n > limits.MAX_CELL_NESTING:
+                self.error(limits.CODE, cell, f"cell '{cell.name}' nests cells {n} deep (calls "
+                           f"inside calls, with depth bounds), over the limit of "
+                           f"{limits.MAX_CELL_NESTING}",
+                           hint="dpcdsl.limits.MAX_CELL_NESTING sets this limit")
+                return
+
+    def roots(self) -> list[ir.CellDef]:
+        """The cells of the main file whose shapes are inferred: each architecture that no
+        other architecture of the file inlines (inlined, it is inferred in its caller)."""
+        cells = list(self.p.module.cells.values())
+        concrete = []
+        for cell in cells:
+            try:
+                if Expander(self.p, cell).count() == 1:
+                    concrete.append(cell)
+            except DpcError as e:
+                self.diags.extend(e.diagnostics)
+        inlined = {c.func for cell in concrete for c in _calls_closure(cell, self.p)}
+        return [c for c in concrete if c.name not in inlined]
 
     def shapes(self, cell: ir.CellDef) -> None:
         """A cell that is one architecture is built and its tensors inferred (the op
@@ -88,9 +132,11 @@ class Checker:
         are unknown, so inference runs with two different guesses; only what fails
         the same way with both fails whatever the inputs are."""
         expander = Expander(self.p, cell)
-        if expander.count() != 1:
+        try:
+            flat = expander.run(_OnlyOption())[0]
+        except DpcError as e:  # a limit: too large to count or to build
+            self.diags.extend(e.diagnostics)
             return
-        flat = expander.run(_OnlyOption())[0]
         failures: list[list[Diagnostic]] = []
         for guess in (1009, 1013):
             channels = {name: guess + k for k, name in enumerate(flat.inputs)}
@@ -133,12 +179,61 @@ class Checker:
         if not cell.inputs:
             self.error("DPC501", cell, f"cell '{cell.name}' has no tensor input",
                        hint=f"write e.g. `cell {cell.name}(x, ...)`")
-        if cell.depth is not None and cell.depth < 0:  # pragma: no cover - grammar: INT
-            self.error("DPC504", cell, "depth must be 0 or more")
+        if cell.depth is not None and cell.depth > limits.MAX_DEPTH:
+            self.error(limits.CODE, cell, f"depth {cell.depth} is over the limit of "
+                       f"{limits.MAX_DEPTH}", hint="dpcdsl.limits.MAX_DEPTH sets this limit")
         self.recursion(cell)
+        self.generated_names(cell)
         for s in _all_assigns(cell.body):
             scope.later.setdefault(s, None)
         self.block(cell.body, scope, cell, top_level=True)
+
+    def generated_names(self, cell: ir.CellDef) -> None:
+        """A name written in the cell may not fall in the names the expander makes up for
+        another statement: nested ops and inlined cells of ``y = ...`` are ``y_<op>``,
+        ``y_<statement>``; the ``return`` is ``out``; a repeat's branch ``b2`` is ``b2``
+        and what its body holds ``b2_<name>``. A clash would only show when a sample
+        that makes both names is built."""
+        owners: list[tuple[str, str, Any]] = []  # (prefix, what makes it, statement)
+        written: list[tuple[str, Any]] = []
+        for st in cell.body:
+            if isinstance(st, ir.Assign):
+                written.append((st.target, st))
+                if self.owns_names(st.value):
+                    owners.append((st.target + "_", f"'{st.target}'", st))
+            elif isinstance(st, ir.Return):
+                if not isinstance(st.value, ir.Name | ir.Earlier):
+                    owners.append(("out", "the return", st))
+            elif isinstance(st, ir.Repeat):
+                written += [(t.target, t) for t in st.body if isinstance(t, ir.Assign)
+                            and t.target != st.name]
+                owners.append((st.name, f"repeat '{st.name}'", st))
+        for name, st in written:
+            for prefix, what, owner in owners:
+                if owner is st or not name.startswith(prefix):
+                    continue
+                rest = name[len(prefix):]
+                if prefix == "out" and rest and not rest.startswith("_"):
+                    continue
+                if isinstance(owner, ir.Repeat) and not rest[:1].isdigit():
+                    continue
+                self.error("DPC203", st, f"'{name}' is a name made up for the nodes of "
+                           f"{what}, which would clash with it",
+                           hint=f"rename '{name}': names of the form {prefix}... belong "
+                                f"to {what}")
+                break
+
+    def owns_names(self, e: Any) -> bool:
+        """Does the statement value ``e`` make names beside its own (``y_<op>``)?"""
+        for node in e.walk():
+            if isinstance(node, ir.Call) and (node.func in self.p.cells or any(
+                    isinstance(c, ir.Call | ir.OneOf) for a in (*node.args, *node.kwargs)
+                    for c in a.walk())):
+                return True
+            if isinstance(node, ir.OneOf) and any(isinstance(c, ir.Call) for a in
+                                                  node.apply or () for c in a.walk()):
+                return True
+        return False
 
     def recursion(self, cell: ir.CellDef) -> None:
         calls = [c for c in _calls(cell.body) if c.func == cell.name]
@@ -199,8 +294,13 @@ class Checker:
     def repeat(self, s: ir.Repeat, scope: Scope, cell: ir.CellDef) -> None:
         if s.count < 1:
             self.error("DPC503", s, "a repeat needs at least one branch")
+        if s.count > limits.MAX_REPEAT:
+            self.error(limits.CODE, s, f"repeat {s.count} is over the limit of "
+                       f"{limits.MAX_REPEAT} branches",
+                       hint="dpcdsl.limits.MAX_REPEAT sets this limit")
+        branches = range(min(s.count, limits.MAX_REPEAT))
         self.define(s.name, s, scope)
-        for i in range(s.count):
+        for i in branches:
             if f"{s.name}{i}" in scope.names:
                 self.error("DPC203", s, f"branch name '{s.name}{i}' clashes with an existing name")
         inner = scope.child(in_repeat=True)
@@ -217,7 +317,7 @@ class Checker:
             self.error("DPC503", s, "repeats cannot nest", hint="move the inner repeat into a cell")
         self.block(s.body, inner, cell, repeat_name=s.name)
         scope.names[s.name] = Binding("group", s.span)
-        for i in range(s.count):
+        for i in branches:
             scope.names[f"{s.name}{i}"] = Binding("tensor", s.span)
         scope.later.pop(s.name, None)
 
@@ -280,6 +380,78 @@ class Checker:
                            "one_of(...)(x)")
             else:
                 self.tensor(a, scope)
+        self.distinct_options(e, scope)
+
+    def distinct_options(self, e: ir.OneOf, scope: Scope) -> None:
+        """No two options of a one_of may make the same architecture: the space would
+        count it twice and draw it twice as often as the others."""
+        heads: dict[Any, list[int]] = {}
+        for i, o in enumerate(e.options):  # only options of one head can overlap
+            head = o.func if isinstance(o, ir.Call) else type(o).__name__ \
+                if not isinstance(o, ir.Name) else ("name", o.id)
+            heads.setdefault(head, []).append(i)
+        nested = set(heads.pop("OneOf", []))
+        pairs = [(i, j) for group in heads.values() for k, j in enumerate(group)
+                 for i in group[:k]]
+        pairs += [(i, j) for j in range(len(e.options)) for i in range(j)
+                  if i in nested or j in nested]
+        for i, j in sorted(pairs, key=lambda p: (p[1], p[0])):
+            if self.overlap(e.options[i], e.options[j], scope):
+                self.error("DPC306", e.options[j], f"options {i + 1} and {j + 1} of this "
+                           "one_of can make the same architecture, which the space would "
+                           "then count and draw twice",
+                           hint="remove one, or make their values differ")
+                return
+
+    def overlap(self, a: Any, b: Any, scope: Scope) -> bool:
+        """Can ``a`` and ``b`` (tensor expressions) build the same nodes?"""
+        if isinstance(a, ir.OneOf) or isinstance(b, ir.OneOf):
+            one, other = (a, b) if isinstance(a, ir.OneOf) else (b, a)
+            return any(self.overlap(o, other, scope) for o in one.options)
+        if isinstance(a, ir.Name) and isinstance(b, ir.Name):
+            return a.id == b.id
+        if isinstance(a, ir.Earlier) and isinstance(b, ir.Earlier):
+            return True
+        if not (isinstance(a, ir.Call) and isinstance(b, ir.Call)) or a.func != b.func \
+                or len(a.args) != len(b.args):
+            return False
+        if not all(self.overlap(x, y, scope) for x, y in zip(a.args, b.args)):
+            return False
+        for name in {k.name for k in (*a.kwargs, *b.kwargs)}:
+            arg = OPS[a.func].arg(name) if a.func in OPS else None
+            if arg is not None and arg.kind == "tensor":
+                ka, kb = a.kwarg(name), b.kwarg(name)
+                if ka is not None and kb is not None and not self.overlap(ka.value, kb.value,
+                                                                          scope):
+                    return False
+                continue
+            va, vb = self.arg_values(a, name, scope), self.arg_values(b, name, scope)
+            if va is not None and vb is not None and not va & vb:
+                return False
+        return True
+
+    def arg_values(self, call: ir.Call, name: str, scope: Scope) -> set[str] | None:
+        """The values a call's argument can take, as canonical text (None: unknown)."""
+        kw = call.kwarg(name)
+        arg = OPS[call.func].arg(name) if call.func in OPS else None
+        if kw is None:
+            if arg is not None:
+                default = arg.default
+            else:
+                prm = next((p for p in self.p.cells[call.func].options if p.name == name),
+                           None) if call.func in self.p.cells else None
+                return None if prm is None or prm.default is None else self.arg_values(
+                    call.model_copy(update={"kwargs": (ir.Kwarg(name=name, value=prm.default),)}),
+                    name, scope)
+            if default is REQUIRED or default is CELL_CHANNELS:
+                return None
+            values: list[Any] = [default]
+        else:
+            values = self.values(kw.value, scope)
+            if not values:
+                return None
+        kind = arg.kind if arg is not None else "any"
+        return {repr(_normal(v, kind)) for v in values}
 
     def call(self, e: ir.Call, scope: Scope, partial: bool = False,
              applied: tuple[Any, ...] | None = None) -> None:
@@ -413,10 +585,7 @@ class Checker:
         if isinstance(e, ir.SetLit):
             return [v for i in e.items for v in self.values(i, scope)]
         if isinstance(e, ir.Tuple):
-            out: list[tuple[Any, ...]] = [()]
-            for item in e.items:
-                out = [(*o, v) for o in out for v in self.values(item, scope)]
-            return out
+            return _tuples([self.values(item, scope) for item in e.items])
         return []
 
     def value_expr(self, e: Any, scope: Scope, in_set: bool = False) -> None:
@@ -439,6 +608,11 @@ class Checker:
                 self.error("DPC402", e, "sets cannot nest", hint="write one flat set of values")
             if not e.items:
                 self.error("DPC402", e, "empty set: a choice needs at least one value")
+            if len(e.items) > limits.MAX_SET:
+                self.error(limits.CODE, e, f"a set of {len(e.items):,} values is over the "
+                           f"limit of {limits.MAX_SET:,}",
+                           hint="dpcdsl.limits.MAX_SET sets this limit")
+                return
             for i in e.items:
                 self.value_expr(i, scope, in_set=True)
             vals = [self.values(i, scope) for i in e.items]
@@ -474,6 +648,41 @@ class Checker:
             if problem:
                 self.error("DPC401", e, f"{where}: {problem}")
                 return
+
+
+#: above this many combinations a tuple of sets is checked by a cover, not all of them
+_PRODUCT = 256
+
+
+def _tuples(columns: list[list[Any]]) -> list[tuple[Any, ...]]:
+    """The values a tuple can take, from the values of each item: every combination
+    while there are few; past :data:`_PRODUCT`, a cover that holds each item's every
+    value at least once (the others at their first), so a pair of two sets of 1,000
+    values costs 2,000 checks, not a million. Every check reads one item at a time."""
+    if any(not c for c in columns):
+        return []
+    n = 1
+    for c in columns:
+        n *= len(c)
+    if n <= _PRODUCT:
+        out: list[tuple[Any, ...]] = [()]
+        for c in columns:
+            out = [(*o, v) for o in out for v in c]
+        return out
+    first = tuple(c[0] for c in columns)
+    cover = [first]
+    for i, c in enumerate(columns):
+        cover += [(*first[:i], v, *first[i + 1:]) for v in c[1:]]
+    return cover
+
+
+def _normal(v: Any, kind: str) -> Any:
+    """A value as the flat IR holds it: a pair ``n`` is ``(n, n)``, a float a float."""
+    if kind == "pair" and isinstance(v, int) and not isinstance(v, bool):
+        return (v, v)
+    if kind == "float" and isinstance(v, int) and not isinstance(v, bool):
+        return float(v)
+    return v
 
 
 def _head(e: ir.Call) -> ir.Call:

@@ -20,16 +20,15 @@ from dpcdsl import ir
 from dpcdsl.analysis import cost as cost_of
 from dpcdsl.checker import check_file
 from dpcdsl.errors import DpcError, did_you_mean
-from dpcdsl.printer import format_module
 from dpcdsl.space import Space
-from dpcdsl.syntax import parse
 
 app = typer.Typer(name="dpcc",
                   help="dpcdsl: write, check, compile, train and search multi-scale "
                        "dense-prediction heads (.dpc).",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False,
+              width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -219,10 +218,13 @@ def fmt(files: Annotated[list[Path], typer.Argument(help=".dpc files", metavar="
         check_only: Annotated[bool, typer.Option("--check", help="only report files that "
                                                  "would change")] = False) -> None:
     """Rewrite FILES in the canonical layout."""
+    from dpcdsl._files import read_text
+    from dpcdsl.printer import formatted
+
     changed = []
     for f in files:
-        text = f.read_text()
-        new = format_module(parse(text, str(f)))
+        text = read_text(f, "source file")
+        new = formatted(text, str(f))
         if new != text:
             changed.append(f)
             if not check_only:
@@ -238,7 +240,9 @@ def fmt(files: Annotated[list[Path], typer.Argument(help=".dpc files", metavar="
 @handled
 def count(file: FileArg, cell: CellOpt = None) -> None:
     """Print the exact number of architectures in a cell's space."""
-    out.print(str(Space.from_file(file, cell).count()))
+    from dpcdsl.limits import count_text
+
+    out.print(count_text(Space.from_file(file, cell).count()))
 
 
 @app.command()

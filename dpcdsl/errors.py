@@ -29,6 +29,8 @@ class Span(BaseModel):
 CODES: dict[str, str] = {
     "DPC100": "syntax error",
     "DPC110": "an import cannot be read, or imports itself",
+    "DPC120": "a file that is not UTF-8 text, or cannot be read",
+    "DPC150": "over a limit on the size of the work (dpcdsl.limits)",
     "DPC201": "undefined name",
     "DPC202": "a name used before it is defined",
     "DPC203": "a name defined twice",
@@ -60,6 +62,20 @@ CODES: dict[str, str] = {
 }
 
 
+def source_lines(text: str) -> list[str]:
+    """The lines of a source text as the parser numbers them: split at ``\\n`` alone
+    (a ``\\r`` before it dropped), so line N of a diagnostic is element N - 1 here,
+    whatever other line separators (form feed, ``\\u2028``...) the text holds."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
+def display_line(line: str) -> str:
+    """A source line as it is echoed under a diagnostic: one character per column, so
+    the caret lines up: a tab is one space, any other unprintable character is shown
+    as U+FFFD."""
+    return "".join(" " if c == "\t" else c if c.isprintable() else "\ufffd" for c in line)
+
+
 class Diagnostic(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -83,14 +99,15 @@ class Diagnostic(BaseModel):
         out = [f"{where}{self.severity}: {self.message} [{self.code}]"]
         text = (sources or {}).get(s.file)
         if text is not None and s.line >= 1:
-            lines = text.splitlines()
+            lines = source_lines(text)
             if s.line <= len(lines):
-                line = lines[s.line - 1].expandtabs(1)
+                line = display_line(lines[s.line - 1])
+                column = min(max(s.column, 1), len(line) + 1)
                 width = 1
-                if s.end_line == s.line and s.end_column > s.column:
-                    width = s.end_column - s.column
+                if s.end_line == s.line and s.end_column > column:
+                    width = min(s.end_column, len(line) + 1) - column or 1
                 out.append(f"  {line}")
-                out.append("  " + " " * max(s.column - 1, 0) + "^" * width)
+                out.append("  " + " " * (column - 1) + "^" * width)
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)

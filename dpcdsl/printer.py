@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dpcdsl import ir
+from dpcdsl import ir, limits
 from dpcdsl._node import Visitor
+from dpcdsl.errors import DpcError, Span
 from dpcdsl.flat import INDENT, node_call, print_cell
 from dpcdsl.flat import float_text as _float
+from dpcdsl.syntax import parse
 
 WIDTH = 88
 
@@ -129,6 +131,31 @@ def _block(body: Any, indent: str) -> list[str]:
 
 def format_module(module: ir.Module) -> str:
     """The canonical text of a module, ending in one newline."""
+    with limits.stack_guard(module.span, "the module"):
+        return _format_module(module)
+
+
+NOT_CLOSED = ("formatting {file} gave text that does not parse back to the same program; "
+              "the file is left as it is")
+
+
+def formatted(text: str, file: str = "<string>") -> str:
+    """The canonical text of ``text``, checked to parse back to the same module (so
+    ``dpcc fmt`` never writes a file it would change the meaning of)."""
+    module = parse(text, file)
+    out = format_module(module)
+    try:
+        same = parse(out, file) == module
+    except DpcError:
+        same = False
+    if not same:
+        raise DpcError.at(module.span or Span(file=file), NOT_CLOSED.format(file=file),
+                          hint="please report this input: it is a formatter bug",
+                          sources={file: text})
+    return out
+
+
+def _format_module(module: ir.Module) -> str:
     lines: list[str] = []
     for i, item in enumerate(module.items):
         if i and (item.blank_before or isinstance(item, ir.CellDef)
@@ -142,5 +169,5 @@ def format_module(module: ir.Module) -> str:
     return "\n".join(lines) + "\n" if lines else ""
 
 
-__all__ = ["ExprPrinter", "StmtPrinter", "format_module", "node_call", "print_cell",
+__all__ = ["ExprPrinter", "StmtPrinter", "format_module", "formatted", "node_call", "print_cell",
            "print_expr"]

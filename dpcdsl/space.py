@@ -18,6 +18,7 @@ from dpcdsl import ir
 from dpcdsl._expand import Decider, Expander, Mismatch, Ones, Probe
 from dpcdsl.checker import checked
 from dpcdsl.errors import DpcError, did_you_mean
+from dpcdsl.limits import count_text
 from dpcdsl.program import Program, load, load_text
 
 Decisions = dict[str, int]
@@ -164,7 +165,8 @@ class Space:
         n = self.count()
         if n != 1:
             raise DpcError.at(self.cell_def.span,
-                              f"cell '{self.name}' is a search space of {n} architectures, "
+                              f"cell '{self.name}' is a search space of "
+                              f"{count_text(n, exact=False)} architectures, "
                               "not one architecture",
                               hint="sample it first: `dpcc sample FILE`",
                               sources=self.program.sources, code="DPC602")
@@ -251,7 +253,8 @@ class Space:
         """Every architecture, in a fixed order. Refuses spaces above ``limit``."""
         n = self.count()
         if n > limit:
-            raise DpcError.at(self.cell_def.span, f"the space has {n} architectures, more "
+            raise DpcError.at(self.cell_def.span, f"the space has {count_text(n, exact=False)} "
+                              "architectures, more "
                               f"than the enumeration limit {limit}",
                               hint="sample it instead, or raise the limit", code="DPC602")
         for cell, _ in _dfs(self._expander, None):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import threading
 from importlib import resources
 from pathlib import Path
@@ -14,8 +15,8 @@ from typing import Any
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
-from dpcdsl import ir
-from dpcdsl.errors import Diagnostic, DpcError
+from dpcdsl import ir, limits
+from dpcdsl.errors import Diagnostic, DpcError, source_lines
 
 # Common mistakes, named. Each entry is (message, [snippets that make it]). The table is
 # also the test data for the syntax-error golden file (tests/golden/errors/syntax.txt).
@@ -75,6 +76,7 @@ def parse(text: str, file: str = "<string>") -> ir.Module:
 
     Raises :class:`~dpcdsl.errors.DpcError` (and nothing else) on a syntax error.
     """
+    _check_size(text, file)
     comments: list[Token] = []
     _comments.tokens = comments
     try:
@@ -87,8 +89,42 @@ def parse(text: str, file: str = "<string>") -> ir.Module:
     finally:
         _comments.tokens = []
     builder = _Builder(file, text)
-    module = builder.module(tree)
-    return _attach_comments(module, comments)
+    with limits.stack_guard(ir.Span(file=file, line=1, column=1), "the text", {file: text}):
+        module = builder.module(tree)
+        return _attach_comments(module, comments)
+
+
+# what the nesting scan skips: comments and quoted paths, whose brackets open nothing
+_NOT_CODE = re.compile(r'#[^\n]*|"[^"\n]*"')
+
+
+def _check_size(text: str, file: str) -> None:
+    """Refuse, before lark runs, a text longer or more deeply nested than the limits:
+    every later pass walks nesting recursively."""
+    if len(text) > limits.MAX_SOURCE_BYTES:
+        raise DpcError.at(ir.Span(file=file), f"the text is longer than "
+                          f"{limits.MAX_SOURCE_BYTES:,} characters",
+                          hint="dpcdsl.limits.MAX_SOURCE_BYTES sets this limit",
+                          code=limits.CODE)
+    if text.count("(") + text.count("{") <= limits.MAX_NESTING:
+        return
+    code = _NOT_CODE.sub(lambda m: " " * len(m.group()), text)
+    depth = 0
+    for i, c in enumerate(code):
+        if c in "({":
+            depth += 1
+            if depth > limits.MAX_NESTING:
+                line = code.count("\n", 0, i) + 1
+                column = i - code.rfind("\n", 0, i)
+                raise DpcError.at(
+                    ir.Span(file=file, line=line, column=column, end_line=line,
+                            end_column=column + 1),
+                    f"brackets nest more than {limits.MAX_NESTING} deep here",
+                    hint="name the inner part with `let` or an assignment; "
+                         "dpcdsl.limits.MAX_NESTING sets this limit",
+                    sources={file: text}, code=limits.CODE)
+        elif c in ")}":
+            depth = max(depth - 1, 0)
 
 
 def _syntax_error(e: UnexpectedInput, text: str, file: str) -> DpcError:
@@ -96,7 +132,9 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> DpcError:
     column = max(getattr(e, "column", 1) or 1, 1)
     if isinstance(e, UnexpectedEOF) or getattr(e, "token", None) is not None and \
             getattr(e.token, "type", "") == "$END":
-        lines = text.splitlines() or [""]
+        lines = source_lines(text)
+        while len(lines) > 1 and not lines[-1].strip():
+            lines.pop()
         line, column = len(lines), len(lines[-1]) + 1
     message = e.match_examples(_raw_parse, SYNTAX_ERRORS, use_accepts=True)
     if message is None:
@@ -151,6 +189,16 @@ class _Builder:
         return ir.Span(file=self.file, line=m.line, column=m.column,
                        end_line=m.end_line, end_column=m.end_column)
 
+    def integer(self, token: Token) -> int:
+        """An integer literal, at most :data:`dpcdsl.limits.MAX_INT`."""
+        digits = str(token).lstrip("0") or "0"
+        if len(digits) > len(str(limits.MAX_INT)) or int(digits) > limits.MAX_INT:
+            shown = digits if len(digits) <= 20 else f"{digits[:8]}... ({len(digits)} digits)"
+            raise DpcError.at(self.span(token), f"the integer {shown} is too large",
+                              hint=f"integers are at most {limits.MAX_INT:,}",
+                              sources={self.file: self.text}, code=limits.CODE)
+        return int(digits)
+
     def module(self, tree: Tree) -> ir.Module:
         return ir.Module(items=tuple(self.item(c) for c in tree.children),
                          span=self.span(tree))
@@ -174,12 +222,12 @@ class _Builder:
             name=str(name),
             params=tuple(
                 ir.Param(name=str(p.children[0]),
-                         stride=None if p.children[1] is None else int(p.children[1]),
+                         stride=None if p.children[1] is None else self.integer(p.children[1]),
                          default=None if p.children[2] is None else self.expr(p.children[2]),
                          span=self.span(p))
                 for p in params
             ),
-            depth=int(depth_tree.children[0]) if depth_tree is not None else None,
+            depth=self.integer(depth_tree.children[0]) if depth_tree is not None else None,
             body=tuple(self.stmt(s) for s in stmts),
             span=self.span(t),
         )
@@ -193,7 +241,7 @@ class _Builder:
                              span=span)
         if t.data == "repeat":
             count, name, *body = t.children
-            return ir.Repeat(count=int(count), name=str(name),
+            return ir.Repeat(count=self.integer(count), name=str(name),
                              body=tuple(self.stmt(s) for s in body), span=span)
         if t.data == "return_stmt":
             return ir.Return(value=self.expr(t.children[0]), span=span)
@@ -214,7 +262,7 @@ class _Builder:
             return ir.Name(id=str(t), span=span)
         d = t.data
         if d == "int":
-            return ir.Int(value=int(t.children[0]), span=span)
+            return ir.Int(value=self.integer(t.children[0]), span=span)
         if d == "float":
             value = float(t.children[0])
             if not math.isfinite(value):  # 1e999: no finite float, and no text for inf
