@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dpcdsl import ir
+from dpcdsl import ir, limits
+from dpcdsl._files import read_text
 from dpcdsl.errors import Diagnostic, DpcError
 from dpcdsl.syntax import parse
+
+#: the environment variable that lists more folders to import from (``os.pathsep``
+#: between them), searched after the importing file's own folder
+SEARCH_PATH_VARIABLE = "DPCDSL_PATH"
+
+IMPORT_HINT = ('import paths are relative to the importing file, then to each folder of '
+               f'the search path (${SEARCH_PATH_VARIABLE}, or search_path= in the API)')
 
 
 @dataclass
@@ -41,54 +51,89 @@ class Program:
         return self.cells[name]
 
 
-def load_text(text: str, file: str = "<string>", base: Path | None = None) -> Program:
-    """Parse ``text`` and resolve its imports relative to ``base`` (default: cwd)."""
+def load_text(text: str, file: str = "<string>", base: Path | None = None,
+              search_path: Sequence[str | Path] | None = None) -> Program:
+    """Parse ``text`` and resolve its imports relative to ``base`` (default: cwd), then
+    to the folders of ``search_path`` (default: ``$DPCDSL_PATH``)."""
     module = parse(text, file)
     prog = Program(module=module, file=file, sources={file: text})
-    _resolve(prog, module, base or Path.cwd(), stack=[_key(file, base)], seen=set())
+    folders = _search_path(search_path)
+    _resolve(prog, module, base or Path.cwd(), folders, stack=[_key(file)], seen=set())
     _define(prog, module)
     return prog
 
 
-def load(path: str | Path) -> Program:
+def load(path: str | Path, search_path: Sequence[str | Path] | None = None) -> Program:
     """Parse the file at ``path`` with its imports."""
-    p = Path(path)
+    text = read_text(path, "source file")
+    return load_text(text, str(path), Path(path).resolve().parent, search_path)
+
+
+def _search_path(search_path: Sequence[str | Path] | None) -> list[Path]:
+    if search_path is None:
+        search_path = [p for p in os.environ.get(SEARCH_PATH_VARIABLE, "").split(os.pathsep)
+                       if p]
+    return [Path(p) for p in search_path]
+
+
+def _key(file: str) -> str:
     try:
-        text = p.read_text()
-    except OSError as e:
-        raise DpcError.at(ir.Span(file=str(path), line=0, column=0),
-                          f"cannot read {path}: {e.strerror or e}") from None
-    return load_text(text, str(path), p.resolve().parent)
+        p = Path(file)
+        return str(p.resolve()) if p.exists() else file
+    except (OSError, ValueError):
+        return file
 
 
-def _key(file: str, base: Path | None) -> str:
-    p = Path(file)
-    return str(p.resolve()) if p.exists() else file
+def _find(path: str, base: Path, folders: list[Path]) -> tuple[Path | None, str | None]:
+    """The file an import names, or why there is none. Only ``.dpc`` files are read."""
+    if "\0" in path or len(path) > limits.MAX_IMPORT_PATH:
+        return None, ("the path holds a NUL character" if "\0" in path else
+                      f"the path is longer than {limits.MAX_IMPORT_PATH} characters")
+    if Path(path).suffix != ".dpc":
+        return None, "only .dpc files can be imported"
+    for folder in [base, *folders]:
+        try:
+            target = (folder / path).resolve()
+            if target.is_file():
+                return target, None
+        except (OSError, ValueError) as e:
+            return None, getattr(e, "strerror", None) or str(e)
+    return None, "no such file"
 
 
-def _resolve(prog: Program, module: ir.Module, base: Path, stack: list[str],
-             seen: set[str]) -> None:
+def _resolve(prog: Program, module: ir.Module, base: Path, folders: list[Path],
+             stack: list[str], seen: set[str]) -> None:
     for item in module.items:
         if not isinstance(item, ir.Import):
             continue
-        target = (base / item.path).resolve()
+        span = item.span or ir.Span()
+        target, problem = _find(item.path, base, folders)
+        if target is None:
+            shown = item.path if len(item.path) <= 60 else item.path[:57] + "..."
+            prog.diagnostics.append(Diagnostic(
+                code="DPC110", span=span, message=f"cannot import \"{shown}\": {problem}",
+                hint=IMPORT_HINT if problem == "no such file" else None))
+            continue
         key = str(target)
         if key in stack:
             chain = " -> ".join(Path(s).name for s in stack[stack.index(key):])
-            prog.diagnostics.append(Diagnostic(code="DPC110", 
-                span=item.span or ir.Span(), message=f"cyclic import: {chain} -> {target.name}",
+            prog.diagnostics.append(Diagnostic(
+                code="DPC110", span=span, message=f"cyclic import: {chain} -> {target.name}",
                 hint="move the shared cells into a third file that both import"))
             continue
         if key in seen:
             continue
-        if not target.is_file():
-            prog.diagnostics.append(Diagnostic(code="DPC110", 
-                span=item.span or ir.Span(),
-                message=f"cannot import \"{item.path}\": no such file {target}",
-                hint="import paths are relative to the importing file"))
-            continue
         seen.add(key)
-        text = target.read_text()
+        try:
+            text = read_text(target, "imported file")
+        except DpcError as e:  # unreadable or not text: said at the import, never echoed
+            reason = e.diagnostics[0]
+            where = f" (line {reason.span.line}, column {reason.span.column})" \
+                if reason.span.line else ""
+            prog.diagnostics.append(Diagnostic(
+                code="DPC110", span=span, hint=reason.hint,
+                message=f"cannot import \"{item.path}\": {reason.message}{where}"))
+            continue
         name = str(target)
         prog.sources[name] = text
         try:
@@ -96,7 +141,7 @@ def _resolve(prog: Program, module: ir.Module, base: Path, stack: list[str],
         except DpcError as e:
             prog.diagnostics.extend(e.diagnostics)
             continue
-        _resolve(prog, sub, target.parent, [*stack, key], seen)
+        _resolve(prog, sub, target.parent, folders, [*stack, key], seen)
         _define(prog, sub)
 
 
@@ -107,8 +152,8 @@ def _define(prog: Program, module: ir.Module) -> None:
             if item.name in prog.cells or item.name in prog.lets:
                 other = prog.cells.get(item.name) or prog.lets.get(item.name)
                 where = other.span if other is not None and other.span else None
-                prog.diagnostics.append(Diagnostic(code="DPC110", 
-                    span=item.span or ir.Span(),
+                prog.diagnostics.append(Diagnostic(
+                    code="DPC110", span=item.span or ir.Span(),
                     message=f"'{item.name}' is defined twice"
                             + (f" (first at {where})" if where else "")))
                 continue

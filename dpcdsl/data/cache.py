@@ -28,7 +28,7 @@ import numpy as np
 from dpcdsl.data.datasets import Dataset, open_split
 from dpcdsl.data.formats import Normalisation
 from dpcdsl.data.task import Task, input_strides
-from dpcdsl.errors import DpcError
+from dpcdsl.errors import DpcError, Span
 from dpcdsl.flat import Cell
 
 SPLITS = ("train", "val")
@@ -105,12 +105,29 @@ class FeatureCache:
 
     def features(self, split: str, stride: int) -> np.ndarray:
         """The stride's features (N, C, h, w), memory-mapped read-only."""
-        self.level(stride)
-        return np.load(self.path / _features_file(split, stride), mmap_mode="r")
+        level = self.level(stride)
+        return self._array(_features_file(split, stride),
+                           (self.meta["splits"][split], level["channels"], *level["size"]))
 
     def labels(self, split: str) -> np.ndarray:
         """(N, H, W) uint8, memory-mapped read-only."""
-        return np.load(self.path / f"{split}_labels.npy", mmap_mode="r")
+        return self._array(f"{split}_labels.npy", (self.meta["splits"][split],))
+
+    def _array(self, name: str, shape: tuple[int, ...]) -> np.ndarray:
+        """A cached array, memory-mapped; a file that is missing, truncated, not an
+        array, or of another shape than the record says is a clear error."""
+        path = self.path / name
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            problem = None if tuple(array.shape[:len(shape)]) == tuple(map(int, shape)) else \
+                f"it holds shape {tuple(array.shape)}, the record says {tuple(shape)}"
+        except (OSError, ValueError, EOFError) as e:
+            problem = f"{type(e).__name__}: {e}"
+        if problem is not None:
+            raise DpcError.at(Span(file=str(path)), f"the feature cache is damaged: {name} "
+                              f"cannot be read ({problem})",
+                              hint=f"remove {self.path}; it is rebuilt", code="DPC120")
+        return array
 
 
 def _features_file(split: str, stride: int) -> str:

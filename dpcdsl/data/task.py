@@ -41,7 +41,8 @@ from pydantic import (
     model_validator,
 )
 
-from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
+from dpcdsl._files import read_text
+from dpcdsl.errors import Diagnostic, DpcError, did_you_mean, source_lines
 from dpcdsl.ir import Span
 
 if sys.version_info >= (3, 11):
@@ -196,11 +197,7 @@ class Task(_Section):
 def load_task(path: str | Path) -> Task:
     """Read and validate a task file; every problem is reported with its key and line."""
     path = Path(path)
-    try:
-        text = path.read_text()
-    except OSError as e:
-        raise DpcError.at(Span(file=str(path)), f"cannot read the task file: "
-                          f"{e.strerror or e}", code="DPC701") from None
+    text = read_text(path, "task file")
     return task_from_text(text, str(path), base=path.parent)
 
 
@@ -261,7 +258,7 @@ def _locate(text: str, file: str, loc: tuple[str, ...]) -> Span:
     """The line of ``key = ...`` under its ``[table]``, or of the table itself."""
     table: tuple[str, ...] = ()
     fallback = Span(file=file)
-    for n, line in enumerate(text.splitlines(), 1):
+    for n, line in enumerate(source_lines(text), 1):
         header = re.match(r"\s*\[([^\]]+)\]", line)
         if header:
             table = tuple(p.strip() for p in header.group(1).split("."))

@@ -13,10 +13,12 @@ atrous separable conv. The cell then concatenates the branches, applies dropout
 from __future__ import annotations
 
 import json
+import reprlib
 from pathlib import Path
 from typing import Any
 
-from dpcdsl import ir
+from dpcdsl import ir, limits
+from dpcdsl._files import load_json
 from dpcdsl.analysis import projection_of
 from dpcdsl.errors import Diagnostic, DpcError
 from dpcdsl.ops import OPS, OpError
@@ -24,6 +26,15 @@ from dpcdsl.program import load_text
 from dpcdsl.space import Space
 
 _SPAN = ir.Span
+
+
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 40, 40
+
+
+def _show(value: Any) -> str:
+    """A JSON value for a message: shortened, however long or deep it is."""
+    return _REPR.repr(value)
 
 
 def _fail(file: str, message: str, hint: str | None = None) -> DpcError:
@@ -35,7 +46,7 @@ def _branch(item: Any, i: int, file: str, options: dict[str, Any]) -> str:
     """The ``.dpc`` call of one JSON branch (without its input): the first registered op
     whose DeepLab form takes the item."""
     if not isinstance(item, dict):
-        raise _fail(file, f"branch {i}: expected an object, got {item!r}")
+        raise _fail(file, f"branch {i}: expected an object, got {_show(item)}")
     try:
         for spec in OPS.values():
             form = spec.deeplab
@@ -45,7 +56,7 @@ def _branch(item: Any, i: int, file: str, options: dict[str, Any]) -> str:
     except OpError as e:
         raise _fail(file, f"branch {i}: {e.message}", e.hint) from None
     known = sorted({s.deeplab.op for s in OPS.values() if s.deeplab is not None})
-    raise _fail(file, f"branch {i}: unknown op {item.get('op')!r}",
+    raise _fail(file, f"branch {i}: unknown op {_show(item.get('op'))}",
                 hint="the reference knows " + " and ".join(f'"{k}"' for k in known))
 
 
@@ -63,6 +74,12 @@ def to_dpc_text(branches: Any, name: str = "dpc", file: str = "<json>",
         raise _fail(file, f"pooling must be 'reference' or 'paper', got {pooling!r}")
     if not isinstance(branches, list) or not branches:
         raise _fail(file, "a DeepLab cell is a non-empty JSON list of branches")
+    if len(branches) > limits.MAX_JSON_BRANCHES:
+        raise DpcError.at(_SPAN(file=file, line=1, column=1),
+                          f"the cell has {len(branches):,} branches, more than "
+                          f"{limits.MAX_JSON_BRANCHES:,}",
+                          hint="dpcdsl.limits.MAX_JSON_BRANCHES sets this limit",
+                          code=limits.CODE)
     options = {"pooling": pooling,
                "crop": (crop, crop) if isinstance(crop, int) else crop}
     lines = [f"cell {name}(x, channels = {channels}) {{"]
@@ -71,7 +88,7 @@ def to_dpc_text(branches: Any, name: str = "dpc", file: str = "<json>",
         call = _branch(item, i, file, options)
         if not isinstance(src, int) or isinstance(src, bool) or src >= i:
             raise _fail(file, f"branch {i}: `input` must be negative (the features) or an "
-                        f"earlier branch 0..{i - 1}, got {src!r}")
+                        f"earlier branch 0..{i - 1}, got {_show(src)}")
         lines.append(f"  b{i} = " + call % ("x" if src < 0 else f"b{src}"))
     concat = ", ".join(f"b{i}" for i in range(len(branches)))
     lines.append(f"  return conv(dropout(concat({concat}), p = {dropout}), kernel = 1)")
@@ -84,13 +101,7 @@ def read(path: str | Path, name: str | None = None, pooling: str = "reference",
     """Read a DeepLab JSON file: its ``.dpc`` text and its concrete cell (see
     :func:`to_dpc_text` for ``pooling`` and ``crop``)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except OSError as e:
-        raise _fail(str(path), f"cannot read {path}: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise DpcError.at(_SPAN(file=str(path), line=e.lineno, column=e.colno),
-                          f"invalid JSON: {e.msg}", code="DPC702") from None
+    data = load_json(path, "DeepLab JSON cell", "DPC702")
     cell_name = name or _identifier(path.stem)
     text = to_dpc_text(data, cell_name, str(path), pooling=pooling, crop=crop)
     return text, from_text(text, cell_name)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import csv
 import html
 import io
-import json
 from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from dpcdsl.errors import DpcError
+from dpcdsl._files import load_json
+from dpcdsl.errors import DpcError, Span
 from dpcdsl.graph import render, to_svg
 from dpcdsl.space import Space
 
@@ -117,7 +117,10 @@ def _rerank_section(run_dir: Path | None) -> list[str]:
     path = None if run_dir is None else run_dir / "rerank.json"
     if path is None or not path.exists():
         return []
-    data = json.loads(path.read_text())
+    data = load_json(path, "re-ranking record")
+    if not isinstance(data, dict) or not {"end_to_end", "rows", "spearman"} <= set(data):
+        raise DpcError.at(Span(file=str(path)), "the re-ranking record is damaged: it holds "
+                          "no re-ranking", hint=f"remove {path}, or run dpcc rerank again")
     how = "end to end" if data["end_to_end"] else f"on the proxy task for {data['steps']} steps"
     out = [f"<h2>Re-ranking</h2><p>The top {len(data['rows'])} cells trained {how}. "
            f"Spearman rank correlation between proxy and re-ranked mIOU: "

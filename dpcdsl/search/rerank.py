@@ -11,9 +11,11 @@ from typing import Any
 
 import numpy as np
 import optuna
+from pydantic import ValidationError
 
+from dpcdsl._files import load_json
 from dpcdsl.data.task import Task, load_task
-from dpcdsl.errors import DpcError
+from dpcdsl.errors import DpcError, Span
 from dpcdsl.search.report import ranked, write_outputs
 from dpcdsl.search.study import STUDY, open_storage
 from dpcdsl.space import Space
@@ -44,7 +46,13 @@ def run_task(run_dir: Path, study: optuna.Study) -> Task:
     a run folder from before copies were kept, the task file it names."""
     copy = run_dir / "task.json"
     if copy.is_file():
-        return Task.model_validate(json.loads(copy.read_text()))
+        try:
+            return Task.model_validate(load_json(copy, "task record"))
+        except ValidationError as e:
+            raise DpcError.at(Span(file=str(copy)), f"the task record is damaged: "
+                              f"{e.errors()[0]['msg']}",
+                              hint="restore it from the task file the search ran with",
+                              code="DPC701") from None
     return load_task(study.user_attrs["task_file"])
 
 

@@ -1,0 +1,69 @@
+"""Reading the text files a user names (``.dpc`` sources, task files, JSON cells and
+records): one function, so every one of them fails the same way, as a
+:class:`~dpcdsl.errors.DpcError` that names the file, and never echoes a file that is
+not the text it should be."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from dpcdsl import limits
+from dpcdsl.errors import DpcError, Span
+
+
+def read_text(path: str | Path, what: str = "file", max_bytes: int | None = None) -> str:
+    """The UTF-8 text of ``path``. A file that cannot be read, is larger than
+    ``max_bytes`` (default: :data:`dpcdsl.limits.MAX_SOURCE_BYTES`), or is not UTF-8 is
+    a :class:`DpcError` at the file (at the first bad byte's line and column for the
+    last), with none of its content in the message."""
+    limit = limits.MAX_SOURCE_BYTES if max_bytes is None else max_bytes
+    name = str(path)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(limit + 1)
+    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+        reason = getattr(e, "strerror", None) or str(e)
+        raise DpcError.at(Span(file=name), f"cannot read the {what}: {reason}",
+                          code="DPC120") from None
+    if len(data) > limit:
+        raise DpcError.at(Span(file=name), f"the {what} is larger than {limit:,} bytes",
+                          hint="dpcdsl.limits.MAX_SOURCE_BYTES sets this limit",
+                          code=limits.CODE)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[: e.start]
+        line = before.count(b"\n") + 1
+        column = len(before[before.rfind(b"\n") + 1:].decode("utf-8", "replace")) + 1
+        raise DpcError.at(Span(file=name, line=line, column=column),
+                          f"the {what} is not UTF-8 text (byte 0x{data[e.start]:02x})",
+                          hint="save it as UTF-8", code="DPC120") from None
+
+
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def load_json(path: str | Path, what: str, code: str = "DPC120") -> Any:
+    """A JSON file's value; unreadable, not UTF-8, invalid, or nested deeper than
+    :data:`dpcdsl.limits.MAX_JSON_NESTING` is a located error."""
+    text = read_text(path, what)
+    depth = deepest = 0
+    for c in _JSON_STRING.sub('""', text):  # json.loads recurses: refuse deep nesting
+        if c in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif c in "]}":
+            depth -= 1
+    if deepest > limits.MAX_JSON_NESTING:
+        raise DpcError.at(Span(file=str(path)), f"the {what} nests {deepest} deep, more "
+                          f"than {limits.MAX_JSON_NESTING}",
+                          hint="dpcdsl.limits.MAX_JSON_NESTING sets this limit",
+                          code=limits.CODE)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise DpcError.at(Span(file=str(path), line=e.lineno, column=e.colno),
+                          f"invalid JSON: {e.msg}", code=code) from None
