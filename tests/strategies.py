@@ -86,3 +86,60 @@ paper_like = st.builds(
         f"  return conv(dropout(concat(b), p = 0.1), kernel = 1)\n}}\n"),
     st.integers(1, 5), st.sets(st.integers(1, 24), min_size=1, max_size=4),
     st.sets(st.integers(1, 8), min_size=1, max_size=3))
+
+
+_OPS = ["conv(kernel = {kernel})", "sepconv(rate = {pair})", "pool(grid = {pair})",
+        "relu()", "sigmoid()", "dropout(p = {p})", "conv(kernel = 1, act = {act})"]
+
+
+@st.composite
+def small_spaces(draw: st.DrawFn) -> str:
+    """``.dpc`` text of a small random space: sets, applied and plain one_of, repeats
+    over `earlier`, a helper cell given a set, and a bounded recursive cell. Counting
+    must equal the number of distinct architectures that enumeration finds."""
+
+    def op() -> str:
+        template = draw(st.sampled_from(_OPS))
+        return template.format(
+            kernel=draw(st.sampled_from(["1", "3", "{1, 3}"])),
+            pair=draw(st.sampled_from(["1", "2", "{1, 2}", "(1, {1, 2})", "({1, 2}, {1, 3})"])),
+            p=draw(st.sampled_from(["0.1", "{0.1, 0.2}"])),
+            act=draw(st.sampled_from(["relu", "{relu, gelu}"])))
+
+    def applied(x: str) -> str:
+        ops = draw(st.lists(st.builds(op), min_size=1, max_size=3))
+        return f"one_of({', '.join(ops)})({x})"
+
+    lines = []
+    helper = draw(st.sampled_from(["none", "param", "recursive"]))
+    if helper == "param":
+        lines.append("cell h(x, k = 1) {\n  return one_of(conv(x, kernel = k), "
+                     "sepconv(x, kernel = 3, rate = {1, 2}))\n}")
+    elif helper == "recursive":
+        depth = draw(st.integers(0, 2))
+        lines.append(f"cell t(x) depth {depth} {{\n  return one_of({applied('x')}, t(t(x)), "
+                     "sum(t(x), x))\n}")
+    body, names = [], ["x"]
+    for i in range(draw(st.integers(0, 2))):
+        src = draw(st.sampled_from(names))
+        kind = draw(st.sampled_from(["applied", "plain", "call"]))
+        if kind == "applied":
+            expr = applied(src)
+        elif kind == "plain":
+            expr = f"one_of({src}, {applied(src)})"
+        elif helper == "param":
+            expr = f"h({src}, k = {draw(st.sampled_from(['1', '3', '{1, 3}']))})"
+        elif helper == "recursive":
+            expr = f"t({src})"
+        else:
+            expr = f"relu({src})"
+        body.append(f"  a{i} = {expr}")
+        names.append(f"a{i}")
+    tail = names[-1]
+    if draw(st.booleans()):
+        n = draw(st.integers(1, 3))
+        body.append(f"  repeat {n} as b {{\n    b = {applied(f'one_of({tail}, earlier)')}\n  }}")
+        tail = "concat(b)"
+    body.append(f"  return {tail}")
+    lines.append("cell m(x, channels = 4) {\n" + "\n".join(body) + "\n}")
+    return "\n\n".join(lines) + "\n"

@@ -190,3 +190,50 @@ def test_values_passed_to_a_cell_get_the_checks_of_the_ops_that_use_them(call, e
 def test_good_values_passed_to_a_cell_pass():
     assert not check(load_text(CALLED.format(call="b(x, kernel = {1, 5}, grid = 2, "
                                                   "act = gelu, p = 0.5, channels = 16)")))
+
+
+@pytest.mark.parametrize("text", [
+    "cell a(x) { return one_of(x, x) }",
+    "cell a(x) { return one_of(conv(kernel = 1), conv(kernel = {1, 3}))(x) }",
+    "cell a(x) { return one_of(relu(conv(x)), relu(conv(x, kernel = 1))) }",
+    "cell a(x) { return one_of(sepconv(x, rate = 2), sepconv(x, rate = (2, {2, 3}))) }",
+    "cell a(x) { return one_of(relu(x), one_of(gelu(x), relu(x))) }",
+    "cell h(x, k = 1) { return conv(x, kernel = k) }\n"
+    "cell a(x) { return one_of(h(x), h(x, k = {1, 3})) }",
+])
+def test_one_of_options_that_can_make_the_same_architecture_are_refused(text):
+    from dpcdsl.program import load_text
+
+    diags = check(load_text(text, "f.dpc"))
+    assert [d.code for d in diags] == ["DPC306"]
+    assert "can make the same architecture" in diags[0].message
+
+
+@pytest.mark.parametrize("text", [
+    "cell a(x) { return one_of(conv(kernel = 3), conv(kernel = {1, 5}))(x) }",
+    "cell a(x) { return one_of(sepconv(x, rate = 2), sepconv(x, rate = (3, {2, 3}))) }",
+    "cell a(x) { return one_of(relu(x), one_of(sigmoid(x), gelu(x))) }",
+    "cell a(x) { return one_of(conv(x), conv(relu(x))) }",
+])
+def test_one_of_options_that_differ_are_accepted(text):
+    from dpcdsl.program import load_text
+
+    assert check(load_text(text, "f.dpc")) == []
+
+
+@pytest.mark.parametrize("text, name", [
+    ("cell a(x) {\n  out = relu(x)\n  return one_of(conv(out), sepconv(out))\n}", "out"),
+    ("cell a(x) {\n  y = relu(one_of(conv(x), pool(x)))\n  y_conv = relu(x)\n"
+     "  return sum(y, y_conv)\n}", "y_conv"),
+    ("cell a(x) {\n  repeat 2 as b {\n    t = relu(x)\n    b = conv(t)\n  }\n"
+     "  b1_t = relu(x)\n  return concat(b, b1_t)\n}", "b1_t"),
+])
+def test_a_name_that_a_generated_name_can_clash_with_is_a_check_error(text, name):
+    """Found by check, in a space, before a sample that makes both names is built."""
+    from dpcdsl.program import load_text
+
+    diags = check(load_text(text, "f.dpc"))
+    assert [d.code for d in diags] == ["DPC203"] and f"'{name}' is a name made up" in \
+        diags[0].message
+    fixed = text.replace(name, "renamed")
+    assert check(load_text(fixed, "f.dpc")) == []

@@ -11,7 +11,7 @@ from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
 from dpcdsl.syntax import parse
 from tests.conftest import EXAMPLES
-from tests.strategies import paper_like
+from tests.strategies import paper_like, small_spaces
 
 PAPER = Space.from_file(EXAMPLES / "dpc_paper.dpc")
 
@@ -192,3 +192,35 @@ def test_a_set_passed_to_a_cell_counts_once_and_samples_uniformly():
     assert space.count() == 3 == len(list(space.enumerate()))
     draws = Counter(space.sample(seed)[0].hash for seed in range(3000))
     assert len(draws) == 3 and all(800 < n < 1200 for n in draws.values())
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.filter_too_much])
+@given(small_spaces())
+def test_count_equals_the_distinct_architectures_enumeration_finds(text):
+    """Over random small spaces (sets, one_of, repeats, cell calls, recursion): the
+    exact count is the number of architectures, each found once, none twice."""
+    from hypothesis import assume
+
+    from dpcdsl.checker import check
+    from dpcdsl.program import load_text
+
+    program = load_text(text)
+    assume(not check(program))
+    space = Space(program, "m")
+    n = space.count()
+    assume(n <= 3000)
+    cells = list(space.enumerate())
+    assert len(cells) == n
+    assert len({c.hash for c in cells}) == n, text
+
+
+def test_sampling_the_cell_call_reproducer_is_uniform_by_chi_square():
+    text = ("cell b(x, k = 1) { return conv(x, kernel = k) }\n"
+            "cell a(x) { return one_of(b(x, k = {1, 3}), sepconv(x, kernel = 3)) }")
+    space = Space.from_text(text, "a")
+    cells = list(space.enumerate())
+    rng = random.Random(11)
+    seen = Counter(space.sample(rng)[0].hash for _ in range(9000))
+    stat, p = chisquare([seen[c.hash] for c in cells])
+    assert len(cells) == 3 and p > 0.001, (stat, p, seen)
