@@ -162,3 +162,33 @@ def test_a_damaged_cache_record_is_a_clear_error(tmp_path, damage):
     with pytest.raises(DpcError, match="is damaged: meta.json cannot be read") as e:
         open_cache(task)
     assert f"remove {cache_path(task)}" in e.value.render()
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "shape", "missing"])
+def test_a_damaged_features_file_is_a_clear_error(tmp_path, damage):
+    task = task_from_text(TASK.format(dir=tmp_path))
+    build_cache(task, feature_extractor(task), progress=False)
+    path = cache_path(task) / "train_features_s16.npy"
+    data = path.read_bytes()
+    if damage == "truncate":
+        path.write_bytes(data[: len(data) // 2])
+    elif damage == "garbage":
+        path.write_bytes(os.urandom(len(data)))
+    elif damage == "shape":
+        np.save(path, np.zeros((3, 64, 4, 4), np.float16))
+    else:
+        path.unlink()
+    cache = open_cache(task)
+    assert cache is not None
+    with pytest.raises(DpcError, match="the feature cache is damaged: "
+                                       "train_features_s16.npy cannot be read") as e:
+        cache.features("train", 16)
+    assert f"remove {cache_path(task)}" in e.value.render()
+    task_file = tmp_path / "task.toml"
+    task_file.write_text(TASK.format(dir=tmp_path))
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "proxy", "examples/aspp.dpc",
+                        "--task", str(task_file)], capture_output=True, text=True,
+                       timeout=300, cwd=root)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "the feature cache is damaged" in r.stderr
