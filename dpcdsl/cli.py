@@ -425,6 +425,10 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            max_madds: Annotated[str | None, typer.Option(
                help="a multiply-add budget (0.5B, 500M, 5e8): candidates over it at the "
                     "task's feature sizes are drawn again, never trained")] = None,
+           retry_failed: Annotated[bool, typer.Option(
+               "--retry-failed", help="train again an architecture that failed to build "
+                                      "or diverged before (default: reuse its failure)")
+                                   ] = False,
            ) -> None:
     """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
     from dpcdsl.search.driver import SearchConfig
@@ -441,7 +445,8 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        cpus_per_trial=cpus_per_trial,
                        progress="none" if quiet else "bar" if err.is_terminal else "log",
                        allow_changed=tuple(a.value for a in allow_changed or ()),
-                       max_madds=None if max_madds is None else parse_count(max_madds))
+                       max_madds=None if max_madds is None else parse_count(max_madds),
+                       retry_failed=retry_failed)
     warning = room_warning(strategy.value, trials)
     if warning:
         err.print(f"warning: {warning}", markup=False)
@@ -608,7 +613,16 @@ def tour(examples: Annotated[Path, typer.Option(help="folder of .dpc examples")]
               "65x129 and 257x513); spaces are shown by their sample with seed 0")
 
 
+def _show_warning(message: Warning | str, category: type[Warning], filename: str,
+                  lineno: int, file: Any = None, line: str | None = None) -> None:
+    """The project's warnings as one plain line, not Python's file:line form."""
+    err.print(f"warning: {message}")
+
+
 def main() -> None:
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         app()
     except KeyboardInterrupt:  # pragma: no cover

@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -32,7 +33,7 @@ from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress, mode_for
 from dpcdsl.search.strategies import STRATEGIES, make_sampler
-from dpcdsl.search.study import STUDY, counted, open_storage, run_lock
+from dpcdsl.search.study import STUDY, counted, driver_tag, open_storage, orphaned, run_lock
 from dpcdsl.space import Space
 
 
@@ -61,6 +62,9 @@ class SearchConfig:
     # a multiply-add budget: a candidate costing more at the task's feature sizes is
     # drawn again, never trained (the cost model decides, before any training)
     max_madds: int | None = None
+    # train again an architecture whose earlier trial failed for good (cannot be built,
+    # diverged); by default its failure is reused, as a finished result is
+    retry_failed: bool = False
 
 
 #: draws in a row over the budget before a search gives up
@@ -147,10 +151,15 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> opt
                           hint="continue it with --resume, or choose another --run-dir")
     if cfg.resume and STUDY not in names:
         raise DpcError.at(None, f"nothing to resume in {cfg.run_dir}: no study there")
-    study = optuna.create_study(study_name=STUDY, storage=url, load_if_exists=cfg.resume,
-                                direction="maximize",
-                                sampler=make_sampler(cfg.strategy, space, cfg.seed),
-                                pruner=make_pruner(cfg.prune))
+    try:
+        study = optuna.create_study(study_name=STUDY, storage=url,
+                                    load_if_exists=cfg.resume, direction="maximize",
+                                    sampler=make_sampler(cfg.strategy, space, cfg.seed),
+                                    pruner=make_pruner(cfg.prune))
+    except optuna.exceptions.DuplicatedStudyError:  # another driver created it just now
+        raise DpcError.at(None, f"the storage of {cfg.run_dir} already holds a search "
+                          "(another driver started it at the same moment)",
+                          hint="join it with --resume") from None
     if not cfg.resume:
         study.set_user_attr("space_file", str(Path(cfg.space_file).resolve()))
         study.set_user_attr("cell", space.name)
@@ -169,13 +178,24 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> opt
 def _rerun_interrupted(study: optuna.Study) -> None:
     """Trials a killed driver left running: one whose scores were already stored (the
     driver died between storing them and telling the study; ``final_loss`` is stored
-    last) is told with them; any other is marked failed and queued to run again."""
+    last) is told with them; any other is marked failed and queued to run again. The
+    trials of a driver still alive (several drivers on one shared storage), or of one
+    on another machine, are left to it."""
+    others = []
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        gone = orphaned(t)
+        if not gone:
+            others.append(t.number)
+            continue
         if "final_loss" in t.user_attrs and t.user_attrs.get("miou") is not None:
             study.tell(t.number, float(t.user_attrs["miou"]))
             continue
         study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
         study.tell(t.number, state=TrialState.FAIL)
+    if others:
+        warnings.warn(f"trials {', '.join(map(str, others))} are running under other "
+                      "drivers (alive, or on other machines); they are left to them",
+                      RuntimeWarning, stacklevel=2)
 
 
 def search(cfg: SearchConfig) -> optuna.Study:
@@ -218,6 +238,7 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                     break
                 while executor.busy < executor.slots and len(done) + len(pending) < cfg.trials:
                     trial = study.ask()
+                    trial.set_user_attr("driver", driver_tag())
                     outcome = _launch(trial, space, study, executor, task_json, cfg, budget)
                     rejected = rejected + 1 if outcome == "over budget" else 0
                     if rejected >= MAX_REJECTED:
@@ -316,7 +337,8 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
         failure = str(t.user_attrs.get("failure", ""))
         # a cell that cannot be built, or diverges with this seed, fails the same way
         # again; a timeout or a dead worker may not
-        if t.user_attrs.get("hash") == cell.hash and failure.startswith(DETERMINISTIC):
+        if t.user_attrs.get("hash") == cell.hash and failure.startswith(DETERMINISTIC) \
+                and not cfg.retry_failed:
             trial.set_user_attr("failure", failure)
             trial.set_user_attr("duplicate_of", t.number)
             study.tell(trial, state=TrialState.FAIL)

@@ -439,6 +439,10 @@ def test_an_architecture_that_failed_is_not_trained_again(files, tmp_path):
         assert t.state == TrialState.FAIL and "duplicate_of" not in original.user_attrs
         assert t.user_attrs["failure"] == original.user_attrs["failure"]
         assert "wall_s" not in t.user_attrs  # nothing ran
+    retried = search(SearchConfig(space, task, trials=4, run_dir=tmp_path / "retry",
+                                  progress=False, retry_failed=True))
+    assert not [t for t in retried.trials if "duplicate_of" in t.user_attrs]
+    assert all("wall_s" in t.user_attrs for t in retried.trials)  # each one ran
 
 
 def test_a_resumed_search_draws_new_architectures(files, tmp_path):
@@ -494,3 +498,42 @@ def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_pat
     assert trials[1].state == TrialState.FAIL
     assert study.get_trials(states=(TrialState.WAITING,))[0].user_attrs["rerun_of"] == \
         bare.number
+
+
+@pytest.mark.slow
+def test_two_drivers_on_one_shared_storage_leave_each_other_be(files, tmp_path):
+    """The multi-machine mode: drivers with their own run folders share one storage. A
+    driver that joins with --resume must not take the other's running trial for an
+    interrupted one (the other would then crash telling it)."""
+    space, task = files()
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+
+    def args(run: str, trials: int) -> list[str]:
+        return [sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task", str(task),
+                "--trials", str(trials), "--run-dir", str(tmp_path / run), "--storage", url,
+                "--quiet"]
+
+    first = subprocess.Popen(args("a", 6), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        time.sleep(0.2)
+        try:
+            running = [t for t in optuna.load_study(study_name=STUDY, storage=url).get_trials()
+                       if t.state == TrialState.RUNNING]
+        except Exception:  # not created yet
+            continue
+        if running:
+            break
+    second = subprocess.run(args("b", 6) + ["--resume"], capture_output=True, text=True,
+                            timeout=600)
+    out, errors = first.communicate(timeout=600)
+    assert second.returncode == 0, second.stderr
+    assert first.returncode == 0, errors
+    assert "are running under other drivers" in second.stderr
+    trials = optuna.load_study(study_name=STUDY, storage=url).get_trials()
+    assert not [t for t in trials if t.state == TrialState.RUNNING]
+    assert not [t for t in trials if "rerun_of" in t.user_attrs]
+    assert len([t for t in trials if counted(t)]) >= 6
+    pids = {t.user_attrs["driver"]["pid"] for t in trials}
+    assert first.pid in pids and len(pids) <= 2  # each trial names the driver that ran it
