@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +43,33 @@ def counted(trial: optuna.trial.FrozenTrial) -> bool:
     if trial.state in (TrialState.COMPLETE, TrialState.PRUNED):
         return True
     return trial.state == TrialState.FAIL and "failure" in trial.user_attrs
+
+
+def driver_tag() -> dict[str, object]:
+    """Who runs a trial: this machine and process. Each trial records it, so that a
+    driver resuming a study on a shared storage leaves other live drivers' trials be."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def orphaned(trial: optuna.trial.FrozenTrial) -> bool | None:
+    """Whether a RUNNING trial's driver is gone: True when it ran on this machine in a
+    process that no longer exists (or recorded no driver), False when that process is
+    alive, None when it ran on another machine, whose processes cannot be seen."""
+    owner = trial.user_attrs.get("driver")
+    if not isinstance(owner, dict) or "pid" not in owner:
+        return True
+    if owner.get("host") != socket.gethostname():
+        return None
+    pid = int(owner["pid"])  # type: ignore[call-overload]
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 #: the run folder's lock file: held by the driver for the whole search
