@@ -158,3 +158,20 @@ def _define(prog: Program, module: ir.Module) -> None:
                             + (f" (first at {where})" if where else "")))
                 continue
             table[item.name] = item
+
+
+def standalone_text(program: Program) -> str:
+    """One ``.dpc`` text that defines what ``program`` sees: the files it imports, then
+    its own, without the ``import`` lines, so that a copy needs no other file (a run
+    folder keeps its search space this way)."""
+    from dpcdsl.printer import format_module
+
+    parts = []
+    for file, text in program.sources.items():
+        module = program.module if file == program.file else parse(text, file)
+        items = tuple(i for i in module.items if not isinstance(i, ir.Import))
+        body = format_module(module.model_copy(update={"items": items}))
+        if body.strip():
+            parts.append(f"# from {Path(file).name}\n{body}")
+    return "\n".join(reversed(parts))  # what a file imports comes before it
+

@@ -28,6 +28,7 @@ from dpcdsl.analysis import cost
 from dpcdsl.data.task import Task, load_task
 from dpcdsl.errors import Diagnostic, DpcError, Span, did_you_mean
 from dpcdsl.printer import format_module
+from dpcdsl.program import standalone_text
 from dpcdsl.proxy import ensure_cache, fed, head_cell
 from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
@@ -216,6 +217,7 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     study = _open_study(cfg, space, identity(cfg, space, task, trainer))
     # the task as this run uses it, paths resolved: report and rerank read it from the
     # run folder, wherever they are started
+    (cfg.run_dir / "space.dpc").write_text(standalone_text(space.program))
     (cfg.run_dir / "task.json").write_text(
         json.dumps({**task.model_dump(mode="json"), "file": task.file}, indent=1) + "\n")
     if cfg.resume:

@@ -537,3 +537,23 @@ def test_two_drivers_on_one_shared_storage_leave_each_other_be(files, tmp_path):
     assert len([t for t in trials if counted(t)]) >= 6
     pids = {t.user_attrs["driver"]["pid"] for t in trials}
     assert first.pid in pids and len(pids) <= 2  # each trial names the driver that ran it
+
+
+def test_the_run_folder_keeps_a_copy_of_the_space_that_needs_no_other_file(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "blocks.dpc").write_text(
+        "let rates = {1, 2}\ncell blk(x) { return sepconv(x, rate = rates) }\n")
+    space = tmp_path / "space.dpc"
+    space.write_text('import "lib/blocks.dpc"\n'
+                     "cell s(x, channels = 8) { return conv(concat(blk(x), x), kernel = 1) }\n")
+    task = tmp_path / "task.toml"
+    task.write_text(TASK.format(cache=tmp_path / "cache", extra=""))
+    run = tmp_path / "run"
+    search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
+    copy = run / "space.dpc"
+    elsewhere = tmp_path / "archive" / "space.dpc"
+    elsewhere.parent.mkdir()
+    elsewhere.write_text(copy.read_text())
+    original, kept = Space.from_file(space), Space.from_file(elsewhere, "s")
+    assert "import" not in copy.read_text() and kept.count() == original.count() == 2
+    assert {c.hash for c in kept.enumerate()} == {c.hash for c in original.enumerate()}
