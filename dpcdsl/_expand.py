@@ -578,8 +578,9 @@ def _py(t: Any) -> Any:
 
 
 def _convert(v: Any, kind: str) -> Any:
-    if kind == "pair":
-        return (v, v) if isinstance(v, int) else tuple(v)
+    if kind == "pair":  # n, (n,) and (h, w) are (n, n), (n, n) and (h, w)
+        pair = (v,) if isinstance(v, int) else tuple(v)
+        return pair * 2 if len(pair) == 1 else pair
     if kind == "float":
         return float(v)
     return v

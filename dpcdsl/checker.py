@@ -176,6 +176,10 @@ class Checker:
                 seen_default = True
                 self.value_expr(prm.default, top)
                 scope.names[prm.name] = Binding("value", prm.span, prm.default)
+        for prm in cell.options:  # `channels` has no use site of its own to check it
+            if prm.name == "channels" and self.p.cells.get(cell.name) is cell:
+                self.passed_value(ir.Kwarg(name=prm.name, value=prm.default, span=prm.span),
+                                  top, cell.name)
         if not cell.inputs:
             self.error("DPC501", cell, f"cell '{cell.name}' has no tensor input",
                        hint=f"write e.g. `cell {cell.name}(x, ...)`")
@@ -680,6 +684,8 @@ def _normal(v: Any, kind: str) -> Any:
     """A value as the flat IR holds it: a pair ``n`` is ``(n, n)``, a float a float."""
     if kind == "pair" and isinstance(v, int) and not isinstance(v, bool):
         return (v, v)
+    if kind == "pair" and isinstance(v, tuple) and len(v) == 1:
+        return v * 2
     if kind == "float" and isinstance(v, int) and not isinstance(v, bool):
         return float(v)
     return v

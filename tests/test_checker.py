@@ -237,3 +237,19 @@ def test_a_name_that_a_generated_name_can_clash_with_is_a_check_error(text, name
         diags[0].message
     fixed = text.replace(name, "renamed")
     assert check(load_text(fixed, "f.dpc")) == []
+
+
+@pytest.mark.parametrize("value", ["2.56", "0", "reference", "{4, 0}"])
+def test_the_cells_own_channels_meets_the_check_of_every_conv(value):
+    from dpcdsl.program import load_text
+
+    diags = check(load_text(f"cell m(x, channels = {value}) {{ return conv(x) }}", "f.dpc"))
+    assert [d.code for d in diags] == ["DPC401"] and "m(channels = ...)" in diags[0].message
+
+
+def test_a_one_value_tuple_is_a_square_pair_and_prints_back():
+    from dpcdsl.space import Space
+
+    cell = Space.from_text("cell m(x) { return pool(x, grid = (2,)) }").concrete()
+    assert cell.nodes[0].attr("grid") == (2, 2)
+    assert Space.from_text(cell.canonical_text()).concrete() == cell

@@ -143,7 +143,7 @@ def test_sub_cells_inline_with_prefixed_names():
 
 def test_generated_name_clash_is_an_error():
     text = "cell c(x) {\n out_conv = conv(x)\n return sum(conv(x), out_conv) }\n"
-    with pytest.raises(DpcError, match="made twice"):
+    with pytest.raises(DpcError, match="a name made up for the nodes of the return"):  # by check
         Space.from_text(text).concrete()
 
 
