@@ -177,7 +177,8 @@ class Checker:
                 self.value_expr(prm.default, top)
                 scope.names[prm.name] = Binding("value", prm.span, prm.default)
         for prm in cell.options:  # `channels` has no use site of its own to check it
-            if prm.name == "channels" and self.p.cells.get(cell.name) is cell:
+            if prm.name == "channels" and prm.default is not None \
+                    and self.p.cells.get(cell.name) is cell:
                 self.passed_value(ir.Kwarg(name=prm.name, value=prm.default, span=prm.span),
                                   top, cell.name)
         if not cell.inputs:

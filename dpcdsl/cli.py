@@ -181,6 +181,13 @@ class Pooling(str, Enum):
 
 
 Fmt = Annotated[Format, typer.Option("--format", help="the output format")]
+QuietOpt = Annotated[bool, typer.Option(
+    "--quiet", help="no progress: neither a bar nor log lines")]
+
+
+def _progress(quiet: bool) -> str:
+    """A bar on a terminal, timestamped log lines elsewhere, or nothing."""
+    return "none" if quiet else "bar" if err.is_terminal else "log"
 
 
 def _concrete(file: Path, cell: str | None) -> ir.Cell:
@@ -348,15 +355,14 @@ def cache_(task: TaskOpt) -> None:
 def proxy(file: FileArg, task: TaskOpt, cell: CellOpt = None,
           backend: Annotated[str | None, typer.Option(
               help="an installed backend (default: the task's)")] = None,
-          format: Fmt = Format.text) -> None:
+          format: Fmt = Format.text, quiet: QuietOpt = False) -> None:
     """Train one cell on the proxy task (cached features) and print its mIOU."""
     from dpcdsl.data.task import load_task
     from dpcdsl.proxy import train
 
     spec = load_task(task)
     c = _concrete(file, cell)
-    result = train(c, spec, backend=backend, progress=err.is_terminal,
-                   callback=lambda k, m: err.print(f"step {k}: mIOU {m:.1f}"))
+    result = train(c, spec, backend=backend, progress=_progress(quiet))
     if format == "json":
         out.print(json.dumps(result.model_dump(), indent=1), markup=False)
         return
@@ -373,15 +379,17 @@ def train_(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            run_dir: Annotated[Path, typer.Option("--run-dir", help="checkpoints go here")] = Path(
                "runs/train"),
            resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
-           ) -> None:
+           quiet: QuietOpt = False) -> None:
     """Train the full model (backbone + cell + classifier) end to end."""
     from dpcdsl.backends import resolve
     from dpcdsl.data.task import load_task
+    from dpcdsl.progress import StepProgress
 
     spec = load_task(task)
     c = _concrete(file, cell)
-    record = resolve(spec.backend, "train_model").train_model(c, spec, run_dir, resume=resume,
-                                      callback=lambda k, m: err.print(f"step {k}: mIOU {m:.1f}"))
+    with StepProgress(spec.train.steps, _progress(quiet), f"{c.name} end to end") as shown:
+        record = resolve(spec.backend, "train_model").train_model(
+            c, spec, run_dir, resume=resume, callback=shown.evaluated)
     k, miou = record["evals"][-1]
     out.print(f"{c.name}: mIOU {miou:.1f} at step {k}; checkpoint in {run_dir}")
 
@@ -417,8 +425,7 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                help="a Ray cluster (default: a local Ray for the run)")] = None,
            gpus_per_trial: Annotated[float, typer.Option(help="ray: GPUs per trial")] = 0.0,
            cpus_per_trial: Annotated[float, typer.Option(help="ray: CPUs per trial")] = 1.0,
-           quiet: Annotated[bool, typer.Option(
-               "--quiet", help="no progress: neither a bar nor log lines")] = False,
+           quiet: QuietOpt = False,
            allow_changed: Annotated[list[Identity] | None, typer.Option(
                help="with --resume: what may differ from the study's start "
                     "(recorded in the study)")] = None,
@@ -443,7 +450,7 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        timeout=timeout, gpus=gpus.split(",") if gpus else None,
                        ray_address=ray_address, gpus_per_trial=gpus_per_trial,
                        cpus_per_trial=cpus_per_trial,
-                       progress="none" if quiet else "bar" if err.is_terminal else "log",
+                       progress=_progress(quiet),
                        allow_changed=tuple(a.value for a in allow_changed or ()),
                        max_madds=None if max_madds is None else parse_count(max_madds),
                        retry_failed=retry_failed)
@@ -492,13 +499,14 @@ def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
            task: Annotated[Path | None, typer.Option(
                "--task", "-t", help="re-rank under this task, e.g. another backbone "
                "(default: the search's)")] = None,
-           ) -> None:
+           quiet: QuietOpt = False) -> None:
     """Retrain the top cells longer (or end to end) and compare the rankings."""
     from dpcdsl.data.task import load_task
     from dpcdsl.search.rerank import rerank as run_rerank
 
     result = run_rerank(run_dir, top, steps, end_to_end, storage,
-                        load_task(task) if task is not None else None)
+                        load_task(task) if task is not None else None,
+                        progress=_progress(quiet))
     for r in result["rows"]:
         out.print(f"trial {r['trial']}: proxy mIOU {r['proxy_miou']:.2f} -> "
                   f"{r['rerank_miou']:.2f}")

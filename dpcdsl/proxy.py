@@ -22,6 +22,7 @@ from dpcdsl.canonical import initial_weights, weight_shapes
 from dpcdsl.data.cache import FeatureCache, build_cache, open_cache
 from dpcdsl.data.metrics import ConfusionMatrix
 from dpcdsl.data.task import Task, input_strides
+from dpcdsl.progress import StepProgress, mode_for
 from dpcdsl.rewrite import at_output_stride
 from dpcdsl.training import Diverged, batches
 
@@ -74,11 +75,21 @@ def head_weights(cell: ir.Cell, cache: FeatureCache, task: Task) -> dict[str, An
 
 
 def train(cell: ir.Cell, task: Task, backend: str | None = None,
-          callback: Callback | None = None, progress: bool = False) -> ProxyResult:
+          callback: Callback | None = None, progress: bool | str = False,
+          label: str | None = None) -> ProxyResult:
     """Train ``cell`` on the task's cached features with ``backend`` (default: the
-    task's) and score it on the val split."""
+    task's) and score it on the val split. ``progress`` is a mode of
+    :mod:`dpcdsl.progress` (True: a bar on a terminal, log lines elsewhere), its lines
+    headed by ``label`` (default: the cell's name)."""
     task = fed(cell, task)  # before the cache is built
-    cache = ensure_cache(task, progress=progress)
+    mode = mode_for(progress)
+    cache = ensure_cache(task, progress=mode == "bar")
+    with StepProgress(task.train.steps, mode, label or cell.name) as shown:
+        return _train(cell, task, cache, backend, callback, shown)
+
+
+def _train(cell: ir.Cell, task: Task, cache: FeatureCache, backend: str | None,
+           callback: Callback | None, shown: StepProgress) -> ProxyResult:
     trainer = backends.resolve(backend or task.backend, "proxy_steps")
     name = trainer.name
     head = head_cell(cell, task)
@@ -96,9 +107,11 @@ def train(cell: ir.Cell, task: Task, backend: str | None = None,
             raise Diverged.at(None, f"cell '{cell.name}': the loss is {loss} at step {k} of "
                               f"{spec.steps}", hint="lower train.lr, or check the cell")
         losses.append(loss)
+        shown.step(k, loss)
         if k % spec.eval_every == 0 or k == spec.steps:
             matrix = evaluate(predict, cache, cache.inputs(head, task, "val"))
             evals.append((k, matrix.miou()))
+            shown.evaluated(k, evals[-1][1])
             if callback is not None:
                 callback(k, evals[-1][1])
     wall = time.perf_counter() - start

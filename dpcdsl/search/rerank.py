@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from dpcdsl._files import load_json
 from dpcdsl.data.task import Task, load_task
 from dpcdsl.errors import DpcError, Span
+from dpcdsl.progress import StepProgress
 from dpcdsl.search.report import ranked, write_outputs
 from dpcdsl.search.study import STUDY, open_storage
 from dpcdsl.space import Space
@@ -57,7 +58,8 @@ def run_task(run_dir: Path, study: optuna.Study) -> Task:
 
 
 def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool = False,
-           storage: str | None = None, task: Task | None = None) -> dict[str, Any]:
+           storage: str | None = None, task: Task | None = None,
+           progress: bool | str = False) -> dict[str, Any]:
     """Retrain the ``top`` best distinct cells of the search in ``run_dir`` for ``steps``
     steps each, on the proxy task or ``end_to_end``, under ``task`` (default: the
     search's own; the paper re-ranks with another backbone, e.g.
@@ -75,19 +77,23 @@ def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool =
     if not unique:
         raise DpcError.at(None, f"{run_dir} has no finished trial to re-rank")
     rows = []
-    for t in unique:
+    for i, t in enumerate(unique, 1):
         cell = Space.from_text(t.user_attrs["cell"]).concrete()
+        label = f"rerank {i}/{len(unique)} (trial {t.number})"
         if end_to_end:
             from dpcdsl.backends import resolve
 
             trainer = resolve(task.backend, "train_model")
-            record = trainer.train_model(cell, task, run_dir / "rerank" / f"trial-{t.number}",
-                                         overwrite=True)  # a re-ranking is recomputed
+            with StepProgress(steps, progress, label) as shown:
+                record = trainer.train_model(cell, task,
+                                             run_dir / "rerank" / f"trial-{t.number}",
+                                             overwrite=True,  # a re-ranking is recomputed
+                                             callback=shown.evaluated)
             score = float(record["evals"][-1][1])
         else:
             from dpcdsl.proxy import train
 
-            score = train(cell, task).miou
+            score = train(cell, task, progress=progress, label=label).miou
         rows.append({"trial": t.number, "proxy_miou": float(t.value or 0),
                      "rerank_miou": score})
     result = {"top": top, "steps": steps, "end_to_end": end_to_end, "task": task.file,

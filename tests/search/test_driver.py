@@ -197,6 +197,7 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     assert r.returncode == 0 and (run / "report.html").exists()
     r = dpcc("rerank", run, "--top", 1, "--steps", 4)
     assert r.returncode == 0 and "Spearman" in r.stdout
+    assert "rerank 1/1 (trial " in r.stderr and "evaluated: step 4/4" in r.stderr
     r = dpcc("search", space, "--task", task, "--run-dir", run, "--strategy", "random")
     assert r.returncode == 1 and "already holds a search" in r.stderr
     r = dpcc("search", space, "--task", task, "--run-dir", tmp_path / "x", "--strategy",

@@ -106,6 +106,7 @@ def test_end_to_end_training_wires_levels_by_stride(tmp_path):
     r = dpcc("train", EXAMPLES / "deeplabv3plus.dpc", "--task", task_file, "--run-dir", run)
     assert r.returncode == 0, r.stderr
     assert "deeplabv3plus: mIOU" in r.stdout and (run / "checkpoint.safetensors").exists()
+    assert "deeplabv3plus end to end evaluated: step" in r.stderr  # log lines, not a tty
     r = dpcc("eval", run)
     assert r.returncode == 0 and r.stdout.startswith("mIOU")
 
