@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import functools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -555,9 +556,10 @@ def _child_slots(parent: str, positions: list[Any]) -> list[Callable[[str], str]
     """Names for nested ops: ``{parent}_{op}``, plus the argument position where two
     arguments could make the same op."""
     funcs = [_funcs(a) for a in positions]
+    uses = Counter(f for fs in funcs for f in fs)  # how many positions can make each op
     out: list[Callable[[str], str]] = []
     for i, fs in enumerate(funcs):
-        clash = any(fs & other for j, other in enumerate(funcs) if j != i)
+        clash = any(uses[f] > 1 for f in fs)
         suffix = str(i) if clash else ""
         out.append(functools.partial(_slot_name, parent, suffix))
     return out
