@@ -432,16 +432,20 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            max_madds: Annotated[str | None, typer.Option(
                help="a multiply-add budget (0.5B, 500M, 5e8): candidates over it at the "
                     "task's feature sizes are drawn again, never trained")] = None,
+           setting: Annotated[list[str] | None, typer.Option(
+               "--setting", help="a strategy setting KEY=VALUE, e.g. population=8 (see "
+                                 "docs/search.md; over the task file's [strategy])")] = None,
            retry_failed: Annotated[bool, typer.Option(
                "--retry-failed", help="train again an architecture that failed to build "
                                       "or diverged before (default: reuse its failure)")
                                    ] = False,
            ) -> None:
     """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
+    from dpcdsl.data.task import load_task
     from dpcdsl.search.driver import SearchConfig
     from dpcdsl.search.driver import search as run_search
     from dpcdsl.search.report import ranked
-    from dpcdsl.search.strategies import room_warning
+    from dpcdsl.search.strategies import parse_settings, room_warning
 
     cfg = SearchConfig(space_file=file, task_file=task, cell=cell, strategy=strategy.value,
                        trials=trials, executor=executor.value, workers=workers,
@@ -453,8 +457,9 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        progress=_progress(quiet),
                        allow_changed=tuple(a.value for a in allow_changed or ()),
                        max_madds=None if max_madds is None else parse_count(max_madds),
-                       retry_failed=retry_failed)
-    warning = room_warning(strategy.value, trials)
+                       retry_failed=retry_failed,
+                       settings=parse_settings(setting or []))
+    warning = room_warning(strategy.value, trials, cfg.strategy_settings(load_task(task)))
     if warning:
         err.print(f"warning: {warning}", markup=False)
     study = run_search(cfg)

@@ -162,6 +162,9 @@ class Task(_Section):
     backend: Backend = None
     device: Device = "cpu"
     seed: int = 0
+    # settings of the search strategy (dpcdsl.search.strategies.SETTINGS), e.g.
+    # [strategy] population = 8; dpcc search --setting overrides them
+    strategy: dict[str, int | float] = {}
     cache_dir: Path = Path(".dpcdsl-cache")
     file: Annotated[str, Field(exclude=True)] = "<task>"
 

@@ -16,7 +16,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from dpcdsl.proxy import ensure_cache, fed, head_cell
 from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress, mode_for
-from dpcdsl.search.strategies import STRATEGIES, make_sampler
+from dpcdsl.search.strategies import SETTINGS, STRATEGIES, make_sampler, settings_for
 from dpcdsl.search.study import STUDY, counted, driver_tag, open_storage, orphaned, run_lock
 from dpcdsl.space import Space
 
@@ -66,6 +66,13 @@ class SearchConfig:
     # train again an architecture whose earlier trial failed for good (cannot be built,
     # diverged); by default its failure is reused, as a finished result is
     retry_failed: bool = False
+    # the strategy's settings (dpcdsl.search.strategies.SETTINGS), over the task file's
+    # [strategy] table
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    def strategy_settings(self, task: Task) -> dict[str, Any]:
+        """The settings given for the strategy, the task file's under the config's."""
+        return {**task.strategy, **self.settings}
 
 
 #: draws in a row over the budget before a search gives up
@@ -118,6 +125,11 @@ def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[
            "backend": backend}
     if cfg.max_madds is not None:
         out["max_madds"] = str(cfg.max_madds)
+    defaults = SETTINGS.get(cfg.strategy, {})
+    changed = {k: v for k, v in settings_for(cfg.strategy, cfg.strategy_settings(task)).items()
+               if v != defaults.get(k)}
+    if changed:  # left out at the defaults, so studies from before settings still resume
+        out["strategy"] += " " + json.dumps(changed, sort_keys=True)
     return out
 
 
@@ -143,7 +155,8 @@ def _check_resume(study: optuna.Study, current: dict[str, str],
         study.set_user_attr("identity", {**recorded, **current})
 
 
-def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> optuna.Study:
+def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
+                settings: dict[str, Any]) -> optuna.Study:
     url = open_storage(cfg.run_dir, cfg.storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(url)] \
         if cfg.storage or (cfg.run_dir / "study.db").exists() else []
@@ -155,7 +168,8 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> opt
     try:
         study = optuna.create_study(study_name=STUDY, storage=url,
                                     load_if_exists=cfg.resume, direction="maximize",
-                                    sampler=make_sampler(cfg.strategy, space, cfg.seed),
+                                    sampler=make_sampler(cfg.strategy, space, cfg.seed,
+                                                         settings),
                                     pruner=make_pruner(cfg.prune))
     except optuna.exceptions.DuplicatedStudyError:  # another driver created it just now
         raise DpcError.at(None, f"the storage of {cfg.run_dir} already holds a search "
@@ -172,7 +186,7 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str]) -> opt
         # a resumed strategy draws on from where the study is, not from its first draw
         # again (which would propose the same architectures after every resume)
         study.sampler = make_sampler(cfg.strategy, space, cfg.seed * 1_000_003 +
-                                     len(study.get_trials(deepcopy=False)))
+                                     len(study.get_trials(deepcopy=False)), settings)
     return study
 
 
@@ -205,6 +219,8 @@ def search(cfg: SearchConfig) -> optuna.Study:
     space = Space.from_file(cfg.space_file, cfg.cell)
     task = load_task(cfg.task_file)
     _check_names(cfg)  # every option, before anything is written
+    if cfg.strategy in SETTINGS:
+        settings_for(cfg.strategy, cfg.strategy_settings(task))
     task = fed(space.cell_def, task)  # the task feeds every input of the space's cells
     # the trials' backend, resolved once here, so that a worker loads that one alone
     trainer = backends.resolve(task.backend, "proxy_steps").name
@@ -214,7 +230,8 @@ def search(cfg: SearchConfig) -> optuna.Study:
 
 
 def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna.Study:
-    study = _open_study(cfg, space, identity(cfg, space, task, trainer))
+    study = _open_study(cfg, space, identity(cfg, space, task, trainer),
+                        cfg.strategy_settings(task))
     # the task as this run uses it, paths resolved: report and rerank read it from the
     # run folder, wherever they are started
     (cfg.run_dir / "space.dpc").write_text(standalone_text(space.program))

@@ -3,21 +3,24 @@
 
 - ``random``: uniform over whole architectures (:meth:`Space.sample`), not per choice.
 - ``ers``, the paper's efficient random search: the first ``warmup`` trials are uniform;
-  after that each trial is, with probability 1/2, a uniform draw, and otherwise a
+  after that each trial is, with probability 1 - ``local``, a uniform draw, and otherwise a
   mutation (one decision changed, :meth:`Space.mutate`) of one of the ``top`` best
   finished trials, picked uniformly.
 - ``evolution``: regularized (aging) evolution. Until ``population`` trials have
   finished, uniform draws; then the population is the ``population`` most recently
   finished trials, ``tournament`` of them are drawn, and the best one's mutation is the
   child. Old trials leave the population by age, not by score.
-- ``tpe``: Optuna's multivariate TPE with grouped (conditional) parameters.
+- ``tpe``: Optuna's multivariate TPE with grouped (conditional) parameters, after
+  ``startup`` uniform trials.
+
+:data:`SETTINGS` lists every setting with its default.
 """
 
 from __future__ import annotations
 
 import random
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
@@ -29,8 +32,60 @@ from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.space import Decisions, Space
 
 STRATEGIES = ("random", "ers", "evolution", "tpe")
-#: trials each strategy draws uniformly before it starts to act on what it has seen
-WARMUP = {"random": 0, "ers": 10, "evolution": 20, "tpe": 10}
+#: each strategy's settings and their defaults (``dpcc search --setting KEY=VALUE``, or
+#: the task file's ``[strategy]`` table); the first one of each is its warm-up
+SETTINGS: dict[str, dict[str, int | float]] = {
+    "random": {},
+    # uniform warm-up trials; how many best trials to mutate around; the share of
+    # trials that are such mutations
+    "ers": {"warmup": 10, "top": 5, "local": 0.5},
+    # trials in the population (also the uniform warm-up); contenders per tournament
+    "evolution": {"population": 20, "tournament": 5},
+    # TPE's uniform start-up trials
+    "tpe": {"startup": 10},
+}
+#: settings that are a fraction in [0, 1]; every other one is a positive integer
+FRACTIONS = {"local"}
+#: trials each strategy draws uniformly (with its default settings) before it starts to
+#: act on what it has seen
+WARMUP = {name: int(next(iter(s.values()), 0)) for name, s in SETTINGS.items()}
+
+
+def settings_for(name: str, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The strategy's settings: its defaults, with ``given`` checked and applied."""
+    known = SETTINGS.get(name, {})
+    out: dict[str, Any] = dict(known)
+    for key, value in (given or {}).items():
+        if key not in known:
+            hint = f"settings of '{name}': " + (", ".join(known) or "none")
+            raise DpcError.at(None, f"strategy '{name}' has no setting '{key}'."
+                              f"{did_you_mean(key, known)}".rstrip("."), hint=hint)
+        if key in FRACTIONS:
+            ok = isinstance(value, int | float) and not isinstance(value, bool) \
+                and 0 <= value <= 1
+            want = "a fraction between 0 and 1"
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            want = "a positive integer"
+        if not ok:
+            raise DpcError.at(None, f"strategy setting {key} = {value!r}: expected {want}")
+        out[key] = value
+    return out
+
+
+def parse_settings(pairs: Sequence[str]) -> dict[str, int | float]:
+    """``["population=8", "local=0.25"]`` as a mapping of numbers."""
+    out: dict[str, int | float] = {}
+    for pair in pairs:
+        key, eq, text = pair.partition("=")
+        try:
+            if not eq:
+                raise ValueError
+            out[key.strip()] = int(text) if text.strip().lstrip("-").isdigit() else float(text)
+        except ValueError:
+            raise DpcError.at(None, f"a strategy setting reads KEY=NUMBER, got {pair!r}",
+                              hint="e.g. --setting population=8") from None
+    return out
 
 
 class ArchitectureSampler(BaseSampler):
@@ -105,28 +160,34 @@ class EvolutionSampler(ArchitectureSampler):
         return self.space.mutate(parent.params, self.rng)[1]
 
 
-def room_warning(name: str, trials: int, done: int = 0) -> str | None:
-    """A warning when a budget of ``trials`` (``done`` of them already finished) leaves
-    the strategy no trial in which it acts differently from uniform random search."""
-    warmup = WARMUP.get(name, 0)
+def room_warning(name: str, trials: int, settings: Mapping[str, Any] | None = None
+                 ) -> str | None:
+    """A warning when a budget of ``trials`` leaves the strategy no trial in which it
+    acts differently from uniform random search."""
+    chosen = settings_for(name, settings) if name in SETTINGS else {}
+    key = next(iter(SETTINGS.get(name, {})), None)
+    warmup = int(chosen[key]) if key is not None else 0
     if warmup and trials <= warmup:
         return (f"strategy '{name}' draws its first {warmup} trials uniformly at random, so "
                 f"a budget of {trials} trials is plain random search; give more than "
-                f"{warmup} trials")
+                f"{warmup} trials, or lower it with --setting {key}=N")
     return None
 
 
-def make_sampler(name: str, space: Space, seed: int | None = None) -> BaseSampler:
+def make_sampler(name: str, space: Space, seed: int | None = None,
+                 settings: Mapping[str, Any] | None = None) -> BaseSampler:
+    if name in SETTINGS:
+        chosen = settings_for(name, settings)
     if name == "random":
         return ArchitectureSampler(space, seed)
     if name == "ers":
-        return ERSSampler(space, seed)
+        return ERSSampler(space, seed, **chosen)
     if name == "evolution":
-        return EvolutionSampler(space, seed)
+        return EvolutionSampler(space, seed, **chosen)
     if name == "tpe":
         with warnings.catch_warnings():  # multivariate, grouped TPE is what conditional
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # spaces need
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
-                                              n_startup_trials=WARMUP["tpe"])
+                                              n_startup_trials=chosen["startup"])
     raise DpcError.at(None, f"unknown strategy '{name}'.{did_you_mean(name, STRATEGIES)}"
                       .rstrip("."), hint="strategies: " + ", ".join(STRATEGIES))

@@ -558,3 +558,42 @@ def test_the_run_folder_keeps_a_copy_of_the_space_that_needs_no_other_file(tmp_p
     original, kept = Space.from_file(space), Space.from_file(elsewhere, "s")
     assert "import" not in copy.read_text() and kept.count() == original.count() == 2
     assert {c.hash for c in kept.enumerate()} == {c.hash for c in original.enumerate()}
+
+
+GRID = """
+cell grid(x, channels = 8) {
+  a = sepconv(x, rate = ({1, 2, 3, 4}, {1, 2, 3, 4}))
+  b = sepconv(a, rate = ({1, 2, 3, 4}, {1, 2, 3, 4}))
+  return conv(concat(a, b), kernel = 1)
+}
+"""
+
+
+def test_strategy_settings_from_the_task_file_and_the_cli(files, tmp_path):
+    """evolution with a population of 2 mutates from the third trial on: every later
+    trial is one changed decision away from an earlier one (uniform draws of this
+    space's four 4-way choices rarely are)."""
+    space, task = files(GRID, "[strategy]\npopulation = 2\ntournament = 2")
+    study = search(SearchConfig(space, task, trials=7, strategy="evolution",
+                                run_dir=tmp_path / "run", progress=False, seed=1))
+    trials = [t for t in study.trials if t.state == TrialState.COMPLETE]
+    for t in trials[2:]:
+        assert any(sum(t.params[k] != e.params[k] for k in t.params) == 1
+                   for e in trials if e.number < t.number), t.params
+    assert study.user_attrs["identity"]["strategy"] == \
+        'evolution {"population": 2, "tournament": 2}'
+
+    def dpcc(*args):
+        return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
+                              capture_output=True, text=True, timeout=600)
+
+    run = tmp_path / "cli"
+    base = ["search", space, "--task", task, "--trials", 3, "--run-dir", run,
+            "--strategy", "evolution"]
+    r = dpcc(*base, "--setting", "population=1")
+    assert r.returncode == 0 and "warning" not in r.stderr, r.stderr
+    r = dpcc(*base, "--setting", "popluation=1", "--resume")
+    assert r.returncode == 1 and "Did you mean 'population'" in r.stderr
+    r = dpcc(*base, "--setting", "population=3", "--resume", "--trials", 4)
+    assert r.returncode == 1 and "--resume with a different strategy" in r.stderr
+    assert 'evolution {"population": 1, "tournament": 2}' in r.stderr

@@ -88,5 +88,27 @@ def test_a_budget_without_room_for_the_strategy_is_warned():
     assert room_warning("random", 5) is None
     assert room_warning("evolution", 20) == (
         "strategy 'evolution' draws its first 20 trials uniformly at random, so a budget of "
-        "20 trials is plain random search; give more than 20 trials")
+        "20 trials is plain random search; give more than 20 trials, or lower it with "
+        "--setting population=N")
     assert room_warning("evolution", 21) is None and room_warning("ers", 10) is not None
+    assert room_warning("evolution", 5, {"population": 3}) is None
+
+
+def test_strategy_settings_are_checked_and_reach_the_sampler():
+    from dpcdsl.search.strategies import SETTINGS, parse_settings
+
+    assert set(SETTINGS) == set(STRATEGIES)
+    evolution = make_sampler("evolution", SPACE, 0, {"population": 3, "tournament": 2})
+    assert (evolution.population, evolution.tournament) == (3, 2)
+    ers = make_sampler("ers", SPACE, 0, parse_settings(["warmup=2", "top=1", "local=0.25"]))
+    assert (ers.warmup, ers.top, ers.local) == (2, 1, 0.25)
+    assert make_sampler("tpe", SPACE, 0, {"startup": 4})._n_startup_trials == 4
+    for strategy, bad, message in [("evolution", {"popluation": 3}, "Did you mean 'population'"),
+                                   ("evolution", {"population": 0}, "a positive integer"),
+                                   ("ers", {"local": 2}, "a fraction between 0 and 1"),
+                                   ("random", {"top": 2}, "settings of 'random': none")]:
+        with pytest.raises(DpcError) as e:
+            make_sampler(strategy, SPACE, 0, bad)
+        assert message in e.value.render()
+    with pytest.raises(DpcError, match="KEY=NUMBER"):
+        parse_settings(["population"])
