@@ -258,7 +258,7 @@ def run_one(text: str, samples: int = 3) -> tuple[str, str, str | None]:
         program = load_text(text, FILE, base=Path("/nonexistent-fuzz-base"), search_path=[])
     except DpcError as e:  # pragma: no cover - parse passed above
         return "crash", f"load after parse: {e}", None
-    diags = check(program)
+    diags = [d for d in check(program) if d.severity == "error"]
     if diags:
         from dpcdsl.errors import DpcError as E
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import abc
 import functools
+import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -492,6 +493,87 @@ class Expander:
         return n
 
 
+class Uniform(Decider):
+    """Uniform over whole architectures: an option in proportion to its sub-space."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.bits = rng.getrandbits
+
+    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
+        n = len(counts)
+        if n == 1:
+            return 0
+        ones = type(counts) is Ones
+        if not ones:
+            n = sum(counts)
+        # an exactly uniform r in [0, n): rejection sampling on random bits, the method
+        # (and so the sequence) of random.randrange(n), inlined on the hot path
+        k = n.bit_length()
+        r = self.bits(k)
+        while r >= n:
+            r = self.bits(k)
+        if ones:
+            return r
+        for i, c in enumerate(counts):
+            if r < c:
+                return i
+            r -= c
+        raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _Replay(Decider):
+    """Depth-first search over decisions: replays a prefix, then takes the first
+    option that the probe accepts and remembers the others for backtracking."""
+
+    def __init__(self, prefix: list[int]) -> None:
+        self.prefix = prefix
+        self.k = 0
+        self.frames: list[tuple[int, list[int]]] = []
+
+    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
+        k = self.k
+        self.k += 1
+        if k < len(self.prefix):
+            return self.prefix[k]
+        options = [i for i, c in enumerate(counts) if c and (probe is None or probe(i))]
+        if not options:
+            raise Mismatch(path)
+        self.frames.append((k, options[1:]))
+        self.prefix.append(options[0])
+        return options[0]
+
+
+def depth_first(expander: Expander, target: ir.Cell | None
+                ) -> Iterator[tuple[ir.Cell, dict[str, int]]]:
+    """Every architecture (or, with ``target``, the ones equal to it) with its
+    decisions, by depth-first search over the decisions."""
+    stack: list[tuple[int, list[int]]] = []
+    prefix: list[int] = []
+    while True:
+        d = _Replay(list(prefix))
+        try:
+            cell, decisions = expander.run(d, target)
+            ok = target is None or _same(cell, target)
+        except Mismatch:
+            ok, cell, decisions = False, None, {}
+        stack.extend(d.frames)
+        prefix = d.prefix
+        if ok and cell is not None:
+            yield cell, dict(decisions)
+        while stack and not stack[-1][1]:
+            stack.pop()
+        if not stack:
+            return
+        k, rest = stack[-1]
+        stack[-1] = (k, rest[1:])
+        prefix = prefix[:k] + [rest[0]]
+
+
+def _same(a: ir.Cell, b: ir.Cell) -> bool:
+    return (a.inputs, a.nodes, a.output) == (b.inputs, b.nodes, b.output)
+
+
 _NO_TARGET = object()
 
 #: how each statement class is walked when building, and when counting
@@ -598,4 +680,4 @@ def _fits(v: Any, want: Any, chain: tuple[int, ...], kind: str) -> bool:
     return v == want
 
 
-__all__ = ["Ctx", "Decider", "Expander", "Mismatch", "Ones", "WORDS"]
+__all__ = ["Ctx", "Decider", "Expander", "Mismatch", "Ones", "Uniform", "WORDS", "depth_first"]

@@ -4,12 +4,13 @@ problem as a :class:`~dpcdsl.errors.Diagnostic`; it never stops at the first."""
 from __future__ import annotations
 
 import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from dpcdsl import ir, limits
-from dpcdsl._expand import Decider, Expander
+from dpcdsl._expand import Decider, Expander, Uniform, depth_first
 from dpcdsl.analysis import infer
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
 from dpcdsl.ops import CELL_CHANNELS, OPS, RENAMED, REQUIRED, WORDS, Arg, OpSpec
@@ -81,8 +82,11 @@ class Checker:
             self.cell(cell, top)
         self.nesting()
         if not self.diags:  # the shapes of architectures, once the text itself is sound
-            for cell in self.roots():
+            concrete, spaces = self.roots()
+            for cell in concrete:
                 self.shapes(cell)
+            for cell in spaces:
+                self.sampled_shapes(cell)
         return sorted(set(self.diags), key=lambda d: (d.span.file != self.p.file, d.span.file,
                                                       d.span.line, d.span.column, d.message))
 
@@ -111,19 +115,49 @@ class Checker:
                            hint="dpcdsl.limits.MAX_CELL_NESTING sets this limit")
                 return
 
-    def roots(self) -> list[ir.CellDef]:
-        """The cells of the main file whose shapes are inferred: each architecture that no
-        other architecture of the file inlines (inlined, it is inferred in its caller)."""
+    def roots(self) -> tuple[list[ir.CellDef], list[ir.CellDef]]:
+        """The cells of the main file whose shapes are inferred: each architecture, and
+        each space, that no other cell of the file inlines (inlined, it is inferred in
+        its caller)."""
         cells = list(self.p.module.cells.values())
-        concrete = []
+        concrete: list[ir.CellDef] = []
+        spaces: list[ir.CellDef] = []
         for cell in cells:
             try:
-                if Expander(self.p, cell).count() == 1:
-                    concrete.append(cell)
+                n = Expander(self.p, cell).count()
             except DpcError as e:
                 self.diags.extend(e.diagnostics)
-        inlined = {c.func for cell in concrete for c in _calls_closure(cell, self.p)}
-        return [c for c in concrete if c.name not in inlined]
+                continue
+            (concrete if n == 1 else spaces if n > 1 else []).append(cell)
+        inlined = {c.func for cell in cells for c in _calls_closure(cell, self.p)}
+        return ([c for c in concrete if c.name not in inlined],
+                [c for c in spaces if c.name not in inlined])
+
+    def sampled_shapes(self, cell: ir.CellDef) -> None:
+        """A space may hold architectures whose channels or sizes do not fit (a sum of
+        branches of different widths): each one found in :data:`SHAPE_SAMPLES` uniform
+        samples (or among all of a smaller space) is a warning at the node, with how many
+        of them fail there. A search would record each such trial as failed."""
+        expander = Expander(self.p, cell)
+        n = expander.count()
+        if n <= SHAPE_SAMPLES:
+            flats = [c for c, _ in depth_first(expander, None)]
+        else:
+            rng = random.Random(0)
+            flats = [expander.run(Uniform(rng))[0] for _ in range(SHAPE_SAMPLES)]
+        found: dict[tuple[Any, str], list[Any]] = {}
+        for flat in flats:
+            problem = _fails_whatever_the_inputs(flat, self.size)
+            if problem is not None:
+                found.setdefault((problem.span, problem.code), [problem, 0])[1] += 1
+        for problem, hits in sorted(found.values(), key=lambda f: -f[1])[:3]:
+            share = f"{hits} of its {n} architectures" if n <= SHAPE_SAMPLES else \
+                f"{hits} of {len(flats)} sampled architectures (about {100 * hits // len(flats)}%)"
+            self.diags.append(Diagnostic(
+                span=problem.span, severity="warning", code=problem.code,
+                message=f"{share} fail here, e.g. {problem.message}",
+                hint=problem.hint or "a search records such trials as failed; give the "
+                "options the same widths, or project them first"))
 
     def shapes(self, cell: ir.CellDef) -> None:
         """A cell that is one architecture is built and its tensors inferred (the op
@@ -137,17 +171,9 @@ class Checker:
         except DpcError as e:  # a limit: too large to count or to build
             self.diags.extend(e.diagnostics)
             return
-        failures: list[list[Diagnostic]] = []
-        for guess in (1009, 1013):
-            channels = {name: guess + k for k, name in enumerate(flat.inputs)}
-            try:
-                infer(flat, channels, self.size)
-            except DpcError as e:
-                failures.append(e.diagnostics)
-        if len(failures) == 2 and failures[0][0].message == failures[1][0].message:
-            first = failures[0][0]
-            self.diags.append(Diagnostic(span=first.span, message=first.message,
-                                         hint=first.hint, code=first.code))
+        problem = _fails_whatever_the_inputs(flat, self.size)
+        if problem is not None:
+            self.diags.append(problem)
 
     def cell(self, cell: ir.CellDef, top: Scope) -> None:
         scope = top.child()
@@ -448,9 +474,13 @@ class Checker:
                 return None if prm is None or prm.default is None else self.arg_values(
                     call.model_copy(update={"kwargs": (ir.Kwarg(name=name, value=prm.default),)}),
                     name, scope)
-            if default is REQUIRED or default is CELL_CHANNELS:
+            if default is REQUIRED:
                 return None
             values: list[Any] = [default]
+            if default is CELL_CHANNELS:  # the cell's width
+                width = scope.names.get("channels")
+                values = self.values(width.value, scope) if width is not None and \
+                    width.kind == "value" else [256]
         else:
             values = self.values(kw.value, scope)
             if not values:
@@ -655,6 +685,29 @@ class Checker:
                 return
 
 
+#: how many architectures of a space check infers the shapes of (all, in a smaller one)
+SHAPE_SAMPLES = 64
+
+
+def _fails_whatever_the_inputs(flat: ir.Cell, size: tuple[int, int] | None
+                               ) -> Diagnostic | None:
+    """The shape problem of an architecture that no input channels avoid: inference
+    runs with two different guesses, and only what fails the same way with both is
+    reported."""
+    failures: list[Diagnostic] = []
+    for guess in (1009, 1013):
+        channels = {name: guess + k for k, name in enumerate(flat.inputs)}
+        try:
+            infer(flat, channels, size)
+        except DpcError as e:
+            failures.append(e.diagnostics[0])
+    if len(failures) == 2 and failures[0].message == failures[1].message:
+        first = failures[0]
+        return Diagnostic(span=first.span, message=first.message, hint=first.hint,
+                          code=first.code)
+    return None
+
+
 #: above this many combinations a tuple of sets is checked by a cover, not all of them
 _PRODUCT = 256
 
@@ -801,12 +854,18 @@ def check_file(path: str | Path, size: tuple[int, int] | None = None) -> Diagnos
     return Diagnostics(check(program, size), program.sources, program)
 
 
+def errors(diagnostics: list[Diagnostic]) -> list[Diagnostic]:
+    """The errors among ``diagnostics`` (not the warnings)."""
+    return [d for d in diagnostics if d.severity == "error"]
+
+
 def checked(program: Program) -> Program:
-    """``program``, or a :class:`DpcError` carrying every problem in it."""
-    diags = check(program)
+    """``program``, or a :class:`DpcError` carrying every error in it (warnings do not
+    stop it)."""
+    diags = errors(check(program))
     if diags:
         raise DpcError(diags, program.sources)
     return program
 
 
-__all__ = ["Diagnostics", "check", "check_file", "checked", "load", "load_text"]
+__all__ = ["Diagnostics", "check", "check_file", "checked", "errors", "load", "load_text"]

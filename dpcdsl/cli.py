@@ -202,20 +202,24 @@ def check(files: Annotated[list[Path], typer.Argument(
           size: Annotated[str | None, typer.Option(help="feature size HxW, to check pool "
                                                    "grids against it")] = None,
           format: Fmt = Format.text) -> None:
-    """Report every problem in FILES as file:line:col with a caret."""
+    """Report every problem in FILES as file:line:col with a caret; exit 1 on an error
+    (warnings alone exit 0)."""
     hw = parse_size(size) if size else None
     found: list[Any] = []
     for f in files:
         diags = check_file(f, hw)
         found.extend((d, diags.sources) for d in diags)
+    failed = any(d.severity == "error" for d, _ in found)
     if format == "json":
         out.print(json.dumps([d.as_json() for d, _ in found], indent=1), markup=False)
     else:
         for d, sources in found:
             err.print(d.render(sources), markup=False)
-        if not found:
-            out.print(f"ok: {len(files)} file{'s' if len(files) != 1 else ''}, no problems")
-    if found:
+        if not failed:
+            warned = f", {len(found)} warning{'s' if len(found) != 1 else ''}" if found \
+                else ", no problems"
+            out.print(f"ok: {len(files)} file{'s' if len(files) != 1 else ''}{warned}")
+    if failed:
         raise typer.Exit(1)
 
 

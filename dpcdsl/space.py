@@ -15,40 +15,13 @@ from pathlib import Path
 from typing import Any
 
 from dpcdsl import ir
-from dpcdsl._expand import Decider, Expander, Mismatch, Ones, Probe
+from dpcdsl._expand import Decider, Expander, Probe, Uniform, depth_first
 from dpcdsl.checker import checked
 from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.limits import count_text
 from dpcdsl.program import Program, load, load_text
 
 Decisions = dict[str, int]
-
-
-class _Uniform(Decider):
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.bits = rng.getrandbits
-
-    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
-        n = len(counts)
-        if n == 1:
-            return 0
-        ones = type(counts) is Ones
-        if not ones:
-            n = sum(counts)
-        # an exactly uniform r in [0, n): rejection sampling on random bits, the method
-        # (and so the sequence) of random.randrange(n), inlined on the hot path
-        k = n.bit_length()
-        r = self.bits(k)
-        while r >= n:
-            r = self.bits(k)
-        if ones:
-            return r
-        for i, c in enumerate(counts):
-            if r < c:
-                return i
-            r -= c
-        raise AssertionError("unreachable")  # pragma: no cover
 
 
 class _Fixed(Decider):
@@ -75,55 +48,6 @@ class _Fixed(Decider):
                               + (" (some are empty at this depth)" if 0 in counts else ""),
                               code="DPC602")
         return idx
-
-
-class _Replay(Decider):
-    """Depth-first search over decisions: replays a prefix, then takes the first
-    option that the probe accepts and remembers the others for backtracking."""
-
-    def __init__(self, prefix: list[int]) -> None:
-        self.prefix = prefix
-        self.k = 0
-        self.frames: list[tuple[int, list[int]]] = []
-
-    def choose(self, path: str, counts: list[int], probe: Probe) -> int:
-        k = self.k
-        self.k += 1
-        if k < len(self.prefix):
-            return self.prefix[k]
-        options = [i for i, c in enumerate(counts) if c and (probe is None or probe(i))]
-        if not options:
-            raise Mismatch(path)
-        self.frames.append((k, options[1:]))
-        self.prefix.append(options[0])
-        return options[0]
-
-
-def _dfs(expander: Expander, target: ir.Cell | None) -> Iterator[tuple[ir.Cell, Decisions]]:
-    stack: list[tuple[int, list[int]]] = []
-    prefix: list[int] = []
-    while True:
-        d = _Replay(list(prefix))
-        try:
-            cell, decisions = expander.run(d, target)
-            ok = target is None or _same(cell, target)
-        except Mismatch:
-            ok, cell, decisions = False, None, {}
-        stack.extend(d.frames)
-        prefix = d.prefix
-        if ok and cell is not None:
-            yield cell, dict(decisions)
-        while stack and not stack[-1][1]:
-            stack.pop()
-        if not stack:
-            return
-        k, rest = stack[-1]
-        stack[-1] = (k, rest[1:])
-        prefix = prefix[:k] + [rest[0]]
-
-
-def _same(a: ir.Cell, b: ir.Cell) -> bool:
-    return (a.inputs, a.nodes, a.output) == (b.inputs, b.nodes, b.output)
 
 
 class Space:
@@ -178,7 +102,7 @@ class Space:
             raise DpcError.at(self.cell_def.span, f"the space of '{self.name}' is empty",
                               sources=self.program.sources, code="DPC602")
         rng = seed if isinstance(seed, random.Random) else random.Random(seed)
-        return self._expander.run(_Uniform(rng))  # a fresh decisions dict per run
+        return self._expander.run(Uniform(rng))  # a fresh decisions dict per run
 
     def decide(self, choose: Callable[[str, list[int]], int]) -> tuple[ir.Cell, Decisions]:
         """The cell that ``choose(path, option_sizes) -> index`` picks at each choice
@@ -205,7 +129,7 @@ class Space:
 
     def encode(self, cell: ir.Cell) -> Decisions:
         """The decisions that give ``cell``; ``decode(encode(c)) == c``."""
-        for _, decisions in _dfs(self._expander, cell):
+        for _, decisions in depth_first(self._expander, cell):
             return decisions
         raise DpcError.at(cell.span, f"cell '{cell.name}' is not in the space of "
                           f"'{self.name}'", code="DPC602")
@@ -231,7 +155,7 @@ class Space:
         counts = sizes[path]
         new = rng.choice([i for i, c in enumerate(counts) if c and i != decisions[path]])
         changed = {**decisions, path: new}
-        cell, made = self._expander.run(_Fixed(changed, fallback=_Uniform(rng)))
+        cell, made = self._expander.run(_Fixed(changed, fallback=Uniform(rng)))
         return cell, dict(made)
 
     def option_counts(self, decisions: Mapping[str, int]) -> dict[str, list[int]]:
@@ -257,7 +181,7 @@ class Space:
                               "architectures, more "
                               f"than the enumeration limit {limit}",
                               hint="sample it instead, or raise the limit", code="DPC602")
-        for cell, _ in _dfs(self._expander, None):
+        for cell, _ in depth_first(self._expander, None):
             yield cell
 
 

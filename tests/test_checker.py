@@ -253,3 +253,20 @@ def test_a_one_value_tuple_is_a_square_pair_and_prints_back():
     cell = Space.from_text("cell m(x) { return pool(x, grid = (2,)) }").concrete()
     assert cell.nodes[0].attr("grid") == (2, 2)
     assert Space.from_text(cell.canonical_text()).concrete() == cell
+
+
+def test_architectures_of_a_space_that_do_not_fit_are_warned_with_their_share():
+    from dpcdsl.checker import checked, errors
+    from dpcdsl.program import load_text
+
+    small = ("cell w(x, channels = 8) {\n  a = one_of(conv(x), conv(x, channels = 16))\n"
+             "  return sum(a, conv(x))\n}\n")
+    diags = check(load_text(small, "f.dpc"))
+    assert [(d.severity, d.code, d.span.line) for d in diags] == [("warning", "DPC601", 3)]
+    assert diags[0].message.startswith("1 of its 2 architectures fail here, e.g. node 'out'")
+    assert errors(diags) == [] and checked(load_text(small, "f.dpc"))  # a warning only
+    big = ("cell s(x, channels = 8) {\n  repeat 4 as b {\n    b = one_of(conv(kernel = 1), "
+           "conv(kernel = 3, channels = 4))(one_of(x, earlier))\n  }\n  return sum(b)\n}\n")
+    (d,) = check(load_text(big, "f.dpc"))
+    assert d.severity == "warning" and "of 64 sampled architectures (about" in d.message
+    assert "f.dpc:5:10: warning:" in d.render()

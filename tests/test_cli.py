@@ -193,3 +193,14 @@ def test_option_values_are_choices(args, message, tmp_path):
     r = dpcc(*args, cwd=tmp_path)
     assert r.returncode != 0 and message in " ".join(r.stderr.split())
     assert "Traceback" not in r.stderr and not any(tmp_path.iterdir())
+
+
+def test_check_warns_of_a_space_whose_architectures_do_not_all_fit_and_exits_0(tmp_path):
+    f = tmp_path / "w.dpc"
+    f.write_text("cell w(x, channels = 8) {\n  a = one_of(conv(x), conv(x, channels = 16))\n"
+                 "  return sum(a, conv(x))\n}\n")
+    r = dpcc("check", f)
+    assert r.returncode == 0 and "ok: 1 file, 1 warning" in r.stdout
+    assert f"{f}:3:10: warning: 1 of its 2 architectures fail here" in r.stderr
+    j = json.loads(dpcc("check", f, "--format", "json").stdout)
+    assert [d["severity"] for d in j] == ["warning"]

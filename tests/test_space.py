@@ -159,10 +159,9 @@ def test_every_example_samples_and_round_trips(path):
 def test_uniform_draws_are_randrange_draws():
     """The sampler's inlined draw is random.randrange's method, so seeds keep their
     meaning: the same seed gives the same draws."""
-    from dpcdsl._expand import Ones
-    from dpcdsl.space import _Uniform
+    from dpcdsl._expand import Ones, Uniform
 
-    reference, ours = random.Random(11), _Uniform(random.Random(11))
+    reference, ours = random.Random(11), Uniform(random.Random(11))
     for n in [2, 3, 7, 64, 81, 1000] * 50:  # choices among values
         assert ours.choose("p", Ones([1] * n), None) == reference.randrange(n)
     for n in [5, 2**40 + 3, 10**30] * 50:  # options weighted by their sub-space sizes
