@@ -281,6 +281,8 @@ class Expander:
         if plan is None:
             options = self._applied(e) if e.apply is not None else self._options(e, ctx)
             counts = [1 if type(o) is str else self.count_tensor(o, ctx) for o in options]
+            if all(c == 1 for c in counts):  # `one_of(x, earlier)`: a draw, not a scan
+                counts = Ones(counts)
             plan = self._oneof_memo[key] = (options, counts)
         return plan
 

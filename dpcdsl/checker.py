@@ -142,9 +142,12 @@ class Checker:
         n = expander.count()
         if n <= SHAPE_SAMPLES:
             flats = [c for c, _ in depth_first(expander, None)]
-        else:
-            rng = random.Random(0)
-            flats = [expander.run(Uniform(rng))[0] for _ in range(SHAPE_SAMPLES)]
+        else:  # SHAPE_SAMPLES of them, fewer when each is a lot of work (SHAPE_WORK)
+            metered = _Metered(Uniform(random.Random(0)))
+            flats = []
+            while len(flats) < SHAPE_SAMPLES and (metered.work < SHAPE_WORK or len(flats) < 8):
+                flats.append(expander.run(metered)[0])
+                metered.work += len(flats[-1].nodes)
         found: dict[tuple[Any, str], list[Any]] = {}
         for flat in flats:
             problem = _fails_whatever_the_inputs(flat, self.size)
@@ -685,8 +688,22 @@ class Checker:
                 return
 
 
-#: how many architectures of a space check infers the shapes of (all, in a smaller one)
+#: how many architectures of a space check infers the shapes of (all, in a smaller one),
+#: and the work (options weighed and nodes built) after which it stops at 8 or more, so
+#: that a space of large architectures costs check no more than a small one
 SHAPE_SAMPLES = 64
+SHAPE_WORK = 100_000
+
+
+class _Metered(Decider):
+    """A decider that adds up the options it weighs."""
+
+    def __init__(self, inner: Decider) -> None:
+        self.inner, self.work = inner, 0
+
+    def choose(self, path: str, counts: list[int], probe: Any) -> int:
+        self.work += len(counts)
+        return self.inner.choose(path, counts, probe)
 
 
 def _fails_whatever_the_inputs(flat: ir.Cell, size: tuple[int, int] | None
