@@ -82,11 +82,11 @@ class Checker:
             self.cell(cell, top)
         self.nesting()
         if not self.diags:  # the shapes of architectures, once the text itself is sound
-            concrete, spaces = self.roots()
-            for cell in concrete:
-                self.shapes(cell)
-            for cell in spaces:
-                self.sampled_shapes(cell)
+            for cell, expander, n in self.roots():
+                try:  # a limit may stop the build of an architecture
+                    (self.shapes if n == 1 else self.sampled_shapes)(expander, n)
+                except DpcError as e:
+                    self.diags.extend(e.diagnostics)
         return sorted(set(self.diags), key=lambda d: (d.span.file != self.p.file, d.span.file,
                                                       d.span.line, d.span.column, d.message))
 
@@ -115,42 +115,54 @@ class Checker:
                            hint="dpcdsl.limits.MAX_CELL_NESTING sets this limit")
                 return
 
-    def roots(self) -> tuple[list[ir.CellDef], list[ir.CellDef]]:
-        """The cells of the main file whose shapes are inferred: each architecture, and
-        each space, that no other cell of the file inlines (inlined, it is inferred in
-        its caller)."""
+    def roots(self) -> list[tuple[ir.CellDef, Expander, int]]:
+        """The cells of the main file whose shapes are inferred, with their expander and
+        count: each architecture, and each space, that no other cell of the file inlines
+        (inlined, it is inferred in its caller)."""
         cells = list(self.p.module.cells.values())
-        concrete: list[ir.CellDef] = []
-        spaces: list[ir.CellDef] = []
+        inlined = {c.func for cell in cells for c in _calls_closure(cell, self.p)}
+        out = []
         for cell in cells:
+            if cell.name in inlined:
+                continue
+            expander = Expander(self.p, cell)
             try:
-                n = Expander(self.p, cell).count()
+                n = expander.count()
             except DpcError as e:
                 self.diags.extend(e.diagnostics)
                 continue
-            (concrete if n == 1 else spaces if n > 1 else []).append(cell)
-        inlined = {c.func for cell in cells for c in _calls_closure(cell, self.p)}
-        return ([c for c in concrete if c.name not in inlined],
-                [c for c in spaces if c.name not in inlined])
+            if n:
+                out.append((cell, expander, n))
+        return out
 
-    def sampled_shapes(self, cell: ir.CellDef) -> None:
+    def sampled_shapes(self, expander: Expander, n: int) -> None:
         """A space may hold architectures whose channels or sizes do not fit (a sum of
         branches of different widths): each one found in :data:`SHAPE_SAMPLES` uniform
         samples (or among all of a smaller space) is a warning at the node, with how many
         of them fail there. A search would record each such trial as failed."""
-        expander = Expander(self.p, cell)
-        n = expander.count()
+        flats: list[ir.Cell | Diagnostic]
         if n <= SHAPE_SAMPLES:
             flats = [c for c, _ in depth_first(expander, None)]
         else:  # SHAPE_SAMPLES of them, fewer when each is a lot of work (SHAPE_WORK)
             metered = _Metered(Uniform(random.Random(0)))
-            flats = []
-            while len(flats) < SHAPE_SAMPLES and (metered.work < SHAPE_WORK or len(flats) < 8):
-                flats.append(expander.run(metered)[0])
-                metered.work += len(flats[-1].nodes)
+            flats, drawn = [], 0
+            while drawn < SHAPE_SAMPLES and (metered.work < SHAPE_WORK or drawn < 8):
+                drawn += 1
+                try:
+                    flats.append(expander.run(metered)[0])
+                except DpcError as e:  # over a limit (too many nodes): this sample only
+                    flats.append(e.diagnostics[0])
+                    metered.work += limits.MAX_NODES
+                    continue
+                metered.work += len(expander.nodes)
+        over = [f for f in flats if isinstance(f, Diagnostic)]
+        if len(over) == len(flats):  # every one is over a limit: an error
+            self.diags.append(over[0])
+            return
         found: dict[tuple[Any, str], list[Any]] = {}
         for flat in flats:
-            problem = _fails_whatever_the_inputs(flat, self.size)
+            problem = flat if isinstance(flat, Diagnostic) else \
+                _fails_whatever_the_inputs(flat, self.size)
             if problem is not None:
                 found.setdefault((problem.span, problem.code), [problem, 0])[1] += 1
         for problem, hits in sorted(found.values(), key=lambda f: -f[1])[:3]:
@@ -162,18 +174,13 @@ class Checker:
                 hint=problem.hint or "a search records such trials as failed; give the "
                 "options the same widths, or project them first"))
 
-    def shapes(self, cell: ir.CellDef) -> None:
+    def shapes(self, expander: Expander, n: int = 1) -> None:
         """A cell that is one architecture is built and its tensors inferred (the op
         registry's ``out`` rules): a sum of unequal channels, or with ``size`` a pool
         grid larger than the map, is an error here, not at compile time. Input channels
         are unknown, so inference runs with two different guesses; only what fails
         the same way with both fails whatever the inputs are."""
-        expander = Expander(self.p, cell)
-        try:
-            flat = expander.run(_OnlyOption())[0]
-        except DpcError as e:  # a limit: too large to count or to build
-            self.diags.extend(e.diagnostics)
-            return
+        flat = expander.run(_OnlyOption())[0]
         problem = _fails_whatever_the_inputs(flat, self.size)
         if problem is not None:
             self.diags.append(problem)

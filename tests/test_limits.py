@@ -249,3 +249,11 @@ def test_fmt_never_writes_text_that_does_not_parse_back(tmp_path, monkeypatch):
     r = CliRunner().invoke(cli.app, ["fmt", str(f)])
     assert r.exit_code == 1 and "does not parse back" in r.output
     assert f.read_text() == original
+
+
+def test_a_space_whose_architectures_are_all_too_large_is_an_error_from_check():
+    inner = "relu(" * 12 + "y" + ")" * 12
+    text = (f"cell a(x) {{\n  repeat 1000 as b {{\n    y = one_of(x, earlier)\n"
+            f"    b = {inner}\n  }}\n  return concat(b)\n}}\n")
+    codes, elapsed = refused(text)
+    assert codes == ["DPC150"] and elapsed < 2
