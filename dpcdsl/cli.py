@@ -262,6 +262,8 @@ def sample(file: FileArg, cell: CellOpt = None,
            n: Annotated[int, typer.Option("-n", help="how many", min=1)] = 1,
            seed: Annotated[int, typer.Option(help="random seed")] = 0,
            decisions: Annotated[bool, typer.Option(help="print the decisions too")] = False,
+           output: Annotated[Path | None, typer.Option(
+               "-o", "--output", help="write them here (default: stdout)")] = None,
            ) -> None:
     """Draw architectures uniformly from a space; print them as .dpc text."""
     import random
@@ -274,7 +276,11 @@ def sample(file: FileArg, cell: CellOpt = None,
         c = c.model_copy(update={"name": f"{c.name}_{i}" if n > 1 else c.name})
         head = f"# decisions: {json.dumps(d)}\n" if decisions else ""
         texts.append(head + c.canonical_text())
-    out.print("\n".join(texts), end="", markup=False)
+    if output is None:
+        out.print("\n".join(texts), end="", markup=False)
+        return
+    output.write_text("\n".join(texts))
+    err.print(f"wrote {output} ({n} architecture{'s' if n != 1 else ''})")
 
 
 @app.command()

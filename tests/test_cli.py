@@ -204,3 +204,12 @@ def test_check_warns_of_a_space_whose_architectures_do_not_all_fit_and_exits_0(t
     assert f"{f}:3:10: warning: 1 of its 2 architectures fail here" in r.stderr
     j = json.loads(dpcc("check", f, "--format", "json").stdout)
     assert [d["severity"] for d in j] == ["warning"]
+
+
+def test_sample_writes_a_file_that_compiles(tmp_path):
+    out = tmp_path / "x.dpc"
+    r = dpcc("sample", EXAMPLES / "dpc_paper.dpc", "--seed", "3", "-o", out)
+    assert r.returncode == 0 and r.stdout == "" and f"wrote {out} (1 architecture)" in r.stderr
+    assert out.read_text() == dpcc("sample", EXAMPLES / "dpc_paper.dpc", "--seed", "3").stdout
+    r = dpcc("compile", out, "--in-channels", "8", "-o", tmp_path / "x.py")
+    assert r.returncode == 0, r.stderr
