@@ -341,7 +341,9 @@ def fuzz(inputs: int, seed: int = 0, time_limit: float = 2.0, memory_mb: int = 5
     concrete: list[str] = []
     slowest = 0.0
     start = time.perf_counter()
-    ctx = multiprocessing.get_context("fork")
+    # fresh worker processes: a fork of a process that has imported JAX (a test run)
+    # would copy its threads
+    ctx = multiprocessing.get_context("spawn")
     with ctx.Pool(workers, _init_worker, (memory_mb,), maxtasksperchild=2000) as pool:
         jobs = ((seed * 10_000_019 + i, time_limit) for i in range(inputs))
         for k, (s, outcome, detail, elapsed, text) in enumerate(

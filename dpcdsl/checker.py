@@ -120,7 +120,8 @@ class Checker:
         count: each architecture, and each space, that no other cell of the file inlines
         (inlined, it is inferred in its caller)."""
         cells = list(self.p.module.cells.values())
-        inlined = {c.func for cell in cells for c in _calls_closure(cell, self.p)}
+        inlined = {c.func for cell in cells for c in _calls_closure(cell, self.p)
+                   if c.func != cell.name}  # a recursive cell still stands for itself
         out = []
         for cell in cells:
             if cell.name in inlined:

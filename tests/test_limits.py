@@ -257,3 +257,8 @@ def test_a_space_whose_architectures_are_all_too_large_is_an_error_from_check():
             f"    b = {inner}\n  }}\n  return concat(b)\n}}\n")
     codes, elapsed = refused(text)
     assert codes == ["DPC150"] and elapsed < 2
+
+
+def test_a_recursive_cell_alone_in_its_file_is_counted_by_check():
+    codes, elapsed = refused("cell t(x) depth 20 { return one_of(relu(x), sum(t(x), t(x))) }\n")
+    assert codes == ["DPC150"] and elapsed < 2

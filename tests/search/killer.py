@@ -5,7 +5,9 @@ of the package: the moments are reached by wrapping the project's own functions 
 Moments: ``cache`` (after the first batch of features is written), ``mid_trial`` (at
 the first evaluation of the second trial trained in this process), ``after_trial``
 (the second trial's scores stored, the study not yet told), ``report`` (the leaderboard
-and best cell written, report.html not) and ``random:SECONDS`` (a timer)."""
+and best cell written, report.html not) and ``random:SECONDS`` (a timer). One moment
+is no kill: ``hold:FILE`` holds the first trial at its first evaluation until FILE
+exists, so that another driver can meet it running."""
 
 from __future__ import annotations
 
@@ -75,6 +77,26 @@ def _arm(moment: str) -> None:
             return ""
 
         report.report_html = report_html
+    elif moment.startswith("hold:"):  # not a kill: wait mid-trial until a file exists
+        import time
+        from pathlib import Path
+
+        from dpcdsl import proxy
+
+        marker, train = Path(moment.split(":", 1)[1]), proxy.train
+
+        def held(*args: Any, callback: Any = None, **kwargs: Any) -> Any:
+            first = nth(1)
+
+            def report(step: int, miou: float) -> None:
+                deadline = time.time() + 300
+                while first and not marker.exists() and time.time() < deadline:
+                    time.sleep(0.1)
+                if callback is not None:
+                    callback(step, miou)
+            return train(*args, callback=report, **kwargs)
+
+        proxy.train = held
     elif moment.startswith("random:"):
         timer = threading.Timer(float(moment.split(":", 1)[1]), _die)
         timer.daemon = True

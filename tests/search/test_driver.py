@@ -510,12 +510,13 @@ def test_two_drivers_on_one_shared_storage_leave_each_other_be(files, tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
 
     def args(run: str, trials: int) -> list[str]:
-        return [sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task", str(task),
-                "--trials", str(trials), "--run-dir", str(tmp_path / run), "--storage", url,
-                "--quiet"]
+        return ["search", str(space), "--task", str(task), "--trials", str(trials),
+                "--run-dir", str(tmp_path / run), "--storage", url, "--quiet"]
 
-    first = subprocess.Popen(args("a", 6), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             text=True)
+    release = tmp_path / "release"  # the first driver's first trial runs until it exists
+    first = subprocess.Popen([sys.executable, "-m", "tests.search.killer", f"hold:{release}",
+                              *args("a", 6)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, cwd=Path(__file__).resolve().parents[2])
     deadline = time.time() + 300
     while time.time() < deadline:
         time.sleep(0.2)
@@ -526,8 +527,9 @@ def test_two_drivers_on_one_shared_storage_leave_each_other_be(files, tmp_path):
             continue
         if running:
             break
-    second = subprocess.run(args("b", 6) + ["--resume"], capture_output=True, text=True,
-                            timeout=600)
+    second = subprocess.run([sys.executable, "-m", "dpcdsl.cli", *args("b", 6), "--resume"],
+                            capture_output=True, text=True, timeout=600)
+    release.touch()
     out, errors = first.communicate(timeout=600)
     assert second.returncode == 0, second.stderr
     assert first.returncode == 0, errors
