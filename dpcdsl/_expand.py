@@ -13,7 +13,7 @@ import abc
 import functools
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,14 @@ class Ones(list[int]):
 
 class Decider(abc.ABC):
     """Picks an option index at each choice point of a walk."""
+
+    #: a decider that sets this is shown each choice point's options (values, tensor
+    #: names, calls) through :meth:`options` just before it chooses there; the others
+    #: cost the walk nothing for it
+    wants_options: bool = False
+
+    def options(self, path: str, options: Sequence[Any]) -> None:
+        """The options of the choice point ``path`` (only when ``wants_options``)."""
 
     @abc.abstractmethod
     def choose(self, path: str, counts: list[int], probe: Probe) -> int:
@@ -154,12 +162,12 @@ class Expander:
             if want is not _NO_TARGET:
                 def probe(i: int) -> bool:
                     return _fits(plan.values[i], want, plan.chain, kind)
-            return plan.values[self.choose(d, plan.path, plan.ones, probe)]
+            return plan.values[self.choose(d, plan.path, plan.ones, probe, plan.values)]
         if type(plan) is tuple:  # a rate or grid pair: its sets drawn here, in one frame
             out = []
             for p in plan:
                 if type(p) is _Choice and want is _NO_TARGET:
-                    out.append(p.values[self.choose(d, p.path, p.ones, None)])
+                    out.append(p.values[self.choose(d, p.path, p.ones, None, p.values)])
                 else:
                     out.append(self._choose_value(p, kind, want, d))
             return tuple(out)
@@ -179,12 +187,15 @@ class Expander:
                             nodes=tuple(self.nodes), output=out)
         return cell, self.decisions
 
-    def choose(self, d: Decider, path: str, counts: list[int], probe: Probe) -> int:
+    def choose(self, d: Decider, path: str, counts: list[int], probe: Probe,
+               options: Sequence[Any] = ()) -> int:
         if path in self.decisions:
             k = 2
             while f"{path}.{k}" in self.decisions:
                 k += 1
             path = f"{path}.{k}"
+        if d.wants_options:
+            d.options(path, options)
         idx = d.choose(path, counts, probe)
         self.decisions[path] = idx
         return idx
@@ -246,7 +257,7 @@ class Expander:
                 if self.target is not None:
                     def op_probe(i: int) -> bool:  # type: ignore[misc]
                         return self._probe_call(calls[i], slot_for, want)
-                idx = self.choose(d, path, counts, op_probe)
+                idx = self.choose(d, path, counts, op_probe, e.options)
                 return [self.call(calls[idx], ctx, d, slot_for(calls[idx].func))]
             options, counts = self._oneof_plan(e, ctx)
             probe: Probe = None
@@ -263,7 +274,7 @@ class Expander:
                     if type(o) is ir.OneOf:  # a nested choice: its own probes decide
                         return True
                     return self._probe_call(o, slot_for, want)
-            idx = self.choose(d, path, counts, probe)
+            idx = self.choose(d, path, counts, probe, options)
             o = options[idx]
             if type(o) is str:
                 return [o]

@@ -61,9 +61,11 @@ class Checker:
         self.diags: list[Diagnostic] = list(program.diagnostics)
         self._uses: dict[str, dict[str, list[tuple[str, Arg]]]] = {}
 
-    def error(self, code: str, node: Any, message: str, hint: str | None = None) -> None:
+    def error(self, code: str, node: Any, message: str, hint: str | None = None,
+              severity: str = "error") -> None:
         span = getattr(node, "span", None) or ir.Span(file=self.p.file)
-        self.diags.append(Diagnostic(span=span, message=message, hint=hint, code=code))
+        self.diags.append(Diagnostic(span=span, message=message, hint=hint, code=code,
+                                     severity=severity))
 
     # ------------------------------------------------------------------ top level
     def run(self) -> list[Diagnostic]:
@@ -607,7 +609,8 @@ class Checker:
                   if getattr(spec.arg(kw.name), "kind", "tensor") != "tensor"}
         for problem in spec.validate(values, self.size):
             kw = e.kwarg(problem.arg) if problem.arg is not None else None
-            self.error("DPC403", kw if kw is not None else e, problem.message, hint=problem.hint)
+            self.error("DPC403", kw if kw is not None else e, problem.message, hint=problem.hint,
+                       severity=problem.severity)
 
     # ------------------------------------------------------------------ values
     def resolve(self, e: Any, scope: Scope) -> Any:
@@ -700,7 +703,7 @@ class Checker:
 #: and the work (options weighed and nodes built) after which it stops at 8 or more, so
 #: that a space of large architectures costs check no more than a small one
 SHAPE_SAMPLES = 64
-SHAPE_WORK = 100_000
+SHAPE_WORK = 10_000
 
 
 class _Metered(Decider):

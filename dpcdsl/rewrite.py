@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Mapping
 
 from dpcdsl import ir
+from dpcdsl.analysis import Size, infer
 from dpcdsl.errors import DpcError
 from dpcdsl.ops import OPS
 
@@ -44,3 +46,22 @@ def _scaled(node: ir.Node, output_stride: int, rate: int) -> int:
                           "not a positive integer)",
                           hint="use output stride 8 or 16, or rates that divide evenly")
     return scaled
+
+
+def at_size(cell: ir.Cell, in_channels: int | Mapping[str, int],
+            size: Size | Mapping[str, Size]) -> ir.Cell:
+    """``cell`` as the computation it is on inputs of ``size``: each op's ``at_size``
+    rule in the op registry puts its attributes in one canonical form for its inputs'
+    sizes (an atrous conv's rate at least the map's size on an axis becomes that size:
+    its outer taps read only padding). Two cells with the same result compute the same
+    function at that size, so a search trains one of them."""
+    tensors = infer(cell, in_channels, size)
+    nodes = []
+    for node in cell.nodes:
+        rule = OPS[node.op].at_size
+        if rule is None:
+            nodes.append(node)
+            continue
+        attrs = rule(dict(node.attrs), [tensors[i] for i in node.inputs])
+        nodes.append(node.model_copy(update={"attrs": tuple(sorted(attrs.items()))}))
+    return cell.model_copy(update={"nodes": tuple(nodes)})

@@ -10,7 +10,7 @@ appear in it.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,9 @@ from dpcdsl import ir
 from dpcdsl._expand import Decider, Expander, Probe, Uniform, depth_first
 from dpcdsl.checker import checked
 from dpcdsl.errors import DpcError, did_you_mean
+from dpcdsl.flat import float_text
 from dpcdsl.limits import count_text
+from dpcdsl.printer import print_expr
 from dpcdsl.program import Program, load, load_text
 
 Decisions = dict[str, int]
@@ -104,13 +106,22 @@ class Space:
         rng = seed if isinstance(seed, random.Random) else random.Random(seed)
         return self._expander.run(Uniform(rng))  # a fresh decisions dict per run
 
-    def decide(self, choose: Callable[[str, list[int]], int]) -> tuple[ir.Cell, Decisions]:
+    def decide(self, choose: Callable[..., int], labelled: bool = False
+               ) -> tuple[ir.Cell, Decisions]:
         """The cell that ``choose(path, option_sizes) -> index`` picks at each choice
-        point, in walk order; a search strategy answers through it."""
+        point, in walk order; a search strategy answers through it. With ``labelled``,
+        ``choose`` also gets the options' :func:`option_labels`
+        (``choose(path, option_sizes, labels)``)."""
 
         class _Callback(Decider):
+            wants_options = labelled
+            labels: list[str] = []
+
+            def options(self, path: str, options: Sequence[Any]) -> None:
+                self.labels = option_labels(options)
+
             def choose(self, path: str, counts: list[int], probe: Probe) -> int:
-                return choose(path, counts)
+                return choose(path, counts, self.labels) if labelled else choose(path, counts)
 
         return self._expander.run(_Callback())
 
@@ -185,6 +196,32 @@ class Space:
             yield cell
 
 
+def option_labels(options: Sequence[Any]) -> list[str]:
+    """Readable, distinct names for the options of one choice point: a value as it is
+    written (``6``, ``0.1``, ``paper``), a tensor by its name (``x``, ``b0``), an op
+    as its call without the tensors it is applied to (``sepconv(kernel = 3, rate =
+    (rates, rates))``). Search parameters carry these, so that Optuna's plots and
+    dashboard read as the space does."""
+    labels = [_label(o) for o in options]
+    if len(set(labels)) < len(labels):  # the same text twice: keep them apart
+        labels = [f"{label} #{i}" for i, label in enumerate(labels)]
+    return labels
+
+
+def _label(o: Any) -> str:
+    if isinstance(o, bool):
+        return "true" if o else "false"
+    if isinstance(o, float):
+        return float_text(o)
+    if isinstance(o, tuple):
+        return "(" + ", ".join(_label(i) for i in o) + ")"
+    if isinstance(o, ir.Call) and o.args and all(isinstance(a, ir.Name) for a in o.args):
+        o = ir.Call(func=o.func, args=(), kwargs=o.kwargs, span=o.span)
+    if isinstance(o, ir.Name | ir.Call | ir.OneOf):
+        return print_expr(o)
+    return str(o)
+
+
 def count(source: str | Path | Program, cell: str | None = None) -> int:
     """Shorthand: the size of a cell's space, from a path, a program or ``.dpc`` text."""
     return as_space(source, cell).count()
@@ -199,4 +236,4 @@ def as_space(source: Any, cell: str | None) -> Space:
     return Space.from_text(source, cell)
 
 
-__all__ = ["Decisions", "Space", "as_space", "count"]
+__all__ = ["Decisions", "Space", "as_space", "count", "option_labels"]

@@ -270,3 +270,19 @@ def test_architectures_of_a_space_that_do_not_fit_are_warned_with_their_share():
     (d,) = check(load_text(big, "f.dpc"))
     assert d.severity == "warning" and "of 64 sampled architectures (about" in d.message
     assert "f.dpc:5:10: warning:" in d.render()
+
+
+def test_rates_that_read_only_padding_at_the_size_are_a_warning():
+    """On 16x16 features (the demo's), every rate of 16 and up is one computation."""
+    prog = load_text("let rates = {1, 6, 18, 21}\n"
+                     "cell c(x) {\n"
+                     "  a = sepconv(x, rate = (rates, 3))\n"
+                     "  b = conv(x, rate = 40)\n"
+                     "  d = conv(x, kernel = 3, rate = (2, 16))\n"
+                     "  return concat(a, b, d)\n"
+                     "}\n", "pad.dpc")
+    diags = check(prog, (16, 16))
+    assert [(d.severity, d.span.line) for d in diags] == [("warning", 3), ("warning", 5)]
+    assert "rates (h 18, 21) are at least the 16x16 feature map" in diags[0].message
+    assert "rates (w 16)" in diags[1].message  # a 1x1 conv (line 4) has no taps to lose
+    assert check(prog) == [] and check(prog, (64, 64)) == []

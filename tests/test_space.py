@@ -73,7 +73,7 @@ def test_huge_recursive_count_is_exact_and_fast():
     for _ in range(12):
         c = 3 + c * c
     assert n == c and n > 10**100
-    assert elapsed < 5  # generous: the benchmark tracks the real figure
+    assert elapsed < 10  # generous: the benchmark tracks the real figure
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from dpcdsl.ops._spec import (
@@ -160,6 +161,50 @@ def scale_rate(attrs: Attrs, scale: Any, output_stride: int) -> dict[str, Any]:
     if attrs["kernel"] == 1 or not attrs.get("atrous", True):
         return dict(attrs)
     return {**attrs, "rate": tuple(scale(r) for r in attrs["rate"])}
+
+
+def rate_at_size(attrs: Attrs, ins: list[Tensor]) -> dict[str, Any]:
+    """The rate of the same computation on this input: with SAME padding, a tap ``j *
+    rate`` away from the centre reads only padding once ``rate`` reaches the map's size
+    on that axis, so every such rate is the size; a 1x1 kernel has no rate at all."""
+    size = ins[0].size
+    if attrs["kernel"] == 1:
+        return {**attrs, "rate": (1, 1)}
+    if size is None:
+        return dict(attrs)
+    return {**attrs, "rate": tuple(min(r, n) for r, n in zip(attrs["rate"], size))}
+
+
+def _padding_rates(default_kernel: int) -> Callable[..., list[Problem]]:
+    """The ``validate`` rule of an atrous conv whose kernel defaults to
+    ``default_kernel``: :func:`_padding_rate_warning`."""
+    return functools.partial(_padding_rate_warning, default_kernel)
+
+
+def _padding_rate_warning(default_kernel: int, values: Mapping[str, list[Any]],
+                          size: Size | None) -> list[Problem]:
+    """A warning for rates that, on a map of ``size`` (as given to ``dpcc check
+    --size``, at the output stride the rates are written for), read only padding with
+    the outer taps: they are all the same computation, so a space holding several of
+    them holds the same architecture more than once."""
+    if size is None or all(k == 1 for k in values.get("kernel", [default_kernel])):
+        return []
+    over: dict[int, set[int]] = {0: set(), 1: set()}
+    for r in values.get("rate", []):
+        pair = (r, r) if isinstance(r, int) else tuple(r) * (2 if len(r) == 1 else 1)
+        for axis, (v, n) in enumerate(zip(pair, size)):
+            if isinstance(v, int) and v >= n:
+                over[axis].add(v)
+    if not over[0] and not over[1]:
+        return []
+    axes = " and ".join(f"{'hw'[a]} {', '.join(map(str, sorted(v)))}"
+                        for a, v in over.items() if v)
+    return [Problem("rate", f"rates ({axes}) are at least the {size[0]}x{size[1]} feature "
+                    "map: their outer taps read only zero padding, so each is the same "
+                    "computation as a rate equal to the map's size",
+                    hint="drop them, or check at the feature size the cell will see; a "
+                    "search at this size trains such architectures once",
+                    severity="warning")]
 
 
 def reference_window(crop: int, output_stride: int, grid: int) -> int:
@@ -402,6 +447,7 @@ BUILTIN: tuple[OpSpec, ...] = (
         "dense k x k atrous conv, then BN and ReLU",
         out=conv_out, weights=conv_weights, madds=dense_madds,
         label=lambda a: rate_label("conv", a), at_output_stride=scale_rate,
+        validate=_padding_rates(1), at_size=rate_at_size,
         projects=lambda a: a["kernel"] == 1, deeplab=CONV_JSON, color="#fde2c8",
         example="conv(x, kernel = 3, rate = (1, 2), channels = 6)",
     ),
@@ -414,6 +460,7 @@ BUILTIN: tuple[OpSpec, ...] = (
         "depthwise k x k atrous conv + BN + ReLU, then pointwise 1x1 conv + BN + ReLU",
         out=_sepconv_out, weights=sepconv_weights, madds=dense_madds,
         label=lambda a: rate_label("sepconv", a), at_output_stride=scale_rate,
+        validate=_padding_rates(3), at_size=rate_at_size,
         deeplab=SEPCONV_JSON, color="#fbd0a8",
         example="sepconv(x, kernel = 3, rate = (2, 1), channels = 6)",
     ),

@@ -86,6 +86,7 @@ class Problem:
     arg: str | None
     message: str
     hint: str | None = None
+    severity: str = "error"  # or "warning": legal, but likely not what was meant
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,10 @@ class OpSpec:
       another output stride; ``scale(rate)`` is the rate scaled by 16 / output stride;
     - ``validate(values, size) -> [Problem]``: checks across arguments; ``values`` maps
       each given argument to every value it can take in a space;
+    - ``at_size(attrs, ins) -> attrs``: the attributes of the same computation on inputs
+      of these (known) sizes, in one canonical form (an atrous conv's rate at least the
+      map's size reads only padding with its outer taps, so every such rate is one
+      computation); architectures equal after it are one architecture at that size;
     - ``passthrough``: the input unchanged in shape (dropout, identity);
     - ``gathers``: joins its inputs along channels (concat);
     - ``projects(attrs)``: can be a cell's final projection (a 1x1 conv);
@@ -142,6 +147,7 @@ class OpSpec:
     label: Callable[[Attrs], str] | None = None
     at_output_stride: Callable[[Attrs, Callable[[int], int], int], dict[str, Any]] | None = None
     validate: Callable[[Mapping[str, list[Any]], Size | None], list[Problem]] | None = None
+    at_size: Callable[[Attrs, list[Tensor]], dict[str, Any]] | None = None
     passthrough: bool = False
     gathers: bool = False
     projects: Callable[[Attrs], bool] | None = None

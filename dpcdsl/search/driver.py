@@ -3,7 +3,9 @@
 The driver alone writes the study (SQLite in the run folder by default, or any Optuna
 storage URL). Each trial records its cell's ``.dpc`` text, canonical hash, parameters,
 multiply-adds, mIOU, wall time, and any failure reason. A duplicate architecture is not
-trained again: its result is copied and the trial marked ``duplicate_of``. After a
+trained again: its result is copied and the trial marked ``duplicate_of``. Duplicates
+are found at the task's feature sizes (``same_as``, :func:`dpcdsl.rewrite.at_size`):
+cells that differ only in rates reading padding there are one computation. After a
 kill, ``resume`` continues the same study: finished trials stay, trials that were
 running are marked failed ("interrupted") and run again, and the budget counts finished
 trials only.
@@ -21,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import Trial, TrialState
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from dpcdsl import backends
 from dpcdsl.analysis import cost
@@ -30,6 +32,7 @@ from dpcdsl.errors import Diagnostic, DpcError, Span, did_you_mean
 from dpcdsl.printer import format_module
 from dpcdsl.program import standalone_text
 from dpcdsl.proxy import ensure_cache, fed, head_cell
+from dpcdsl.rewrite import at_size
 from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress, mode_for
@@ -74,6 +77,10 @@ class SearchConfig:
         """The settings given for the strategy, the task file's under the config's."""
         return {**task.strategy, **self.settings}
 
+
+#: the study attribute ``params`` of studies whose parameters are option labels (older
+#: ones hold option indices, and keep them on resume)
+LABELLED = "labels"
 
 #: draws in a row over the budget before a search gives up
 MAX_REJECTED = 1000
@@ -181,6 +188,7 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
         study.set_user_attr("task_file", str(Path(cfg.task_file).resolve()))
         study.set_user_attr("strategy", cfg.strategy)
         study.set_user_attr("identity", current)
+        study.set_user_attr("params", LABELLED)
     else:
         _check_resume(study, current, cfg.allow_changed)
         # a resumed strategy draws on from where the study is, not from its first draw
@@ -241,6 +249,7 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
         _rerun_interrupted(study)
     cache = ensure_cache(task, progress=mode_for(cfg.progress) == "bar")  # once, first
     budget = None if cfg.max_madds is None else _budget(cfg.max_madds, task, cache)
+    same = _same_key(task, cache)
     rejected = 0  # draws over the budget in a row
     executor = make_executor(cfg.executor, cfg.workers, cfg.timeout, cfg.gpus,
                              cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial)
@@ -258,7 +267,8 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                 while executor.busy < executor.slots and len(done) + len(pending) < cfg.trials:
                     trial = study.ask()
                     trial.set_user_attr("driver", driver_tag())
-                    outcome = _launch(trial, space, study, executor, task_json, cfg, budget)
+                    outcome = _launch(trial, space, study, executor, task_json, cfg, budget,
+                                      same)
                     rejected = rejected + 1 if outcome == "over budget" else 0
                     if rejected >= MAX_REJECTED:
                         raise _no_room(study, cfg.max_madds or 0)
@@ -278,23 +288,35 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     return study
 
 
-def suggest_cell(trial: Trial, space: Space) -> Any:
-    """The trial's cell: each choice point is an integer parameter named by its path,
-    suggested through the study's sampler."""
+def suggest_cell(trial: Trial, space: Space, labelled: bool = True) -> Any:
+    """The trial's cell: each choice point is a categorical parameter named by its path,
+    whose choices are the options' readable labels (``b0.op = sepconv(kernel = 3, ...)``,
+    ``b0.rate.h = 6``), suggested through the study's sampler. Studies from before
+    labels (``labelled=False``) keep their integer option indices."""
 
-    def choose(path: str, counts: list[int]) -> int:
+    def choose(path: str, counts: list[int], labels: list[str]) -> int:
         if len(counts) == 1:
             return 0
-        i = trial.suggest_int(path, 0, len(counts) - 1)
+        if labelled:
+            i = labels.index(trial.suggest_categorical(path, labels))
+        else:
+            i = trial.suggest_int(path, 0, len(counts) - 1)
         if counts[i] == 0:
-            raise DpcError.at(None, f"{path} = {i} is an empty option here")
+            raise DpcError.at(None, f"{path} = {labels[i]} is an empty option here")
         return i
 
-    return space.decide(choose)[0]
+    return space.decide(choose, labelled=True)[0]
 
 
 #: failure reasons that a second run of the same architecture would give again
 DETERMINISTIC = ("error: ", "diverged: ")
+
+
+def _as_trained(cell: Any, task: Task, cache: Any) -> tuple[Any, Any, Any]:
+    """The cell's head as the task trains it (at the backbone's output stride), with
+    the channels and sizes of the cached features that feed it."""
+    head = head_cell(cell, task)
+    return head, cache.in_channels(head, task), cache.sizes(head, task)
 
 
 def _budget(max_madds: int, task: Task, cache: Any) -> Callable[[Any], int | None]:
@@ -302,11 +324,25 @@ def _budget(max_madds: int, task: Task, cache: Any) -> Callable[[Any], int | Non
     the backbone's output stride) when they exceed ``max_madds``, else None."""
 
     def over(cell: Any) -> int | None:
-        head = head_cell(cell, task)
-        madds = cost(head, cache.in_channels(head, task), cache.sizes(head, task)).madds
+        madds = cost(*_as_trained(cell, task, cache)).madds
         return madds if madds > max_madds else None
 
     return over
+
+
+def _same_key(task: Task, cache: Any) -> Callable[[Any], str]:
+    """``key(cell)``: the hash of the computation the cell is at the task's feature
+    sizes (:func:`dpcdsl.rewrite.at_size`), so that architectures differing only in
+    rates that read padding there are trained once. A cell whose shapes do not fit
+    keeps its own hash (its trial fails and says why)."""
+
+    def key(cell: Any) -> str:
+        try:
+            return str(at_size(*_as_trained(cell, task, cache)).hash)
+        except DpcError:
+            return str(cell.hash)
+
+    return key
 
 
 def _no_room(study: optuna.Study, max_madds: int) -> DpcError:
@@ -320,13 +356,14 @@ def _no_room(study: optuna.Study, max_madds: int) -> DpcError:
 
 def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             task_json: dict[str, Any], cfg: SearchConfig,
-            budget: Callable[[Any], int | None] | None = None) -> str | None:
+            budget: Callable[[Any], int | None] | None = None,
+            same: Callable[[Any], str] | None = None) -> str | None:
     """Decide the trial's cell and start it; a duplicate, a cell over the budget or a
     pruned/failed local run is told at once (returns how it ended), else None (it is
     running)."""
 
     try:
-        cell = suggest_cell(trial, space)
+        cell = suggest_cell(trial, space, study.user_attrs.get("params") == LABELLED)
     except DpcError as e:
         trial.set_user_attr("failure", f"error: {e.diagnostics[0].message}")
         study.tell(trial, state=TrialState.FAIL)
@@ -344,8 +381,14 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             trial.set_user_attr("over_budget", madds)
             study.tell(trial, state=TrialState.FAIL)
             return "over budget"
+    key = cell.hash if same is None else same(cell)
+    trial.set_user_attr("same_as", key)
+
+    def equal(t: FrozenTrial) -> bool:  # the same computation at the task's sizes
+        return t.user_attrs.get("same_as", t.user_attrs.get("hash")) == key
+
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.user_attrs.get("hash") == cell.hash:
+        if equal(t):
             for key in ("miou", "params", "madds", "wall_s", "per_class_iou"):
                 if key in t.user_attrs:
                     trial.set_user_attr(key, t.user_attrs[key])
@@ -356,7 +399,7 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
         failure = str(t.user_attrs.get("failure", ""))
         # a cell that cannot be built, or diverges with this seed, fails the same way
         # again; a timeout or a dead worker may not
-        if t.user_attrs.get("hash") == cell.hash and failure.startswith(DETERMINISTIC) \
+        if equal(t) and failure.startswith(DETERMINISTIC) \
                 and not cfg.retry_failed:
             trial.set_user_attr("failure", failure)
             trial.set_user_attr("duplicate_of", t.number)

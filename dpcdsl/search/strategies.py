@@ -1,5 +1,7 @@
 """Search strategies as Optuna samplers. Parameter names are the space's choice paths
-(``b2.op``, ``b2.rate.h``), values are option indices.
+(``b2.op``, ``b2.rate.h``), values are the options' labels (``6``, ``b0``,
+``sepconv(kernel = 3, rate = (rates, rates))``); :func:`decisions_of` turns them back
+into option indices.
 
 - ``random``: uniform over whole architectures (:meth:`Space.sample`), not per choice.
 - ``ers``, the paper's efficient random search: the first ``warmup`` trials are uniform;
@@ -113,7 +115,8 @@ class ArchitectureSampler(BaseSampler):
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
-        return self._plans.get(trial.number, {}).get(param_name, 0)
+        index = self._plans.get(trial.number, {}).get(param_name, 0)
+        return param_distribution.to_external_repr(index)  # the label, or the index
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
@@ -121,6 +124,13 @@ class ArchitectureSampler(BaseSampler):
 
     def reseed_rng(self) -> None:
         self.rng = random.Random()
+
+
+def decisions_of(trial: FrozenTrial) -> Decisions:
+    """A trial's decisions (choice path -> option index), from its parameters: option
+    labels (categorical), or the indices themselves in studies from before labels."""
+    return {name: int(trial.distributions[name].to_internal_repr(value))
+            for name, value in trial.params.items()}
 
 
 def finished(study: optuna.Study) -> list[FrozenTrial]:
@@ -141,7 +151,7 @@ class ERSSampler(ArchitectureSampler):
             return super().propose(study)
         best = sorted(done, key=lambda t: t.value, reverse=True)[:self.top]  # type: ignore
         parent = self.rng.choice(best)
-        return self.space.mutate(parent.params, self.rng)[1]
+        return self.space.mutate(decisions_of(parent), self.rng)[1]
 
 
 class EvolutionSampler(ArchitectureSampler):
@@ -157,7 +167,7 @@ class EvolutionSampler(ArchitectureSampler):
         alive = done[-self.population:]  # aging: the most recent ones
         contenders = self.rng.sample(alive, min(self.tournament, len(alive)))
         parent = max(contenders, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
-        return self.space.mutate(parent.params, self.rng)[1]
+        return self.space.mutate(decisions_of(parent), self.rng)[1]
 
 
 def room_warning(name: str, trials: int, settings: Mapping[str, Any] | None = None

@@ -11,6 +11,7 @@ from dpcdsl import backends
 from dpcdsl.analysis import cost
 from dpcdsl.canonical import weights_of
 from dpcdsl.ops import OPS
+from dpcdsl.space import Space
 from tests.backends.conformance import (
     IN_CHANNELS,
     SIZES,
@@ -91,3 +92,36 @@ def test_a_backend_missing_hooks_is_named() -> None:
     with pytest.raises(DpcError, match="missing build, export_weights") as e:
         backends.check_contract(fake, "fake")
     assert "proxy_steps" in str(e.value) and "set_threads" in str(e.value)
+
+
+SIZED = sorted(op for op, spec in OPS.items() if spec.at_size is not None)
+
+
+def test_atrous_convs_have_a_rule_for_their_size() -> None:
+    assert {"conv", "sepconv"} <= set(SIZED)
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("op", SIZED)
+@pytest.mark.parametrize("rate", [(7, 2), (1, 9), (7, 12), (6, 8), (5, 7)])
+def test_the_size_rule_keeps_the_computation(op: str, rate: tuple[int, int],
+                                             name: str) -> None:
+    """``at_size``'s canonical form of a node computes the same outputs (same weights)
+    on inputs of that size: on the 6x8 probe map every rate of 6 and up on h (8 and up
+    on w) reads only padding beyond the centre tap, so it becomes 6 (8)."""
+    from dpcdsl.rewrite import at_size
+
+    cell = Space.from_text(f"cell probe(x, small) {{ return {op}(x, kernel = 3, rate = "
+                           f"({rate[0]}, {rate[1]}), channels = 6) }}").concrete()
+    sized = at_size(cell, IN_CHANNELS, SIZES)
+    node_rate = dict(sized.nodes[0].attrs)["rate"]
+    assert node_rate == (min(rate[0], 6), min(rate[1], 8))
+    assert (sized.hash == cell.hash) == (rate[0] <= 6 and rate[1] <= 8)
+    backend = backends.get(name)
+    weights, inputs = probe_weights(cell), probe_inputs(cell)
+    outputs = []
+    for c in (cell, sized):
+        module = backend.build(c, IN_CHANNELS, seed=0)
+        backend.import_weights(module, weights)
+        outputs.append(backend.forward(module, inputs))
+    np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)

@@ -92,6 +92,19 @@ def test_duplicates_are_not_trained_again(files, tmp_path):
         assert t.value == original.value and t.user_attrs["hash"] == original.user_attrs["hash"]
 
 
+def test_architectures_equal_at_the_task_feature_size_are_trained_once(files, tmp_path):
+    """A crop of 64 at output stride 16 gives 4x4 features, where rates 4, 8 and 12 read
+    only padding beyond the centre tap: three architectures, one computation."""
+    space, task = files("cell tiny(x, channels = 8) { return sepconv(x, rate = {4, 8, 12}) }")
+    study = search(SearchConfig(space, task, trials=6, run_dir=tmp_path / "run",
+                                progress=False))
+    trained = [t for t in study.trials if "duplicate_of" not in t.user_attrs]
+    assert len(trained) == 1
+    assert len({t.user_attrs["hash"] for t in study.trials}) > 1  # yet several were drawn
+    assert len({t.user_attrs["same_as"] for t in study.trials}) == 1
+    assert all(t.value == trained[0].value for t in study.trials)
+
+
 def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
     # a cell that raises (its pool grid is larger than the 4x4 features), one worker that
     # dies on every attempt, and a run whose loss diverges

@@ -12,8 +12,13 @@ import pytest
 
 from dpcdsl.errors import DpcError
 from dpcdsl.search.driver import suggest_cell
-from dpcdsl.search.strategies import STRATEGIES, ArchitectureSampler, make_sampler
-from dpcdsl.space import Space
+from dpcdsl.search.strategies import (
+    STRATEGIES,
+    ArchitectureSampler,
+    decisions_of,
+    make_sampler,
+)
+from dpcdsl.space import Space, option_labels
 from tests.conftest import EXAMPLES
 
 SPACE = Space.from_file(EXAMPLES / "dpc_paper.dpc")
@@ -27,7 +32,8 @@ def best_after(strategy: str, seed: int, budget: int = 120) -> float:
     for _ in range(budget):
         trial = study.ask()
         suggest_cell(trial, SPACE)
-        score = sum(trial.params.get(p) == v for p, v in PLANTED.items())
+        chosen = decisions_of(study._storage.get_trial(trial._trial_id))
+        score = sum(chosen.get(p) == v for p, v in PLANTED.items())
         study.tell(trial, score)
     return float(study.best_value)
 
@@ -65,7 +71,34 @@ def test_trial_params_are_the_choice_paths_and_decode():
     trial = study.ask()
     cell = suggest_cell(trial, SPACE)
     assert "b0.op" in trial.params and "b4.input" in trial.params
-    assert SPACE.decode(trial.params) == cell
+    frozen = study._storage.get_trial(trial._trial_id)
+    assert SPACE.decode(decisions_of(frozen)) == cell
+
+
+def test_trial_params_carry_readable_option_labels():
+    """What Optuna's plots and optuna-dashboard show: the options as the space writes
+    them, not their indices."""
+    study = optuna.create_study(sampler=make_sampler("random", SPACE, 0))
+    for _ in range(40):
+        trial = study.ask()
+        suggest_cell(trial, SPACE)
+        study.tell(trial, 0.0)
+    dists = study.trials[-1].distributions
+    ops = {t.params["b1.op"] for t in study.trials if "b1.op" in t.params}
+    assert dists["b0.op"].choices == ("conv(kernel = 1)",
+                                      "sepconv(kernel = 3, rate = (rates, rates))",
+                                      "pool(grid = (grids, grids))")
+    assert ops <= set(dists["b0.op"].choices) and len(ops) > 1
+    assert dists["b3.input"].choices == ("x", "b0", "b1", "b2")
+    rates = next(t.distributions["b0.rate.h"] for t in study.trials
+                 if "b0.rate.h" in t.params)
+    assert rates.choices == ("1", "3", "6", "9", "12", "15", "18", "21")
+
+
+def test_option_labels_keep_equal_texts_apart():
+    assert option_labels([1, 2.5, True, "paper", (1, 2)]) == ["1", "2.5", "true", "paper",
+                                                              "(1, 2)"]
+    assert option_labels(["b0", "b0"]) == ["b0 #0", "b0 #1"]
 
 
 def test_unknown_strategy_says_did_you_mean():
