@@ -445,6 +445,10 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            setting: Annotated[list[str] | None, typer.Option(
                "--setting", help="a strategy setting KEY=VALUE, e.g. population=8 (see "
                                  "docs/search.md; over the task file's [strategy])")] = None,
+           prune_setting: Annotated[list[str] | None, typer.Option(
+               "--prune-setting", help="a pruner setting KEY=VALUE, e.g. startup=10 (see "
+                                       "docs/search.md; over the task file's [pruner])")
+                                    ] = None,
            retry_failed: Annotated[bool, typer.Option(
                "--retry-failed", help="train again an architecture that failed to build "
                                       "or diverged before (default: reuse its failure)")
@@ -468,7 +472,8 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        allow_changed=tuple(a.value for a in allow_changed or ()),
                        max_madds=None if max_madds is None else parse_count(max_madds),
                        retry_failed=retry_failed,
-                       settings=parse_settings(setting or []))
+                       settings=parse_settings(setting or []),
+                       prune_settings=parse_settings(prune_setting or []))
     warning = room_warning(strategy.value, trials, cfg.strategy_settings(load_task(task)))
     if warning:
         err.print(f"warning: {warning}", markup=False)

@@ -228,8 +228,14 @@ def count(source: str | Path | Program, cell: str | None = None) -> int:
 
 
 def as_space(source: Any, cell: str | None) -> Space:
+    """A space from a program, a ``.dpc`` path, ``.dpc`` text, or the name of a head of
+    the library (``"lraspp"``: :mod:`dpcdsl.heads`)."""
     if isinstance(source, Program):
         return Space(source, cell)
+    if isinstance(source, str) and source.isidentifier():  # no .dpc text is one word
+        from dpcdsl import heads
+
+        return Space.from_file(heads.path(source), cell)
     if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".dpc")
                                     and "\n" not in source):
         return Space.from_file(source, cell)

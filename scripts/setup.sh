@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Set up a development environment in .venv: graphviz (for pictures), PyTorch, then
-# the package with its test extras. Safe to run again.
+# Set up a development environment in .venv: graphviz (for pictures) and Chromium (for
+# the report's browser test), PyTorch, then the package with its test extras. Safe to
+# run again.
 #
 # PyTorch and torchvision are installed on their own first, as TORCH_SPEC (default
 # "torch==2.14.1 torchvision==0.29.1", a build that timm and segmentation-models-pytorch
@@ -9,11 +10,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v dot >/dev/null 2>&1; then
+# Debian's packages: graphviz draws cells; chromium and its driver run the report's
+# browser test
+missing=()
+command -v dot >/dev/null 2>&1 || missing+=(graphviz)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"
   $SUDO apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq graphviz >/dev/null
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
 PY=${PYTHON:-python3}

@@ -76,3 +76,23 @@ def test_compile_without_in_channels_names_the_input() -> None:
     assert "in_channels={'context': 256, 'low': 256}" in str(e.value)
     with pytest.raises(DpcError, match="in_channels is needed"):
         dpcdsl.emit("cell one(x) { return conv(x) }")
+
+
+def test_compile_and_the_model_take_a_path_or_a_head_name() -> None:
+    """A head of the library by name is its file; an unknown name says what is near."""
+    from dpcdsl_torch import SegmentationModel, TinyBackbone
+
+    by_name = dpcdsl.emit("lraspp", backend="torch", in_channels={"low": 40, "high": 960})
+    by_path = dpcdsl.emit(EXAMPLES / "heads" / "lraspp.dpc", backend="torch",
+                          in_channels={"low": 40, "high": 960})
+    assert by_name == by_path
+    with pytest.raises(DpcError, match="no head named 'lrasp' in the library. Did you mean 'lraspp'"):
+        dpcdsl.compile("lrasp", backend="torch", in_channels=8)
+    path = EXAMPLES / "dpc_cityscapes.dpc"
+    cell = dpcdsl.Space.from_file(path).concrete()
+    models = [SegmentationModel(TinyBackbone(output_stride=16), c, num_classes=3, seed=0)
+              for c in (cell, path, str(path))]
+    states = [m.head.state_dict() for m in models]  # the head, built with its seed
+    for s in states[1:]:
+        assert s.keys() == states[0].keys()
+        assert all(torch.equal(s[k], states[0][k]) for k in s)

@@ -23,6 +23,7 @@ from dpcdsl.data.formats import IMAGENET, Normalisation
 from dpcdsl.data.task import input_strides
 from dpcdsl.errors import DpcError
 from dpcdsl.rewrite import at_output_stride
+from dpcdsl.space import as_space
 from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build
 
 OUTPUT_STRIDES = (8, 16)
@@ -174,8 +175,8 @@ class SegmentationModel(nn.Module):
     ``align_corners`` as the DeepLab reference (True) or PyTorch's default (False).
     """
 
-    def __init__(self, backbone: Backbone, cell: ir.Cell, num_classes: int,
-                 decoder: ir.Cell | None = None, seed: int = 0,
+    def __init__(self, backbone: Backbone, cell: ir.Cell | str | Path, num_classes: int,
+                 decoder: ir.Cell | str | Path | None = None, seed: int = 0,
                  bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS,
                  strides: Sequence[int] | None = None, align_corners: bool = True) -> None:
         super().__init__()
@@ -188,6 +189,10 @@ class SegmentationModel(nn.Module):
                               "output_stride")
         self.backbone = backbone
         self.align_corners = align_corners
+        # a path, .dpc text or a head's name stands for its one architecture
+        cell = cell if isinstance(cell, ir.Cell) else as_space(cell, None).concrete()
+        if decoder is not None and not isinstance(decoder, ir.Cell):
+            decoder = as_space(decoder, None).concrete()
         wiring = input_strides(cell.name, cell.inputs, strides, backbone.output_stride,
                                cell.span, cell.strides)
         self.levels = [backbone.level(s) for s in wiring.values()]

@@ -165,6 +165,9 @@ class Task(_Section):
     # settings of the search strategy (dpcdsl.search.strategies.SETTINGS), e.g.
     # [strategy] population = 8; dpcc search --setting overrides them
     strategy: dict[str, int | float] = {}
+    # settings of the pruner (dpcdsl.search.strategies.PRUNERS), e.g. [pruner]
+    # startup = 10; dpcc search --prune-setting overrides them
+    pruner: dict[str, int | float] = {}
     cache_dir: Path = Path(".dpcdsl-cache")
     file: Annotated[str, Field(exclude=True)] = "<task>"
 

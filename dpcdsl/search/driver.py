@@ -36,7 +36,14 @@ from dpcdsl.rewrite import at_size
 from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress, mode_for
-from dpcdsl.search.strategies import SETTINGS, STRATEGIES, make_sampler, settings_for
+from dpcdsl.search.strategies import (
+    PRUNERS,
+    SETTINGS,
+    STRATEGIES,
+    make_pruner,
+    make_sampler,
+    settings_for,
+)
 from dpcdsl.search.study import STUDY, counted, driver_tag, open_storage, orphaned, run_lock
 from dpcdsl.space import Space
 
@@ -73,9 +80,17 @@ class SearchConfig:
     # [strategy] table
     settings: dict[str, Any] = field(default_factory=dict)
 
+    # the pruner's settings (dpcdsl.search.strategies.PRUNERS), over the task file's
+    # [pruner] table
+    prune_settings: dict[str, Any] = field(default_factory=dict)
+
     def strategy_settings(self, task: Task) -> dict[str, Any]:
         """The settings given for the strategy, the task file's under the config's."""
         return {**task.strategy, **self.settings}
+
+    def pruner_settings(self, task: Task) -> dict[str, Any]:
+        """The settings given for the pruner, the task file's under the config's."""
+        return {**task.pruner, **self.prune_settings}
 
 
 #: the study attribute ``params`` of studies whose parameters are option labels (older
@@ -84,9 +99,6 @@ LABELLED = "labels"
 
 #: draws in a row over the budget before a search gives up
 MAX_REJECTED = 1000
-
-
-PRUNERS = ("none", "median", "asha")
 
 
 def _check_names(cfg: SearchConfig) -> None:
@@ -104,16 +116,6 @@ def _check_names(cfg: SearchConfig) -> None:
                               hint=f"leave --{what.replace('_', '-')} out for no limit")
 
 
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    if name == "none":
-        return optuna.pruners.NopPruner()
-    if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
-    if name == "asha":
-        return optuna.pruners.SuccessiveHalvingPruner()
-    raise DpcError.at(None, f"unknown pruner '{name}'", hint=", ".join(PRUNERS))
-
-
 def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[str, str]:
     """What defines a search, so that a resume can be checked against it: the space's
     canonical text (with what it imports), the task's content, strategy, pruner, seed
@@ -125,18 +127,23 @@ def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[
     program = space.program
     sources = [format_module(program.module)] + [
         text for file, text in sorted(program.sources.items()) if file != program.file]
-    task_data = task.model_dump(mode="json", exclude={"file", "cache_dir"})
+    # the strategy's and the pruner's settings count under their own keys
+    task_data = task.model_dump(mode="json", exclude={"file", "cache_dir", "strategy",
+                                                      "pruner"})
     out = {"space": digest("\n".join([space.name, *sources])),
            "task": digest(json.dumps(task_data, sort_keys=True)),
            "strategy": cfg.strategy, "prune": cfg.prune, "seed": str(cfg.seed),
            "backend": backend}
     if cfg.max_madds is not None:
         out["max_madds"] = str(cfg.max_madds)
-    defaults = SETTINGS.get(cfg.strategy, {})
-    changed = {k: v for k, v in settings_for(cfg.strategy, cfg.strategy_settings(task)).items()
-               if v != defaults.get(k)}
-    if changed:  # left out at the defaults, so studies from before settings still resume
-        out["strategy"] += " " + json.dumps(changed, sort_keys=True)
+    for key, name, table, given in (
+            ("strategy", cfg.strategy, SETTINGS, cfg.strategy_settings(task)),
+            ("prune", cfg.prune, PRUNERS, cfg.pruner_settings(task))):
+        defaults = table.get(name, {})
+        changed = {k: v for k, v in settings_for(name, given, table, key).items()
+                   if v != defaults.get(k)}
+        if changed:  # left out at the defaults, so studies from before settings resume
+            out[key] += " " + json.dumps(changed, sort_keys=True)
     return out
 
 
@@ -163,7 +170,7 @@ def _check_resume(study: optuna.Study, current: dict[str, str],
 
 
 def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
-                settings: dict[str, Any]) -> optuna.Study:
+                settings: dict[str, Any], prune_settings: dict[str, Any]) -> optuna.Study:
     url = open_storage(cfg.run_dir, cfg.storage)
     names = [s.study_name for s in optuna.get_all_study_summaries(url)] \
         if cfg.storage or (cfg.run_dir / "study.db").exists() else []
@@ -177,7 +184,7 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
                                     load_if_exists=cfg.resume, direction="maximize",
                                     sampler=make_sampler(cfg.strategy, space, cfg.seed,
                                                          settings),
-                                    pruner=make_pruner(cfg.prune))
+                                    pruner=make_pruner(cfg.prune, prune_settings))
     except optuna.exceptions.DuplicatedStudyError:  # another driver created it just now
         raise DpcError.at(None, f"the storage of {cfg.run_dir} already holds a search "
                           "(another driver started it at the same moment)",
@@ -229,6 +236,7 @@ def search(cfg: SearchConfig) -> optuna.Study:
     _check_names(cfg)  # every option, before anything is written
     if cfg.strategy in SETTINGS:
         settings_for(cfg.strategy, cfg.strategy_settings(task))
+    settings_for(cfg.prune, cfg.pruner_settings(task), PRUNERS, "pruner")
     task = fed(space.cell_def, task)  # the task feeds every input of the space's cells
     # the trials' backend, resolved once here, so that a worker loads that one alone
     trainer = backends.resolve(task.backend, "proxy_steps").name
@@ -239,7 +247,7 @@ def search(cfg: SearchConfig) -> optuna.Study:
 
 def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna.Study:
     study = _open_study(cfg, space, identity(cfg, space, task, trainer),
-                        cfg.strategy_settings(task))
+                        cfg.strategy_settings(task), cfg.pruner_settings(task))
     # the task as this run uses it, paths resolved: report and rerank read it from the
     # run folder, wherever they are started
     (cfg.run_dir / "space.dpc").write_text(standalone_text(space.program))

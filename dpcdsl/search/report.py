@@ -1,45 +1,72 @@
-"""What a search leaves in its run folder: ``best.dpc``, ``best.svg``,
-``leaderboard.csv`` and a self-contained ``report.html`` (the leaderboard, the graphs of
-the top cells as inline SVG, and matplotlib plots: best-so-far mIOU against trials and
-against time, and mIOU against multiply-adds with the Pareto front)."""
+"""What a search leaves in its run folder: ``best.dpc``, ``best.svg``, ``best/`` (the
+text of the best cells), ``leaderboard.csv`` (every trial that used budget, with its
+state, scores and per-class IoU) and ``report.html``.
+
+The report is one file that works offline and stays small for searches of tens of
+thousands of trials: the trials travel once, as a compact JSON block, and a short
+script draws the plots on canvases (a label under the pointer, a click opens the trial)
+and pages and sorts the leaderboard. Sections: progress against trials and against
+search time (idle gaps between runs left out), Pareto fronts of mIOU against
+multiply-adds and parameters, learning curves of the top trials, the leaderboard, the
+options the best trials share, the graphs of the top cells, re-ranking, and the failed
+and pruned trials with their reasons.
+"""
 
 from __future__ import annotations
 
 import csv
 import html
-import io
+import json
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial
 
 from dpcdsl._files import load_json
 from dpcdsl.errors import DpcError, Span
 from dpcdsl.graph import render, to_svg
+from dpcdsl.search.summary import (
+    STATES,
+    TOP_SHARE,
+    SearchClock,
+    choice_shares,
+    curve,
+    failures,
+    leaderboard,
+    pareto,
+    reason_of,
+    state_of,
+)
+from dpcdsl.search.summary import ranked as _ranked
 from dpcdsl.space import Space
 
-COLUMNS = ("rank", "trial", "miou", "params", "madds", "wall_s", "hash", "duplicate_of",
-           "cell")
+#: the best distinct cells written to ``best/`` and carried as text in the report
+BEST_FILES = 50
+#: the top cells drawn as graphs in the report, and the trials with learning curves
+GRAPHS = 5
+CURVES = 10
+#: below this many re-ranked cells a rank correlation says little
+MIN_RANKS = 10
+
+COLUMNS = ("rank", "trial", "state", "miou", "params", "madds", "wall_s", "search_h",
+           "hash", "same_as", "duplicate_of", "reason", "cell_file")
+
+__all__ = ["COLUMNS", "pareto", "ranked", "rebuild", "report_html", "write_outputs"]
 
 
 def ranked(study: optuna.Study) -> list[FrozenTrial]:
-    done = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None]
-    return sorted(done, key=lambda t: (-float(t.value or 0), t.number))
+    """The study's finished trials with a score, best first."""
+    return _ranked(study.get_trials(deepcopy=False))
 
 
 def write_outputs(study: optuna.Study, run_dir: Path) -> None:
-    """best.dpc, best.svg, leaderboard.csv and report.html in ``run_dir``."""
-    rows = ranked(study)
-    with open(run_dir / "leaderboard.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(COLUMNS)
-        for rank, t in enumerate(rows, 1):
-            a = t.user_attrs
-            w.writerow([rank, t.number, f"{t.value:.3f}", a.get("params"), a.get("madds"),
-                        f"{a.get('wall_s') or 0:.2f}", a.get("hash"), a.get("duplicate_of", ""),
-                        a.get("cell", "")])
+    """best.dpc, best.svg, best/, leaderboard.csv and report.html in ``run_dir``."""
+    trials = study.get_trials(deepcopy=False)
+    rows = _ranked(trials)
+    files = _best_files(rows, run_dir)
+    _write_csv(trials, files, run_dir / "leaderboard.csv")
     if rows:
         best = rows[0]
         cell = Space.from_text(best.user_attrs["cell"]).concrete()
@@ -53,64 +80,135 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> None:
     (run_dir / "report.html").write_text(report_html(study, rows, run_dir))
 
 
-def _plot(fig: Any) -> str:
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    text = buf.getvalue()
-    return text[text.index("<svg"):]
+def _distinct(rows: list[FrozenTrial]) -> list[FrozenTrial]:
+    return [t for t in rows if "duplicate_of" not in t.user_attrs]
 
 
-def plots(study: optuna.Study, rows: list[FrozenTrial]) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    done = sorted(rows, key=lambda t: t.number)
-    if not done:
-        return []
-    out = []
-    start = min(t.datetime_start for t in done if t.datetime_start)  # type: ignore[type-var]
-    order = sorted(done, key=lambda t: t.datetime_complete or t.datetime_start)  # type: ignore
-    for x_of, label in ((lambda i, t: i + 1, "finished trials"),
-                        (lambda i, t: ((t.datetime_complete or start) - start)
-                         .total_seconds() / 60, "minutes")):
-        xs, best, top = [], [], float("-inf")
-        for i, t in enumerate(order):
-            top = max(top, float(t.value or 0))
-            xs.append(x_of(i, t))
-            best.append(top)
-        fig, ax = plt.subplots(figsize=(5, 3.2))
-        ax.step(xs, best, where="post")
-        ax.scatter(xs, [float(t.value or 0) for t in order], s=8, alpha=0.5)
-        ax.set_xlabel(label)
-        ax.set_ylabel("best mIOU so far")
-        ax.grid(alpha=0.3)
-        out.append(_plot(fig))
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    pts = [(t.user_attrs.get("madds", 0) / 1e9, float(t.value or 0)) for t in done]
-    ax.scatter([p[0] for p in pts], [p[1] for p in pts], s=10, alpha=0.6, label="trials")
-    front = pareto(pts)
-    ax.plot([p[0] for p in front], [p[1] for p in front], "r-o", ms=4, label="Pareto front")
-    ax.set_xlabel("multiply-adds (B)")
-    ax.set_ylabel("mIOU")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    out.append(_plot(fig))
+def _best_files(rows: list[FrozenTrial], run_dir: Path) -> dict[int, str]:
+    """The text of the best distinct cells, one file each in ``best/`` (stale ones
+    removed); returns trial number -> path relative to the run folder."""
+    folder = run_dir / "best"
+    folder.mkdir(exist_ok=True)
+    out = {}
+    for rank, t in enumerate(_distinct(rows)[:BEST_FILES], 1):
+        name = f"best/trial-{t.number}.dpc"
+        (run_dir / name).write_text(f"# rank {rank} of the distinct finished cells: mIOU "
+                                    f"{t.value:.2f} (trial {t.number})\n" + t.user_attrs["cell"])
+        out[t.number] = name
+    for old in folder.glob("trial-*.dpc"):
+        if f"best/{old.name}" not in out.values():
+            old.unlink()
     return out
 
 
-def pareto(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    """The points no other point beats on both cost (lower) and score (higher)."""
-    front, best = [], float("-inf")
-    for cost, score in sorted(points, key=lambda p: (p[0], -p[1])):
-        if score > best:
-            front.append((cost, score))
-            best = score
-    return front
+def _write_csv(trials: list[FrozenTrial], files: dict[int, str], path: Path) -> None:
+    clock = SearchClock(trials)
+    rows, _ = leaderboard(trials, clock)
+    classes = max((len(t.user_attrs.get("per_class_iou") or []) for t in rows), default=0)
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow([*COLUMNS, *(f"iou_{c}" for c in range(classes))])
+        for rank, t in enumerate(rows, 1):
+            a, done = t.user_attrs, state_of(t) in ("complete", "duplicate")
+            iou = list(a.get("per_class_iou") or [])
+            iou += [None] * (classes - len(iou))  # every row as wide as the header
+            w.writerow([rank if done else "", t.number, state_of(t),
+                        f"{t.value:.3f}" if done and t.value is not None else "",
+                        a.get("params", ""), a.get("madds", ""), f"{a.get('wall_s') or 0:.2f}",
+                        f"{clock.at(t.datetime_complete) / 3600:.4f}", a.get("hash", ""),
+                        a.get("same_as", ""), a.get("duplicate_of", ""),
+                        "" if done else reason_of(t), files.get(t.number, ""),
+                        *("" if v is None else f"{v:.2f}" for v in iou)])
+
+
+# ------------------------------------------------------------------ the page
+def _asset(name: str) -> str:
+    return resources.files("dpcdsl.search").joinpath(name).read_text(encoding="utf-8")
+
+
+def _link(number: int) -> str:
+    return f"<a class='trial' href='#leaderboard' data-trial='{number}'>#{number}</a>"
+
+
+def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTrial],
+            clock: SearchClock) -> list[str]:
+    e, attrs = html.escape, study.user_attrs
+    states = [state_of(t) for t in trials if t.state.is_finished()]
+    fails = failures(trials)
+    budget = (f" {fails.over_budget} drawn over the multiply-add budget of "
+              f"{int(attrs['identity']['max_madds']) / 1e9:.3g}B, not trained."
+              if fails.over_budget and "max_madds" in attrs.get("identity", {}) else "")
+    rate = len(rows) / (clock.total / 3600) if clock.total > 0 else 0.0
+    best = (f" Best: mIOU <b>{rows[0].value:.2f}</b> ({_link(rows[0].number)})."
+            if rows else " <b>No trial finished.</b>")
+    return [
+        f"<h1>Search: {e(str(attrs.get('cell', '')))}</h1>",
+        f"<p>Space <code>{e(str(attrs.get('space_file', '')))}</code>, task "
+        f"<code>{e(str(attrs.get('task_file', '')))}</code>, strategy "
+        f"<b>{e(str(attrs.get('strategy', '')))}</b>. {len(rows)} finished trials "
+        f"({states.count('duplicate')} of them duplicates, trained once), "
+        f"{states.count('failed') - fails.over_budget - fails.interrupted} failed, "
+        f"{states.count('pruned')} pruned.{budget} Search time {clock.total / 3600:.2f} h "
+        f"(idle time between runs left out), {rate:.0f} finished trials an hour.{best}</p>",
+        "<nav><a href='#progress'>progress</a> · <a href='#pareto'>Pareto fronts</a> · "
+        "<a href='#curves'>learning curves</a> · <a href='#leaderboard'>leaderboard</a> · "
+        "<a href='#choices'>choices</a> · <a href='#cells'>top cells</a> · "
+        "<a href='#failures'>failures</a></nav>",
+    ]
+
+
+def _fronts(rows: list[FrozenTrial]) -> tuple[dict[str, list[int]], list[str]]:
+    out, parts = {}, []
+    for key, what in (("madds", "multiply-adds"), ("params", "parameters")):
+        front = pareto([(float(t.user_attrs[key]), float(t.value or 0), t.number)
+                        for t in _distinct(rows) if t.user_attrs.get(key) is not None])
+        out[key] = [n for _, _, n in front]
+        parts.append(f"<p>Front against {what}: " + (", ".join(
+            f"{_link(n)} ({score:.1f} at {cost / 1e9 if key == 'madds' else cost / 1e6:.3g}"
+            f"{'B' if key == 'madds' else 'M'})" for cost, score, n in front) or "none") + "</p>")
+    return out, parts
+
+
+def _choices(rows: list[FrozenTrial]) -> list[str]:
+    k, shares = choice_shares(rows)
+    if not shares:
+        return ["<p>No finished trial yet.</p>"]
+    e = html.escape
+    out = [f"<p>How often each option is taken among the best {k} distinct finished trials "
+           f"(the top {TOP_SHARE:.0%}) against all of them; options that the best trials "
+           "take more often come first.</p><table class='compact'><tr><th>choice</th>"
+           "<th>option</th><th>top</th><th>all</th></tr>"]
+    for s in shares:
+        out.append(f"<tr><td>{e(s.group)}</td><td>{e(s.option)}</td><td>{s.top:.0f}%</td>"
+                   f"<td>{s.all:.0f}%</td></tr>")
+    out.append("</table>")
+    return out
+
+
+def _cells(rows: list[FrozenTrial]) -> list[str]:
+    out = []
+    for rank, t in enumerate(_distinct(rows)[:GRAPHS], 1):
+        try:
+            svg = to_svg(Space.from_text(t.user_attrs["cell"]).concrete())
+            svg = svg[svg.index("<svg"):]
+        except DpcError as err:
+            svg = f"<p>{html.escape(err.render())}</p>"
+        out.append(f"<h3 id='cell-{t.number}'>#{rank}: trial {t.number}, mIOU {t.value:.2f}"
+                   f"</h3><details><summary>cell text</summary><pre>"
+                   f"{html.escape(t.user_attrs['cell'])}</pre></details>{svg}")
+    return out or ["<p>No finished trial yet.</p>"]
+
+
+def _failures(trials: list[FrozenTrial]) -> list[str]:
+    fails, e = failures(trials), html.escape
+    if not fails.groups:
+        return ["<p>None.</p>"]
+    out = ["<table><tr><th>trials</th><th>reason</th><th>e.g.</th></tr>"]
+    for reason, n, numbers in fails.groups:
+        shown = ", ".join(_link(k) for k in numbers[:8]) + (" ..." if n > 8 else "")
+        out.append(f"<tr><td>{n}</td><td>{e(reason)}</td><td>{shown}</td></tr>")
+    out.append("</table>")
+    return out
 
 
 def _rerank_section(run_dir: Path | None) -> list[str]:
@@ -122,67 +220,73 @@ def _rerank_section(run_dir: Path | None) -> list[str]:
         raise DpcError.at(Span(file=str(path)), "the re-ranking record is damaged: it holds "
                           "no re-ranking", hint=f"remove {path}, or run dpcc rerank again")
     how = "end to end" if data["end_to_end"] else f"on the proxy task for {data['steps']} steps"
-    out = [f"<h2>Re-ranking</h2><p>The top {len(data['rows'])} cells trained {how}. "
-           f"Spearman rank correlation between proxy and re-ranked mIOU: "
-           f"<b>{data['spearman']:.3f}</b>.</p><table><tr><th>trial</th><th>proxy mIOU</th>"
-           "<th>re-ranked mIOU</th><th>new rank</th></tr>"]
+    k = len(data["rows"])
+    warn = (f" <b>Warning:</b> a rank correlation over K = {k} cells says little; re-rank "
+            f"at least {MIN_RANKS} (dpcc rerank --top {MIN_RANKS})." if k < MIN_RANKS else "")
+    out = [f"<h2 id='rerank'>Re-ranking</h2><p>The top {k} cells trained {how}. "
+           f"Spearman rank correlation between proxy and re-ranked mIOU over K = {k}: "
+           f"<b>{data['spearman']:.3f}</b>.{warn}</p><table><tr><th>trial</th><th>proxy mIOU"
+           "</th><th>re-ranked mIOU</th><th>new rank</th></tr>"]
     order = sorted(data["rows"], key=lambda r: -r["rerank_miou"])
     for r in data["rows"]:
-        out.append(f"<tr><td>{r['trial']}</td><td>{r['proxy_miou']:.2f}</td>"
+        out.append(f"<tr><td>{_link(r['trial'])}</td><td>{r['proxy_miou']:.2f}</td>"
                    f"<td>{r['rerank_miou']:.2f}</td><td>{order.index(r) + 1}</td></tr>")
     out.append("</table>")
     return out
 
 
+def _data(trials: list[FrozenTrial], rows: list[FrozenTrial], clock: SearchClock,
+          front: dict[str, list[int]]) -> str:
+    board, cols = leaderboard(trials, clock)
+    classes = max((len(v) for v in cols["iou"]), default=0)
+    data: dict[str, Any] = {
+        "states": STATES, "cols": cols, "front": front,
+        "classes": [f"IoU {c}" for c in range(classes)],
+        "cells": {t.number: t.user_attrs["cell"] for t in _distinct(rows)[:BEST_FILES]},
+        "reasons": {t.number: reason_of(t) for t in board
+                    if state_of(t) in ("failed", "pruned")},
+        "curves": [{"trial": t.number, "evals": curve(t.user_attrs.get("evals"))}
+                   for t in _distinct(rows)[:CURVES]],
+    }
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return text.replace("</", "<\\/")  # never ends the script block early
+
+
 def report_html(study: optuna.Study, rows: list[FrozenTrial],
                 run_dir: Path | None = None) -> str:
-    e = html.escape
-    attrs = study.user_attrs
     trials = study.get_trials(deepcopy=False)
-    over = [t for t in trials if "over_budget" in t.user_attrs]
-    failed = [t for t in trials if t.state == TrialState.FAIL and t not in over]
-    budget = (f" {len(over)} drawn over the multiply-add budget of "
-              f"{int(attrs['identity']['max_madds']) / 1e9:.3g}B, not trained."
-              if over and "max_madds" in attrs.get("identity", {}) else "")
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>dpcdsl search</title>",
-        "<style>body{font-family:Helvetica,Arial,sans-serif;margin:2em;max-width:1100px}"
-        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:3px 8px;"
-        "vertical-align:top;font-size:13px}pre{margin:0;font-size:12px}"
-        ".plots svg,.cells svg{max-width:100%;height:auto}</style></head><body>",
-        f"<h1>Search: {e(str(attrs.get('cell', '')))}</h1>",
-        f"<p>Space <code>{e(str(attrs.get('space_file', '')))}</code>, task "
-        f"<code>{e(str(attrs.get('task_file', '')))}</code>, strategy "
-        f"<b>{e(str(attrs.get('strategy', '')))}</b>. {len(rows)} finished trials, "
-        f"{len(failed)} failed.{budget}</p>",
-        "<h2>Progress</h2><div class='plots'>", *plots(study, rows), "</div>",
-        "<h2>Leaderboard</h2><table><tr><th>rank</th><th>trial</th><th>mIOU</th>"
-        "<th>params</th><th>MAdds</th><th>cell</th></tr>",
-    ]
-    for rank, t in enumerate(rows[:50], 1):
-        a = t.user_attrs
-        dup = f" (= trial {a['duplicate_of']})" if "duplicate_of" in a else ""
-        parts.append(f"<tr><td>{rank}</td><td>{t.number}{dup}</td><td>{t.value:.2f}</td>"
-                     f"<td>{a.get('params', 0):,}</td><td>{a.get('madds', 0) / 1e9:.2f}B</td>"
-                     f"<td><pre>{e(a.get('cell', ''))}</pre></td></tr>")
-    parts.append("</table><h2>The top cells</h2><div class='cells'>")
-    for rank, t in enumerate(rows[:5], 1):
-        try:
-            svg = to_svg(Space.from_text(t.user_attrs["cell"]).concrete())
-            svg = svg[svg.index("<svg"):]
-        except DpcError as err:
-            svg = f"<p>{e(err.render())}</p>"
-        parts.append(f"<h3>#{rank}: trial {t.number}, mIOU {t.value:.2f}</h3>{svg}")
-    parts.append("</div>")
-    parts += _rerank_section(run_dir)
-    if failed:
-        parts.append("<h2>Failed trials</h2><table><tr><th>trial</th><th>reason</th></tr>")
-        for t in failed:
-            reason = t.user_attrs.get("failure", "interrupted; run again")
-            parts.append(f"<tr><td>{t.number}</td><td>{e(str(reason))}</td></tr>")
-        parts.append("</table>")
-    parts.append("</body></html>")
-    return "\n".join(parts)
+    clock = SearchClock(trials)
+    front, front_text = _fronts(rows)
+    plots = "<div class='plots'>{}</div>".format
+    return "\n".join([
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>dpcdsl search: {html.escape(str(study.user_attrs.get('cell', '')))}</title>",
+        f"<style>{_asset('report_page.css')}</style></head><body>",
+        *_header(study, trials, rows, clock),
+        "<h2 id='progress'>Progress</h2>",
+        plots("<canvas id='plot-trials'></canvas><canvas id='plot-time'></canvas>"),
+        "<h2 id='pareto'>Pareto fronts</h2>",
+        plots("<canvas id='plot-madds'></canvas><canvas id='plot-params'></canvas>"),
+        *front_text,
+        "<h2 id='curves'>Learning curves of the top trials</h2>",
+        plots("<canvas id='plot-curves'></canvas>"), "<p id='curves-legend'></p>",
+        "<h2 id='leaderboard'>Leaderboard</h2>",
+        "<p>Click a column to sort by it (again: the other way), a row for its cell.</p>",
+        "<div class='pager'><button id='board-prev'>previous</button> <span id='board-page'>"
+        "</span> <button id='board-next'>next</button></div>",
+        "<table id='board' class='compact'><thead><tr></tr></thead><tbody></tbody></table>",
+        "<noscript><p>The leaderboard and the plots need JavaScript; leaderboard.csv holds "
+        "the same rows.</p></noscript>",
+        "<h2 id='choices'>Choices of the best trials</h2>", *_choices(rows),
+        "<h2 id='cells'>The top cells</h2>", *_cells(rows),
+        *_rerank_section(run_dir),
+        "<h2 id='failures'>Failed and pruned trials</h2>", *_failures(trials),
+        "<div id='tip'></div>",
+        f"<script type='application/json' id='data'>{_data(trials, rows, clock, front)}"
+        "</script>",
+        f"<script>{_asset('report_page.js')}</script>",
+        "</body></html>",
+    ])
 
 
 def rebuild(run_dir: Path, storage: str | None = None) -> Path:

@@ -46,33 +46,63 @@ SETTINGS: dict[str, dict[str, int | float]] = {
     # TPE's uniform start-up trials
     "tpe": {"startup": 10},
 }
-#: settings that are a fraction in [0, 1]; every other one is a positive integer
+#: the pruners (``dpcc search --prune``), their settings and defaults
+#: (``--prune-setting KEY=VALUE``, or the task file's ``[pruner]`` table): the median
+#: rule's finished trials before it prunes and evaluations each trial may make first;
+#: ASHA's reduction factor and its first rung in evaluations (0: Optuna's estimate)
+PRUNERS: dict[str, dict[str, int | float]] = {
+    "none": {},
+    "median": {"startup": 5, "warmup": 0},
+    "asha": {"reduction": 4, "min_steps": 0},
+}
+#: settings that are a fraction in [0, 1], and integers that may be 0; every other one
+#: is a positive integer
 FRACTIONS = {"local"}
+ZERO_OK = {"warmup", "min_steps"}
 #: trials each strategy draws uniformly (with its default settings) before it starts to
 #: act on what it has seen
 WARMUP = {name: int(next(iter(s.values()), 0)) for name, s in SETTINGS.items()}
 
 
-def settings_for(name: str, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The strategy's settings: its defaults, with ``given`` checked and applied."""
-    known = SETTINGS.get(name, {})
+def settings_for(name: str, given: Mapping[str, Any] | None = None,
+                 table: Mapping[str, Mapping[str, int | float]] = SETTINGS,
+                 what: str = "strategy") -> dict[str, Any]:
+    """The settings of strategy (or, with ``table=PRUNERS``, pruner) ``name``: its
+    defaults, with ``given`` checked and applied."""
+    known = table.get(name, {})
     out: dict[str, Any] = dict(known)
     for key, value in (given or {}).items():
         if key not in known:
             hint = f"settings of '{name}': " + (", ".join(known) or "none")
-            raise DpcError.at(None, f"strategy '{name}' has no setting '{key}'."
+            raise DpcError.at(None, f"{what} '{name}' has no setting '{key}'."
                               f"{did_you_mean(key, known)}".rstrip("."), hint=hint)
+        number = isinstance(value, int | float) and not isinstance(value, bool)
         if key in FRACTIONS:
-            ok = isinstance(value, int | float) and not isinstance(value, bool) \
-                and 0 <= value <= 1
-            want = "a fraction between 0 and 1"
+            ok, want = number and 0 <= value <= 1, "a fraction between 0 and 1"
         else:
-            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
-            want = "a positive integer"
+            least = 0 if key in ZERO_OK else 1
+            ok = number and isinstance(value, int) and value >= least
+            want = "an integer of at least 0" if least == 0 else "a positive integer"
         if not ok:
-            raise DpcError.at(None, f"strategy setting {key} = {value!r}: expected {want}")
+            raise DpcError.at(None, f"{what} setting {key} = {value!r}: expected {want}")
         out[key] = value
     return out
+
+
+def make_pruner(name: str, given: Mapping[str, Any] | None = None
+                ) -> optuna.pruners.BasePruner:
+    """The pruner ``name`` (:data:`PRUNERS`) with its settings."""
+    if name not in PRUNERS:
+        raise DpcError.at(None, f"unknown pruner '{name}'.{did_you_mean(name, PRUNERS)}"
+                          .rstrip("."), hint="pruners: " + ", ".join(PRUNERS))
+    s = settings_for(name, given, PRUNERS, "pruner")
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=s["startup"],
+                                           n_warmup_steps=s["warmup"])
+    if name == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=s["min_steps"] or "auto", reduction_factor=s["reduction"])
+    return optuna.pruners.NopPruner()
 
 
 def parse_settings(pairs: Sequence[str]) -> dict[str, int | float]:
@@ -85,7 +115,7 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, int | float]:
                 raise ValueError
             out[key.strip()] = int(text) if text.strip().lstrip("-").isdigit() else float(text)
         except ValueError:
-            raise DpcError.at(None, f"a strategy setting reads KEY=NUMBER, got {pair!r}",
+            raise DpcError.at(None, f"a setting reads KEY=NUMBER, got {pair!r}",
                               hint="e.g. --setting population=8") from None
     return out
 

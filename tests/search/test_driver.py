@@ -75,10 +75,11 @@ def test_search_end_to_end(files, tmp_path, executor):
     module = dpcdsl.compile(best, backend="torch", in_channels=64)
     assert module is not None
     report = (run / "report.html").read_text()
-    assert "<h2>Leaderboard</h2>" in report and "<h2>Progress</h2>" in report
-    assert report.count("<svg") >= 3 + min(5, len({t.user_attrs["hash"] for t in complete}))
+    assert ">Leaderboard</h2>" in report and ">Progress</h2>" in report
+    assert report.count("<canvas") == 5  # progress (2), Pareto fronts (2), learning curves
+    assert report.count("<svg") >= min(5, len({t.user_attrs["hash"] for t in complete}))
     assert (run / "best.svg").read_text().lstrip().startswith(("<?xml", "<svg", "<!DOCTYPE"))
-    assert (run / "leaderboard.csv").read_text().startswith("rank,trial,miou")
+    assert (run / "leaderboard.csv").read_text().startswith("rank,trial,state,miou")
 
 
 def test_duplicates_are_not_trained_again(files, tmp_path):
@@ -183,7 +184,7 @@ def test_rerank_records_new_scores_and_the_rank_correlation(files, tmp_path):
     assert 1 <= len(result["rows"]) <= 3
     assert all(0 <= r["rerank_miou"] <= 100 for r in result["rows"])
     assert (run / "rerank.json").exists()
-    assert "<h2>Re-ranking</h2>" in (run / "report.html").read_text()
+    assert ">Re-ranking</h2>" in (run / "report.html").read_text()
     e2e = rerank(run, top=1, steps=2, end_to_end=True)
     assert e2e["end_to_end"] and len(e2e["rows"]) == 1
     assert (run / "rerank" / f"trial-{e2e['rows'][0]['trial']}" / "checkpoint.json").exists()
@@ -612,3 +613,35 @@ def test_strategy_settings_from_the_task_file_and_the_cli(files, tmp_path):
     r = dpcc(*base, "--setting", "population=3", "--resume", "--trials", 4)
     assert r.returncode == 1 and "--resume with a different strategy" in r.stderr
     assert 'evolution {"population": 1, "tournament": 2}' in r.stderr
+
+
+def test_pruner_settings_from_the_task_file_and_the_cli(files, tmp_path):
+    """The median rule waits for [pruner] startup finished trials; the settings are
+    checked before anything is written, and are part of what a resume must keep."""
+    from dpcdsl.search.strategies import make_pruner
+
+    pruner = make_pruner("median", {"startup": 3, "warmup": 2})
+    assert (pruner._n_startup_trials, pruner._n_warmup_steps) == (3, 2)
+    assert make_pruner("asha", {"reduction": 2})._reduction_factor == 2
+    space, task = files(extra="[pruner]\nstartup = 1")
+    study = search(SearchConfig(space, task, trials=3, prune="median",
+                                run_dir=tmp_path / "run", progress=False))
+    assert study.pruner._n_startup_trials == 1
+    assert study.user_attrs["identity"]["prune"] == 'median {"startup": 1}'
+
+    def dpcc(*args):
+        return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
+                              capture_output=True, text=True, timeout=600)
+
+    run = tmp_path / "cli"
+    r = dpcc("search", space, "--task", task, "--trials", 2, "--run-dir", run, "--prune",
+             "median", "--prune-setting", "strtup=2")
+    assert r.returncode == 1 and "pruner 'median' has no setting 'strtup'. Did you mean " \
+        "'startup'" in r.stderr and not run.exists()
+    r = dpcc("search", space, "--task", task, "--trials", 2, "--run-dir", run, "--prune",
+             "median", "--prune-setting", "warmup=-1")
+    assert r.returncode == 1 and "warmup = -1: expected an integer of at least 0" in r.stderr
+    r = dpcc("search", space, "--task", task, "--trials", 2, "--run-dir", run, "--prune",
+             "asha")  # the task file's [pruner] table is the median rule's
+    assert r.returncode == 1 and "pruner 'asha' has no setting 'startup'" in r.stderr
+    assert "Traceback" not in r.stderr and not run.exists()
