@@ -346,13 +346,13 @@ TaskOpt = Annotated[Path, typer.Option("--task", "-t", help="a task file (TOML)"
 
 @app.command("cache")
 @handled
-def cache_(task: TaskOpt) -> None:
+def cache_(task: TaskOpt, quiet: QuietOpt = False) -> None:
     """Build the task's feature cache ahead of time (the backbone runs once)."""
     from dpcdsl.data.task import load_task
     from dpcdsl.proxy import ensure_cache
 
     spec = load_task(task)
-    cache = ensure_cache(spec, progress=err.is_terminal)
+    cache = ensure_cache(spec, progress=_progress(quiet))
     sizes = cache.meta["splits"]
     levels = ", ".join(f"{cache.channels(s)}x{'x'.join(map(str, cache.size(s)))} at stride {s}"
                        for s in cache.strides)

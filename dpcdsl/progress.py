@@ -8,8 +8,9 @@
 - ``none``: nothing.
 
 :class:`Reporter` holds what the modes share; :class:`StepProgress` follows one training
-run step by step (``dpcc proxy``, ``train``, ``rerank``), and
-:class:`dpcdsl.search.progress.SearchProgress` a whole search.
+run step by step (``dpcc proxy``, ``train``, ``rerank``), :class:`CountProgress` counted
+work (``dpcc cache``), and :class:`dpcdsl.search.progress.SearchProgress` a whole
+search.
 """
 
 from __future__ import annotations
@@ -132,4 +133,28 @@ class StepProgress(Reporter):
             self.advance(k, f"{self.label}: mIOU {miou:.1f}")
 
 
-__all__ = ["MODES", "Reporter", "StepProgress", "mode_for"]
+class CountProgress(Reporter):
+    """Work counted in items (``dpcc cache``: images through the backbone): the bar moves
+    with each batch; the log has a line at every tenth of the work, and the heartbeat."""
+
+    def __init__(self, total: int, show: bool | str, label: str, unit: str = "images",
+                 heartbeat: float = 30.0, stream: TextIO = sys.stderr) -> None:
+        super().__init__(total, show, label, heartbeat, stream)
+        self.unit = unit
+        self.done = 0
+        self.tenth = 1  # the next tenth of the work that gets a log line
+
+    def add(self, n: int) -> None:
+        """``n`` more items done."""
+        if self.mode == "none":
+            return
+        self.done += n
+        self.summary = f"{self.done}/{self.total} {self.unit}{self.eta(self.done)}"
+        if self.mode == "bar":
+            self.advance(self.done, self.label)
+        elif self.total and self.done * 10 >= self.tenth * self.total:
+            self.say(f"{self.label}: {self.summary}")
+            self.tenth = self.done * 10 // self.total + 1
+
+
+__all__ = ["MODES", "CountProgress", "Reporter", "StepProgress", "mode_for"]

@@ -46,7 +46,7 @@ class ProxyResult(BaseModel):
     madds: int
 
 
-def ensure_cache(task: Task, progress: bool = True) -> FeatureCache:
+def ensure_cache(task: Task, progress: bool | str = True) -> FeatureCache:
     """The task's feature cache, built with its backbone when missing (by the task's
     ``backbone.backend``, or the default backend that has a feature extractor)."""
     cache = open_cache(task)
@@ -76,20 +76,22 @@ def head_weights(cell: ir.Cell, cache: FeatureCache, task: Task) -> dict[str, An
 
 def train(cell: ir.Cell, task: Task, backend: str | None = None,
           callback: Callback | None = None, progress: bool | str = False,
-          label: str | None = None) -> ProxyResult:
+          label: str | None = None, on_step: Callable[[int], None] | None = None
+          ) -> ProxyResult:
     """Train ``cell`` on the task's cached features with ``backend`` (default: the
     task's) and score it on the val split. ``progress`` is a mode of
     :mod:`dpcdsl.progress` (True: a bar on a terminal, log lines elsewhere), its lines
     headed by ``label`` (default: the cell's name)."""
     task = fed(cell, task)  # before the cache is built
     mode = mode_for(progress)
-    cache = ensure_cache(task, progress=mode == "bar")
+    cache = ensure_cache(task, progress=mode)
     with StepProgress(task.train.steps, mode, label or cell.name) as shown:
-        return _train(cell, task, cache, backend, callback, shown)
+        return _train(cell, task, cache, backend, callback, shown, on_step)
 
 
 def _train(cell: ir.Cell, task: Task, cache: FeatureCache, backend: str | None,
-           callback: Callback | None, shown: StepProgress) -> ProxyResult:
+           callback: Callback | None, shown: StepProgress,
+           on_step: Callable[[int], None] | None = None) -> ProxyResult:
     trainer = backends.resolve(backend or task.backend, "proxy_steps")
     name = trainer.name
     head = head_cell(cell, task)
@@ -108,6 +110,8 @@ def _train(cell: ir.Cell, task: Task, cache: FeatureCache, backend: str | None,
                               f"{spec.steps}", hint="lower train.lr, or check the cell")
         losses.append(loss)
         shown.step(k, loss)
+        if on_step is not None:
+            on_step(k)
         if k % spec.eval_every == 0 or k == spec.steps:
             matrix = evaluate(predict, cache, cache.inputs(head, task, "val"))
             evals.append((k, matrix.miou()))

@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 
-from dpcdsl.progress import StepProgress, mode_for
+from dpcdsl.progress import CountProgress, StepProgress, mode_for
 from tests.conftest import EXAMPLES, ROOT
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
@@ -52,7 +52,13 @@ def test_dpcc_proxy_logs_its_training_when_output_is_a_file(tmp_path):
             "--task", str(task)]
     r = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    lines = [line.split(" ", 2)[2] for line in r.stderr.splitlines() if STAMP.match(line)]
+    stamped = [line.split(" ", 2)[2] for line in r.stderr.splitlines() if STAMP.match(line)]
+    # first the feature cache (12 images through the backbone), then the training
+    cache = [line for line in stamped if line.startswith("caching features")]
+    lines = [line for line in stamped if not line.startswith("caching features")]
+    assert re.fullmatch(r"caching features \(\S+\) started: 12 images", cache[0])
+    assert any(line.endswith(": 12/12 images") for line in cache[1:-1])
+    assert cache[-1].endswith("ended: 12/12 images") and stamped[:len(cache)] == cache
     assert lines[0] == "aspp started: 6 steps"
     assert [line.split(":")[0] for line in lines[1:3]] == ["aspp evaluated"] * 2
     assert "step 3/6" in lines[1] and "step 6/6" in lines[2]
@@ -60,3 +66,15 @@ def test_dpcc_proxy_logs_its_training_when_output_is_a_file(tmp_path):
     quiet = subprocess.run(args + ["--quiet"], capture_output=True, text=True, timeout=600,
                            cwd=ROOT)
     assert quiet.returncode == 0 and quiet.stderr == "" and "mIOU" in quiet.stdout
+
+
+def test_counted_work_logs_each_tenth_and_the_end():
+    stream = io.StringIO()
+    with CountProgress(100, "log", "caching features", stream=stream) as shown:
+        for _ in range(25):
+            shown.add(4)
+    text = [line.split(" ", 2)[2] for line in stream.getvalue().splitlines()]
+    assert text[0] == "caching features started: 100 images"
+    assert [t.split(": ")[1].split(",")[0] for t in text[1:-1]] == \
+        [f"{n}/100 images" for n in (12, 20, 32, 40, 52, 60, 72, 80, 92, 100)]
+    assert text[-1] == "caching features ended: 100/100 images"

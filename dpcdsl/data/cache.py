@@ -30,6 +30,7 @@ from dpcdsl.data.formats import Normalisation
 from dpcdsl.data.task import Task, input_strides
 from dpcdsl.errors import DpcError, Span
 from dpcdsl.flat import Cell
+from dpcdsl.progress import CountProgress
 
 SPLITS = ("train", "val")
 MARKER = "COMPLETE"
@@ -168,9 +169,10 @@ def open_cache(task: Task, dtype: str = "float16") -> FeatureCache | None:
 
 
 def build_cache(task: Task, extract: Extractor, dtype: str = "float16", batch: int = 8,
-                progress: bool = True) -> FeatureCache:
+                progress: bool | str = True) -> FeatureCache:
     """The cache for ``task``, built with ``extract`` unless a complete one exists. Its
-    levels are the distinct strides of ``backbone.inputs``."""
+    levels are the distinct strides of ``backbone.inputs``. ``progress``: a mode of
+    :mod:`dpcdsl.progress` (True: a bar on a terminal, log lines elsewhere)."""
     done = open_cache(task, dtype)
     if done is not None:
         return done
@@ -190,9 +192,9 @@ def build_cache(task: Task, extract: Extractor, dtype: str = "float16", batch: i
                                 "normalisation": {"mean": list(extract.normalisation.mean),
                                                   "std": list(extract.normalisation.std)}}
         total = sum(len(d) for d in splits.values())
-        with _progress(progress, total, f"caching features ({final.name})") as advance:
+        with CountProgress(total, progress, f"caching features ({final.name})") as shown:
             for name, data in splits.items():
-                shapes = _write_split(tmp, name, data, extract, dtype, batch, advance)
+                shapes = _write_split(tmp, name, data, extract, dtype, batch, shown.add)
         meta["levels"] = [{"stride": s, "channels": shape[1], "size": list(shape[2:])}
                           for s, shape in zip(extract.strides, shapes)]
         meta["num_classes"] = splits["train"].num_classes
@@ -272,23 +274,3 @@ def _npy_writer(path: Path, shape: tuple[int, ...], dtype: np.dtype[Any]) -> Any
     return f
 
 
-class _progress:
-    """A rich progress bar, or nothing."""
-
-    def __init__(self, show: bool, total: int, label: str) -> None:
-        self.show, self.total, self.label = show, total, label
-
-    def __enter__(self) -> Callable[[int], None]:
-        if not self.show:
-            return lambda n: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        self.bar = Progress("[progress.description]{task.description}", BarColumn(),
-                            MofNCompleteColumn(), TimeRemainingColumn(), transient=True)
-        self.bar.start()
-        task = self.bar.add_task(self.label, total=self.total)
-        return lambda n: self.bar.advance(task, n)
-
-    def __exit__(self, *exc: object) -> None:
-        if self.show:
-            self.bar.stop()

@@ -35,7 +35,7 @@ from dpcdsl.proxy import ensure_cache, fed, head_cell
 from dpcdsl.rewrite import at_size
 from dpcdsl.search.executors import EXECUTORS, make_executor
 from dpcdsl.search.messages import Job, Outcome
-from dpcdsl.search.progress import SearchProgress, mode_for
+from dpcdsl.search.progress import SearchProgress
 from dpcdsl.search.strategies import (
     PRUNERS,
     SETTINGS,
@@ -255,7 +255,7 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
         json.dumps({**task.model_dump(mode="json"), "file": task.file}, indent=1) + "\n")
     if cfg.resume:
         _rerun_interrupted(study)
-    cache = ensure_cache(task, progress=mode_for(cfg.progress) == "bar")  # once, first
+    cache = ensure_cache(task, progress=cfg.progress)  # once, first
     budget = None if cfg.max_madds is None else _budget(cfg.max_madds, task, cache)
     same = _same_key(task, cache)
     rejected = 0  # draws over the budget in a row
@@ -276,7 +276,7 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                     trial = study.ask()
                     trial.set_user_attr("driver", driver_tag())
                     outcome = _launch(trial, space, study, executor, task_json, cfg, budget,
-                                      same)
+                                      same, bar.within(trial.number, task.train.steps))
                     rejected = rejected + 1 if outcome == "over budget" else 0
                     if rejected >= MAX_REJECTED:
                         raise _no_room(study, cfg.max_madds or 0)
@@ -365,7 +365,8 @@ def _no_room(study: optuna.Study, max_madds: int) -> DpcError:
 def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             task_json: dict[str, Any], cfg: SearchConfig,
             budget: Callable[[Any], int | None] | None = None,
-            same: Callable[[Any], str] | None = None) -> str | None:
+            same: Callable[[Any], str] | None = None,
+            on_step: Callable[[int], None] | None = None) -> str | None:
     """Decide the trial's cell and start it; a duplicate, a cell over the budget or a
     pruned/failed local run is told at once (returns how it ended), else None (it is
     running)."""
@@ -422,7 +423,7 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
 
     prunes = cfg.prune != "none" and executor.name in ("local", "pool")
     try:
-        executor.submit(trial.number, job, report if prunes else None)
+        executor.submit(trial.number, job, report if prunes else None, on_step=on_step)
     except optuna.TrialPruned:
         study.tell(trial, state=TrialState.PRUNED)
         return "pruned"

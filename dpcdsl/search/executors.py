@@ -41,9 +41,10 @@ class LocalExecutor:
         self.timeout = timeout
         self.done: list[tuple[int, Outcome]] = []
 
-    def submit(self, number: int, job: Job, report: Report | None = None) -> None:
+    def submit(self, number: int, job: Job, report: Report | None = None,
+               on_step: Callable[[int], None] | None = None) -> None:
         if self.timeout is None:
-            self.done.append((number, run_job(job, report)))
+            self.done.append((number, run_job(job, report, on_step)))
             return
 
         def expire(signum: int, frame: Any) -> None:
@@ -53,7 +54,7 @@ class LocalExecutor:
         signal.setitimer(signal.ITIMER_REAL, self.timeout)
         start = time.perf_counter()
         try:
-            outcome = run_job(job, report)
+            outcome = run_job(job, report, on_step)
         except _Expired:
             outcome = Outcome.failed(f"timeout after {self.timeout:g} s",
                                      time.perf_counter() - start)
@@ -155,7 +156,9 @@ class PoolExecutor:
         self.running[slot] = _Running(number, job, proc, parent, time.monotonic(), attempts,
                                       report)
 
-    def submit(self, number: int, job: Job, report: Report | None = None) -> None:
+    def submit(self, number: int, job: Job, report: Report | None = None,
+               on_step: Callable[[int], None] | None = None) -> None:
+        # on_step: a trial in another process moves the search's bar when it ends
         slot = next(s for s in range(self.slots) if s not in self.running)
         self._start(slot, number, replace(job, prunable=report is not None), 1, report)
 
@@ -254,7 +257,9 @@ class RayExecutor:
     def busy(self) -> int:
         return len(self.running)
 
-    def submit(self, number: int, job: Job, report: Report | None = None) -> None:
+    def submit(self, number: int, job: Job, report: Report | None = None,
+               on_step: Callable[[int], None] | None = None) -> None:
+        # on_step: a trial in another process moves the search's bar when it ends
         self.running[self.remote.remote(job)] = (number, time.monotonic())
 
     def collect(self) -> list[tuple[int, Outcome]]:

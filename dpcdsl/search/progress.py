@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from optuna.trial import FrozenTrial, TrialState
@@ -24,13 +25,30 @@ class SearchProgress(Reporter):
                  stream: TextIO = sys.stderr) -> None:
         super().__init__(total, show, "search", heartbeat, stream)
         self.seen: set[int] = set()
-        self.summary = "0 finished"
+        self.summary = self.base = "0 finished"
+        self.finished = 0
+        self.best = "no result yet"
+
+    def within(self, number: int, steps: int) -> Callable[[int], None]:
+        """``moved(k)`` after step ``k`` of trial ``number`` (of ``steps``), run in this
+        process: the bar moves inside the trial, and the heartbeat says where it is."""
+
+        def moved(k: int) -> None:
+            if self.mode == "bar":
+                self.bar.update(self.task, completed=self.finished + k / steps,
+                                description=f"search: {self.best}, trial {number} at "
+                                            f"step {k}/{steps}")
+            elif self.mode == "log":
+                self.summary = f"{self.base}; trial {number} at step {k}/{steps}"
+
+        return moved
 
     def update(self, done: list[FrozenTrial]) -> None:
         if self.mode == "none":
             return
         scores = [t.value for t in done if t.state == TrialState.COMPLETE and t.value is not None]
-        best = f"best mIOU {max(scores):.1f}" if scores else "no result yet"
+        best = self.best = f"best mIOU {max(scores):.1f}" if scores else "no result yet"
+        self.finished = len(done)
         failed = sum(t.state == TrialState.FAIL for t in done)
         extra = f", {failed} failed" if failed else ""
         if self.mode == "bar":
@@ -40,8 +58,8 @@ class SearchProgress(Reporter):
         rate = len(done) / hours if hours > 0 else 0.0
         left = (self.total - len(done)) / rate * 60 if rate else float("nan")
         eta = f", ETA {left:.0f} min" if rate and len(done) < self.total else ""
-        self.summary = (f"{len(done)}/{self.total} finished, {best}{extra}, "
-                        f"{rate:.0f} trials/h{eta}")
+        self.summary = self.base = (f"{len(done)}/{self.total} finished, {best}{extra}, "
+                                    f"{rate:.0f} trials/h{eta}")
         for t in sorted(done, key=lambda t: t.number):
             if t.number in self.seen:
                 continue

@@ -31,13 +31,14 @@ from dpcdsl.search.summary import (
     STATES,
     TOP_SHARE,
     SearchClock,
+    Summary,
     choice_shares,
     curve,
     failures,
-    leaderboard,
     pareto,
     reason_of,
     state_of,
+    summarise,
 )
 from dpcdsl.search.summary import ranked as _ranked
 from dpcdsl.space import Space
@@ -63,10 +64,10 @@ def ranked(study: optuna.Study) -> list[FrozenTrial]:
 
 def write_outputs(study: optuna.Study, run_dir: Path) -> None:
     """best.dpc, best.svg, best/, leaderboard.csv and report.html in ``run_dir``."""
-    trials = study.get_trials(deepcopy=False)
-    rows = _ranked(trials)
+    summary = summarise(study.get_trials(deepcopy=False))
+    rows = summary.rows
     files = _best_files(rows, run_dir)
-    _write_csv(trials, files, run_dir / "leaderboard.csv")
+    _write_csv(summary, files, run_dir / "leaderboard.csv")
     if rows:
         best = rows[0]
         cell = Space.from_text(best.user_attrs["cell"]).concrete()
@@ -77,7 +78,7 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> None:
     else:  # no finished trial: no best cell, and none left from an earlier state
         for name in ("best.dpc", "best.svg"):
             (run_dir / name).unlink(missing_ok=True)
-    (run_dir / "report.html").write_text(report_html(study, rows, run_dir))
+    (run_dir / "report.html").write_text(report_html(study, rows, run_dir, summary))
 
 
 def _distinct(rows: list[FrozenTrial]) -> list[FrozenTrial]:
@@ -101,9 +102,8 @@ def _best_files(rows: list[FrozenTrial], run_dir: Path) -> dict[int, str]:
     return out
 
 
-def _write_csv(trials: list[FrozenTrial], files: dict[int, str], path: Path) -> None:
-    clock = SearchClock(trials)
-    rows, _ = leaderboard(trials, clock)
+def _write_csv(summary: Summary, files: dict[int, str], path: Path) -> None:
+    clock, rows = summary.clock, summary.board
     classes = max((len(t.user_attrs.get("per_class_iou") or []) for t in rows), default=0)
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
@@ -235,9 +235,8 @@ def _rerank_section(run_dir: Path | None) -> list[str]:
     return out
 
 
-def _data(trials: list[FrozenTrial], rows: list[FrozenTrial], clock: SearchClock,
-          front: dict[str, list[int]]) -> str:
-    board, cols = leaderboard(trials, clock)
+def _data(summary: Summary, front: dict[str, list[int]]) -> str:
+    rows, board, cols = summary.rows, summary.board, summary.cols
     classes = max((len(v) for v in cols["iou"]), default=0)
     data: dict[str, Any] = {
         "states": STATES, "cols": cols, "front": front,
@@ -253,9 +252,9 @@ def _data(trials: list[FrozenTrial], rows: list[FrozenTrial], clock: SearchClock
 
 
 def report_html(study: optuna.Study, rows: list[FrozenTrial],
-                run_dir: Path | None = None) -> str:
-    trials = study.get_trials(deepcopy=False)
-    clock = SearchClock(trials)
+                run_dir: Path | None = None, summary: Summary | None = None) -> str:
+    summary = summary or summarise(study.get_trials(deepcopy=False))
+    trials, clock = summary.trials, summary.clock
     front, front_text = _fronts(rows)
     plots = "<div class='plots'>{}</div>".format
     return "\n".join([
@@ -282,7 +281,7 @@ def report_html(study: optuna.Study, rows: list[FrozenTrial],
         *_rerank_section(run_dir),
         "<h2 id='failures'>Failed and pruned trials</h2>", *_failures(trials),
         "<div id='tip'></div>",
-        f"<script type='application/json' id='data'>{_data(trials, rows, clock, front)}"
+        f"<script type='application/json' id='data'>{_data(summary, front)}"
         "</script>",
         f"<script>{_asset('report_page.js')}</script>",
         "</body></html>",

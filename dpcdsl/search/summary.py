@@ -7,6 +7,7 @@ by reason. The report (``report.py``) only lays these out."""
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 import re
 from collections import Counter
@@ -89,6 +90,7 @@ class SearchClock:
         return self.busy[k] + min(ts, self.ends[k]) - self.starts[k]
 
 
+@functools.lru_cache(maxsize=4096)
 def choice_group(path: str) -> str:
     """A choice path with its branch numbers left out (``b3.rate.h`` -> ``b*.rate.h``),
     so that every branch's choice of the same kind is counted together."""
@@ -155,11 +157,31 @@ def failures(trials: Sequence[FrozenTrial]) -> Failures:
     return out
 
 
-def leaderboard(trials: Sequence[FrozenTrial], clock: SearchClock
+@dataclass
+class Summary:
+    """A study's trials, worked out once for every output of a report."""
+
+    trials: list[FrozenTrial]
+    rows: list[FrozenTrial]  # finished, best first
+    clock: SearchClock
+    board: list[FrozenTrial]  # every trial that used budget, in leaderboard order
+    cols: dict[str, list[Any]]  # the board's columns
+
+
+def summarise(trials: Sequence[FrozenTrial]) -> Summary:
+    clock = SearchClock(trials)
+    rows = ranked(trials)
+    board, cols = leaderboard(trials, clock, rows)
+    return Summary(list(trials), rows, clock, board, cols)
+
+
+def leaderboard(trials: Sequence[FrozenTrial], clock: SearchClock,
+                done: list[FrozenTrial] | None = None
                 ) -> tuple[list[FrozenTrial], dict[str, list[Any]]]:
     """Every trial that used budget, ranked (finished ones by mIOU, then the failed
-    and pruned ones by number), and its columns: the page's data, in one pass."""
-    done = ranked(trials)
+    and pruned ones by number), and its columns: the page's data, in one pass.
+    ``done``: the trials already ranked, when known."""
+    done = ranked(trials) if done is None else done
     rest = sorted((t for t in trials if counted(t) and t.state != TrialState.COMPLETE),
                   key=lambda t: t.number)
     rows = done + rest

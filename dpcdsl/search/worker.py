@@ -13,10 +13,12 @@ from dpcdsl.search.messages import Job, Outcome, Scores
 Report = Callable[[int, float], None]
 
 
-def run_job(job: Job, report: Report | None = None) -> Outcome:
+def run_job(job: Job, report: Report | None = None,
+            on_step: Callable[[int], None] | None = None) -> Outcome:
     """Train the job's cell on its task with the proxy trainer. Every failure comes
     back as an :class:`Outcome` with a reason; only a prune request from ``report``
-    (``optuna.TrialPruned``) propagates."""
+    (``optuna.TrialPruned``) propagates. ``on_step(k)`` follows the training (in
+    process: the search's progress bar moves inside a trial)."""
     import optuna
 
     from dpcdsl.data.task import Task
@@ -33,7 +35,7 @@ def run_job(job: Job, report: Report | None = None) -> Outcome:
     try:
         cell = Space.from_text(job.cell, file="<trial>").concrete()
         task = Task.model_validate(job.task)
-        result = train(cell, task, backend=job.backend, callback=report)
+        result = train(cell, task, backend=job.backend, callback=report, on_step=on_step)
         return Outcome(wall_s=result.wall_s, scores=Scores(
             miou=result.miou, params=result.params, madds=result.madds,
             per_class_iou=result.per_class_iou, evals=result.evals,

@@ -430,6 +430,31 @@ def test_progress_without_a_terminal_is_log_lines_with_a_heartbeat():
     assert quiet.getvalue() == ""
 
 
+def test_the_search_moves_inside_a_trial(files, tmp_path, monkeypatch):
+    """A trial run in process moves the bar step by step (fractions of a trial), and the
+    log's heartbeat names the trial and its step."""
+    from dpcdsl.search import progress as search_progress
+
+    moves: list[float] = []
+    real = search_progress.SearchProgress.within
+
+    def within(self, number, steps):
+        moved = real(self, number, steps)
+
+        def spy(k):
+            moved(k)
+            moves.append(self.finished + k / steps)
+            if self.mode == "log":
+                assert self.summary.endswith(f"trial {number} at step {k}/{steps}")
+        return spy
+
+    monkeypatch.setattr(search_progress.SearchProgress, "within", within)
+    space, task = files()
+    search(SearchConfig(space, task, trials=2, run_dir=tmp_path / "run", progress="log"))
+    assert moves[:8] == [k / 8 for k in range(1, 9)]  # trial 0, steps 1..8 of 8
+    assert moves[8:] == [1 + k / 8 for k in range(1, 9)] or len(moves) == 8  # a duplicate
+
+
 def test_dpcc_search_logs_each_trial_when_output_is_a_file(files, tmp_path):
     space, task = files()
     args = [sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task", str(task),
