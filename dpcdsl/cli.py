@@ -491,7 +491,7 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     best = rows[0]
     out.print(f"best of {len(rows)} trials: mIOU {best.value:.2f} (trial {best.number})")
     out.print(best.user_attrs["cell"], end="", markup=False)
-    out.print(f"results in {run_dir}: best.dpc, best.svg, leaderboard.csv, report.html")
+    out.print(f"results in {run_dir}: best.dpc, best.svg, best/, leaderboard.csv, report.html")
 
 
 @app.command()

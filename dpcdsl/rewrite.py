@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from dpcdsl import ir
 from dpcdsl.analysis import Size, infer
@@ -26,15 +27,24 @@ def at_output_stride(cell: ir.Cell, output_stride: int) -> ir.Cell:
         return cell
     if output_stride < 1:
         raise DpcError.at(cell.span, f"output stride must be positive, got {output_stride}")
+
+    def attrs_of(node: ir.Node) -> dict[str, Any] | None:
+        rule = OPS[node.op].at_output_stride
+        return None if rule is None else rule(
+            dict(node.attrs), functools.partial(_scaled, node, output_stride), output_stride)
+
+    return _rewritten(cell, attrs_of)
+
+
+def _rewritten(cell: ir.Cell, attrs_of: Callable[[ir.Node], dict[str, Any] | None]
+               ) -> ir.Cell:
+    """``cell`` with each node's attributes as ``attrs_of(node)`` gives them (None:
+    the node unchanged)."""
     nodes = []
     for node in cell.nodes:
-        rule = OPS[node.op].at_output_stride
-        if rule is None:
-            nodes.append(node)
-            continue
-        attrs = rule(dict(node.attrs), functools.partial(_scaled, node, output_stride),
-                     output_stride)
-        nodes.append(node.model_copy(update={"attrs": tuple(sorted(attrs.items()))}))
+        attrs = attrs_of(node)
+        nodes.append(node if attrs is None else
+                     node.model_copy(update={"attrs": tuple(sorted(attrs.items()))}))
     return cell.model_copy(update={"nodes": tuple(nodes)})
 
 
@@ -56,12 +66,10 @@ def at_size(cell: ir.Cell, in_channels: int | Mapping[str, int],
     its outer taps read only padding). Two cells with the same result compute the same
     function at that size, so a search trains one of them."""
     tensors = infer(cell, in_channels, size)
-    nodes = []
-    for node in cell.nodes:
+
+    def attrs_of(node: ir.Node) -> dict[str, Any] | None:
         rule = OPS[node.op].at_size
-        if rule is None:
-            nodes.append(node)
-            continue
-        attrs = rule(dict(node.attrs), [tensors[i] for i in node.inputs])
-        nodes.append(node.model_copy(update={"attrs": tuple(sorted(attrs.items()))}))
-    return cell.model_copy(update={"nodes": tuple(nodes)})
+        return None if rule is None else rule(dict(node.attrs),
+                                              [tensors[i] for i in node.inputs])
+
+    return _rewritten(cell, attrs_of)

@@ -206,6 +206,13 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "warning: strategy 'evolution' draws its first 20 trials uniformly" in r.stderr
     assert "best of" in r.stdout and (run / "best.dpc").exists()
+    # the study's parameters read as the space does (Optuna's plots, optuna-dashboard)
+    params = {k: v for t in trials_of(run) for k, v in t.params.items()}
+    ops = next(v for k, v in params.items() if k.endswith(".op"))
+    assert ops in ("conv(kernel = {1, 3})", "sepconv(rate = {1, 2})", "pool(grid = {1, 2})")
+    dist = next(t.distributions for t in trials_of(run) if t.distributions)
+    assert all(isinstance(d, optuna.distributions.CategoricalDistribution)
+               for d in dist.values())
     (run / "report.html").unlink()
     r = dpcc("report", run)
     assert r.returncode == 0 and (run / "report.html").exists()
