@@ -857,8 +857,12 @@ def _can_stop(body: tuple[Any, ...], name: str) -> bool:
 
 
 def check(program: Program, size: tuple[int, int] | None = None) -> list[Diagnostic]:
-    """Every problem in ``program``, sorted by file and position."""
-    return Checker(program, size).run()
+    """Every problem in ``program``, sorted by file and position (worked out once per
+    program and size)."""
+    found = program.checks.get(size)
+    if found is None:
+        found = program.checks[size] = Checker(program, size).run()
+    return list(found)
 
 
 class Diagnostics(list[Diagnostic]):

@@ -6,6 +6,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from dpcdsl import ir, limits
 from dpcdsl._files import read_text
@@ -31,6 +32,10 @@ class Program:
     lets: dict[str, ir.Let] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    # what check() found, by feature size: a program is checked once however many
+    # steps (check, then a Space of it) ask
+    checks: dict[Any, list[Diagnostic]] = field(default_factory=dict, repr=False,
+                                                compare=False)
 
     def cell(self, name: str | None = None) -> ir.CellDef:
         """The named cell, or the last cell defined in the main file."""
