@@ -40,7 +40,8 @@ class NodeCost(BaseModel):
     size: Size
     conv_weights: int = 0
     bn_params: int = 0
-    madds: int = 0
+    madds: int = 0  # nominal: every weight at every output position
+    computed_madds: int = 0  # what the backends compute (taps over padding skipped)
 
     @property
     def params(self) -> int:
@@ -83,6 +84,12 @@ class CostReport(BaseModel):
     def madds(self) -> int:
         return self._sum("madds")
 
+    @property
+    def computed_madds(self) -> int:
+        """The multiply-adds the compiled module computes at these sizes: ``madds``
+        less the atrous taps that read only padding."""
+        return self._sum("computed_madds")
+
     def totals(self) -> dict[str, int]:
         return {
             "branch_conv_weights": self.branch_conv_weights,
@@ -91,6 +98,7 @@ class CostReport(BaseModel):
             "params": self.params,
             "branch_madds": self.branch_madds,
             "madds": self.madds,
+            "computed_madds": self.computed_madds,
         }
 
     def as_json(self) -> dict[str, Any]:
@@ -178,6 +186,8 @@ def cost(cell: ir.Cell, in_channels: int | Mapping[str, int],
         weights = node_weights(node, ins, out)
         try:
             madds = spec.madds(dict(node.attrs), ins, out, weights) if spec.madds else 0
+            computed = madds if spec.computed_madds is None else \
+                spec.computed_madds(dict(node.attrs), ins, out, weights)
         except OpError as e:
             raise _error(node, e) from None
         conv = sum(w.size for w in weights.values() if w.kind == "weight")
@@ -187,7 +197,7 @@ def cost(cell: ir.Cell, in_channels: int | Mapping[str, int],
                              conv_weights=conv,
                              bn_params=sum(w.size for w in weights.values()
                                            if w.kind == "norm"),
-                             madds=madds))
+                             madds=madds, computed_madds=computed))
     return CostReport(cell=cell.name, in_channels={i: tensors[i].channels for i in cell.inputs},
                       sizes={i: tensors[i].size or (0, 0) for i in cell.inputs},
                       nodes=tuple(rows))

@@ -298,12 +298,17 @@ def cost(file: FileArg, cell: CellOpt = None,
     if format == "json":
         out.print(json.dumps(report.as_json(), indent=1), markup=False)
         return
+    # where atrous taps read only padding at this size, what the module computes too
+    skipped = report.computed_madds != report.madds
     t = Table(title=f"{c.name}: cost", title_justify="left")
-    for col in ("node", "op", "role", "out", "conv weights", "BN params", "MAdds"):
-        t.add_column(col, justify="right" if col[0].isupper() or " " in col else "left")
+    for col in ("node", "op", "role", "out", "conv weights", "BN params", "MAdds",
+                *(("computed",) if skipped else ())):
+        t.add_column(col, justify="right" if col[0].isupper() or " " in col
+                     or col == "computed" else "left")
     for r in report.nodes:
         t.add_row(r.name, r.detail, r.role, f"{r.channels}x{r.size[0]}x{r.size[1]}",
-                  f"{r.conv_weights:,}", f"{r.bn_params:,}", f"{r.madds:,}")
+                  f"{r.conv_weights:,}", f"{r.bn_params:,}", f"{r.madds:,}",
+                  *((f"{r.computed_madds:,}",) if skipped else ()))
     out.print(t)
     tot = report.totals()
     out.print(f"branch conv weights  {tot['branch_conv_weights']:>15,}")
@@ -313,6 +318,10 @@ def cost(file: FileArg, cell: CellOpt = None,
     out.print(f"branch MAdds         {tot['branch_madds']:>15,}  "
               f"({tot['branch_madds'] / 1e9:.2f}B)")
     out.print(f"total MAdds          {tot['madds']:>15,}  ({tot['madds'] / 1e9:.2f}B)")
+    if skipped:
+        out.print(f"computed MAdds       {tot['computed_madds']:>15,}  "
+                  f"({tot['computed_madds'] / 1e9:.2f}B: atrous taps that read only "
+                  "padding at this size are skipped)")
 
 
 @app.command("compile")

@@ -44,6 +44,9 @@ class ProxyResult(BaseModel):
     wall_s: float
     params: int
     madds: int
+    # what the compiled head computes at the task's sizes (atrous taps over padding
+    # skipped); equal to madds where no rate reaches the feature map's size
+    computed_madds: int = 0
 
 
 def ensure_cache(task: Task, progress: bool | str = True) -> FeatureCache:
@@ -124,7 +127,8 @@ def _train(cell: ir.Cell, task: Task, cache: FeatureCache, backend: str | None,
                        per_class_iou=[None if np.isnan(v) else float(v) * 100
                                       for v in matrix.iou()],
                        losses=losses, evals=evals, steps=len(losses), wall_s=wall,
-                       params=report.params, madds=report.madds)
+                       params=report.params, madds=report.madds,
+                       computed_madds=report.computed_madds)
 
 
 def fed(cell: ir.Cell | ir.CellDef, task: Task) -> Task:

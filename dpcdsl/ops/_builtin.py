@@ -104,6 +104,30 @@ def dense_madds(attrs: Attrs, ins: list[Tensor], out: Tensor,
                ) * h * w
 
 
+def used_taps(kernel: int, rate: int, size: int) -> int:
+    """How many taps of one axis of a SAME-padded atrous kernel can touch real pixels
+    on a map of ``size``: tap ``j`` reads ``j * rate`` from the centre, only padding
+    once that reaches the size. The backends' layers skip the others."""
+    return 2 * min(kernel // 2, (size - 1) // rate) + 1
+
+
+def atrous_madds(attrs: Attrs, ins: list[Tensor], out: Tensor,
+                 weights: Mapping[str, Weight]) -> int:
+    """The multiply-adds an atrous conv computes: every conv weight once per output
+    position, less the taps that read only padding at the input's size."""
+    h, w = out.size or (0, 0)
+    size, (rh, rw) = ins[0].size, attrs["rate"]
+    total = 0
+    for t in weights.values():
+        if t.kind != "weight" or len(t.shape) != 4:
+            continue
+        o, i, kh, kw = t.shape
+        if size is not None:
+            kh, kw = used_taps(kh, rh, size[0]), used_taps(kw, rw, size[1])
+        total += o * i * kh * kw
+    return total * h * w
+
+
 def _check_groups(attrs: Attrs, *channels: int) -> None:
     if attrs.get("norm") == "gn":
         g = attrs["groups"]
@@ -445,7 +469,7 @@ BUILTIN: tuple[OpSpec, ...] = (
         "conv", 1, 1,
         (Arg("kernel", "int", 1, check=_odd), *ATROUS, *CONV_COMMON),
         "dense k x k atrous conv, then BN and ReLU",
-        out=conv_out, weights=conv_weights, madds=dense_madds,
+        out=conv_out, weights=conv_weights, madds=dense_madds, computed_madds=atrous_madds,
         label=lambda a: rate_label("conv", a), at_output_stride=scale_rate,
         validate=_padding_rates(1), at_size=rate_at_size,
         projects=lambda a: a["kernel"] == 1, deeplab=CONV_JSON, color="#fde2c8",
@@ -459,6 +483,7 @@ BUILTIN: tuple[OpSpec, ...] = (
                  "DPC paper's); false: only after the pointwise (Xception's, smp's)")),
         "depthwise k x k atrous conv + BN + ReLU, then pointwise 1x1 conv + BN + ReLU",
         out=_sepconv_out, weights=sepconv_weights, madds=dense_madds,
+        computed_madds=atrous_madds,
         label=lambda a: rate_label("sepconv", a), at_output_stride=scale_rate,
         validate=_padding_rates(3), at_size=rate_at_size,
         deeplab=SEPCONV_JSON, color="#fbd0a8",

@@ -119,6 +119,9 @@ class OpSpec:
     - ``weights(attrs, ins, out) -> {name: Weight}``: canonical weights, names relative
       to the node (``conv.weight``);
     - ``madds(attrs, ins, out, weights) -> int``: multiply-adds, given known sizes;
+    - ``computed_madds(attrs, ins, out, weights) -> int``: the multiply-adds the backends
+      compute, where they skip work that cannot change the result (an atrous conv's
+      taps that read only padding); by default ``madds``;
     - ``label(attrs) -> str``: a short label for pictures and tables;
     - ``at_output_stride(attrs, scale, output_stride) -> attrs``: the attributes at
       another output stride; ``scale(rate)`` is the rate scaled by 16 / output stride;
@@ -144,6 +147,8 @@ class OpSpec:
     out: Callable[[Attrs, list[Tensor]], Tensor] = _same_as_first
     weights: Callable[[Attrs, list[Tensor], Tensor], dict[str, Weight]] | None = None
     madds: Callable[[Attrs, list[Tensor], Tensor, Mapping[str, Weight]], int] | None = None
+    computed_madds: Callable[[Attrs, list[Tensor], Tensor, Mapping[str, Weight]], int] | None \
+        = None
     label: Callable[[Attrs], str] | None = None
     at_output_stride: Callable[[Attrs, Callable[[int], int], int], dict[str, Any]] | None = None
     validate: Callable[[Mapping[str, list[Any]], Size | None], list[Problem]] | None = None

@@ -398,7 +398,8 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
 
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
         if equal(t):
-            for key in ("miou", "params", "madds", "wall_s", "per_class_iou"):
+            for key in ("miou", "params", "madds", "computed_madds", "wall_s",
+                        "per_class_iou"):
                 if key in t.user_attrs:
                     trial.set_user_attr(key, t.user_attrs[key])
             trial.set_user_attr("duplicate_of", t.number)

@@ -38,9 +38,10 @@ class Scores:
     miou: float
     params: int
     madds: int
+    computed_madds: int  # madds less the atrous taps that read only padding
     per_class_iou: list[float | None]
     evals: list[tuple[int, float]]
-    final_loss: float
+    final_loss: float  # the last field: the driver stores it last (see driver.py)
 
 
 @dataclass(frozen=True)

@@ -125,3 +125,48 @@ def test_the_size_rule_keeps_the_computation(op: str, rate: tuple[int, int],
         backend.import_weights(module, weights)
         outputs.append(backend.forward(module, inputs))
     np.testing.assert_allclose(outputs[0], outputs[1], rtol=1e-5, atol=1e-5)
+
+
+def _unspecialised(module):
+    """The namespace the module's emitted source runs in, with ``atrous`` swapped for
+    the plain full conv: the module as it was before shape specialisation."""
+    import contextlib
+    import inspect
+
+    namespace = next(f.__globals__ for f in vars(type(module)).values()
+                     if inspect.isfunction(f))
+
+    @contextlib.contextmanager
+    def swapped():
+        own = namespace["atrous"]
+        namespace["atrous"] = lambda x, conv: conv(x)
+        try:
+            yield
+        finally:
+            namespace["atrous"] = own
+    return swapped()
+
+
+#: (kernel, rate) on the 6x8 probe map: below, at and above the size on each axis,
+#: and a 5x5 kernel whose outermost taps alone read padding
+AROUND = [(3, (5, 7)), (3, (6, 8)), (3, (7, 2)), (3, (2, 9)), (3, (9, 12)), (5, (3, 4)),
+          (5, (2, 3)), (1, (1, 1))]
+
+
+@pytest.mark.parametrize("name", BACKENDS)
+@pytest.mark.parametrize("op", SIZED)
+@pytest.mark.parametrize(("kernel", "rate"), AROUND)
+def test_only_the_taps_that_touch_pixels_run(op: str, kernel: int, rate: tuple[int, int],
+                                              name: str) -> None:
+    """Emitted atrous convs skip the taps that read only padding on the map they get;
+    the outputs equal the full convs' (the unspecialised module, same weights)."""
+    cell = Space.from_text(f"cell probe(x, small) {{ return {op}(x, kernel = {kernel}, rate = "
+                           f"({rate[0]}, {rate[1]}), channels = 6) }}").concrete()
+    backend = backends.get(name)
+    module = backend.build(cell, IN_CHANNELS, seed=0)
+    backend.import_weights(module, probe_weights(cell))
+    inputs = probe_inputs(cell)
+    fast = backend.forward(module, inputs)
+    with _unspecialised(module):
+        full = backend.forward(module, inputs)
+    np.testing.assert_allclose(fast, full, rtol=1e-5, atol=1e-5)

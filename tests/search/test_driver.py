@@ -68,7 +68,9 @@ def test_search_end_to_end(files, tmp_path, executor):
     complete = [t for t in done if t.state == TrialState.COMPLETE]
     assert complete and all(0 <= t.value <= 100 for t in complete)
     for t in complete:
-        assert {"cell", "hash", "params", "madds", "miou", "wall_s"} <= set(t.user_attrs)
+        assert {"cell", "hash", "params", "madds", "computed_madds", "miou", "wall_s"} <= \
+            set(t.user_attrs)
+        assert t.user_attrs["computed_madds"] <= t.user_attrs["madds"]
         assert Space.from_text(t.user_attrs["cell"]).concrete().hash == t.user_attrs["hash"]
     # outputs
     best = (run / "best.dpc").read_text()
@@ -104,6 +106,9 @@ def test_architectures_equal_at_the_task_feature_size_are_trained_once(files, tm
     assert len({t.user_attrs["hash"] for t in study.trials}) > 1  # yet several were drawn
     assert len({t.user_attrs["same_as"] for t in study.trials}) == 1
     assert all(t.value == trained[0].value for t in study.trials)
+    # the compiled head ran only the centre taps there, and the trial says so
+    a = trained[0].user_attrs
+    assert a["computed_madds"] < a["madds"]
 
 
 def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
@@ -535,8 +540,8 @@ def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_pat
     study = optuna.create_study(storage=storage_url(tmp_path, None), study_name=STUDY,
                                 direction="maximize")
     stored, bare = study.ask(), study.ask()  # the driver died with both running
-    scores = Scores(miou=61.5, params=10, madds=20, per_class_iou=[61.5], evals=[(4, 61.5)],
-                    final_loss=0.3)
+    scores = Scores(miou=61.5, params=10, madds=20, computed_madds=20, per_class_iou=[61.5],
+                    evals=[(4, 61.5)], final_loss=0.3)
     for key, value in asdict(scores).items():  # stored, but never told
         stored.set_user_attr(key, value)
     _rerun_interrupted(study)

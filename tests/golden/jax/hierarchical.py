@@ -142,6 +142,27 @@ def normed(x: jax.Array, *norms: BatchNorm | GroupNorm | None) -> jax.Array:
     return x
 
 
+def atrous(x: jax.Array, conv: nnx.Conv) -> jax.Array:
+    """``conv`` (SAME padding) on the NHWC ``x`` with only the taps that can touch real
+    pixels: a tap ``j * rate`` from the centre reads only zero padding once ``j * rate``
+    reaches the map's size on that axis, so on a small map those rows (columns) of the
+    kernel are skipped. The kernel keeps its shape; outputs and gradients equal the
+    full conv's. Shapes are static under ``jit``, so the choice is made when tracing."""
+    kh, kw = conv.kernel_size
+    dilation, step = conv.kernel_dilation or 1, conv.strides or 1
+    rh, rw = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
+    strides = (step, step) if isinstance(step, int) else tuple(step)
+    mh, mw = min(kh // 2, (x.shape[1] - 1) // rh), min(kw // 2, (x.shape[2] - 1) // rw)
+    if mh == kh // 2 and mw == kw // 2:
+        return conv(x)
+    kernel = conv.kernel[...][kh // 2 - mh:kh // 2 + mh + 1, kw // 2 - mw:kw // 2 + mw + 1]
+    y = jax.lax.conv_general_dilated(
+        x, kernel, strides, ((rh * mh, rh * mh), (rw * mw, rw * mw)),
+        rhs_dilation=(rh, rw), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        feature_group_count=conv.feature_group_count)
+    return y if conv.bias is None else y + conv.bias[...]
+
+
 class ConvBNReLU(nnx.Module):
     """A k x k atrous conv with SAME padding (no bias unless ``bias``), then a norm
     (BatchNorm, GroupNorm or none) and an activation (ReLU by default)."""
@@ -159,7 +180,7 @@ class ConvBNReLU(nnx.Module):
         self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        return activate(normed(self.conv(x), self.bn, self.gn), self.act)
+        return activate(normed(atrous(x, self.conv), self.bn, self.gn), self.act)
 
 
 class SepConvBNReLU(nnx.Module):
@@ -188,7 +209,7 @@ class SepConvBNReLU(nnx.Module):
         self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        x = normed(self.depthwise(x), self.depthwise_bn, self.depthwise_gn)
+        x = normed(atrous(x, self.depthwise), self.depthwise_bn, self.depthwise_gn)
         x = activate(x, self.act) if self.inner else x
         return activate(normed(self.pointwise(x), self.pointwise_bn, self.pointwise_gn),
                         self.act)

@@ -57,6 +57,22 @@ def normed(x: torch.Tensor, *norms: nn.Module | None) -> torch.Tensor:
     return x
 
 
+def atrous(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+    """``conv`` (SAME padding) on ``x`` with only the taps that can touch real pixels.
+    A tap ``j * rate`` from the centre reads only zero padding once ``j * rate``
+    reaches the map's size on that axis, so on a small map those rows (columns) of the
+    kernel are skipped: a rate at least the size leaves the centre tap alone. The
+    weights keep their shape; outputs and gradients equal the full conv's."""
+    kh, kw = conv.kernel_size
+    (rh, rw), (h, w) = conv.dilation, x.shape[-2:]
+    mh, mw = min(kh // 2, (h - 1) // rh), min(kw // 2, (w - 1) // rw)
+    if mh == kh // 2 and mw == kw // 2:
+        return conv(x)
+    weight = conv.weight[:, :, kh // 2 - mh:kh // 2 + mh + 1, kw // 2 - mw:kw // 2 + mw + 1]
+    return F.conv2d(x, weight, conv.bias, conv.stride, (rh * mh, rw * mw), conv.dilation,
+                    conv.groups)
+
+
 class ConvBNReLU(nn.Module):
     """A k x k atrous conv with SAME padding (no bias unless ``bias``), then a norm
     (BatchNorm, GroupNorm or none) and an activation (ReLU by default). The norm is the
@@ -74,7 +90,7 @@ class ConvBNReLU(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return activate(normed(self.conv(x), self.bn, self.gn), self.act)
+        return activate(normed(atrous(x, self.conv), self.bn, self.gn), self.act)
 
 
 class GridPool(nn.Module):
