@@ -17,42 +17,14 @@ ship inside the wheel (``dpcdsl/examples/heads``); in a source tree they are rea
 
 from __future__ import annotations
 
-from importlib import resources
 from pathlib import Path
 
 from dpcdsl import ir
+from dpcdsl._library import directory, examples_dir, names, path
 from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.printer import format_module
 from dpcdsl.program import load as load_program
 from dpcdsl.space import Space
-
-
-def examples_dir() -> Path:
-    """The examples: package data in a wheel, ``examples/`` in a source tree."""
-    packaged = Path(str(resources.files("dpcdsl").joinpath("examples")))
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parent.parent / "examples"
-
-
-def directory() -> Path:
-    return examples_dir() / "heads"
-
-
-def names() -> list[str]:
-    """Every head of the library, sorted."""
-    return sorted(p.stem for p in directory().glob("*.dpc"))
-
-
-def path(name: str) -> Path:
-    """The file of the head ``name``; an unknown name is an error with the known ones."""
-    file = directory() / f"{name}.dpc"
-    if not file.is_file():
-        known = names()
-        raise DpcError.at(None, f"no head named '{name}' in the library."
-                          f"{did_you_mean(name, known)}".rstrip("."),
-                          hint="heads: " + ", ".join(known))
-    return file
 
 
 def load(name: str, **options: int | float | bool) -> Space:

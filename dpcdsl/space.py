@@ -16,6 +16,7 @@ from typing import Any
 
 from dpcdsl import ir
 from dpcdsl._expand import Decider, Expander, Probe, Uniform, depth_first
+from dpcdsl._library import path as head_path
 from dpcdsl.checker import checked
 from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.flat import float_text
@@ -233,9 +234,7 @@ def as_space(source: Any, cell: str | None) -> Space:
     if isinstance(source, Program):
         return Space(source, cell)
     if isinstance(source, str) and source.isidentifier():  # no .dpc text is one word
-        from dpcdsl import heads
-
-        return Space.from_file(heads.path(source), cell)
+        return Space.from_file(head_path(source), cell)
     if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".dpc")
                                     and "\n" not in source):
         return Space.from_file(source, cell)

@@ -1,0 +1,38 @@
+"""Where the library of heads lives and how a name finds its file: the part of
+:mod:`dpcdsl.heads` that needs no parsing, so that the space module can take a head's
+name without importing the heads module (which builds spaces)."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from dpcdsl.errors import DpcError, did_you_mean
+
+
+def examples_dir() -> Path:
+    """The examples: package data in a wheel, ``examples/`` in a source tree."""
+    packaged = Path(str(resources.files("dpcdsl").joinpath("examples")))
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parent.parent / "examples"
+
+
+def directory() -> Path:
+    return examples_dir() / "heads"
+
+
+def names() -> list[str]:
+    """Every head of the library, sorted."""
+    return sorted(p.stem for p in directory().glob("*.dpc"))
+
+
+def path(name: str) -> Path:
+    """The file of the head ``name``; an unknown name is an error with the known ones."""
+    file = directory() / f"{name}.dpc"
+    if not file.is_file():
+        known = names()
+        raise DpcError.at(None, f"no head named '{name}' in the library."
+                          f"{did_you_mean(name, known)}".rstrip("."),
+                          hint="heads: " + ", ".join(known))
+    return file
