@@ -25,7 +25,7 @@ from dpcdsl.space import Space
 app = typer.Typer(name="dpcc",
                   help="dpcdsl: write, check, compile, train and search multi-scale "
                        "dense-prediction heads (.dpc).",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+                  no_args_is_help=True, add_completion=True, pretty_exceptions_enable=False)
 out = Console(highlight=False, soft_wrap=True, markup=False, emoji=False,
               width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, soft_wrap=True, markup=False, emoji=False)

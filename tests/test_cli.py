@@ -184,6 +184,25 @@ def test_version():
     assert r.returncode == 0 and r.stdout.strip() == f"dpcc (dpcdsl) {dpcdsl.__version__}"
 
 
+def test_shell_completion_offers_the_choices_of_an_option():
+    """`dpcc --install-completion` installs it; the shell then asks dpcc itself."""
+    import os
+    import shutil
+
+    exe = shutil.which("dpcc", path=os.path.dirname(sys.executable))
+    assert exe is not None
+
+    def complete(words: str) -> list[str]:
+        env = {**os.environ, "_DPCC_COMPLETE": "complete_bash", "COMP_WORDS": words,
+               "COMP_CWORD": str(len(words.split()) - (0 if words.endswith(" ") else 1))}
+        r = subprocess.run([exe], capture_output=True, text=True, env=env, timeout=120)
+        return r.stdout.split()
+
+    assert complete("dpcc search x.dpc --strategy ") == ["random", "ers", "evolution", "tpe"]
+    assert complete("dpcc search x.dpc --executor p") == ["pool"]
+    assert "--install-completion" in dpcc("--help").stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (("check", str(EXAMPLES / "aspp.dpc"), "--format", "yaml"), "'yaml' is not one of"),
     (("search", str(EXAMPLES / "aspp.dpc"), "--task", "t.toml", "--executor", "foo"),
