@@ -1,6 +1,7 @@
 """Executors run trials; they hold no search state (the driver alone talks to Optuna).
 
-- ``local``: in this process, one trial at a time; a timeout uses SIGALRM.
+- ``local``: in this process, one trial at a time; a trial past its timeout stops at its
+  next step (SIGALRM stops one that reaches no step, a grace period later).
 - ``ray``: Ray core tasks with a GPU fraction and CPUs per trial (``dpcdsl[ray]``).
 - ``pool``: N worker slots, a fresh process per trial (spawned, so a crash takes
   nothing else down), each slot pinned to one GPU with ``CUDA_VISIBLE_DEVICES`` or
@@ -36,6 +37,7 @@ class _Expired(BaseException):
 class LocalExecutor:
     name = "local"
     slots = 1
+    GRACE_S = 5.0
 
     def __init__(self, timeout: float | None = None) -> None:
         self.timeout = timeout
@@ -46,15 +48,24 @@ class LocalExecutor:
         if self.timeout is None:
             self.done.append((number, run_job(job, report, on_step)))
             return
+        start = time.perf_counter()
+        deadline = start + self.timeout
+
+        def step(k: int) -> None:  # the trial stops between steps, where nothing is half-done
+            if on_step is not None:
+                on_step(k)
+            if time.perf_counter() > deadline:
+                raise _Expired
 
         def expire(signum: int, frame: Any) -> None:
             raise _Expired
 
+        # the alarm is the hard stop for a trial that never reaches a step boundary
+        # (a hang while loading); it fires a grace period after the deadline
         previous = signal.signal(signal.SIGALRM, expire)
-        signal.setitimer(signal.ITIMER_REAL, self.timeout)
-        start = time.perf_counter()
+        signal.setitimer(signal.ITIMER_REAL, self.timeout + max(self.GRACE_S, self.timeout))
         try:
-            outcome = run_job(job, report, on_step)
+            outcome = run_job(job, report, step)
         except _Expired:
             outcome = Outcome.failed(f"timeout after {self.timeout:g} s",
                                      time.perf_counter() - start)

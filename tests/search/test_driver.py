@@ -287,6 +287,23 @@ def test_per_trial_timeout(files, tmp_path, executor):
     assert reasons == ["timeout after 2 s"] * 2
 
 
+def test_a_local_trial_that_reaches_no_step_is_stopped_by_the_alarm(monkeypatch):
+    # a hang before the first step (loading): the alarm stops it a grace period later
+    import dpcdsl.search.executors as executors
+
+    def hang(job, report=None, on_step=None):
+        time.sleep(30)
+
+    monkeypatch.setattr(executors, "run_job", hang)
+    monkeypatch.setattr(executors.LocalExecutor, "GRACE_S", 0.2)
+    local = executors.LocalExecutor(timeout=0.3)
+    start = time.perf_counter()
+    local.submit(0, None)
+    [(number, outcome)] = local.collect()
+    assert outcome.failure == "timeout after 0.3 s"
+    assert 0.5 <= time.perf_counter() - start < 5
+
+
 def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
     from dpcdsl.data.task import load_task
     from dpcdsl.search.driver import _launch
