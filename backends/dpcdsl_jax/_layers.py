@@ -149,19 +149,51 @@ def atrous(x: jax.Array, conv: nnx.Conv) -> jax.Array:
     pixels: a tap ``j * rate`` from the centre reads only zero padding once ``j * rate``
     reaches the map's size on that axis, so on a small map those rows (columns) of the
     kernel are skipped. The kernel keeps its shape; outputs and gradients equal the
-    full conv's. Shapes are static under ``jit``, so the choice is made when tracing."""
+    full conv's. Shapes are static under ``jit``, so the choice is made when tracing.
+
+    On the CPU, where XLA's conv kernels are slow for these shapes (a dilated depthwise
+    conv several times, a dense one about 1.5x, forward and backward), a conv is a sum
+    of shifted slices: of the padded input times each tap (depthwise), or of one matrix
+    product of the input with all taps at once (dense, stride 1). Other platforms keep
+    XLA's conv."""
     kh, kw = conv.kernel_size
     dilation, step = conv.kernel_dilation or 1, conv.strides or 1
     rh, rw = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
-    strides = (step, step) if isinstance(step, int) else tuple(step)
+    sh, sw = (step, step) if isinstance(step, int) else tuple(step)
     mh, mw = min(kh // 2, (x.shape[1] - 1) // rh), min(kw // 2, (x.shape[2] - 1) // rw)
-    if mh == kh // 2 and mw == kw // 2:
-        return conv(x)
     kernel = conv.kernel[...][kh // 2 - mh:kh // 2 + mh + 1, kw // 2 - mw:kw // 2 + mw + 1]
-    y = jax.lax.conv_general_dilated(
-        x, kernel, strides, ((rh * mh, rh * mh), (rw * mw, rw * mw)),
-        rhs_dilation=(rh, rw), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        feature_group_count=conv.feature_group_count)
+    n, h, w, c = x.shape
+    th, tw, cout = 2 * mh + 1, 2 * mw + 1, kernel.shape[-1]
+    oh, ow = (h - 1) // sh + 1, (w - 1) // sw + 1
+    pads = ((0, 0), (rh * mh, rh * mh), (rw * mw, rw * mw), (0, 0))
+
+    def shifted(a: jax.Array, i: int, j: int, channels: int = 0) -> jax.Array:
+        """The padded ``a`` as the output pixels see it through tap (i, j); with
+        ``channels``, only the tap's own block of them."""
+        lo, hi = (0, a.shape[-1]) if not channels else \
+            ((i * tw + j) * channels, (i * tw + j + 1) * channels)
+        return jax.lax.slice(a, (0, i * rh, j * rw, lo),
+                             (n, i * rh + (oh - 1) * sh + 1, j * rw + (ow - 1) * sw + 1, hi),
+                             (1, sh, sw, 1))
+
+    cpu = jax.default_backend() == "cpu"
+    if cpu and conv.feature_group_count == c == cout:  # depthwise
+        xp = jnp.pad(x, pads)
+        taps = [shifted(xp, i, j) * kernel[i, j, 0] for i in range(th) for j in range(tw)]
+    elif cpu and conv.feature_group_count == 1 and (sh, sw) == (1, 1) and th * tw > 1:
+        z = x.reshape(-1, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, th * tw * cout)
+        zp = jnp.pad(z.reshape(n, h, w, th * tw * cout), pads)
+        taps = [shifted(zp, i, j, cout) for i in range(th) for j in range(tw)]
+    elif mh == kh // 2 and mw == kw // 2:
+        return conv(x)
+    else:
+        taps = [jax.lax.conv_general_dilated(
+            x, kernel, (sh, sw), pads[1:3], rhs_dilation=(rh, rw),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            feature_group_count=conv.feature_group_count)]
+    y = taps[0]
+    for tap in taps[1:]:
+        y = y + tap
     return y if conv.bias is None else y + conv.bias[...]
 
 

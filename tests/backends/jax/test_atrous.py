@@ -44,12 +44,30 @@ def test_same_outputs_and_gradients_as_the_full_conv(kernel, rate, size, groups,
 
 @pytest.mark.parametrize(("size", "window"), [((33, 33), (3, 3)), ((12, 33), (1, 3)),
                                               ((12, 12), (1, 1))])
-def test_a_rate_at_least_the_map_runs_only_the_centre(size, window):
+def test_a_rate_at_least_the_map_runs_only_the_centre(monkeypatch, size, window):
     """A 3x3 conv of rate 12: the whole kernel on a 33x33 map, its centre row on 12x33,
-    the centre alone on 12x12 (the convolution that jit traces)."""
+    the centre alone on 12x12: the convolution that jit traces on a GPU, and the width
+    of the one matrix product on the CPU (8 channels out per tap)."""
     conv = nnx.Conv(8, 8, (3, 3), padding=((12, 12), (12, 12)), kernel_dilation=(12, 12),
                     use_bias=False, rngs=nnx.Rngs(0))
     x = jnp.ones((1, *size, 8))
-    traced = jax.make_jaxpr(lambda x: atrous(x, conv))(x)
-    convs = [e for e in traced.eqns if e.primitive.name == "conv_general_dilated"]
+    cpu = jax.make_jaxpr(lambda x: atrous(x, conv))(x)
+    widths = [e.outvars[0].aval.shape[-1] for e in cpu.eqns if e.primitive.name == "dot_general"]
+    assert widths == ([8 * window[0] * window[1]] if window != (1, 1) else [])
+    monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
+    gpu = jax.make_jaxpr(lambda x: atrous(x, conv))(x)
+    convs = [e for e in gpu.eqns if e.primitive.name == "conv_general_dilated"]
     assert [tuple(e.invars[1].aval.shape[:2]) for e in convs] == [window]
+
+
+@pytest.mark.parametrize(("platform", "convs"), [("cpu", 0), ("gpu", 1), ("tpu", 1)])
+@pytest.mark.parametrize("groups", [1, 6])
+def test_a_conv_is_shifted_slices_on_the_cpu_and_xla_elsewhere(monkeypatch, platform, convs,
+                                                               groups):
+    conv = make(3, 2, groups=groups)
+    x = jax.random.normal(jax.random.key(0), (2, 9, 9, 6))
+    expected = conv(x)
+    monkeypatch.setattr(jax, "default_backend", lambda: platform)
+    traced = jax.make_jaxpr(lambda x: atrous(x, conv))(x)
+    assert sum(e.primitive.name == "conv_general_dilated" for e in traced.eqns) == convs
+    np.testing.assert_allclose(atrous(x, conv), expected, rtol=1e-5, atol=1e-5)
