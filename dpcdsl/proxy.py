@@ -47,6 +47,9 @@ class ProxyResult(BaseModel):
     # what the compiled head computes at the task's sizes (atrous taps over padding
     # skipped); equal to madds where no rate reaches the feature map's size
     computed_madds: int = 0
+    # seconds by phase: build (the backend's steps and the weights), data (batches read
+    # from the cache), steps (training), eval (the val split), cost
+    timings: dict[str, float] = {}
 
 
 def ensure_cache(task: Task, progress: bool | str = True) -> FeatureCache:
@@ -85,20 +88,25 @@ def train(cell: ir.Cell, task: Task, backend: str | None = None,
     task's) and score it on the val split. ``progress`` is a mode of
     :mod:`dpcdsl.progress` (True: a bar on a terminal, log lines elsewhere), its lines
     headed by ``label`` (default: the cell's name)."""
+    start = time.perf_counter()
     task = fed(cell, task)  # before the cache is built
     mode = mode_for(progress)
     cache = ensure_cache(task, progress=mode)
+    opened = round(time.perf_counter() - start, 6)
     with StepProgress(task.train.steps, mode, label or cell.name) as shown:
-        return _train(cell, task, cache, backend, callback, shown, on_step)
+        result = _train(cell, task, cache, backend, callback, shown, on_step)
+    return result.model_copy(update={"timings": {"cache": opened, **result.timings}})
 
 
 def _train(cell: ir.Cell, task: Task, cache: FeatureCache, backend: str | None,
            callback: Callback | None, shown: StepProgress,
            on_step: Callable[[int], None] | None = None) -> ProxyResult:
+    clock = _Clock()
     trainer = backends.resolve(backend or task.backend, "proxy_steps")
     name = trainer.name
     head = head_cell(cell, task)
     step, predict = trainer.proxy_steps(head, cache, task, head_weights(head, cache, task))
+    clock.lap("build")
     spec = task.train
     feats, labels = cache.inputs(head, task, "train"), cache.labels("train")
     losses: list[float] = []
@@ -106,8 +114,10 @@ def _train(cell: ir.Cell, task: Task, cache: FeatureCache, backend: str | None,
     matrix = ConfusionMatrix(cache.num_classes, cache.ignore_index)
     start = time.perf_counter()
     for k, idx in zip(range(1, spec.steps + 1), batches(len(labels), spec.batch, task.seed)):
-        loss = float(step([np.asarray(f[idx], np.float32) for f in feats],
-                          np.asarray(labels[idx])))
+        batch = [np.asarray(f[idx], np.float32) for f in feats], np.asarray(labels[idx])
+        clock.lap("data")
+        loss = float(step(*batch))
+        clock.lap("steps")
         if not np.isfinite(loss):
             raise Diverged.at(None, f"cell '{cell.name}': the loss is {loss} at step {k} of "
                               f"{spec.steps}", hint="lower train.lr, or check the cell")
@@ -116,19 +126,39 @@ def _train(cell: ir.Cell, task: Task, cache: FeatureCache, backend: str | None,
         if on_step is not None:
             on_step(k)
         if k % spec.eval_every == 0 or k == spec.steps:
+            clock.lap("steps")
             matrix = evaluate(predict, cache, cache.inputs(head, task, "val"))
             evals.append((k, matrix.miou()))
+            clock.lap("eval")
             shown.evaluated(k, evals[-1][1])
             if callback is not None:
                 callback(k, evals[-1][1])
+        clock.lap("steps")
     wall = time.perf_counter() - start
     report = cost(head, cache.in_channels(head, task), cache.sizes(head, task))
+    clock.lap("cost")
     return ProxyResult(cell=cell.name, hash=cell.hash, backend=name, miou=evals[-1][1],
                        per_class_iou=[None if np.isnan(v) else float(v) * 100
                                       for v in matrix.iou()],
                        losses=losses, evals=evals, steps=len(losses), wall_s=wall,
                        params=report.params, madds=report.madds,
-                       computed_madds=report.computed_madds)
+                       computed_madds=report.computed_madds, timings=clock.totals())
+
+
+class _Clock:
+    """Seconds by phase: ``lap(name)`` adds the time since the last lap to ``name``."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+        self.spent: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        self.spent[name] = self.spent.get(name, 0.0) + now - self.last
+        self.last = now
+
+    def totals(self) -> dict[str, float]:
+        return {k: round(v, 6) for k, v in self.spent.items()}
 
 
 def fed(cell: ir.Cell | ir.CellDef, task: Task) -> Task:

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Set up a development environment in .venv: graphviz (for pictures) and Chromium (for
-# the report's browser test), PyTorch, then the package with its test extras. Safe to
-# run again.
+# Set up a development environment in .venv: graphviz (for pictures), Chromium (for
+# the report's browser test) and PostgreSQL (for the shared-study test), PyTorch, then
+# the package with its test extras. Safe to run again.
 #
 # PyTorch and torchvision are installed on their own first, as TORCH_SPEC (default
 # "torch==2.14.1 torchvision==0.29.1", a build that timm and segmentation-models-pytorch
@@ -11,11 +11,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Debian's packages: graphviz draws cells; chromium and its driver run the report's
-# browser test
+# browser test; postgresql's server programs run the shared-study test and benchmark
 missing=()
 command -v dot >/dev/null 2>&1 || missing+=(graphviz)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
+command -v initdb >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null \
+  || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""
   [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null 2>&1 && SUDO="sudo"

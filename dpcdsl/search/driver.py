@@ -34,17 +34,19 @@ from dpcdsl.program import standalone_text
 from dpcdsl.proxy import ensure_cache, fed, head_cell
 from dpcdsl.rewrite import at_size
 from dpcdsl.search.executors import EXECUTORS, make_executor
+from dpcdsl.search.ledger import Ledger
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress
 from dpcdsl.search.strategies import (
     PRUNERS,
     SETTINGS,
     STRATEGIES,
+    ArchitectureSampler,
     make_pruner,
     make_sampler,
     settings_for,
 )
-from dpcdsl.search.study import STUDY, counted, driver_tag, open_storage, orphaned, run_lock
+from dpcdsl.search.study import STUDY, driver_tag, open_storage, orphaned, run_lock
 from dpcdsl.space import Space
 
 
@@ -198,10 +200,12 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
         study.set_user_attr("params", LABELLED)
     else:
         _check_resume(study, current, cfg.allow_changed)
-        # a resumed strategy draws on from where the study is, not from its first draw
-        # again (which would propose the same architectures after every resume)
-        study.sampler = make_sampler(cfg.strategy, space, cfg.seed * 1_000_003 +
-                                     len(study.get_trials(deepcopy=False)), settings)
+        if not isinstance(study.sampler, ArchitectureSampler):
+            # TPE draws on from where the study is, not from its first draw again (which
+            # would propose the same architectures after every resume); the
+            # architecture samplers seed each trial's draw by its number instead
+            study.sampler = make_sampler(cfg.strategy, space, cfg.seed * 1_000_003 +
+                                         len(study.get_trials(deepcopy=False)), settings)
     return study
 
 
@@ -264,29 +268,35 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     task_json = {**task.model_dump(mode="json"), "file": task.file, "backend": trainer}
     pending: dict[int, Trial] = {}
     start = time.time()
+    ledger = Ledger(study, labelled=study.user_attrs.get("params") == LABELLED)
+    if isinstance(study.sampler, ArchitectureSampler):
+        study.sampler.ledger = ledger
 
     with SearchProgress(cfg.trials, cfg.progress) as bar:
         try:
             while True:
-                done = [t for t in study.get_trials(deepcopy=False) if counted(t)]
-                bar.update(done)
-                if len(done) >= cfg.trials:
+                ledger.refresh()
+                bar.update(len(ledger.counted), ledger.best, ledger.failures,
+                           ledger.take_fresh())
+                if ledger.spent(cfg.trials):
                     break
-                while executor.busy < executor.slots and len(done) + len(pending) < cfg.trials:
-                    trial = study.ask()
+                while executor.busy < executor.slots and ledger.room(cfg.trials, pending) > 0:
+                    trial = ledger.ask()
                     trial.set_user_attr("driver", driver_tag())
-                    outcome = _launch(trial, space, study, executor, task_json, cfg, budget,
-                                      same, bar.within(trial.number, task.train.steps))
+                    outcome = _launch(trial, space, study, executor, task_json, cfg, ledger,
+                                      budget, same, bar.within(trial.number, task.train.steps))
                     rejected = rejected + 1 if outcome == "over budget" else 0
                     if rejected >= MAX_REJECTED:
                         raise _no_room(study, cfg.max_madds or 0)
                     if outcome is None:
                         pending[trial.number] = trial
-                    done = [t for t in study.get_trials(deepcopy=False) if counted(t)]
-                    if len(done) >= cfg.trials:
+                    if ledger.spent(cfg.trials):
                         break
+                if not pending:  # the rest of the budget runs under other drivers
+                    time.sleep(1.0)
+                    ledger.sync()
                 for number, result in executor.collect():
-                    _tell(study, pending.pop(number), result)
+                    ledger.told(_tell(study, pending.pop(number), result))
         finally:
             executor.close()
     study.set_user_attr("last_run_s", time.time() - start)
@@ -363,7 +373,7 @@ def _no_room(study: optuna.Study, max_madds: int) -> DpcError:
 
 
 def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
-            task_json: dict[str, Any], cfg: SearchConfig,
+            task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger,
             budget: Callable[[Any], int | None] | None = None,
             same: Callable[[Any], str] | None = None,
             on_step: Callable[[int], None] | None = None) -> str | None:
@@ -372,10 +382,10 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
     running)."""
 
     try:
-        cell = suggest_cell(trial, space, study.user_attrs.get("params") == LABELLED)
+        cell = suggest_cell(trial, space, ledger.labelled)
     except DpcError as e:
         trial.set_user_attr("failure", f"error: {e.diagnostics[0].message}")
-        study.tell(trial, state=TrialState.FAIL)
+        ledger.told(study.tell(trial, state=TrialState.FAIL))
         return "failed"
     trial.set_user_attr("cell", cell.canonical_text())
     trial.set_user_attr("hash", cell.hash)
@@ -384,37 +394,31 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             madds = budget(cell)
         except DpcError as e:
             trial.set_user_attr("failure", f"error: {e.diagnostics[0].message}")
-            study.tell(trial, state=TrialState.FAIL)
+            ledger.told(study.tell(trial, state=TrialState.FAIL))
             return "failed"
         if madds is not None:  # not trained, and not counted: the search draws again
             trial.set_user_attr("over_budget", madds)
-            study.tell(trial, state=TrialState.FAIL)
+            ledger.told(study.tell(trial, state=TrialState.FAIL))
             return "over budget"
     key = cell.hash if same is None else same(cell)
     trial.set_user_attr("same_as", key)
-
-    def equal(t: FrozenTrial) -> bool:  # the same computation at the task's sizes
-        return t.user_attrs.get("same_as", t.user_attrs.get("hash")) == key
-
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if equal(t):
-            for key in ("miou", "params", "madds", "computed_madds", "wall_s",
-                        "per_class_iou"):
-                if key in t.user_attrs:
-                    trial.set_user_attr(key, t.user_attrs[key])
-            trial.set_user_attr("duplicate_of", t.number)
-            study.tell(trial, t.value)
-            return "duplicate"
-    for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
-        failure = str(t.user_attrs.get("failure", ""))
-        # a cell that cannot be built, or diverges with this seed, fails the same way
-        # again; a timeout or a dead worker may not
-        if equal(t) and failure.startswith(DETERMINISTIC) \
-                and not cfg.retry_failed:
-            trial.set_user_attr("failure", failure)
-            trial.set_user_attr("duplicate_of", t.number)
-            study.tell(trial, state=TrialState.FAIL)
-            return "failed"
+    done = ledger.completed.get(key)  # the same computation at the task's sizes
+    if done is not None:
+        for attr in ("miou", "params", "madds", "computed_madds", "wall_s", "per_class_iou"):
+            if attr in done.user_attrs:
+                trial.set_user_attr(attr, done.user_attrs[attr])
+        trial.set_user_attr("duplicate_of", done.number)
+        ledger.told(study.tell(trial, done.value))
+        return "duplicate"
+    failed = ledger.failed.get(key)
+    # a cell that cannot be built, or diverges with this seed, fails the same way again;
+    # a timeout or a dead worker may not
+    if failed is not None and not cfg.retry_failed \
+            and str(failed.user_attrs.get("failure", "")).startswith(DETERMINISTIC):
+        trial.set_user_attr("failure", failed.user_attrs["failure"])
+        trial.set_user_attr("duplicate_of", failed.number)
+        ledger.told(study.tell(trial, state=TrialState.FAIL))
+        return "failed"
     job = Job(cell=cell.canonical_text(), task=task_json)
 
     def report(step: int, miou: float) -> None:
@@ -426,12 +430,12 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
     try:
         executor.submit(trial.number, job, report if prunes else None, on_step=on_step)
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
+        ledger.told(study.tell(trial, state=TrialState.PRUNED))
         return "pruned"
     return None
 
 
-def _tell(study: optuna.Study, trial: Trial, outcome: Outcome) -> None:
+def _tell(study: optuna.Study, trial: Trial, outcome: Outcome) -> FrozenTrial:
     trial.set_user_attr("wall_s", outcome.wall_s)
     if outcome.attempts > 1:
         trial.set_user_attr("attempts", outcome.attempts)
@@ -439,12 +443,10 @@ def _tell(study: optuna.Study, trial: Trial, outcome: Outcome) -> None:
         trial.set_user_attr("device", outcome.device)
     if outcome.pruned:
         trial.set_user_attr("pruned", outcome.failure)
-        study.tell(trial, state=TrialState.PRUNED)
-        return
+        return study.tell(trial, state=TrialState.PRUNED)
     if outcome.scores is None:
         trial.set_user_attr("failure", outcome.failure)
-        study.tell(trial, state=TrialState.FAIL)
-        return
+        return study.tell(trial, state=TrialState.FAIL)
     for key, value in asdict(outcome.scores).items():
         trial.set_user_attr(key, value)
-    study.tell(trial, outcome.scores.miou)
+    return study.tell(trial, outcome.scores.miou)

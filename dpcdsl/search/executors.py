@@ -3,14 +3,15 @@
 - ``local``: in this process, one trial at a time; a trial past its timeout stops at its
   next step (SIGALRM stops one that reaches no step, a grace period later).
 - ``ray``: Ray core tasks with a GPU fraction and CPUs per trial (``dpcdsl[ray]``).
-- ``pool``: N worker slots, a fresh process per trial (spawned, so a crash takes
-  nothing else down), each slot pinned to one GPU with ``CUDA_VISIBLE_DEVICES`` or
-  given its share of the CPU threads. A worker that dies is replaced and its trial run
-  once more; a trial past its timeout is terminated.
+- ``pool``: N worker slots, each a persistent process (spawned, so a crash takes
+  nothing else down) that imports the framework once and takes trial after trial,
+  pinned to one GPU with ``CUDA_VISIBLE_DEVICES`` or given its share of the CPU
+  threads. A worker that dies is replaced and its trial run once more; a trial past its
+  timeout is terminated with its worker, and a fresh worker takes the slot.
 
 Jobs, progress and outcomes are the typed messages of :mod:`dpcdsl.search.messages`.
 ``make_executor`` takes a name, or an executor object itself (tests give a pool whose
-``worker`` entry point injects faults).
+``handle`` of one job injects faults).
 """
 
 from __future__ import annotations
@@ -99,53 +100,79 @@ def _set_threads(job: Job, threads: int) -> None:
         pass
 
 
-def worker_main(job: Job, number: int, conn: Connection, env: dict[str, str],
-                threads: int) -> None:
-    """A pool worker's process: run one job, asking the driver at every evaluation
-    whether to go on, and send its :class:`Outcome`."""
-    os.environ.update(env)
-    _set_threads(job, threads)
+def run_in_worker(job: Job, number: int, conn: Connection) -> Outcome:
+    """One job in a pool worker, asking the driver at every evaluation whether to go
+    on (when the job is prunable)."""
 
-    def report(step: int, miou: float) -> None:  # asks the driver whether to go on
+    def report(step: int, miou: float) -> None:
         conn.send(Progress(step, miou))
         if conn.recv():
             raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
 
     start = time.perf_counter()
     try:
-        outcome = run_job(job, report if job.prunable else None)
+        return run_job(job, report if job.prunable else None)
     except optuna.TrialPruned as e:
-        outcome = Outcome.failed(str(e), time.perf_counter() - start, pruned=True)
-    conn.send(outcome)
+        return Outcome.failed(str(e), time.perf_counter() - start, pruned=True)
+
+
+def worker_main(conn: Connection, env: dict[str, str], threads: int,
+                handle: Callable[[Job, int, Connection], Outcome] = run_in_worker) -> None:
+    """A pool worker's process: it imports the framework once and runs job after job
+    (``(number, job)`` messages, each answered by its :class:`Outcome`) until the
+    driver sends None or goes away. ``handle`` runs one job (tests inject faults)."""
+    os.environ.update(env)
+    threaded: set[str | None] = set()
+    while True:
+        try:
+            message = conn.recv()
+        except (EOFError, OSError):
+            break
+        if message is None:
+            break
+        number, job = message
+        if job.backend not in threaded:
+            _set_threads(job, threads)
+            threaded.add(job.backend)
+        conn.send(handle(job, number, conn))
     conn.close()
+
+
+@dataclass
+class _Worker:
+    process: Any
+    conn: Connection
 
 
 @dataclass
 class _Running:
     number: int
     job: Job
-    process: Any
-    conn: Connection
     started: float
     attempts: int = 1
     report: Report | None = None
 
 
 class PoolExecutor:
+    """N worker slots, each a persistent process (spawned) that takes trial after
+    trial; a worker that dies or runs past the timeout is replaced by a fresh one."""
+
     name = "pool"
 
     def __init__(self, workers: int, timeout: float | None = None,
                  gpus: list[str] | None = None,
-                 worker: Callable[..., None] = worker_main) -> None:
-        """``worker`` is the entry point of each worker process (a picklable function
-        with :func:`worker_main`'s signature)."""
+                 handle: Callable[[Job, int, Connection], Outcome] = run_in_worker) -> None:
+        """``handle`` runs one job inside a worker (a picklable function with
+        :func:`run_in_worker`'s signature)."""
         self.slots = workers
-        self.worker = worker
+        self.handle = handle
         self.timeout = timeout
         self.gpus = gpus
         self.ctx = mp.get_context("spawn")
+        self.workers: dict[int, _Worker] = {}  # slot -> its process, while it lives
         self.running: dict[int, _Running] = {}  # slot -> trial
         self.threads = max(1, (os.cpu_count() or 1) // workers)
+        self.started_workers = 0
 
     @property
     def busy(self) -> int:
@@ -157,54 +184,73 @@ class PoolExecutor:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
         return env
 
-    def _start(self, slot: int, number: int, job: Job, attempts: int,
-               report: Report | None = None) -> None:
-        parent, child = self.ctx.Pipe(duplex=True)
-        proc = self.ctx.Process(target=self.worker, daemon=True,
-                                args=(job, number, child, self._env(slot), self.threads))
-        proc.start()
-        child.close()
-        self.running[slot] = _Running(number, job, proc, parent, time.monotonic(), attempts,
-                                      report)
+    def _worker(self, slot: int) -> _Worker:
+        """The slot's worker, started when it has none."""
+        if slot not in self.workers:
+            parent, child = self.ctx.Pipe(duplex=True)
+            proc = self.ctx.Process(target=worker_main, daemon=True,
+                                    args=(child, self._env(slot), self.threads, self.handle))
+            proc.start()
+            child.close()
+            self.workers[slot] = _Worker(proc, parent)
+            self.started_workers += 1
+        return self.workers[slot]
+
+    def _drop(self, slot: int) -> int | None:
+        """Kill the slot's worker (if alive) and forget it; its exit code."""
+        w = self.workers.pop(slot)
+        if w.process.is_alive():
+            w.process.kill()
+        w.process.join(timeout=5)
+        w.conn.close()
+        return w.process.exitcode
+
+    def _start(self, slot: int, r: _Running) -> None:
+        try:
+            self._worker(slot).conn.send((r.number, r.job))
+        except (BrokenPipeError, OSError):  # died between trials: a fresh one takes it
+            self._drop(slot)
+            self._worker(slot).conn.send((r.number, r.job))
+        self.running[slot] = r
 
     def submit(self, number: int, job: Job, report: Report | None = None,
                on_step: Callable[[int], None] | None = None) -> None:
         # on_step: a trial in another process moves the search's bar when it ends
         slot = next(s for s in range(self.slots) if s not in self.running)
-        self._start(slot, number, replace(job, prunable=report is not None), 1, report)
+        self._start(slot, _Running(number, replace(job, prunable=report is not None),
+                                   time.monotonic(), 1, report))
 
     def collect(self) -> list[tuple[int, Outcome]]:
         """Wait until at least one trial ends; its outcome (a death is retried once)."""
         done: list[tuple[int, Outcome]] = []
         while not done and self.running:
-            waits: list[Any] = [r.conn for r in self.running.values()]
-            waits += [r.process.sentinel for r in self.running.values()]
-            wait(waits, timeout=1.0)
+            workers = [self.workers[slot] for slot in self.running]
+            wait([w.conn for w in workers] + [w.process.sentinel for w in workers],
+                 timeout=1.0)
             now = time.monotonic()
             for slot, r in list(self.running.items()):
+                w = self.workers[slot]
                 outcome: Outcome | None = None
-                while outcome is None and r.conn.poll():
+                while outcome is None and w.conn.poll():
                     try:
-                        message = r.conn.recv()
-                    except EOFError:
+                        message = w.conn.recv()
+                    except (EOFError, OSError):
                         break
                     if isinstance(message, Progress):  # answer whether to prune
-                        r.conn.send(self._should_prune(r, message))
+                        w.conn.send(self._should_prune(r, message))
                     else:
                         outcome = message
-                if outcome is None and r.process.is_alive():
-                    if self.timeout is not None and now - r.started > self.timeout:
-                        r.process.kill()
-                        r.process.join()
-                        outcome = Outcome.failed(f"timeout after {self.timeout:g} s",
-                                                 now - r.started)
-                    else:
+                if outcome is None and w.process.is_alive():
+                    if self.timeout is None or now - r.started <= self.timeout:
                         continue
-                self._finish(slot)
+                    self._drop(slot)
+                    outcome = Outcome.failed(f"timeout after {self.timeout:g} s",
+                                             now - r.started)
+                del self.running[slot]
                 if outcome is None:  # the worker died without an answer
-                    code = r.process.exitcode
+                    code = self._drop(slot)
                     if r.attempts == 1:
-                        self._start(slot, r.number, r.job, 2, r.report)
+                        self._start(slot, replace(r, attempts=2, started=time.monotonic()))
                         continue
                     outcome = Outcome.failed(f"worker died twice (exit code {code})",
                                              now - r.started)
@@ -221,15 +267,18 @@ class PoolExecutor:
             return True
         return False
 
-    def _finish(self, slot: int) -> None:
-        r = self.running.pop(slot)
-        r.process.join(timeout=5)
-        r.conn.close()
-
     def close(self) -> None:
-        for slot, r in list(self.running.items()):
-            r.process.kill()
-            self._finish(slot)
+        """Idle workers are told to stop; busy ones (an interrupted search) are killed."""
+        for slot in list(self.workers):
+            w = self.workers[slot]
+            if slot not in self.running:
+                try:
+                    w.conn.send(None)
+                    w.process.join(timeout=5)
+                except (BrokenPipeError, OSError):
+                    pass
+            self._drop(slot)
+        self.running.clear()
 
 
 def _ray_job(job: Job) -> Outcome:

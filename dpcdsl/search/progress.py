@@ -24,7 +24,6 @@ class SearchProgress(Reporter):
     def __init__(self, total: int, show: bool | str, heartbeat: float = 30.0,
                  stream: TextIO = sys.stderr) -> None:
         super().__init__(total, show, "search", heartbeat, stream)
-        self.seen: set[int] = set()
         self.summary = self.base = "0 finished"
         self.finished = 0
         self.best = "no result yet"
@@ -43,27 +42,26 @@ class SearchProgress(Reporter):
 
         return moved
 
-    def update(self, done: list[FrozenTrial]) -> None:
+    def update(self, finished: int, best_score: float | None, failed: int,
+               fresh: list[FrozenTrial]) -> None:
+        """``finished`` trials count against the budget, ``failed`` of them failed;
+        ``fresh`` are those finished since the last update (one log line each)."""
         if self.mode == "none":
             return
-        scores = [t.value for t in done if t.state == TrialState.COMPLETE and t.value is not None]
-        best = self.best = f"best mIOU {max(scores):.1f}" if scores else "no result yet"
-        self.finished = len(done)
-        failed = sum(t.state == TrialState.FAIL for t in done)
+        best = self.best = f"best mIOU {best_score:.1f}" if best_score is not None \
+            else "no result yet"
+        self.finished = finished
         extra = f", {failed} failed" if failed else ""
         if self.mode == "bar":
-            self.advance(len(done), f"search: {best}{extra}")
+            self.advance(finished, f"search: {best}{extra}")
             return
         hours = (time.monotonic() - self.start) / 3600
-        rate = len(done) / hours if hours > 0 else 0.0
-        left = (self.total - len(done)) / rate * 60 if rate else float("nan")
-        eta = f", ETA {left:.0f} min" if rate and len(done) < self.total else ""
-        self.summary = self.base = (f"{len(done)}/{self.total} finished, {best}{extra}, "
+        rate = finished / hours if hours > 0 else 0.0
+        left = (self.total - finished) / rate * 60 if rate else float("nan")
+        eta = f", ETA {left:.0f} min" if rate and finished < self.total else ""
+        self.summary = self.base = (f"{finished}/{self.total} finished, {best}{extra}, "
                                     f"{rate:.0f} trials/h{eta}")
-        for t in sorted(done, key=lambda t: t.number):
-            if t.number in self.seen:
-                continue
-            self.seen.add(t.number)
+        for t in fresh:
             how = f"mIOU {t.value:.1f}" if t.state == TrialState.COMPLETE and t.value is not None \
                 else t.user_attrs.get("failure") or t.state.name.lower()
             self.say(f"trial {t.number} finished ({how}): {self.summary}")

@@ -31,6 +31,7 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from dpcdsl.errors import DpcError, did_you_mean
+from dpcdsl.search.ledger import Ledger
 from dpcdsl.space import Decisions, Space
 
 STRATEGIES = ("random", "ers", "evolution", "tpe")
@@ -126,11 +127,18 @@ class ArchitectureSampler(BaseSampler):
 
     def __init__(self, space: Space, seed: int | None = None) -> None:
         self.space = space
+        self.seed = seed
         self.rng = random.Random(seed)
         self._plans: dict[int, Decisions] = {}
+        self.ledger: Ledger | None = None  # the driver's, when it runs the search
 
     def propose(self, study: optuna.Study) -> Decisions:
         return self.space.sample(self.rng)[1]
+
+    def view(self, study: optuna.Study) -> Ledger:
+        """The study's finished trials: the driver's ledger, kept in step at a constant
+        cost per trial, or a fresh read of the study."""
+        return self.ledger if self.ledger is not None else Ledger(study)
 
     def infer_relative_search_space(self, study: optuna.Study,
                                     trial: FrozenTrial) -> dict[str, BaseDistribution]:
@@ -141,6 +149,11 @@ class ArchitectureSampler(BaseSampler):
         return {}
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        # each trial's draw is seeded by the seed and the trial's number: a resumed
+        # search draws on instead of repeating its first draws, and drivers sharing a
+        # study (each trial number is given out once) never draw in step
+        if self.seed is not None:
+            self.rng = random.Random(f"{self.seed}:{trial.number}")
         self._plans[trial.number] = self.propose(study)
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
@@ -163,12 +176,6 @@ def decisions_of(trial: FrozenTrial) -> Decisions:
             for name, value in trial.params.items()}
 
 
-def finished(study: optuna.Study) -> list[FrozenTrial]:
-    """Completed trials with a score, oldest first."""
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.value is not None]
-
-
 class ERSSampler(ArchitectureSampler):
     def __init__(self, space: Space, seed: int | None = None,
                  warmup: int = WARMUP["ers"], top: int = 5, local: float = 0.5) -> None:
@@ -176,11 +183,10 @@ class ERSSampler(ArchitectureSampler):
         self.warmup, self.top, self.local = warmup, top, local
 
     def propose(self, study: optuna.Study) -> Decisions:
-        done = finished(study)
-        if len(done) < self.warmup or self.rng.random() >= self.local:
+        view = self.view(study)
+        if len(view.finished) < self.warmup or self.rng.random() >= self.local:
             return super().propose(study)
-        best = sorted(done, key=lambda t: t.value, reverse=True)[:self.top]  # type: ignore
-        parent = self.rng.choice(best)
+        parent = self.rng.choice(view.top(self.top))
         return self.space.mutate(decisions_of(parent), self.rng)[1]
 
 
@@ -191,7 +197,7 @@ class EvolutionSampler(ArchitectureSampler):
         self.population, self.tournament = population, tournament
 
     def propose(self, study: optuna.Study) -> Decisions:
-        done = finished(study)
+        done = self.view(study).finished
         if len(done) < self.population:
             return super().propose(study)
         alive = done[-self.population:]  # aging: the most recent ones

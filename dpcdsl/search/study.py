@@ -8,6 +8,7 @@ import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import TrialState
@@ -23,18 +24,53 @@ def storage_url(run_dir: Path, storage: str | None) -> str:
     return storage or f"sqlite:///{(run_dir / 'study.db').resolve()}"
 
 
+#: the scheme of Optuna's journal storage: an append-only log file (``journal:PATH``)
+JOURNAL = "journal:"
+
+
 def open_storage(run_dir: Path, storage: str | None) -> optuna.storages.BaseStorage:
     """The search's Optuna storage, or a clear error naming the URL when it cannot be
-    opened (an unknown scheme, an unreachable server, a file that is not a database)."""
+    opened (an unknown scheme, an unreachable server, a file that is not a database).
+    ``journal:PATH`` is Optuna's journal storage in the file PATH (relative to the
+    working directory); any other URL is a database (SQLite, PostgreSQL, MySQL)."""
     url = storage_url(run_dir, storage)
-    try:  # Optuna's own choice for a URL: a cached RDB storage
-        return optuna.storages.get_storage(url)
+    try:
+        if url.startswith(JOURNAL):
+            from optuna.storages.journal import JournalFileBackend
+
+            path = Path(url[len(JOURNAL):].removeprefix("//"))
+            return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+        if url.startswith("sqlite:"):
+            return optuna.storages.get_storage(_sqlite(url))
+        return optuna.storages.get_storage(url)  # Optuna's choice: a cached RDB storage
     except Exception as e:  # sqlalchemy's and the drivers' errors have no common base
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DpcError.at(None, f"cannot open the Optuna storage {url}: {first}",
                           hint="a database URL such as sqlite:///runs/x/study.db or "
-                               "postgresql://user@host/db; without --storage the run "
-                               "folder's study.db is used") from None
+                               "postgresql://user@host/db, or journal:runs/x/journal.log; "
+                               "without --storage the run folder's study.db is used"
+                          ) from None
+
+
+def _sqlite(url: str) -> optuna.storages.RDBStorage:
+    """A SQLite storage in write-ahead-log mode, each commit written to the log without
+    waiting for the disk (``synchronous = NORMAL``): half the time per trial of
+    SQLite's default, and as safe against a killed driver (only a power cut may lose
+    the last trials told). The log needs the file on a local disk, as SQLite does for
+    several processes anyway; drivers on several machines share PostgreSQL instead."""
+    from sqlalchemy import event
+
+    storage = optuna.storages.RDBStorage(url)
+
+    def pragmas(connection: Any, record: Any) -> None:
+        cursor = connection.cursor()
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.close()
+
+    event.listen(storage.engine, "connect", pragmas)
+    storage.engine.dispose()  # the connections opened before the pragmas
+    return storage
 
 
 def counted(trial: optuna.trial.FrozenTrial) -> bool:

@@ -35,11 +35,13 @@ def run_job(job: Job, report: Report | None = None,
     try:
         cell = Space.from_text(job.cell, file="<trial>").concrete()
         task = Task.model_validate(job.task)
+        parsed = time.perf_counter() - start
         result = train(cell, task, backend=job.backend, callback=report, on_step=on_step)
         return Outcome(wall_s=result.wall_s, scores=Scores(
             miou=result.miou, params=result.params, madds=result.madds,
             computed_madds=result.computed_madds,
             per_class_iou=result.per_class_iou, evals=result.evals,
+            timings={"parse": round(parsed, 6), **result.timings},
             final_loss=result.losses[-1]))
     except optuna.TrialPruned:
         raise

@@ -116,7 +116,7 @@ def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
     # dies on every attempt, and a run whose loss diverges
     space, task = files("cell f(x, channels = 8) { return one_of(pool(x, grid = 32), "
                         "conv(x, kernel = 1), sepconv(x, rate = {1, 2, 3})) }")
-    pool = PoolExecutor(2, worker=functools.partial(faults.exit_always, 1))
+    pool = PoolExecutor(2, handle=functools.partial(faults.exit_always, 1))
     study = search(SearchConfig(space, task, trials=6, executor=pool,
                                 run_dir=tmp_path / "run", progress=False, seed=3))
     reasons = [t.user_attrs.get("failure", "") for t in study.trials
@@ -266,9 +266,20 @@ def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path):
         assert devices[0] != devices[1]
 
 
+def test_pool_workers_persist_across_trials(files, tmp_path):
+    # two workers take six trials: the framework is imported twice, not six times
+    space, task = files()
+    pool = PoolExecutor(2)
+    study = search(SearchConfig(space, task, trials=6, executor=pool,
+                                run_dir=tmp_path / "run", progress=False))
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 6
+    assert pool.started_workers == 2
+    assert not pool.workers  # all stopped when the search ended
+
+
 def test_a_dead_worker_is_replaced_and_its_trial_retried(files, tmp_path):
     space, task = files()
-    pool = PoolExecutor(2, worker=functools.partial(faults.exit_once, 0,
+    pool = PoolExecutor(2, handle=functools.partial(faults.exit_once, 0,
                                                     str(tmp_path / "died")))
     study = search(SearchConfig(space, task, trials=2, executor=pool,
                                 run_dir=tmp_path / "run", progress=False))
@@ -308,6 +319,7 @@ def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
     from dpcdsl.data.task import load_task
     from dpcdsl.search.driver import _launch
     from dpcdsl.search.executors import LocalExecutor
+    from dpcdsl.search.ledger import Ledger
     from dpcdsl.search.strategies import make_sampler
 
     space_file, task_file = files()
@@ -317,7 +329,8 @@ def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
                                 pruner=optuna.pruners.ThresholdPruner(upper=-1.0))
     trial = study.ask()
     cfg = SearchConfig(space_file, task_file, run_dir=tmp_path, prune="median")
-    ended = _launch(trial, space, study, LocalExecutor(), task.model_dump(mode="json"), cfg)
+    ended = _launch(trial, space, study, LocalExecutor(), task.model_dump(mode="json"), cfg,
+                    Ledger(study))
     assert ended == "pruned" and study.trials[0].state == TrialState.PRUNED
     assert study.trials[0].intermediate_values  # the trainer reported before the stop
 
@@ -436,16 +449,23 @@ def test_progress_without_a_terminal_is_log_lines_with_a_heartbeat():
     import io
     import re
 
+    from dpcdsl.search.ledger import Ledger
     from dpcdsl.search.progress import SearchProgress
 
     study = optuna.create_study(direction="maximize")
+    ledger = Ledger(study)
+
+    def update(progress):
+        ledger.sync()
+        progress.update(len(ledger.counted), ledger.best, ledger.failures, ledger.take_fresh())
+
     stream = io.StringIO()
     with SearchProgress(3, True, heartbeat=0.3, stream=stream) as progress:
         study.add_trial(optuna.trial.create_trial(value=40.0))
-        progress.update(study.trials)
+        update(progress)
         time.sleep(1.5)  # a long trial: heartbeats keep the log moving
         study.add_trial(optuna.trial.create_trial(value=55.5))
-        progress.update(study.trials)
+        update(progress)
     lines = stream.getvalue().splitlines()
     assert all(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", line) for line in lines)
     text = "\n".join(lines)
@@ -455,7 +475,7 @@ def test_progress_without_a_terminal_is_log_lines_with_a_heartbeat():
     assert lines[-1].split(" ", 2)[2].startswith("search ended: 2/3 finished, best mIOU 55.5")
     quiet = io.StringIO()
     with SearchProgress(3, "none", stream=quiet) as progress:
-        progress.update(study.trials)
+        update(progress)
     assert quiet.getvalue() == ""
 
 
@@ -558,7 +578,7 @@ def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_pat
                                 direction="maximize")
     stored, bare = study.ask(), study.ask()  # the driver died with both running
     scores = Scores(miou=61.5, params=10, madds=20, computed_madds=20, per_class_iou=[61.5],
-                    evals=[(4, 61.5)], final_loss=0.3)
+                    evals=[(4, 61.5)], timings={"steps": 1.0}, final_loss=0.3)
     for key, value in asdict(scores).items():  # stored, but never told
         stored.set_user_attr(key, value)
     _rerun_interrupted(study)
@@ -595,17 +615,24 @@ def test_two_drivers_on_one_shared_storage_leave_each_other_be(files, tmp_path):
             continue
         if running:
             break
-    second = subprocess.run([sys.executable, "-m", "dpcdsl.cli", *args("b", 6), "--resume"],
-                            capture_output=True, text=True, timeout=600)
+    second = subprocess.Popen([sys.executable, "-m", "dpcdsl.cli", *args("b", 6), "--resume"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # the second driver runs the rest of the budget, the first's held trial counted as
+    # taken: then the held trial ends and both drivers stop
+    while len([t for t in optuna.load_study(study_name=STUDY, storage=url).get_trials()
+               if counted(t)]) < 5 and time.time() < deadline:
+        assert second.poll() is None, second.communicate()
+        time.sleep(0.2)
     release.touch()
+    _, second_errors = second.communicate(timeout=600)
     out, errors = first.communicate(timeout=600)
-    assert second.returncode == 0, second.stderr
+    assert second.returncode == 0, second_errors
     assert first.returncode == 0, errors
-    assert "are running under other drivers" in second.stderr
+    assert "are running under other drivers" in second_errors
     trials = optuna.load_study(study_name=STUDY, storage=url).get_trials()
     assert not [t for t in trials if t.state == TrialState.RUNNING]
     assert not [t for t in trials if "rerun_of" in t.user_attrs]
-    assert len([t for t in trials if counted(t)]) >= 6
+    assert len([t for t in trials if counted(t)]) == 6  # the budget, shared exactly
     pids = {t.user_attrs["driver"]["pid"] for t in trials}
     assert first.pid in pids and len(pids) <= 2  # each trial names the driver that ran it
 

@@ -1,0 +1,135 @@
+"""The driver's view of a study's finished trials, kept in step at a cost that does not
+grow with the study.
+
+Reading every trial from the storage costs time in proportion to the trials (30,000
+at the paper's scale), and the driver needs the view at every trial: the budget
+spent, the best score, the architectures already trained (to de-duplicate), and the
+strategies' parents. So the ledger takes the driver's own results as they are told,
+and reads the storage in full only when the trials told since the last read reach a
+fraction of those it knows (an amortised constant per trial), when ``max_age_s`` have
+passed (the trials of other drivers on a shared storage), and before the driver
+concludes that the budget is spent, and before each start near the end of the budget
+(so that drivers sharing a study spend its budget exactly).
+"""
+
+from __future__ import annotations
+
+import bisect
+import time
+from collections.abc import Callable, Collection
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from dpcdsl.search.study import counted, orphaned
+
+
+def key_of(trial: FrozenTrial) -> object:
+    """The computation a trial trained: its ``same_as`` hash (older trials: ``hash``)."""
+    return trial.user_attrs.get("same_as", trial.user_attrs.get("hash"))
+
+
+class Ledger:
+    #: how many of the best trials are kept ranked as they come
+    TOP = 64
+    #: within this many trials of the budget, the storage is read before each start
+    NEAR = 32
+
+    def __init__(self, study: optuna.Study, max_age_s: float = 10.0, fraction: float = 1 / 32,
+                 clock: Callable[[], float] = time.monotonic, labelled: bool = True) -> None:
+        self.study = study
+        self.labelled = labelled  # the study's parameters are option labels (not indices)
+        self.max_age_s, self.fraction, self.clock = max_age_s, fraction, clock
+        self.reads = 0  # full reads of the storage, for tests and benchmarks
+        self.sync()
+
+    def sync(self) -> None:
+        """Read every trial from the storage."""
+        self.counted: dict[int, FrozenTrial] = {}
+        self.completed: dict[object, FrozenTrial] = {}  # the first trial of each key
+        self.failed: dict[object, FrozenTrial] = {}
+        self.finished: list[FrozenTrial] = []  # completed with a score, oldest first
+        self.best: float | None = None
+        self.ranked: list[tuple[float, int]] = []  # the TOP best (-score, number)
+        self.failures = 0
+        self.fresh: list[FrozenTrial] = []  # counted, not yet shown
+        self.shown: set[int] = getattr(self, "shown", set())
+        self.running: set[int] = set()  # under live drivers (this one's included)
+        self.waiting = 0  # queued trials (re-runs of interrupted ones)
+        for t in self.study.get_trials(deepcopy=False):
+            if t.state == TrialState.RUNNING and orphaned(t) is not True:
+                self.running.add(t.number)
+            self.waiting += t.state == TrialState.WAITING
+            self._add(t)
+        self.finished.sort(key=lambda t: t.number)
+        self.told_since, self.stamp = 0, self.clock()
+        self.reads += 1
+
+    def _add(self, t: FrozenTrial) -> None:
+        if not counted(t) or t.number in self.counted:
+            return
+        self.counted[t.number] = t
+        if t.number not in self.shown:
+            self.fresh.append(t)
+        if t.state == TrialState.COMPLETE:
+            self.completed.setdefault(key_of(t), t)
+            if t.value is not None:
+                self.finished.append(t)
+                self.best = t.value if self.best is None else max(self.best, t.value)
+                bisect.insort(self.ranked, (-t.value, t.number))
+                del self.ranked[self.TOP:]
+        elif t.state == TrialState.FAIL:
+            self.failed.setdefault(key_of(t), t)
+            self.failures += 1
+
+    def ask(self) -> optuna.Trial:
+        """A new trial. ``study.ask()`` first looks through every trial for a queued
+        one, a cost that grows with the study; with none queued at the last read, the
+        trial is created at once (what ``ask`` does when the queue is empty)."""
+        if self.waiting:
+            self.waiting -= 1
+            return self.study.ask()
+        study = self.study
+        study._thread_local.cached_all_trials = None  # as ask does: samplers re-read
+        return optuna.Trial(study, study._storage.create_new_trial(study._study_id))
+
+    def told(self, trial: FrozenTrial) -> None:
+        """A trial this driver has just told the study (``study.tell``'s answer)."""
+        self._add(trial)
+        self.told_since += 1
+
+    def refresh(self) -> None:
+        """Read the storage again when due (see the module's docstring)."""
+        due = max(16.0, self.fraction * len(self.counted))
+        if self.told_since >= due or self.clock() - self.stamp > self.max_age_s:
+            self.sync()
+
+    def room(self, budget: int, pending: Collection[int]) -> int:
+        """How many more trials this driver may start: ``budget`` less the counted
+        trials, this driver's ``pending`` ones and those running under other live
+        drivers. Near the end of the budget the storage is read first, so that several
+        drivers on one study do not overshoot it."""
+        if budget - len(self.counted) - len(pending) <= self.NEAR:
+            self.sync()
+        elsewhere = len(self.running.difference(pending))
+        return budget - len(self.counted) - len(pending) - elsewhere
+
+    def spent(self, budget: int) -> bool:
+        """Whether ``budget`` counted trials exist: checked against the storage itself
+        before it says yes (other drivers' trials count too)."""
+        if len(self.counted) >= budget:
+            self.sync()
+        return len(self.counted) >= budget
+
+    def take_fresh(self) -> list[FrozenTrial]:
+        """The counted trials not shown yet, oldest first; they are shown now."""
+        fresh = sorted(self.fresh, key=lambda t: t.number)
+        self.shown.update(t.number for t in fresh)
+        self.fresh = []
+        return fresh
+
+    def top(self, k: int) -> list[FrozenTrial]:
+        """The ``k`` best completed trials, best first (ties: the older first)."""
+        if k > self.TOP:
+            return sorted(self.finished, key=lambda t: (-(t.value or 0.0), t.number))[:k]
+        return [self.counted[number] for _, number in self.ranked[:k]]
