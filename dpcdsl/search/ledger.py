@@ -41,6 +41,7 @@ class Ledger:
         self.labelled = labelled  # the study's parameters are option labels (not indices)
         self.max_age_s, self.fraction, self.clock = max_age_s, fraction, clock
         self.reads = 0  # full reads of the storage, for tests and benchmarks
+        self.shown: set[int] = set()  # counted trials already shown (they stay shown)
         self.sync()
 
     def sync(self) -> None:
@@ -53,7 +54,6 @@ class Ledger:
         self.ranked: list[tuple[float, int]] = []  # the TOP best (-score, number)
         self.failures = 0
         self.fresh: list[FrozenTrial] = []  # counted, not yet shown
-        self.shown: set[int] = getattr(self, "shown", set())
         self.running: set[int] = set()  # under live drivers (this one's included)
         self.waiting = 0  # queued trials (re-runs of interrupted ones)
         for t in self.study.get_trials(deepcopy=False):
