@@ -64,7 +64,7 @@ class Instant:
         self.done.append((number, Outcome(wall_s=0.0, scores=Scores(
             miou=miou, params=h % 1_000_000, madds=h % 100_000_000,
             computed_madds=h % 100_000_000, per_class_iou=[miou] * 5, evals=[(1, miou)],
-            timings={}, final_loss=1.0))))
+            timings={}, threads=None, final_loss=1.0))))
 
     @property
     def busy(self) -> int:

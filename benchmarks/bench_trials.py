@@ -22,6 +22,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
@@ -46,11 +47,14 @@ PHASES = ("parse", "cache", "build", "data", "steps", "eval", "cost")
 
 
 def run(space: Path, task: Path, run_dir: Path, trials: int, executor: str,
-        seed: int) -> tuple[float, object]:
+        seed: int, **placement: Any) -> tuple[float, Any]:
+    """Seconds for a search of ``trials`` random draws, and its study (``placement``:
+    workers and threads, by default a pool of 2)."""
+    placement = {"workers": 2, **placement}
     t = time.perf_counter()
     study = search(SearchConfig(space, task, strategy="random", trials=trials, seed=seed,
-                                executor=executor, workers=2, run_dir=run_dir,
-                                progress=False))
+                                executor=executor, run_dir=run_dir, progress=False,
+                                **placement))
     return time.perf_counter() - t, study
 
 

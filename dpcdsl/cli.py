@@ -152,6 +152,7 @@ class Strategy(str, Enum):
 
 
 class Executor(str, Enum):
+    auto = "auto"
     local = "local"
     pool = "pool"
     ray = "ray"
@@ -429,8 +430,15 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            strategy: Annotated[Strategy, typer.Option(
                help="the search strategy")] = Strategy.random,
            trials: Annotated[int, typer.Option(help="finished trials to run", min=1)] = 20,
-           executor: Annotated[Executor, typer.Option(help="where trials run")] = Executor.local,
-           workers: Annotated[int, typer.Option(help="pool workers", min=1)] = 2,
+           executor: Annotated[Executor, typer.Option(
+               help="where trials run; auto: a pool of one worker per CPU on a multi-core "
+                    "CPU (or per GPU given), else this process")] = Executor.auto,
+           workers: Annotated[int | None, typer.Option(
+               help="pool or Ray workers [default: one per usable CPU, or per GPU given; "
+                    "Ray: 2]", min=1, show_default=False)] = None,
+           threads: Annotated[int | None, typer.Option(
+               help="CPU threads per trial [default: each worker's share of the usable "
+                    "CPUs]", min=1, show_default=False)] = None,
            run_dir: Annotated[Path, typer.Option("--run-dir")] = Path("runs/search"),
            storage: Annotated[str | None, typer.Option(
                help="an Optuna storage URL (default: SQLite in the run folder)")] = None,
@@ -471,7 +479,7 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     from dpcdsl.search.strategies import parse_settings, room_warning
 
     cfg = SearchConfig(space_file=file, task_file=task, cell=cell, strategy=strategy.value,
-                       trials=trials, executor=executor.value, workers=workers,
+                       trials=trials, executor=executor.value, workers=workers, threads=threads,
                        run_dir=run_dir, storage=storage, resume=resume, prune=prune.value,
                        seed=seed,
                        timeout=timeout, gpus=gpus.split(",") if gpus else None,

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict
 from dpcdsl import backends, ir
 from dpcdsl.analysis import cost, infer_channels
 from dpcdsl.canonical import initial_weights, weight_shapes
+from dpcdsl.data.augment import sample_labels
 from dpcdsl.data.cache import FeatureCache, build_cache, open_cache
 from dpcdsl.data.metrics import ConfusionMatrix
 from dpcdsl.data.task import Task, input_strides
@@ -114,7 +115,8 @@ def _train(cell: ir.Cell, task: Task, cache: FeatureCache, backend: str | None,
     matrix = ConfusionMatrix(cache.num_classes, cache.ignore_index)
     start = time.perf_counter()
     for k, idx in zip(range(1, spec.steps + 1), batches(len(labels), spec.batch, task.seed)):
-        batch = [np.asarray(f[idx], np.float32) for f in feats], np.asarray(labels[idx])
+        batch = ([np.asarray(f[idx], np.float32) for f in feats],
+                 sample_labels(np.asarray(labels[idx]), spec.proxy_loss_stride))
         clock.lap("data")
         loss = float(step(*batch))
         clock.lap("steps")

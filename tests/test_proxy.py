@@ -157,3 +157,40 @@ def test_the_jax_proxy_runs_without_torch_once_the_cache_exists(tmp_path):
                          timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["jax", "20", "False"]
+
+
+def test_the_loss_at_the_features_size_in_both_backends(tmp_path, monkeypatch):
+    from dpcdsl import backends
+
+    base = SMALL.format(dir=tmp_path)
+    cheap = task_from_text(base + "proxy_loss_stride = 16\n")
+    seen: dict[str, set] = {}
+    results = {}
+    for name in ("torch", "jax"):
+        trainer = backends.resolve(name, "proxy_steps")
+        real = trainer.proxy_steps
+
+        def spy(*args, real=real, name=name):
+            step, predict = real(*args)
+
+            def watched(features, labels):
+                seen.setdefault(name, set()).add((labels.shape, features[0].shape[-2:]))
+                return step(features, labels)
+            return watched, predict
+
+        monkeypatch.setattr(trainer, "proxy_steps", spy)
+        results[name] = train(cell_of(ONE_BY_ONE), cheap, backend=name)
+    # a 64 crop at output stride 16: 4x4 features, and the labels the loss sees are 4x4
+    assert seen["torch"] == seen["jax"] == {((4, 4, 4), (4, 4))}
+    full = train(cell_of(ONE_BY_ONE), task_from_text(base), backend="torch")
+    assert results["torch"].losses[0] != pytest.approx(full.losses[0], abs=1e-3)
+    # the same computation in both backends
+    assert results["torch"].losses == pytest.approx(results["jax"].losses, rel=1e-3, abs=1e-4)
+
+
+def test_the_loss_stride_is_checked_and_kept_out_of_the_cache_key(tmp_path):
+    base = SMALL.format(dir=tmp_path)
+    with pytest.raises(DpcError, match="proxy_loss_stride"):
+        task_from_text(base + "proxy_loss_stride = 0\n")
+    cheap = task_from_text(base + "proxy_loss_stride = 16\n")
+    assert cheap.cache_key("float32") == task_from_text(base).cache_key("float32")

@@ -81,8 +81,10 @@ def proxy_steps(cell: ir.Cell, cache: FeatureCache, task: Task,
         head.train()
         xs = [torch.from_numpy(f).to(device) for f in features]
         y = torch.from_numpy(labels.astype(np.int64)).to(device)
-        logits = F.interpolate(head(*xs), size=y.shape[-2:], mode="bilinear",
-                               align_corners=align)
+        logits = head(*xs)
+        if logits.shape[-2:] != y.shape[-2:]:  # the loss may be at the logits' own size
+            logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
+                                   align_corners=align)
         loss = F.cross_entropy(logits, y, ignore_index=cache.ignore_index)
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -37,3 +37,18 @@ def augment(image: np.ndarray, labels: np.ndarray, crop: int, rng: np.random.Gen
     if rng.random() < 0.5:
         image, labels = image[:, ::-1], labels[:, ::-1]
     return np.ascontiguousarray(image), np.ascontiguousarray(labels)
+
+
+def sample_labels(labels: np.ndarray, stride: int) -> np.ndarray:
+    """Labels (..., H, W) sampled to ((H - 1) // stride + 1, (W - 1) // stride + 1), the
+    feature size of a crop at that output stride: output pixel i reads the input pixel
+    nearest to i * (H - 1) / (h - 1), corners aligned (the DeepLab reference's labels
+    when it does not upsample the logits). Ignored pixels stay ignored."""
+    if stride == 1:
+        return labels
+    index = []
+    for n in labels.shape[-2:]:
+        m = (n - 1) // stride + 1
+        scale = (n - 1) / (m - 1) if m > 1 else 0.0
+        index.append(np.floor(np.arange(m) * scale + 0.5).astype(np.int64))
+    return np.ascontiguousarray(labels[..., index[0][:, None], index[1][None, :]])

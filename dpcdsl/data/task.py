@@ -146,6 +146,12 @@ class TrainSpec(_Section):
     # used at evaluation keep (1 - m) ** steps of their initial values, far from the
     # real ones after a few hundred steps
     bn_momentum: Annotated[float | None, Field(gt=0, le=1)] = None
+    # the proxy task's loss at 1/N of the crop: the logits resized to that size, the
+    # labels sampled to it (nearest, as the DeepLab reference does without
+    # upsample_logits). 1 (the default): at the crop, as the paper trains. The output
+    # stride: at the features' own size, no resize, the cheapest. Evaluation is always
+    # at the full size; end-to-end training ignores it (its model resizes inside)
+    proxy_loss_stride: Annotated[int, Field(ge=1)] = 1
 
     @property
     def momentum_of_bn(self) -> float:

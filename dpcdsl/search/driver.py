@@ -33,8 +33,8 @@ from dpcdsl.printer import format_module
 from dpcdsl.program import standalone_text
 from dpcdsl.proxy import ensure_cache, fed, head_cell
 from dpcdsl.rewrite import at_size
-from dpcdsl.search.executors import EXECUTORS, make_executor
-from dpcdsl.search.ledger import Ledger
+from dpcdsl.search.executors import EXECUTORS, Placement, make_executor, place
+from dpcdsl.search.ledger import InFlight, Ledger
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress
 from dpcdsl.search.strategies import (
@@ -57,8 +57,11 @@ class SearchConfig:
     cell: str | None = None
     strategy: str = "random"
     trials: int = 20
-    executor: Any = "local"  # local, pool or ray, or an executor object
-    workers: int = 2
+    # auto, local, pool or ray, or an executor object (the command line's default is
+    # auto: see dpcdsl.search.executors.place)
+    executor: Any = "local"
+    workers: int | None = None  # pool or ray slots (None: as place() decides)
+    threads: int | None = None  # CPU threads per trial (None: its share of the CPUs)
     run_dir: Path = Path("runs/search")
     storage: str | None = None
     resume: bool = False
@@ -112,10 +115,13 @@ def _check_names(cfg: SearchConfig) -> None:
         if isinstance(name, str) and name not in known:
             raise DpcError.at(None, f"unknown {what} '{name}'.{did_you_mean(name, known)}"
                               .rstrip("."), hint=f"{what}s: " + ", ".join(known))
-    for what, value in (("timeout", cfg.timeout), ("max_madds", cfg.max_madds)):
+    for what, value, default in (("timeout", cfg.timeout, "no limit"),
+                                 ("max_madds", cfg.max_madds, "no limit"),
+                                 ("workers", cfg.workers, "one per usable CPU"),
+                                 ("threads", cfg.threads, "each worker's share of the CPUs")):
         if value is not None and not value > 0:
             raise DpcError.at(None, f"{what} must be positive, got {value:g}",
-                              hint=f"leave --{what.replace('_', '-')} out for no limit")
+                              hint=f"leave --{what.replace('_', '-')} out for {default}")
 
 
 def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[str, str]:
@@ -249,6 +255,22 @@ def search(cfg: SearchConfig) -> optuna.Study:
         return _search(cfg, space, task, trainer)
 
 
+def _placement(cfg: SearchConfig, task: Task) -> Placement | None:
+    """Where the trials run (None for an executor object, which places itself)."""
+    if not isinstance(cfg.executor, str):
+        return None
+    return place(cfg.executor, cfg.workers, cfg.threads, task.device, cfg.gpus,
+                 cfg.cpus_per_trial)
+
+
+def _describe(p: Placement) -> str:
+    threads = f"{p.threads} CPU thread{'s' * (p.threads != 1)}"
+    if p.executor == "local":
+        return f"in this process, {threads}"
+    return (f"on {p.executor} ({p.workers} worker{'s' * (p.workers != 1)}, {threads} "
+            "each)")
+
+
 def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna.Study:
     study = _open_study(cfg, space, identity(cfg, space, task, trainer),
                         cfg.strategy_settings(task), cfg.pruner_settings(task))
@@ -263,16 +285,22 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     budget = None if cfg.max_madds is None else _budget(cfg.max_madds, task, cache)
     same = _same_key(task, cache)
     rejected = 0  # draws over the budget in a row
-    executor = make_executor(cfg.executor, cfg.workers, cfg.timeout, cfg.gpus,
-                             cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial)
+    placed = _placement(cfg, task)
+    executor = make_executor(placed.executor if placed else cfg.executor,
+                             placed.workers if placed else 1, cfg.timeout, cfg.gpus,
+                             cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial,
+                             placed.threads if placed else cfg.threads)
     task_json = {**task.model_dump(mode="json"), "file": task.file, "backend": trainer}
-    pending: dict[int, Trial] = {}
+    pending: dict[int, Trial] = {}  # running or waiting for a running one (InFlight)
+    flight = InFlight()
     start = time.time()
     ledger = Ledger(study, labelled=study.user_attrs.get("params") == LABELLED)
     if isinstance(study.sampler, ArchitectureSampler):
         study.sampler.ledger = ledger
 
     with SearchProgress(cfg.trials, cfg.progress) as bar:
+        if placed is not None and bar.mode != "none":
+            bar.say(f"trials run {_describe(placed)}")
         try:
             while True:
                 ledger.refresh()
@@ -284,11 +312,12 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                     trial = ledger.ask()
                     trial.set_user_attr("driver", driver_tag())
                     outcome = _launch(trial, space, study, executor, task_json, cfg, ledger,
-                                      budget, same, bar.within(trial.number, task.train.steps))
+                                      flight, budget, same,
+                                      bar.within(trial.number, task.train.steps))
                     rejected = rejected + 1 if outcome == "over budget" else 0
                     if rejected >= MAX_REJECTED:
                         raise _no_room(study, cfg.max_madds or 0)
-                    if outcome is None:
+                    if outcome in (None, "held"):
                         pending[trial.number] = trial
                     if ledger.spent(cfg.trials):
                         break
@@ -297,6 +326,11 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                     ledger.sync()
                 for number, result in executor.collect():
                     ledger.told(_tell(study, pending.pop(number), result))
+                    for trial, drawn in flight.ended(number):  # they waited for it
+                        if _start(trial, drawn, study, executor, task_json, cfg, ledger,
+                                  flight, bar.within(trial.number, task.train.steps)) \
+                                not in (None, "held"):
+                            del pending[trial.number]
         finally:
             executor.close()
     study.set_user_attr("last_run_s", time.time() - start)
@@ -374,12 +408,12 @@ def _no_room(study: optuna.Study, max_madds: int) -> DpcError:
 
 def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger,
-            budget: Callable[[Any], int | None] | None = None,
+            flight: InFlight, budget: Callable[[Any], int | None] | None = None,
             same: Callable[[Any], str] | None = None,
             on_step: Callable[[int], None] | None = None) -> str | None:
-    """Decide the trial's cell and start it; a duplicate, a cell over the budget or a
-    pruned/failed local run is told at once (returns how it ended), else None (it is
-    running)."""
+    """Decide the trial's cell and start it; a cell over the budget is told at once,
+    and so is what :func:`_start` tells (returns how it ended; None: running, "held":
+    waiting for a running trial of the same computation)."""
 
     try:
         cell = suggest_cell(trial, space, ledger.labelled)
@@ -402,6 +436,17 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             return "over budget"
     key = cell.hash if same is None else same(cell)
     trial.set_user_attr("same_as", key)
+    return _start(trial, (cell, key), study, executor, task_json, cfg, ledger, flight,
+                  on_step)
+
+
+def _start(trial: Trial, drawn: tuple[Any, str], study: optuna.Study, executor: Any,
+           task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger, flight: InFlight,
+           on_step: Callable[[int], None] | None = None) -> str | None:
+    """Train the trial's cell, unless its computation was trained (a duplicate, told at
+    once), failed for good (told), or is running here (held until it ends).
+    ``drawn`` is the cell and the key of its computation."""
+    cell, key = drawn
     done = ledger.completed.get(key)  # the same computation at the task's sizes
     if done is not None:
         for attr in ("miou", "params", "madds", "computed_madds", "wall_s", "per_class_iou"):
@@ -419,6 +464,8 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
         trial.set_user_attr("duplicate_of", failed.number)
         ledger.told(study.tell(trial, state=TrialState.FAIL))
         return "failed"
+    if flight.hold(key, trial, drawn):
+        return "held"
     job = Job(cell=cell.canonical_text(), task=task_json)
 
     def report(step: int, miou: float) -> None:
@@ -432,6 +479,7 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
     except optuna.TrialPruned:
         ledger.told(study.tell(trial, state=TrialState.PRUNED))
         return "pruned"
+    flight.started(trial.number, key)
     return None
 
 

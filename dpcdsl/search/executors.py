@@ -9,6 +9,13 @@
   threads. A worker that dies is replaced and its trial run once more; a trial past its
   timeout is terminated with its worker, and a fresh worker takes the slot.
 
+Every trial runs with an explicit number of CPU threads (:func:`place`): its share of
+the CPUs this process may use. ``auto`` (the command line's default) is the pool with
+one single-threaded worker per CPU on a multi-core CPU, or one worker per GPU given,
+and ``local`` otherwise: benchmarks/bench_load.py measured it faster idle, and far
+steadier when other work shares the machine (a multi-threaded trial stalls at every
+parallel region whose threads are descheduled).
+
 Jobs, progress and outcomes are the typed messages of :mod:`dpcdsl.search.messages`.
 ``make_executor`` takes a name, or an executor object itself (tests give a pool whose
 ``handle`` of one job injects faults).
@@ -31,6 +38,49 @@ from dpcdsl.search.messages import Job, Outcome, Progress
 from dpcdsl.search.worker import Report, run_job
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity: taskset, a container's cpuset),
+    which can be fewer than the machine has."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a search's trials run: the executor, its worker slots and each trial's
+    CPU threads."""
+
+    executor: str
+    workers: int
+    threads: int
+
+
+def place(executor: str, workers: int | None = None, threads: int | None = None,
+          device: str = "cpu", gpus: list[str] | None = None,
+          cpus_per_trial: float = 1.0, cpus: int | None = None) -> Placement:
+    """The placement for a search; None leaves a choice to the policy.
+
+    ``auto`` is the pool when GPUs are given (one worker each) or when the task runs on
+    a CPU with at least two usable CPUs (one worker per CPU), else ``local``. Threads
+    default to each slot's share of the usable CPUs (``cpus``, default
+    :func:`usable_cpus`): all of them for ``local``, one per worker for a pool of one
+    worker per CPU, and Ray's ``cpus_per_trial``."""
+    cpus = cpus or usable_cpus()
+    on_cpu = not gpus and not device.startswith("cuda")
+    if executor == "auto":
+        executor = "pool" if gpus or (on_cpu and cpus >= 2) else "local"
+    if executor == "local":
+        workers = 1
+    elif workers is None:
+        workers = len(gpus) if gpus else cpus if executor == "pool" else 2
+    if threads is None:
+        threads = (max(1, int(cpus_per_trial)) if executor == "ray"
+                   else max(1, cpus // workers))
+    return Placement(executor, workers, threads)
+
+
 class _Expired(BaseException):
     """A trial's time is up (a BaseException, so the trial's own handlers pass it on)."""
 
@@ -40,12 +90,14 @@ class LocalExecutor:
     slots = 1
     GRACE_S = 5.0
 
-    def __init__(self, timeout: float | None = None) -> None:
+    def __init__(self, timeout: float | None = None, threads: int | None = None) -> None:
         self.timeout = timeout
+        self.threads = threads or usable_cpus()  # a job's own threads win
         self.done: list[tuple[int, Outcome]] = []
 
     def submit(self, number: int, job: Job, report: Report | None = None,
                on_step: Callable[[int], None] | None = None) -> None:
+        job = replace(job, threads=job.threads or self.threads)
         if self.timeout is None:
             self.done.append((number, run_job(job, report, on_step)))
             return
@@ -87,19 +139,6 @@ class LocalExecutor:
         pass
 
 
-def _set_threads(job: Job, threads: int) -> None:
-    """The trial's backend gets this worker's share of the CPU threads (the driver names
-    the backend in the job, so no other framework is loaded here)."""
-    from dpcdsl import backends
-    from dpcdsl.errors import DpcError
-
-    try:
-        backends.resolve(job.backend or job.task.get("backend"),
-                         "proxy_steps").set_threads(threads)
-    except DpcError:  # the trial itself reports a backend that cannot load
-        pass
-
-
 def run_in_worker(job: Job, number: int, conn: Connection) -> Outcome:
     """One job in a pool worker, asking the driver at every evaluation whether to go
     on (when the job is prunable)."""
@@ -116,13 +155,12 @@ def run_in_worker(job: Job, number: int, conn: Connection) -> Outcome:
         return Outcome.failed(str(e), time.perf_counter() - start, pruned=True)
 
 
-def worker_main(conn: Connection, env: dict[str, str], threads: int,
+def worker_main(conn: Connection, env: dict[str, str],
                 handle: Callable[[Job, int, Connection], Outcome] = run_in_worker) -> None:
     """A pool worker's process: it imports the framework once and runs job after job
     (``(number, job)`` messages, each answered by its :class:`Outcome`) until the
     driver sends None or goes away. ``handle`` runs one job (tests inject faults)."""
     os.environ.update(env)
-    threaded: set[str | None] = set()
     while True:
         try:
             message = conn.recv()
@@ -131,9 +169,6 @@ def worker_main(conn: Connection, env: dict[str, str], threads: int,
         if message is None:
             break
         number, job = message
-        if job.backend not in threaded:
-            _set_threads(job, threads)
-            threaded.add(job.backend)
         conn.send(handle(job, number, conn))
     conn.close()
 
@@ -161,9 +196,11 @@ class PoolExecutor:
 
     def __init__(self, workers: int, timeout: float | None = None,
                  gpus: list[str] | None = None,
-                 handle: Callable[[Job, int, Connection], Outcome] = run_in_worker) -> None:
+                 handle: Callable[[Job, int, Connection], Outcome] = run_in_worker,
+                 threads: int | None = None) -> None:
         """``handle`` runs one job inside a worker (a picklable function with
-        :func:`run_in_worker`'s signature)."""
+        :func:`run_in_worker`'s signature); ``threads`` is each worker's CPU threads
+        (default: its share of the usable CPUs). A job's own ``threads`` wins."""
         self.slots = workers
         self.handle = handle
         self.timeout = timeout
@@ -171,7 +208,7 @@ class PoolExecutor:
         self.ctx = mp.get_context("spawn")
         self.workers: dict[int, _Worker] = {}  # slot -> its process, while it lives
         self.running: dict[int, _Running] = {}  # slot -> trial
-        self.threads = max(1, (os.cpu_count() or 1) // workers)
+        self.threads = threads or max(1, usable_cpus() // workers)
         self.started_workers = 0
 
     @property
@@ -179,6 +216,7 @@ class PoolExecutor:
         return len(self.running)
 
     def _env(self, slot: int) -> dict[str, str]:
+        # read when the framework starts: XLA sizes its pool once (torch's is set per job)
         env = {"OMP_NUM_THREADS": str(self.threads)}
         if self.gpus:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus[slot % len(self.gpus)]
@@ -189,7 +227,7 @@ class PoolExecutor:
         if slot not in self.workers:
             parent, child = self.ctx.Pipe(duplex=True)
             proc = self.ctx.Process(target=worker_main, daemon=True,
-                                    args=(child, self._env(slot), self.threads, self.handle))
+                                    args=(child, self._env(slot), self.handle))
             proc.start()
             child.close()
             self.workers[slot] = _Worker(proc, parent)
@@ -217,7 +255,8 @@ class PoolExecutor:
                on_step: Callable[[int], None] | None = None) -> None:
         # on_step: a trial in another process moves the search's bar when it ends
         slot = next(s for s in range(self.slots) if s not in self.running)
-        self._start(slot, _Running(number, replace(job, prunable=report is not None),
+        job = replace(job, prunable=report is not None, threads=job.threads or self.threads)
+        self._start(slot, _Running(number, job,
                                    time.monotonic(), 1, report))
 
     def collect(self) -> list[tuple[int, Outcome]]:
@@ -295,7 +334,8 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, workers: int, timeout: float | None = None, address: str | None = None,
-                 gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0) -> None:
+                 gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
+                 threads: int | None = None) -> None:
         from dpcdsl.errors import DpcError
 
         try:
@@ -309,6 +349,7 @@ class RayExecutor:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         self.slots, self.timeout = workers, timeout
+        self.threads = threads or max(1, int(cpus_per_trial))
         self.remote = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                  max_retries=1)(_ray_job)
         self.running: dict[Any, tuple[int, float]] = {}
@@ -320,6 +361,7 @@ class RayExecutor:
     def submit(self, number: int, job: Job, report: Report | None = None,
                on_step: Callable[[int], None] | None = None) -> None:
         # on_step: a trial in another process moves the search's bar when it ends
+        job = replace(job, threads=job.threads or self.threads)
         self.running[self.remote.remote(job)] = (number, time.monotonic())
 
     def collect(self) -> list[tuple[int, Outcome]]:
@@ -355,22 +397,26 @@ class RayExecutor:
             self.ray.shutdown()
 
 
-EXECUTORS = ("local", "pool", "ray")
+EXECUTORS = ("auto", "local", "pool", "ray")
 
 
 def make_executor(name: Any, workers: int = 2, timeout: float | None = None,
                   gpus: list[str] | None = None, ray_address: str | None = None,
-                  gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0) -> Any:
+                  gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
+                  threads: int | None = None) -> Any:
+    """An executor by name (``auto`` is resolved by :func:`place` first), or an executor
+    object itself."""
     from dpcdsl.errors import DpcError, did_you_mean
 
     if not isinstance(name, str):  # an executor object itself
         return name
     if name == "local":
-        return LocalExecutor(timeout)
+        return LocalExecutor(timeout, threads)
     if name == "pool":
-        return PoolExecutor(workers, timeout, gpus)
+        return PoolExecutor(workers, timeout, gpus, threads=threads)
     if name == "ray":
-        return RayExecutor(workers, timeout, ray_address, gpus_per_trial, cpus_per_trial)
+        return RayExecutor(workers, timeout, ray_address, gpus_per_trial, cpus_per_trial,
+                           threads)
     raise DpcError.at(None, f"unknown executor '{name}'."
                       f"{did_you_mean(name, EXECUTORS)}".rstrip("."),
                       hint="executors: " + ", ".join(EXECUTORS))

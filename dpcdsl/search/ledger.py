@@ -17,9 +17,10 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable, Collection
+from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from dpcdsl.search.study import counted, orphaned
 
@@ -133,3 +134,34 @@ class Ledger:
         if k > self.TOP:
             return sorted(self.finished, key=lambda t: (-(t.value or 0.0), t.number))[:k]
         return [self.counted[number] for _, number in self.ranked[:k]]
+
+
+class InFlight:
+    """This driver's running trials by the computation they train (their same-as key),
+    and the trials that drew a computation already running: those wait for its result
+    (then they are duplicates, or run when it did not finish), so that two workers never
+    train the same computation at once."""
+
+    def __init__(self) -> None:
+        self.key_of: dict[int, str] = {}  # running trial number -> its key
+        self.number_of: dict[str, int] = {}  # key -> the running trial's number
+        self.held: dict[str, list[tuple[Trial, Any]]] = {}  # key -> waiting (trial, draw)
+
+    def hold(self, key: str, trial: Trial, drawn: Any) -> bool:
+        """Whether ``trial`` (and what it ``drawn``) waits, because ``key`` is running
+        here."""
+        if key not in self.number_of:
+            return False
+        self.held.setdefault(key, []).append((trial, drawn))
+        return True
+
+    def started(self, number: int, key: str) -> None:
+        self.key_of[number], self.number_of[key] = key, number
+
+    def ended(self, number: int) -> list[tuple[Trial, Any]]:
+        """The trials that waited for trial ``number``, to decide again in draw order."""
+        key = self.key_of.pop(number, None)
+        if key is None:
+            return []
+        del self.number_of[key]
+        return self.held.pop(key, [])

@@ -15,12 +15,14 @@ from typing import Any
 @dataclass(frozen=True)
 class Job:
     """One trial's work: a concrete cell as ``.dpc`` text, the task as JSON, the
-    backend that trains it (None: the task's) and whether the driver may prune it."""
+    backend that trains it (None: the task's), whether the driver may prune it and the
+    CPU threads it runs with (None: as the executor places it)."""
 
     cell: str
     task: dict[str, Any]
     backend: str | None = None
     prunable: bool = False
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Scores:
     evals: list[tuple[int, float]]
     # seconds by phase: parse (the cell's text), then the trainer's (dpcdsl.proxy)
     timings: dict[str, float]
+    threads: int | None  # the CPU threads it trained with (None: the framework's default)
     final_loss: float  # the last field: the driver stores it last (see driver.py)
 
 

@@ -21,6 +21,7 @@ def run_job(job: Job, report: Report | None = None,
     process: the search's progress bar moves inside a trial)."""
     import optuna
 
+    from dpcdsl import backends
     from dpcdsl.data.task import Task
     from dpcdsl.errors import DpcError
     from dpcdsl.proxy import train
@@ -33,6 +34,9 @@ def run_job(job: Job, report: Report | None = None,
         return Outcome.failed(reason, time.perf_counter() - start)
 
     try:
+        if job.threads:  # explicit, so that nothing depends on what ran before
+            backends.resolve(job.backend or job.task.get("backend"),
+                             "proxy_steps").set_threads(job.threads)
         cell = Space.from_text(job.cell, file="<trial>").concrete()
         task = Task.model_validate(job.task)
         parsed = time.perf_counter() - start
@@ -41,7 +45,7 @@ def run_job(job: Job, report: Report | None = None,
             miou=result.miou, params=result.params, madds=result.madds,
             computed_madds=result.computed_madds,
             per_class_iou=result.per_class_iou, evals=result.evals,
-            timings={"parse": round(parsed, 6), **result.timings},
+            timings={"parse": round(parsed, 6), **result.timings}, threads=job.threads,
             final_loss=result.losses[-1]))
     except optuna.TrialPruned:
         raise

@@ -42,3 +42,19 @@ def test_deterministic_for_a_generator_seed():
     a = augment(image, labels, 32, np.random.default_rng(5))
     b = augment(image, labels, 32, np.random.default_rng(5))
     assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+
+def test_labels_sampled_to_the_feature_size_align_corners():
+    from dpcdsl.data.augment import sample_labels
+
+    labels = np.arange(513 * 257, dtype=np.int64).reshape(513, 257) % 251
+    out = sample_labels(labels, 16)
+    assert out.shape == (33, 17)  # DeepLab's feature size of a 513x257 crop at 16
+    assert (out == labels[::16, ::16]).all()  # corners aligned: every 16th pixel
+    batch = np.stack([labels[:256, :256], labels[1:257, :256]])
+    out = sample_labels(batch, 16)  # (255) // 16 + 1 = 16, pixel i reads round(17 i)
+    assert out.shape == (2, 16, 16)
+    assert (out[1] == labels[1:257, :256][::17, ::17]).all()
+    assert sample_labels(batch, 1) is batch
+    ignored = np.full((64, 64), 255, np.uint8)
+    assert (sample_labels(ignored, 8) == 255).all() and sample_labels(ignored, 8).dtype == np.uint8

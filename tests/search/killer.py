@@ -7,7 +7,10 @@ the first evaluation of the second trial trained in this process), ``after_trial
 (the second trial's scores stored, the study not yet told), ``report`` (the leaderboard
 and best cell written, report.html not) and ``random:SECONDS`` (a timer). One moment
 is no kill: ``hold:FILE`` holds the first trial at its first evaluation until FILE
-exists, so that another driver can meet it running."""
+exists, so that another driver can meet it running.
+
+The moments are reached in this process, so the trials run here (``--executor local``)
+unless the arguments say otherwise."""
 
 from __future__ import annotations
 
@@ -110,6 +113,8 @@ def main() -> None:
     _arm(moment)
     from dpcdsl.cli import main as dpcc
 
+    if "--executor" not in args:
+        args += ["--executor", "local"]
     sys.argv = ["dpcc", *args]
     dpcc()
 

@@ -19,6 +19,7 @@ import dpcdsl
 from dpcdsl.errors import DpcError
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.executors import PoolExecutor
+from dpcdsl.search.messages import Job
 from dpcdsl.search.study import STUDY, counted, storage_url
 from dpcdsl.space import Space
 from tests.search import faults
@@ -93,6 +94,18 @@ def test_duplicates_are_not_trained_again(files, tmp_path):
     for t in dups:
         original = study.trials[t.user_attrs["duplicate_of"]]
         assert t.value == original.value and t.user_attrs["hash"] == original.user_attrs["hash"]
+
+
+def test_workers_never_train_the_same_computation_at_once(files, tmp_path):
+    """Two workers, one computation (three rates that read only padding at 4x4): the
+    trials drawn while it trains wait for its result instead of training it again."""
+    space, task = files("cell tiny(x, channels = 8) { return sepconv(x, rate = {4, 8, 12}) }")
+    study = search(SearchConfig(space, task, trials=5, executor="pool", workers=2,
+                                run_dir=tmp_path / "run", progress=False))
+    trained = [t for t in study.trials if "duplicate_of" not in t.user_attrs]
+    assert len(trained) == 1 and trained[0].state == TrialState.COMPLETE
+    assert len([t for t in study.trials if t.state == TrialState.COMPLETE]) == 5
+    assert all(t.value == trained[0].value for t in study.trials)
 
 
 def test_architectures_equal_at_the_task_feature_size_are_trained_once(files, tmp_path):
@@ -309,7 +322,7 @@ def test_a_local_trial_that_reaches_no_step_is_stopped_by_the_alarm(monkeypatch)
     monkeypatch.setattr(executors.LocalExecutor, "GRACE_S", 0.2)
     local = executors.LocalExecutor(timeout=0.3)
     start = time.perf_counter()
-    local.submit(0, None)
+    local.submit(0, Job(cell="", task={}))
     [(number, outcome)] = local.collect()
     assert outcome.failure == "timeout after 0.3 s"
     assert 0.5 <= time.perf_counter() - start < 5
@@ -319,7 +332,7 @@ def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
     from dpcdsl.data.task import load_task
     from dpcdsl.search.driver import _launch
     from dpcdsl.search.executors import LocalExecutor
-    from dpcdsl.search.ledger import Ledger
+    from dpcdsl.search.ledger import InFlight, Ledger
     from dpcdsl.search.strategies import make_sampler
 
     space_file, task_file = files()
@@ -330,7 +343,7 @@ def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
     trial = study.ask()
     cfg = SearchConfig(space_file, task_file, run_dir=tmp_path, prune="median")
     ended = _launch(trial, space, study, LocalExecutor(), task.model_dump(mode="json"), cfg,
-                    Ledger(study))
+                    Ledger(study), InFlight())
     assert ended == "pruned" and study.trials[0].state == TrialState.PRUNED
     assert study.trials[0].intermediate_values  # the trainer reported before the stop
 
@@ -578,7 +591,8 @@ def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_pat
                                 direction="maximize")
     stored, bare = study.ask(), study.ask()  # the driver died with both running
     scores = Scores(miou=61.5, params=10, madds=20, computed_madds=20, per_class_iou=[61.5],
-                    evals=[(4, 61.5)], timings={"steps": 1.0}, final_loss=0.3)
+                    evals=[(4, 61.5)], timings={"steps": 1.0}, threads=1,
+                    final_loss=0.3)
     for key, value in asdict(scores).items():  # stored, but never told
         stored.set_user_attr(key, value)
     _rerun_interrupted(study)

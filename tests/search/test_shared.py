@@ -37,8 +37,9 @@ def test_three_drivers_share_one_postgresql_study(tmp_path):
                             "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert cache.returncode == 0, cache.stderr
     with local_server(tmp_path / "pg") as url:
+        # one trial at a time per driver, so that the budget outlasts their start-up
         common = ["--task", task, "--trials", BUDGET, "--strategy", "random", "--storage", url,
-                  "--quiet"]
+                  "--executor", "local", "--quiet"]
         # the same command on each machine: the same seed, and no two drivers draw in step
         first = dpcc("search", space, *common, "--run-dir", tmp_path / "run0")
         deadline = time.monotonic() + 120
