@@ -119,7 +119,8 @@ def test_any_identifier_gives_valid_python(cell_name: str, names: list[str]) -> 
     source = emit(cell, 3)
     tree = ast.parse(source)
     classes = {n.name for n in tree.body if isinstance(n, ast.ClassDef)}
-    assert classes == {"ConvBNReLU", "SepConvBNReLU", "GridPool", class_name(cell)}
+    assert classes == {"DepthwiseTaps", "ConvBNReLU", "SepConvBNReLU", "GridPool",
+                       class_name(cell)}
     assert not keyword.iskeyword(class_name(cell))
     module = build(cell, 3)
     assert module(torch.randn(2, 3, 6, 5)).shape == (2, 4, 6, 5)
@@ -128,7 +129,8 @@ def test_any_identifier_gives_valid_python(cell_name: str, names: list[str]) -> 
 
 def test_layers_module_lists_every_layer() -> None:
     defined = {n for n, v in vars(_layers).items()
-               if (isinstance(v, type) and issubclass(v, torch.nn.Module)
+               if (isinstance(v, type) and issubclass(v, (torch.nn.Module,
+                                                          torch.autograd.Function))
                    or inspect.isfunction(v)) and v.__module__ == _layers.__name__}
     assert defined == set(_layers.LAYERS)
 

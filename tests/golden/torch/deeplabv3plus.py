@@ -54,20 +54,61 @@ def normed(x: torch.Tensor, *norms: nn.Module | None) -> torch.Tensor:
     return x
 
 
+class DepthwiseTaps(torch.autograd.Function):
+    """A stride-1 depthwise atrous conv, SAME padding, with a backward pass for the CPU.
+    PyTorch's CPU backward of a dilated depthwise conv takes several times its forward.
+    Here the input's gradient is one more forward conv, of the output's gradient with
+    the kernel flipped, and each tap's gradient is a sum of products over the window
+    where that tap reads real pixels (taps over padding add nothing)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int],
+                dilation: tuple[int, int]) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x, weight)
+        ctx.padding, ctx.dilation = padding, dilation
+        return F.conv2d(x, weight, None, 1, padding, dilation, x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
+        x, weight = ctx.saved_tensors
+        grad_x = grad_w = None
+        if ctx.needs_input_grad[0]:
+            grad_x = F.conv2d(grad, weight.flip(-2, -1), None, 1, ctx.padding, ctx.dilation,
+                              x.shape[1])
+        if ctx.needs_input_grad[1]:
+            grad_w = torch.zeros_like(weight)
+            (ph, pw), (rh, rw), (h, w) = ctx.padding, ctx.dilation, x.shape[-2:]
+            for i in range(weight.shape[-2]):
+                dy = i * rh - ph  # output row y reads input row y + dy
+                y0, y1 = max(0, -dy), min(h, h - dy)
+                for j in range(weight.shape[-1]):
+                    dx = j * rw - pw
+                    x0, x1 = max(0, -dx), min(w, w - dx)
+                    if y0 < y1 and x0 < x1:
+                        grad_w[:, 0, i, j] = (grad[..., y0:y1, x0:x1] * x[
+                            ..., y0 + dy:y1 + dy, x0 + dx:x1 + dx]).sum((0, 2, 3))
+        return grad_x, grad_w, None, None
+
+
 def atrous(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     """``conv`` (SAME padding) on ``x`` with only the taps that can touch real pixels.
     A tap ``j * rate`` from the centre reads only zero padding once ``j * rate``
     reaches the map's size on that axis, so on a small map those rows (columns) of the
-    kernel are skipped: a rate at least the size leaves the centre tap alone. The
+    kernel are skipped: a rate at least the size leaves the centre tap alone. A
+    stride-1 depthwise conv on the CPU trains through :class:`DepthwiseTaps`. The
     weights keep their shape; outputs and gradients equal the full conv's."""
     kh, kw = conv.kernel_size
     (rh, rw), (h, w) = conv.dilation, x.shape[-2:]
     mh, mw = min(kh // 2, (h - 1) // rh), min(kw // 2, (w - 1) // rw)
+    weight = conv.weight[:, :, kh // 2 - mh:kh // 2 + mh + 1, kw // 2 - mw:kw // 2 + mw + 1]
+    padding = (rh * mh, rw * mw)
+    if conv.groups == x.shape[1] == weight.shape[0] and conv.stride == (1, 1) \
+            and x.device.type == "cpu" and (mh or mw) and torch.is_grad_enabled():
+        out = DepthwiseTaps.apply(x, weight, padding, conv.dilation)
+        return out if conv.bias is None else out + conv.bias.view(1, -1, 1, 1)
     if mh == kh // 2 and mw == kw // 2:
         return conv(x)
-    weight = conv.weight[:, :, kh // 2 - mh:kh // 2 + mh + 1, kw // 2 - mw:kw // 2 + mw + 1]
-    return F.conv2d(x, weight, conv.bias, conv.stride, (rh * mh, rw * mw), conv.dilation,
-                    conv.groups)
+    return F.conv2d(x, weight, conv.bias, conv.stride, padding, conv.dilation, conv.groups)
 
 
 class ConvBNReLU(nn.Module):
