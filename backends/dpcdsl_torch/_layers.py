@@ -92,15 +92,17 @@ def atrous(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     A tap ``j * rate`` from the centre reads only zero padding once ``j * rate``
     reaches the map's size on that axis, so on a small map those rows (columns) of the
     kernel are skipped: a rate at least the size leaves the centre tap alone. A
-    stride-1 depthwise conv on the CPU trains through :class:`DepthwiseTaps`. The
-    weights keep their shape; outputs and gradients equal the full conv's."""
+    stride-1 depthwise conv on the CPU trains through :class:`DepthwiseTaps` in eager
+    mode (under ``torch.compile`` the compiler derives its own backward). The weights
+    keep their shape; outputs and gradients equal the full conv's."""
     kh, kw = conv.kernel_size
     (rh, rw), (h, w) = conv.dilation, x.shape[-2:]
     mh, mw = min(kh // 2, (h - 1) // rh), min(kw // 2, (w - 1) // rw)
     weight = conv.weight[:, :, kh // 2 - mh:kh // 2 + mh + 1, kw // 2 - mw:kw // 2 + mw + 1]
     padding = (rh * mh, rw * mw)
     if conv.groups == x.shape[1] == weight.shape[0] and conv.stride == (1, 1) \
-            and x.device.type == "cpu" and (mh or mw) and torch.is_grad_enabled():
+            and x.device.type == "cpu" and (mh or mw) and torch.is_grad_enabled() \
+            and not torch.compiler.is_compiling():  # the compiler derives its own
         out = DepthwiseTaps.apply(x, weight, padding, conv.dilation)
         return out if conv.bias is None else out + conv.bias.view(1, -1, 1, 1)
     if mh == kh // 2 and mw == kw // 2:

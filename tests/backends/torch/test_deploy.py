@@ -32,3 +32,20 @@ def test_torch_export_matches_eager(name: str) -> None:
         torch.testing.assert_close(program.module()(*xs), module(*xs), rtol=1e-5, atol=1e-6)
     ops = {str(n.target) for n in program.graph.nodes if n.op == "call_function"}
     assert "aten.conv2d.default" in ops
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_at_several_sizes() -> None:
+    """Training the top-1 DPC under torch.compile at a second input size (a
+    dynamic-shape recompile). Eager mode trains depthwise convs through DepthwiseTaps,
+    whose shape-dependent windows inductor failed to compile dynamically ("Cannot
+    convert expression to float"); under the compiler the plain conv runs."""
+    ex = load_example("dpc_cityscapes")
+    torch.manual_seed(0)
+    module = build(ex.cell, 32)
+    step = torch.compile(module)
+    for size in ((33, 33), (65, 129)):
+        module.zero_grad()
+        step(torch.randn(2, 32, *size)).square().mean().backward()
+        assert all(p.grad is not None and torch.isfinite(p.grad).all()
+                   for p in module.parameters())
