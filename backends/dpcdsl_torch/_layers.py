@@ -56,7 +56,13 @@ class DepthwiseTaps(torch.autograd.Function):
     PyTorch's CPU backward of a dilated depthwise conv takes several times its forward.
     Here the input's gradient is one more forward conv, of the output's gradient with
     the kernel flipped, and each tap's gradient is a sum of products over the window
-    where that tap reads real pixels (taps over padding add nothing)."""
+    where that tap reads real pixels (taps over padding add nothing). Those products
+    stream the whole map once per tap, which pays while the map stays near the caches:
+    measured on a 2-core x86 machine, 2.2x faster than PyTorch's backward at 4.5M
+    elements (2048 x 33 x 33, batch 2) and 1.3x slower at 9.8M (2048 x 49 x 49), so
+    larger maps keep the plain conv (``MAX_ELEMENTS``)."""
+
+    MAX_ELEMENTS = 5_000_000
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int],
@@ -102,6 +108,7 @@ def atrous(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     padding = (rh * mh, rw * mw)
     if conv.groups == x.shape[1] == weight.shape[0] and conv.stride == (1, 1) \
             and x.device.type == "cpu" and (mh or mw) and torch.is_grad_enabled() \
+            and x.numel() <= DepthwiseTaps.MAX_ELEMENTS \
             and not torch.compiler.is_compiling():  # the compiler derives its own
         out = DepthwiseTaps.apply(x, weight, padding, conv.dilation)
         return out if conv.bias is None else out + conv.bias.view(1, -1, 1, 1)

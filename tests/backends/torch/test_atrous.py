@@ -48,12 +48,14 @@ def test_a_rate_at_least_the_map_runs_only_the_centre(size, taps):
 def test_a_depthwise_conv_trains_through_its_own_backward_on_the_cpu():
     """PyTorch's CPU backward of a dilated depthwise conv is slow; the emitted layers
     take DepthwiseTaps there (its gradients are checked above, in float64), and the
-    plain conv where it gains nothing (inference, strides, dense convs)."""
+    plain conv where it gains nothing (inference, strides, dense convs, large maps)."""
     depthwise = nn.Conv2d(8, 8, 3, padding=6, dilation=6, groups=8, bias=False)
     x = torch.randn(1, 8, 20, 20, requires_grad=True)
     assert type(atrous(x, depthwise).grad_fn).__name__ == "DepthwiseTapsBackward"
     with torch.no_grad():
         torch.testing.assert_close(atrous(x, depthwise), depthwise(x))
+    large = torch.randn(1, 8, 800, 800, requires_grad=True)  # 5.1M elements
+    assert "DepthwiseTaps" not in type(atrous(large, depthwise).grad_fn).__name__
     strided = nn.Conv2d(8, 8, 3, stride=2, padding=6, dilation=6, groups=8, bias=False)
     dense = nn.Conv2d(8, 8, 3, padding=6, dilation=6, bias=False)
     for conv in (strided, dense):
