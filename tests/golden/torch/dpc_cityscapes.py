@@ -112,10 +112,12 @@ def atrous(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     mh, mw = min(kh // 2, (h - 1) // rh), min(kw // 2, (w - 1) // rw)
     weight = conv.weight[:, :, kh // 2 - mh:kh // 2 + mh + 1, kw // 2 - mw:kw // 2 + mw + 1]
     padding = (rh * mh, rw * mw)
-    if conv.groups == x.shape[1] == weight.shape[0] and conv.stride == (1, 1) \
-            and x.device.type == "cpu" and (mh or mw) and torch.is_grad_enabled() \
-            and x.numel() <= DepthwiseTaps.MAX_ELEMENTS \
-            and not torch.compiler.is_compiling():  # the compiler derives its own
+    # eager mode only (checked first, so a compiler never traces the rest): under
+    # torch.compile the compiler derives its own backward
+    if not torch.compiler.is_compiling() and torch.is_grad_enabled() \
+            and x.device.type == "cpu" and conv.stride == (1, 1) and (mh or mw) \
+            and conv.groups == x.shape[1] == weight.shape[0] \
+            and x.numel() <= DepthwiseTaps.MAX_ELEMENTS:
         out = DepthwiseTaps.apply(x, weight, padding, conv.dilation)
         return out if conv.bias is None else out + conv.bias.view(1, -1, 1, 1)
     if mh == kh // 2 and mw == kw // 2:
