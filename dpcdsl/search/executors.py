@@ -92,7 +92,7 @@ class LocalExecutor:
 
     def __init__(self, timeout: float | None = None, threads: int | None = None) -> None:
         self.timeout = timeout
-        self.threads = threads or usable_cpus()  # a job's own threads win
+        self.threads = threads or place("local").threads  # a job's own threads win
         self.done: list[tuple[int, Outcome]] = []
 
     def submit(self, number: int, job: Job, report: Report | None = None,
@@ -208,7 +208,7 @@ class PoolExecutor:
         self.ctx = mp.get_context("spawn")
         self.workers: dict[int, _Worker] = {}  # slot -> its process, while it lives
         self.running: dict[int, _Running] = {}  # slot -> trial
-        self.threads = threads or max(1, usable_cpus() // workers)
+        self.threads = threads or place("pool", workers).threads
         self.started_workers = 0
 
     @property
@@ -349,7 +349,8 @@ class RayExecutor:
             ray.init(address=address, include_dashboard=False, log_to_driver=False,
                      configure_logging=False)
         self.slots, self.timeout = workers, timeout
-        self.threads = threads or max(1, int(cpus_per_trial))
+        self.threads = threads or place("ray", workers,
+                                        cpus_per_trial=cpus_per_trial).threads
         self.remote = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                  max_retries=1)(_ray_job)
         self.running: dict[Any, tuple[int, float]] = {}
