@@ -28,9 +28,12 @@ class Backend(Protocol):
     its framework; ``build(cell, in_channels, seed=0, **options)``, the live module made
     from that source; ``export_weights(module)`` / ``import_weights(module, weights)``,
     numpy arrays under canonical names in PyTorch's layout; ``forward(module, inputs)``,
-    the module in eval mode on NCHW numpy arrays, giving NCHW numpy; ``proxy_steps(cell,
-    cache, task, weights)``, the train and predict steps of the proxy task (their
-    ``features`` hold one array per input of the cell); and
+    the module in eval mode on NCHW numpy arrays, giving NCHW numpy; ``proxy_steps(cells,
+    cache, task, weights)``, the train and predict steps of the proxy task for a head
+    per cell, trained fused on the same batches: ``step(features, labels, active) ->
+    losses`` and ``predict(features, size, active) -> labels``, one per head in
+    ``active`` (``features`` hold one array per input of the cells; each head must
+    train as it would alone); and
     ``set_threads(n)``, the framework's CPU threads for one worker.
 
     Optional (None where the backend lacks them): ``feature_extractor(task)``, the
@@ -47,7 +50,7 @@ class Backend(Protocol):
     export_weights: Callable[[Any], Mapping[str, Any]]
     import_weights: Callable[[Any, Mapping[str, Any]], None]
     forward: Callable[[Any, list[Any]], Any]
-    proxy_steps: Callable[..., tuple[Callable[..., float], Callable[..., Any]]]
+    proxy_steps: Callable[..., tuple[Callable[..., list[float]], Callable[..., list[Any]]]]
     set_threads: Callable[[int], None]
     feature_extractor: Callable[..., Any] | None
     train_model: Callable[..., Any] | None

@@ -439,6 +439,9 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            threads: Annotated[int | None, typer.Option(
                help="CPU threads per trial [default: each worker's share of the usable "
                     "CPUs]", min=1, show_default=False)] = None,
+           fuse: Annotated[int, typer.Option(
+               help="trials trained fused in each job, their heads in one step on the "
+                    "same batch: for GPUs (results equal training alone)", min=1)] = 1,
            run_dir: Annotated[Path, typer.Option("--run-dir")] = Path("runs/search"),
            storage: Annotated[str | None, typer.Option(
                help="an Optuna storage URL (default: SQLite in the run folder)")] = None,
@@ -480,6 +483,7 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
 
     cfg = SearchConfig(space_file=file, task_file=task, cell=cell, strategy=strategy.value,
                        trials=trials, executor=executor.value, workers=workers, threads=threads,
+                       fuse=fuse,
                        run_dir=run_dir, storage=storage, resume=resume, prune=prune.value,
                        seed=seed,
                        timeout=timeout, gpus=gpus.split(",") if gpus else None,

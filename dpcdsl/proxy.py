@@ -4,13 +4,14 @@ mIOU on the cached val split.
 
 The loop is here, once, for every backend: batches, the evaluation schedule, the
 divergence check, the callback and the result record. A backend gives the two steps
-(its ``proxy_steps`` hook, :class:`dpcdsl.backends.Backend`).
+(its ``proxy_steps`` hook, :class:`dpcdsl.backends.Backend`), for one head or for
+several trained fused on the same batches (:func:`train_fused`).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ from dpcdsl.data.augment import sample_labels
 from dpcdsl.data.cache import FeatureCache, build_cache, open_cache
 from dpcdsl.data.metrics import ConfusionMatrix
 from dpcdsl.data.task import Task, input_strides
+from dpcdsl.errors import DpcError
 from dpcdsl.progress import StepProgress, mode_for
 from dpcdsl.rewrite import at_output_stride
 from dpcdsl.training import Diverged, batches
@@ -48,6 +50,8 @@ class ProxyResult(BaseModel):
     # what the compiled head computes at the task's sizes (atrous taps over padding
     # skipped); equal to madds where no rate reaches the feature map's size
     computed_madds: int = 0
+    # the heads trained together in each step (train_fused); the timings are theirs
+    fused: int = 1
     # seconds by phase: build (the backend's steps and the weights), data (batches read
     # from the cache), steps (training), eval (the val split), cost
     timings: dict[str, float] = {}
@@ -88,63 +92,119 @@ def train(cell: ir.Cell, task: Task, backend: str | None = None,
     """Train ``cell`` on the task's cached features with ``backend`` (default: the
     task's) and score it on the val split. ``progress`` is a mode of
     :mod:`dpcdsl.progress` (True: a bar on a terminal, log lines elsewhere), its lines
-    headed by ``label`` (default: the cell's name)."""
+    headed by ``label`` (default: the cell's name). A divergence raises
+    :class:`~dpcdsl.training.Diverged`; what ``callback`` raises stops the training
+    and propagates."""
+    (result,) = train_fused([cell], task, backend, [callback], progress, label, on_step)
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def train_fused(cells: Sequence[ir.Cell], task: Task, backend: str | None = None,
+                callbacks: Sequence[Callback | None] | None = None,
+                progress: bool | str = False, label: str | None = None,
+                on_step: Callable[[int], None] | None = None
+                ) -> list[ProxyResult | Exception]:
+    """Train several cells at once, fused: every step runs all of their heads on the
+    same cached batch, in one backend step. Each cell's result equals what
+    :func:`train` gives it alone (same weights, batches and random streams; equal to
+    float tolerance). A cell whose loss diverges, or whose callback raises (a pruner's
+    ``optuna.TrialPruned``), stops alone: its place in the returned list holds that
+    exception, and the others train on. The cells must read the same inputs (cells
+    of one space do)."""
+    if not cells:
+        raise ValueError("train_fused needs at least one cell")
+    first = cells[0]
+    for c in cells[1:]:
+        if (c.inputs, c.strides) != (first.inputs, first.strides):
+            raise DpcError.at(c.span, f"cell '{c.name}' reads the inputs {list(c.inputs)}, "
+                              f"cell '{first.name}' reads {list(first.inputs)}",
+                              hint="only cells that read the same inputs train fused "
+                                   "(the cells of one space do)")
     start = time.perf_counter()
-    task = fed(cell, task)  # before the cache is built
+    task = fed(first, task)  # before the cache is built
     mode = mode_for(progress)
     cache = ensure_cache(task, progress=mode)
     opened = round(time.perf_counter() - start, 6)
-    with StepProgress(task.train.steps, mode, label or cell.name) as shown:
-        result = _train(cell, task, cache, backend, callback, shown, on_step)
-    return result.model_copy(update={"timings": {"cache": opened, **result.timings}})
+    name = label or (first.name if len(cells) == 1 else f"{len(cells)} cells fused")
+    with StepProgress(task.train.steps, mode, name) as shown:
+        results = _train(cells, task, cache, backend,
+                         list(callbacks or [None] * len(cells)), shown, on_step)
+    return [r if isinstance(r, Exception) else
+            r.model_copy(update={"timings": {"cache": opened, **r.timings}}) for r in results]
 
 
-def _train(cell: ir.Cell, task: Task, cache: FeatureCache, backend: str | None,
-           callback: Callback | None, shown: StepProgress,
-           on_step: Callable[[int], None] | None = None) -> ProxyResult:
+def _train(cells: Sequence[ir.Cell], task: Task, cache: FeatureCache, backend: str | None,
+           callbacks: list[Callback | None], shown: StepProgress,
+           on_step: Callable[[int], None] | None = None) -> list[ProxyResult | Exception]:
     clock = _Clock()
     trainer = backends.resolve(backend or task.backend, "proxy_steps")
-    name = trainer.name
-    head = head_cell(cell, task)
-    step, predict = trainer.proxy_steps(head, cache, task, head_weights(head, cache, task))
+    heads = [head_cell(c, task) for c in cells]
+    step, predict = trainer.proxy_steps(heads, cache, task,
+                                        [head_weights(h, cache, task) for h in heads])
     clock.lap("build")
     spec = task.train
-    feats, labels = cache.inputs(head, task, "train"), cache.labels("train")
-    losses: list[float] = []
-    evals: list[tuple[int, float]] = []
-    matrix = ConfusionMatrix(cache.num_classes, cache.ignore_index)
+    feats, labels = cache.inputs(heads[0], task, "train"), cache.labels("train")
+    losses: list[list[float]] = [[] for _ in cells]
+    evals: list[list[tuple[int, float]]] = [[] for _ in cells]
+    matrices = [ConfusionMatrix(cache.num_classes, cache.ignore_index) for _ in cells]
+    stopped: dict[int, Exception] = {}
+    active = list(range(len(cells)))
     start = time.perf_counter()
     for k, idx in zip(range(1, spec.steps + 1), batches(len(labels), spec.batch, task.seed)):
         batch = ([np.asarray(f[idx], np.float32) for f in feats],
                  sample_labels(np.asarray(labels[idx]), spec.proxy_loss_stride))
         clock.lap("data")
-        loss = float(step(*batch))
+        got = dict(zip(active, step(*batch, tuple(active)), strict=True))
         clock.lap("steps")
-        if not np.isfinite(loss):
-            raise Diverged.at(None, f"cell '{cell.name}': the loss is {loss} at step {k} of "
-                              f"{spec.steps}", hint="lower train.lr, or check the cell")
-        losses.append(loss)
-        shown.step(k, loss)
+        for i, loss in got.items():
+            if np.isfinite(loss):
+                losses[i].append(loss)
+            else:
+                stopped[i] = Diverged.at(None, f"cell '{cells[i].name}': the loss is {loss} "
+                                         f"at step {k} of {spec.steps}",
+                                         hint="lower train.lr, or check the cell")
+        active = [i for i in active if i not in stopped]
+        if not active:
+            break
+        shown.step(k, float(np.mean([got[i] for i in active])))
         if on_step is not None:
             on_step(k)
         if k % spec.eval_every == 0 or k == spec.steps:
             clock.lap("steps")
-            matrix = evaluate(predict, cache, cache.inputs(head, task, "val"))
-            evals.append((k, matrix.miou()))
+            for i, matrix in zip(active, evaluate(predict, cache, cache.inputs(
+                    heads[0], task, "val"), active), strict=True):
+                matrices[i] = matrix
+                evals[i].append((k, matrix.miou()))
             clock.lap("eval")
-            shown.evaluated(k, evals[-1][1])
-            if callback is not None:
-                callback(k, evals[-1][1])
+            shown.evaluated(k, max(evals[i][-1][1] for i in active))
+            for i in active:
+                try:
+                    if callbacks[i] is not None:
+                        callbacks[i](k, evals[i][-1][1])  # type: ignore[misc]
+                except Exception as e:  # a pruner's stop, for this cell alone
+                    stopped[i] = e
+            active = [i for i in active if i not in stopped]
+            if not active:
+                break
         clock.lap("steps")
     wall = time.perf_counter() - start
-    report = cost(head, cache.in_channels(head, task), cache.sizes(head, task))
-    clock.lap("cost")
-    return ProxyResult(cell=cell.name, hash=cell.hash, backend=name, miou=evals[-1][1],
-                       per_class_iou=[None if np.isnan(v) else float(v) * 100
-                                      for v in matrix.iou()],
-                       losses=losses, evals=evals, steps=len(losses), wall_s=wall,
-                       params=report.params, madds=report.madds,
-                       computed_madds=report.computed_madds, timings=clock.totals())
+    results: list[ProxyResult | Exception] = []
+    for i, (cell, head) in enumerate(zip(cells, heads, strict=True)):
+        if i in stopped:
+            results.append(stopped[i])
+            continue
+        report = cost(head, cache.in_channels(head, task), cache.sizes(head, task))
+        clock.lap("cost")
+        results.append(ProxyResult(
+            cell=cell.name, hash=cell.hash, backend=trainer.name, miou=evals[i][-1][1],
+            per_class_iou=[None if np.isnan(v) else float(v) * 100
+                           for v in matrices[i].iou()],
+            losses=losses[i], evals=evals[i], steps=len(losses[i]), wall_s=wall,
+            params=report.params, madds=report.madds, computed_madds=report.computed_madds,
+            fused=len(cells), timings=clock.totals()))
+    return results
 
 
 class _Clock:
@@ -182,14 +242,18 @@ def fed(cell: ir.Cell | ir.CellDef, task: Task) -> Task:
     return task
 
 
-def evaluate(predict: Callable[[list[np.ndarray], tuple[int, int]], np.ndarray],
-             cache: FeatureCache, feats: list[np.ndarray], batch: int = 16) -> ConfusionMatrix:
-    """The confusion matrix of ``predict`` on the val split: ``feats`` holds the val
-    features of each input of the cell."""
+def evaluate(predict: Callable[..., list[np.ndarray]], cache: FeatureCache,
+             feats: list[np.ndarray], active: Sequence[int], batch: int = 16
+             ) -> list[ConfusionMatrix]:
+    """The confusion matrix of each head in ``active`` on the val split: ``predict``
+    is a backend's (``predict(features, size, active) -> labels`` per head), ``feats``
+    holds the val features of each input of the cells."""
     labels = cache.labels("val")
-    matrix = ConfusionMatrix(cache.num_classes, cache.ignore_index)
+    matrices = [ConfusionMatrix(cache.num_classes, cache.ignore_index) for _ in active]
     for s in range(0, len(labels), batch):
         y = np.asarray(labels[s:s + batch])
-        matrix.update(predict([np.asarray(f[s:s + batch], np.float32) for f in feats],
-                              y.shape[1:]), y)
-    return matrix
+        for matrix, p in zip(matrices, predict(
+                [np.asarray(f[s:s + batch], np.float32) for f in feats], y.shape[1:],
+                tuple(active)), strict=True):
+            matrix.update(p, y)
+    return matrices

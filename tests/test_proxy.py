@@ -118,9 +118,9 @@ def test_output_stride_8_trains_the_end_to_end_head(tmp_path, monkeypatch):
     heads = []
     real = dpcdsl_torch.proxy_steps
 
-    def spy(head, *args):
-        step, predict = real(head, *args)
-        heads.append(step.head.cell)
+    def spy(cells, *args):
+        step, predict = real(cells, *args)
+        heads.extend(h.cell for h in step.heads)
         return step, predict
 
     monkeypatch.setattr(dpcdsl_torch, "proxy_steps", spy)
@@ -173,9 +173,9 @@ def test_the_loss_at_the_features_size_in_both_backends(tmp_path, monkeypatch):
         def spy(*args, real=real, name=name):
             step, predict = real(*args)
 
-            def watched(features, labels):
+            def watched(features, labels, active):
                 seen.setdefault(name, set()).add((labels.shape, features[0].shape[-2:]))
-                return step(features, labels)
+                return step(features, labels, active)
             return watched, predict
 
         monkeypatch.setattr(trainer, "proxy_steps", spy)

@@ -51,28 +51,34 @@ def cross_entropy(logits: jax.Array, labels: jax.Array, ignore_index: int) -> ja
 
 def make_steps(ignore_index: int = 255, align_corners: bool = True) -> tuple[
         Callable[..., Any], Callable[..., Any]]:
-    """``train_step(model, optimizer, features, labels) -> loss`` and
-    ``eval_step(model, features, labels) -> predictions``, both jitted. Logits are
-    resized bilinearly to the labels' size before the loss and the argmax (with
-    ``align_corners`` as the DeepLab reference, True, or as PyTorch's default)."""
+    """``train_step(models, optimizers, features, labels) -> losses`` and
+    ``eval_step(models, features, labels) -> predictions``, both jitted over lists of
+    models trained fused on the same batch (each with its own optimiser; one model is a
+    list of one). Logits are resized bilinearly to the labels' size before the loss and
+    the argmax (with ``align_corners`` as the DeepLab reference, True, or as PyTorch's
+    default)."""
 
     @nnx.jit
-    def train_step(model: nnx.Module, optimizer: nnx.Optimizer[Any],
+    def train_step(models: Sequence[nnx.Module], optimizers: Sequence[nnx.Optimizer[Any]],
                    features: Sequence[jax.Array], labels: jax.Array) -> jax.Array:
         def loss_fn(model: nnx.Module) -> jax.Array:
             logits = resize_bilinear(model(*features), labels.shape[1:3],
                                      align_corners=align_corners)
             return cross_entropy(logits, labels, ignore_index)
 
-        loss, grads = nnx.value_and_grad(loss_fn)(model)
-        optimizer.update(model, grads)
-        return loss
+        losses = []
+        for model, optimizer in zip(models, optimizers, strict=True):
+            loss, grads = nnx.value_and_grad(loss_fn)(model)
+            optimizer.update(model, grads)
+            losses.append(loss)
+        return jnp.stack(losses)
 
     @nnx.jit
-    def eval_step(model: nnx.Module, features: Sequence[jax.Array],
-                  labels: jax.Array) -> jax.Array:
-        logits = resize_bilinear(model(*features), labels.shape[1:3], align_corners=align_corners)
-        return jnp.argmax(logits, axis=-1)
+    def eval_step(models: Sequence[nnx.Module], features: Sequence[jax.Array],
+                  labels: jax.Array) -> list[jax.Array]:
+        return [jnp.argmax(resize_bilinear(model(*features), labels.shape[1:3],
+                                           align_corners=align_corners), axis=-1)
+                for model in models]
 
     return train_step, eval_step
 

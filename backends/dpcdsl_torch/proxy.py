@@ -1,10 +1,11 @@
 """PyTorch pieces of the proxy task: the backbone as a feature extractor for the cache,
-and the train and predict steps of a cell plus a 1x1 classifier (the loop itself is
-:func:`dpcdsl.proxy.train`)."""
+and the train and predict steps of cells, each plus a 1x1 classifier, trained fused
+(the loop itself is :func:`dpcdsl.proxy.train`)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -55,49 +56,102 @@ class ProxyHead(nn.Module):
         return self.classifier(self.cell(*xs))
 
 
-def proxy_steps(cell: ir.Cell, cache: FeatureCache, task: Task,
-                weights: Mapping[str, Any]) -> tuple[Callable[..., float],
-                                                     Callable[..., np.ndarray]]:
-    """``step(features, labels) -> loss`` (SGD, momentum, coupled weight decay, poly
-    schedule) and ``predict(features, size) -> labels``, starting from ``weights``;
-    ``features`` holds one array per input of the cell."""
-    torch.manual_seed(task.seed)
+class _Streams:
+    """One random stream per head, as each would have trained alone: every stream
+    starts from ``manual_seed(seed)`` and only its head's dropout draws from it. With
+    one head, or no dropout at all, the global stream is left as it is."""
+
+    def __init__(self, heads: nn.ModuleList, seed: int, device: torch.device) -> None:
+        torch.manual_seed(seed)
+        self.cuda = device.type == "cuda"
+        random = any(isinstance(m, nn.modules.dropout._DropoutNd)
+                     for h in heads for m in h.modules())
+        self.states = [self._get() for _ in heads] if random and len(heads) > 1 else None
+        self.device = device
+
+    def _get(self) -> torch.Tensor:
+        return torch.cuda.get_rng_state(self.device) if self.cuda else torch.get_rng_state()
+
+    def _set(self, state: torch.Tensor) -> None:
+        if self.cuda:
+            torch.cuda.set_rng_state(state, self.device)
+        else:
+            torch.set_rng_state(state)
+
+    @contextlib.contextmanager
+    def of(self, k: int) -> Iterator[None]:
+        """Head ``k``'s stream, for its forward pass."""
+        if self.states is None:
+            yield
+            return
+        self._set(self.states[k])
+        yield
+        self.states[k] = self._get()
+
+
+def proxy_steps(cells: Sequence[ir.Cell], cache: FeatureCache, task: Task,
+                weights: Sequence[Mapping[str, Any]]) -> tuple[Callable[..., list[float]],
+                                                               Callable[..., list[np.ndarray]]]:
+    """``step(features, labels, active) -> losses`` (SGD, momentum, coupled weight
+    decay, poly schedule) and ``predict(features, size, active) -> labels``, for a
+    head per cell, each starting from its ``weights``. ``features`` holds one array
+    per input of the cells; ``active`` the heads to run (default: all).
+
+    The heads train fused: one forward pass per head on the same batch, the sum of
+    their losses in one backward pass, one optimiser step over every head, and one
+    transfer of the losses to the host. The heads share no parameters, so each
+    head's gradients, statistics and dropout draws are those it would have trained
+    with alone."""
     device = device_of(task)
-    in_channels = cache.in_channels(cell, task)
-    out_channels = infer_channels(cell, in_channels)[cell.output]
-    head = ProxyHead(build(cell, in_channels, seed=task.seed,
-                           bn_momentum=task.train.momentum_of_bn), out_channels,
-                     cache.num_classes).to(device)
-    import_weights(head, weights)
     spec = task.train
-    opt = torch.optim.SGD(head.parameters(), lr=spec.lr, momentum=spec.momentum,
+    heads = nn.ModuleList()
+    for cell, w in zip(cells, weights, strict=True):
+        in_channels = cache.in_channels(cell, task)
+        out_channels = infer_channels(cell, in_channels)[cell.output]
+        head = ProxyHead(build(cell, in_channels, seed=task.seed,
+                               bn_momentum=spec.momentum_of_bn), out_channels,
+                         cache.num_classes).to(device)
+        import_weights(head, w)
+        heads.append(head)
+    streams = _Streams(heads, task.seed, device)
+    opt = torch.optim.SGD(heads.parameters(), lr=spec.lr, momentum=spec.momentum,
                           weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: max(1 - s / spec.steps, 0.0) ** spec.power)
-
     align = spec.align_corners
+    every = tuple(range(len(heads)))
 
-    def step(features: Sequence[np.ndarray], labels: np.ndarray) -> float:
-        head.train()
+    def step(features: Sequence[np.ndarray], labels: np.ndarray,
+             active: Sequence[int] = every) -> list[float]:
+        heads.train()
         xs = [torch.from_numpy(f).to(device) for f in features]
         y = torch.from_numpy(labels.astype(np.int64)).to(device)
-        logits = head(*xs)
-        if logits.shape[-2:] != y.shape[-2:]:  # the loss may be at the logits' own size
-            logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
-                                   align_corners=align)
-        loss = F.cross_entropy(logits, y, ignore_index=cache.ignore_index)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
+        losses = []
+        for k in active:
+            with streams.of(k):
+                logits = heads[k](*xs)
+            if logits.shape[-2:] != y.shape[-2:]:  # the loss may be at the logits' own size
+                logits = F.interpolate(logits, size=y.shape[-2:], mode="bilinear",
+                                       align_corners=align)
+            losses.append(F.cross_entropy(logits, y, ignore_index=cache.ignore_index))
+        opt.zero_grad(set_to_none=True)  # a head left out keeps no gradient, and no step
+        total = torch.stack(losses)
+        total.sum().backward()
         opt.step()
         sched.step()
-        return float(loss.item())
+        return [float(v) for v in total.detach().cpu().tolist()]
 
     @torch.no_grad()
-    def predict(features: Sequence[np.ndarray], size: tuple[int, int]) -> np.ndarray:
-        head.eval()
-        logits = head(*(torch.from_numpy(f).to(device) for f in features))
-        logits = F.interpolate(logits, size=tuple(size), mode="bilinear", align_corners=align)
-        return logits.argmax(1).cpu().numpy()
+    def predict(features: Sequence[np.ndarray], size: tuple[int, int],
+                active: Sequence[int] = every) -> list[np.ndarray]:
+        heads.eval()
+        xs = [torch.from_numpy(f).to(device) for f in features]
+        out = []
+        for k in active:
+            logits = F.interpolate(heads[k](*xs), size=tuple(size), mode="bilinear",
+                                   align_corners=align)
+            out.append(logits.argmax(1).cpu().numpy())
+        return out
 
-    step.head = head  # type: ignore[attr-defined]
+    step.heads = list(heads)  # type: ignore[attr-defined]
     return step, predict

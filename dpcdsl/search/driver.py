@@ -62,6 +62,9 @@ class SearchConfig:
     executor: Any = "local"
     workers: int | None = None  # pool or ray slots (None: as place() decides)
     threads: int | None = None  # CPU threads per trial (None: its share of the CPUs)
+    # trials trained fused in each job, their heads in one step (dpcdsl.search.fusion):
+    # for GPUs, which one small head leaves mostly idle; 1 trains each alone
+    fuse: int = 1
     run_dir: Path = Path("runs/search")
     storage: str | None = None
     resume: bool = False
@@ -118,7 +121,8 @@ def _check_names(cfg: SearchConfig) -> None:
     for what, value, default in (("timeout", cfg.timeout, "no limit"),
                                  ("max_madds", cfg.max_madds, "no limit"),
                                  ("workers", cfg.workers, "one per usable CPU"),
-                                 ("threads", cfg.threads, "each worker's share of the CPUs")):
+                                 ("threads", cfg.threads, "each worker's share of the CPUs"),
+                                 ("fuse", cfg.fuse, "1, each trial alone")):
         if value is not None and not value > 0:
             raise DpcError.at(None, f"{what} must be positive, got {value:g}",
                               hint=f"leave --{what.replace('_', '-')} out for {default}")
@@ -263,12 +267,13 @@ def _placement(cfg: SearchConfig, task: Task) -> Placement | None:
                  cfg.cpus_per_trial)
 
 
-def _describe(p: Placement) -> str:
+def _describe(p: Placement, fuse: int = 1) -> str:
     threads = f"{p.threads} CPU thread{'s' * (p.threads != 1)}"
+    fused = f", up to {fuse} trained fused in each job" if fuse > 1 else ""
     if p.executor == "local":
-        return f"in this process, {threads}"
+        return f"in this process, {threads}{fused}"
     return (f"on {p.executor} ({p.workers} worker{'s' * (p.workers != 1)}, {threads} "
-            "each)")
+            f"each){fused}")
 
 
 def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna.Study:
@@ -289,7 +294,7 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     executor = make_executor(placed.executor if placed else cfg.executor,
                              placed.workers if placed else 1, cfg.timeout, cfg.gpus,
                              cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial,
-                             placed.threads if placed else cfg.threads)
+                             placed.threads if placed else cfg.threads, cfg.fuse)
     task_json = {**task.model_dump(mode="json"), "file": task.file, "backend": trainer}
     pending: dict[int, Trial] = {}  # running or waiting for a running one (InFlight)
     flight = InFlight()
@@ -300,7 +305,7 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
 
     with SearchProgress(cfg.trials, cfg.progress) as bar:
         if placed is not None and bar.mode != "none":
-            bar.say(f"trials run {_describe(placed)}")
+            bar.say(f"trials run {_describe(placed, cfg.fuse)}")
         try:
             while True:
                 ledger.refresh()
@@ -468,7 +473,7 @@ def _start(trial: Trial, drawn: tuple[Any, str], study: optuna.Study, executor: 
         return "held"
     job = Job(cell=cell.canonical_text(), task=task_json)
 
-    def report(step: int, miou: float) -> None:
+    def report(step: int, miou: float, part: int = 0) -> None:
         trial.report(miou, step)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
@@ -489,6 +494,8 @@ def _tell(study: optuna.Study, trial: Trial, outcome: Outcome) -> FrozenTrial:
         trial.set_user_attr("attempts", outcome.attempts)
     if outcome.device:
         trial.set_user_attr("device", outcome.device)
+    if outcome.fused:  # trained in one job with these trials
+        trial.set_user_attr("fused_with", [n for n in outcome.fused if n != trial.number])
     if outcome.pruned:
         trial.set_user_attr("pruned", outcome.failure)
         return study.tell(trial, state=TrialState.PRUNED)

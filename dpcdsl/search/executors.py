@@ -143,8 +143,8 @@ def run_in_worker(job: Job, number: int, conn: Connection) -> Outcome:
     """One job in a pool worker, asking the driver at every evaluation whether to go
     on (when the job is prunable)."""
 
-    def report(step: int, miou: float) -> None:
-        conn.send(Progress(step, miou))
+    def report(step: int, miou: float, part: int = 0) -> None:
+        conn.send(Progress(step, miou, part))
         if conn.recv():
             raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
 
@@ -301,7 +301,7 @@ class PoolExecutor:
         if r.report is None:
             return False
         try:
-            r.report(progress.step, progress.miou)
+            r.report(progress.step, progress.miou, progress.part)
         except optuna.TrialPruned:  # the driver's pruner said stop
             return True
         return False
@@ -404,9 +404,17 @@ EXECUTORS = ("auto", "local", "pool", "ray")
 def make_executor(name: Any, workers: int = 2, timeout: float | None = None,
                   gpus: list[str] | None = None, ray_address: str | None = None,
                   gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
-                  threads: int | None = None) -> Any:
+                  threads: int | None = None, fuse: int = 1) -> Any:
     """An executor by name (``auto`` is resolved by :func:`place` first), or an executor
-    object itself."""
+    object itself; with ``fuse`` > 1, wrapped to train up to that many trials fused in
+    each job (:class:`dpcdsl.search.fusion.FusingExecutor`), the timeout per trial
+    scaled to the job."""
+    if fuse > 1:
+        from dpcdsl.search.fusion import FusingExecutor
+
+        return FusingExecutor(make_executor(
+            name, workers, None if timeout is None else timeout * fuse, gpus, ray_address,
+            gpus_per_trial, cpus_per_trial, threads), fuse)
     from dpcdsl.errors import DpcError, did_you_mean
 
     if not isinstance(name, str):  # an executor object itself

@@ -16,13 +16,21 @@ from typing import Any
 class Job:
     """One trial's work: a concrete cell as ``.dpc`` text, the task as JSON, the
     backend that trains it (None: the task's), whether the driver may prune it and the
-    CPU threads it runs with (None: as the executor places it)."""
+    CPU threads it runs with (None: as the executor places it). ``fused`` holds the
+    cells of more trials trained fused with it (``--fuse``): such a job's outcome has a
+    part per cell."""
 
     cell: str
     task: dict[str, Any]
     backend: str | None = None
     prunable: bool = False
     threads: int | None = None
+    fused: tuple[str, ...] = ()
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """Every cell the job trains, its own first."""
+        return (self.cell, *self.fused)
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,7 @@ class Progress:
 
     step: int
     miou: float
+    part: int = 0  # the cell it is about, in a fused job (Job.cells)
 
 
 @dataclass(frozen=True)
@@ -53,7 +62,9 @@ class Scores:
 class Outcome:
     """How a trial ended: ``scores`` when it finished, else a ``failure`` reason
     (``pruned`` when the driver's pruner stopped it). ``attempts`` counts the workers
-    it took; ``device`` names the GPUs it ran on, where known."""
+    it took; ``device`` names the GPUs it ran on, where known. A fused job's outcome
+    holds each cell's own in ``parts``; the executor hands each trial its part, with
+    the trials trained together in ``fused``."""
 
     wall_s: float
     scores: Scores | None = None
@@ -61,6 +72,8 @@ class Outcome:
     pruned: bool = False
     attempts: int = 1
     device: str | None = None
+    parts: tuple[Outcome, ...] = ()
+    fused: tuple[int, ...] = ()
 
     @property
     def ok(self) -> bool:

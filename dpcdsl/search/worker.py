@@ -1,4 +1,4 @@
-"""One trial's work, as a worker runs it: no search state, just a :class:`Job` in and an
+"""One job's work, as a worker runs it: no search state, just a :class:`Job` in and an
 :class:`Outcome` out."""
 
 from __future__ import annotations
@@ -6,60 +6,112 @@ from __future__ import annotations
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
 
 from dpcdsl.search.messages import Job, Outcome, Scores
 
-#: called at every evaluation; raises ``optuna.TrialPruned`` to stop the trial
-Report = Callable[[int, float], None]
+#: called as ``report(step, miou, part)`` at every evaluation of the job's cell ``part``
+#: (0 but in a fused job); raises ``optuna.TrialPruned`` to stop that cell
+Report = Callable[[int, float, int], None]
 
 
 def run_job(job: Job, report: Report | None = None,
             on_step: Callable[[int], None] | None = None) -> Outcome:
-    """Train the job's cell on its task with the proxy trainer. Every failure comes
-    back as an :class:`Outcome` with a reason; only a prune request from ``report``
+    """Train the job's cell on its task with the proxy trainer (its cells fused, for a
+    fused job: one part each). Every failure comes back as an :class:`Outcome` with a
+    reason; only a prune request from ``report`` for a job of one cell
     (``optuna.TrialPruned``) propagates. ``on_step(k)`` follows the training (in
-    process: the search's progress bar moves inside a trial)."""
+    process: the search's progress bar moves inside a trial).
+
+    A fused job whose fused training fails as a whole (out of memory, a cell that
+    cannot be built) trains its cells one by one, so that each gets its own outcome."""
     import optuna
 
     from dpcdsl import backends
     from dpcdsl.data.task import Task
-    from dpcdsl.errors import DpcError
-    from dpcdsl.proxy import train
+    from dpcdsl.proxy import train, train_fused
     from dpcdsl.space import Space
-    from dpcdsl.training import Diverged
 
     start = time.perf_counter()
-
-    def failed(reason: str) -> Outcome:
-        return Outcome.failed(reason, time.perf_counter() - start)
-
     try:
         if job.threads:  # explicit, so that nothing depends on what ran before
             backends.resolve(job.backend or job.task.get("backend"),
                              "proxy_steps").set_threads(job.threads)
-        cell = Space.from_text(job.cell, file="<trial>").concrete()
+        cells = [Space.from_text(text, file="<trial>").concrete() for text in job.cells]
         task = Task.model_validate(job.task)
         parsed = time.perf_counter() - start
-        result = train(cell, task, backend=job.backend, callback=report, on_step=on_step)
-        return Outcome(wall_s=result.wall_s, scores=Scores(
-            miou=result.miou, params=result.params, madds=result.madds,
-            computed_madds=result.computed_madds,
-            per_class_iou=result.per_class_iou, evals=result.evals,
-            timings={"parse": round(parsed, 6), **result.timings}, threads=job.threads,
-            final_loss=result.losses[-1]))
+        callbacks = [None if report is None else _part(report, i) for i in range(len(cells))]
+        if not job.fused:
+            return _outcome(train(cells[0], task, backend=job.backend, callback=callbacks[0],
+                                  on_step=on_step), parsed, job.threads)
+        results = train_fused(cells, task, job.backend, callbacks, on_step=on_step)
+        return Outcome(wall_s=time.perf_counter() - start, parts=tuple(
+            _outcome(r, parsed, job.threads) if not isinstance(r, Exception)
+            else Outcome.failed(_reason(r), time.perf_counter() - start,
+                                pruned=isinstance(r, optuna.TrialPruned))
+            for r in results))
     except optuna.TrialPruned:
         raise
-    except Diverged as e:
-        return failed(f"diverged: {e.diagnostics[0].message}")
-    except DpcError as e:
-        return failed(f"error: {e.diagnostics[0].message}")
-    except MemoryError:
-        return failed("out of memory")
-    except RuntimeError as e:
+    except Exception as e:
+        if job.fused:
+            return _one_by_one(job, report, on_step)
+        return Outcome.failed(_reason(e), time.perf_counter() - start)
+
+
+def _part(report: Report, i: int) -> Callable[[int, float], None]:
+    return lambda step, miou: report(step, miou, i)
+
+
+def _one_by_one(job: Job, report: Report | None,
+                on_step: Callable[[int], None] | None) -> Outcome:
+    """A fused job's outcome, its cells trained alone."""
+    import optuna
+
+    start = time.perf_counter()
+    parts = []
+    for i, text in enumerate(job.cells):
+        def alone(step: int, miou: float, _: int = 0, i: int = i) -> None:
+            assert report is not None
+            report(step, miou, i)
+
+        try:
+            parts.append(run_job(replace(job, cell=text, fused=()),
+                                 None if report is None else alone, on_step))
+        except optuna.TrialPruned as e:
+            parts.append(Outcome.failed(str(e), time.perf_counter() - start, pruned=True))
+    return Outcome(wall_s=time.perf_counter() - start, parts=tuple(parts))
+
+
+def _outcome(result: Any, parsed: float, threads: int | None) -> Outcome:
+    """A finished trial's outcome from the trainer's result."""
+    return Outcome(wall_s=result.wall_s, scores=Scores(
+        miou=result.miou, params=result.params, madds=result.madds,
+        computed_madds=result.computed_madds,
+        per_class_iou=result.per_class_iou, evals=result.evals,
+        timings={"parse": round(parsed, 6), **result.timings}, threads=threads,
+        final_loss=result.losses[-1]))
+
+
+def _reason(e: BaseException) -> str:
+    """The failure reason a trial records for the exception that stopped it."""
+    import optuna
+
+    from dpcdsl.errors import DpcError
+    from dpcdsl.training import Diverged
+
+    if isinstance(e, optuna.TrialPruned):
+        return str(e)
+    if isinstance(e, Diverged):
+        return f"diverged: {e.diagnostics[0].message}"
+    if isinstance(e, DpcError):
+        return f"error: {e.diagnostics[0].message}"
+    if isinstance(e, MemoryError):
+        return "out of memory"
+    if isinstance(e, RuntimeError):
         text = str(e).splitlines()[0] if str(e) else type(e).__name__
         if "out of memory" in str(e).lower():
-            return failed(f"out of memory: {text}")
-        return failed(f"RuntimeError: {text}")
-    except Exception as e:
-        last = traceback.extract_tb(e.__traceback__)[-1]
-        return failed(f"{type(e).__name__}: {e} ({last.filename}:{last.lineno})")
+            return f"out of memory: {text}"
+        return f"RuntimeError: {text}"
+    tb = traceback.extract_tb(e.__traceback__)
+    return f"{type(e).__name__}: {e}" + (f" ({tb[-1].filename}:{tb[-1].lineno})" if tb else "")

@@ -163,7 +163,8 @@ def test_one_sgd_step_agrees(example: Example, align_corners: bool) -> None:
 
     train_step, _ = dpcdsl_jax.make_steps(ignore_index=255, align_corners=align_corners)
     optimizer = dpcdsl_jax.optimizer(jhead, dpcdsl_jax.poly_sgd(lr, steps=100))
-    jloss = train_step(jhead, optimizer, [nhwc(x) for x in xs], jnp.asarray(labels.numpy()))
+    (jloss,) = train_step([jhead], [optimizer], [nhwc(x) for x in xs],
+                          jnp.asarray(labels.numpy()))
     assert abs(float(jloss) - loss.item()) <= 1e-4 * abs(loss.item())
     tw, jw = dpcdsl_torch.export_weights(thead), dpcdsl_jax.export_weights(jhead)
     assert tw.keys() == jw.keys()
