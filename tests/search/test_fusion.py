@@ -3,6 +3,7 @@ workers; each trial's result is the one it gets trained alone."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -143,3 +144,38 @@ def test_dpcc_search_fuse(files, tmp_path):  # noqa: F811
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert "up to 2 trained fused in each job" in r.stdout + r.stderr
+
+
+RAY_FUSED = """
+import json, sys
+from pathlib import Path
+import ray
+from dpcdsl.search.driver import SearchConfig, search
+from dpcdsl.search.study import counted
+ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
+         configure_logging=False)  # two fake GPUs: Ray only hands out their ids
+try:
+    study = search(SearchConfig(Path(sys.argv[1]), Path(sys.argv[2]), trials=6,
+                                executor="ray", workers=2, fuse=3, run_dir=Path(sys.argv[3]),
+                                progress=False, gpus_per_trial=1.0, cpus_per_trial=1.0))
+finally:
+    ray.shutdown()
+print(json.dumps([[t.number, counted(t), t.user_attrs.get("device"),
+                   t.user_attrs.get("fused_with")] for t in study.trials]))
+"""
+
+
+@pytest.mark.slow
+def test_fused_jobs_on_ray_hold_one_device_each(files, tmp_path):  # noqa: F811
+    # a fresh interpreter: Ray forks its daemons, which must not meet this process's JAX
+    space, task = files()
+    r = subprocess.run([sys.executable, "-c", RAY_FUSED, str(space), str(task),
+                        str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    trials = {n: (c, d, f) for n, c, d, f in json.loads(r.stdout.strip().splitlines()[-1])}
+    assert sum(1 for c, _, _ in trials.values() if c) == 6
+    fused = {n: (d, f) for n, (_, d, f) in trials.items() if f}
+    assert fused, "trials trained fused"
+    for n, (device, others) in fused.items():  # a job's trials ran on its one device
+        assert device in {"0", "1"}
+        assert all(trials[m][1] == device for m in others)
