@@ -78,3 +78,34 @@ def test_cells_reading_different_inputs_do_not_fuse(task):
                           "{ return conv(concat(low, upsample(high, like = low)), kernel = 1) }")
     with pytest.raises(DpcError, match="read the same inputs"):
         train_fused([cells()[0], two.concrete()], task, backend="torch")
+
+
+def test_one_head_draws_its_dropout_as_it_always_did(task):
+    """A head trained alone: the seed, the head's construction, then its dropout, in
+    that order (the order of releases before fused training), so earlier studies'
+    results are what this release gives the same cell."""
+    import torch
+    from torch.nn import functional as F
+
+    import dpcdsl_torch
+    from dpcdsl.analysis import infer_channels
+    from dpcdsl.proxy import ensure_cache, head_cell, head_weights
+    from dpcdsl.training import batches
+
+    cell = cells()[0]
+    head = head_cell(cell, task)
+    cache = ensure_cache(task, progress=False)
+    in_channels = cache.in_channels(head, task)
+    torch.manual_seed(task.seed)
+    module = dpcdsl_torch.ProxyHead(
+        dpcdsl_torch.build(head, in_channels, seed=task.seed,
+                           bn_momentum=task.train.momentum_of_bn),
+        infer_channels(head, in_channels)[head.output], cache.num_classes)
+    dpcdsl_torch.import_weights(module, head_weights(head, cache, task))
+    idx = next(batches(len(cache.labels("train")), task.train.batch, task.seed))
+    x = torch.from_numpy(np.asarray(cache.inputs(head, task, "train")[0][idx], np.float32))
+    y = torch.from_numpy(np.asarray(cache.labels("train")[idx]).astype(np.int64))
+    logits = F.interpolate(module.train()(x), size=y.shape[-2:], mode="bilinear",
+                           align_corners=True)
+    first = F.cross_entropy(logits, y, ignore_index=cache.ignore_index).item()
+    assert train(cell, task, backend="torch").losses[0] == first

@@ -57,17 +57,22 @@ class ProxyHead(nn.Module):
 
 
 class _Streams:
-    """One random stream per head, as each would have trained alone: every stream
-    starts from ``manual_seed(seed)`` and only its head's dropout draws from it. With
-    one head, or no dropout at all, the global stream is left as it is."""
+    """One random stream per head, as each has it trained alone: the global stream
+    after ``manual_seed(seed)`` and the head's construction (its classifier's initial
+    draw), which :meth:`add` records; only the head's dropout draws from it after.
+    With one head, or no dropout at all, the global stream is left as it is."""
 
-    def __init__(self, heads: nn.ModuleList, seed: int, device: torch.device) -> None:
-        torch.manual_seed(seed)
+    def __init__(self, device: torch.device) -> None:
         self.cuda = device.type == "cuda"
-        random = any(isinstance(m, nn.modules.dropout._DropoutNd)
-                     for h in heads for m in h.modules())
-        self.states = [self._get() for _ in heads] if random and len(heads) > 1 else None
         self.device = device
+        self.states: list[torch.Tensor] = []
+        self.swap = False
+
+    def add(self, head: nn.Module) -> None:
+        """Record the stream of a head just built."""
+        self.states.append(self._get())
+        dropout = any(isinstance(m, nn.modules.dropout._DropoutNd) for m in head.modules())
+        self.swap = len(self.states) > 1 and (self.swap or dropout)
 
     def _get(self) -> torch.Tensor:
         return torch.cuda.get_rng_state(self.device) if self.cuda else torch.get_rng_state()
@@ -81,7 +86,7 @@ class _Streams:
     @contextlib.contextmanager
     def of(self, k: int) -> Iterator[None]:
         """Head ``k``'s stream, for its forward pass."""
-        if self.states is None:
+        if not self.swap:
             yield
             return
         self._set(self.states[k])
@@ -105,7 +110,9 @@ def proxy_steps(cells: Sequence[ir.Cell], cache: FeatureCache, task: Task,
     device = device_of(task)
     spec = task.train
     heads = nn.ModuleList()
+    streams = _Streams(device)
     for cell, w in zip(cells, weights, strict=True):
+        torch.manual_seed(task.seed)  # each head's stream starts here, as alone
         in_channels = cache.in_channels(cell, task)
         out_channels = infer_channels(cell, in_channels)[cell.output]
         head = ProxyHead(build(cell, in_channels, seed=task.seed,
@@ -113,7 +120,7 @@ def proxy_steps(cells: Sequence[ir.Cell], cache: FeatureCache, task: Task,
                          cache.num_classes).to(device)
         import_weights(head, w)
         heads.append(head)
-    streams = _Streams(heads, task.seed, device)
+        streams.add(head)
     opt = torch.optim.SGD(heads.parameters(), lr=spec.lr, momentum=spec.momentum,
                           weight_decay=spec.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
