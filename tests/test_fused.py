@@ -84,10 +84,10 @@ def test_one_head_draws_its_dropout_as_it_always_did(task):
     """A head trained alone: the seed, the head's construction, then its dropout, in
     that order (the order of releases before fused training), so earlier studies'
     results are what this release gives the same cell."""
+    import dpcdsl_torch
     import torch
     from torch.nn import functional as F
 
-    import dpcdsl_torch
     from dpcdsl.analysis import infer_channels
     from dpcdsl.proxy import ensure_cache, head_cell, head_weights
     from dpcdsl.training import batches

@@ -20,7 +20,7 @@ def make(kernel: int, rate: int, groups: int, stride: int = 1) -> nnx.Conv:
 
 
 CASES = [(k, r, n, groups) for k in (3, 5) for r in (2, 7) for n in (r - 1, r, r + 1, 2 * r)
-         for groups in (1, 6)]
+         for groups in (1, 6)] + [(1, 1, n, groups) for n in (1, 5) for groups in (1, 6)]
 
 
 @pytest.mark.parametrize(("kernel", "rate", "size", "groups"), CASES)
@@ -53,7 +53,7 @@ def test_a_rate_at_least_the_map_runs_only_the_centre(monkeypatch, size, window)
     x = jnp.ones((1, *size, 8))
     cpu = jax.make_jaxpr(lambda x: atrous(x, conv))(x)
     widths = [e.outvars[0].aval.shape[-1] for e in cpu.eqns if e.primitive.name == "dot_general"]
-    assert widths == ([8 * window[0] * window[1]] if window != (1, 1) else [])
+    assert widths == [8 * window[0] * window[1]]  # the centre alone: a 1x1 conv's product
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")
     gpu = jax.make_jaxpr(lambda x: atrous(x, conv))(x)
     convs = [e for e in gpu.eqns if e.primitive.name == "conv_general_dilated"]

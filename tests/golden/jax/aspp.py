@@ -143,10 +143,10 @@ def atrous(x: jax.Array, conv: nnx.Conv) -> jax.Array:
     full conv's. Shapes are static under ``jit``, so the choice is made when tracing.
 
     On the CPU, where XLA's conv kernels are slow for these shapes (a dilated depthwise
-    conv several times, a dense one about 1.5x, forward and backward), a conv is a sum
-    of shifted slices: of the padded input times each tap (depthwise), or of one matrix
-    product of the input with all taps at once (dense, stride 1). Other platforms keep
-    XLA's conv."""
+    conv several times, a dense one about 1.5x, a 1x1 conv too, forward and backward), a
+    conv is a sum of shifted slices: of the padded input times each tap (depthwise), or
+    of one matrix product of the input with all taps at once (dense, stride 1; a 1x1
+    conv is that product alone). Other platforms keep XLA's conv."""
     kh, kw = conv.kernel_size
     dilation, step = conv.kernel_dilation or 1, conv.strides or 1
     rh, rw = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
@@ -171,7 +171,7 @@ def atrous(x: jax.Array, conv: nnx.Conv) -> jax.Array:
     if cpu and conv.feature_group_count == c == cout:  # depthwise
         xp = jnp.pad(x, pads)
         taps = [shifted(xp, i, j) * kernel[i, j, 0] for i in range(th) for j in range(tw)]
-    elif cpu and conv.feature_group_count == 1 and (sh, sw) == (1, 1) and th * tw > 1:
+    elif cpu and conv.feature_group_count == 1 and (sh, sw) == (1, 1):
         z = x.reshape(-1, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, th * tw * cout)
         zp = jnp.pad(z.reshape(n, h, w, th * tw * cout), pads)
         taps = [shifted(zp, i, j, cout) for i in range(th) for j in range(tw)]
@@ -224,7 +224,7 @@ class GridPool(nnx.Module):
         self.act = act
 
     def __call__(self, x: jax.Array) -> jax.Array:
-        y = self.conv(adaptive_avg_pool(x, self.grid))
+        y = atrous(adaptive_avg_pool(x, self.grid), self.conv)
         y = activate(normed(y, self.bn, self.gn), self.act)
         return resize_bilinear(y, x.shape[1:3], align_corners=self.align_corners)
 
