@@ -146,7 +146,7 @@ def proxy_steps(cells: Sequence[ir.Cell], cache: FeatureCache, task: Task,
         total.sum().backward()
         opt.step()
         sched.step()
-        return [float(v) for v in total.detach().cpu().tolist()]
+        return list(total.detach().cpu().tolist())  # one transfer for every head
 
     @torch.no_grad()
     def predict(features: Sequence[np.ndarray], size: tuple[int, int],

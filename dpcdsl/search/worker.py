@@ -7,6 +7,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import replace
+from functools import partial
 from typing import Any
 
 from dpcdsl.search.messages import Job, Outcome, Scores
@@ -63,6 +64,11 @@ def _part(report: Report, i: int) -> Callable[[int, float], None]:
     return lambda step, miou: report(step, miou, i)
 
 
+def _as_part(report: Report, i: int, step: int, miou: float, _: int = 0) -> None:
+    """A job of one cell's report, as part ``i`` of the fused job it came from."""
+    report(step, miou, i)
+
+
 def _one_by_one(job: Job, report: Report | None,
                 on_step: Callable[[int], None] | None) -> Outcome:
     """A fused job's outcome, its cells trained alone."""
@@ -71,13 +77,10 @@ def _one_by_one(job: Job, report: Report | None,
     start = time.perf_counter()
     parts = []
     for i, text in enumerate(job.cells):
-        def alone(step: int, miou: float, _: int = 0, i: int = i) -> None:
-            assert report is not None
-            report(step, miou, i)
-
         try:
             parts.append(run_job(replace(job, cell=text, fused=()),
-                                 None if report is None else alone, on_step))
+                                 None if report is None else partial(_as_part, report, i),
+                                 on_step))
         except optuna.TrialPruned as e:
             parts.append(Outcome.failed(str(e), time.perf_counter() - start, pruned=True))
     return Outcome(wall_s=time.perf_counter() - start, parts=tuple(parts))
