@@ -46,7 +46,7 @@ from dpcdsl.search.strategies import (
     make_sampler,
     settings_for,
 )
-from dpcdsl.search.study import STUDY, driver_tag, open_storage, orphaned, run_lock
+from dpcdsl.search.study import STUDY, open_storage, orphaned, run_lock
 from dpcdsl.space import Space
 
 
@@ -315,7 +315,10 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                     break
                 while executor.busy < executor.slots and ledger.room(cfg.trials, pending) > 0:
                     trial = ledger.ask()
-                    trial.set_user_attr("driver", driver_tag())
+                    if ledger.beyond(trial.number, cfg.trials, pending):
+                        trial.set_user_attr("surplus", True)  # another driver took it
+                        ledger.told(study.tell(trial, state=TrialState.FAIL))
+                        break
                     outcome = _launch(trial, space, study, executor, task_json, cfg, ledger,
                                       flight, budget, same,
                                       bar.within(trial.number, task.train.steps))

@@ -17,12 +17,13 @@ from __future__ import annotations
 import bisect
 import time
 from collections.abc import Callable, Collection
+from datetime import datetime
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from dpcdsl.search.study import counted, orphaned
+from dpcdsl.search.study import counted, driver_tag, orphaned
 
 
 def key_of(trial: FrozenTrial) -> object:
@@ -84,15 +85,37 @@ class Ledger:
             self.failures += 1
 
     def ask(self) -> optuna.Trial:
-        """A new trial. ``study.ask()`` first looks through every trial for a queued
-        one, a cost that grows with the study; with none queued at the last read, the
-        trial is created at once (what ``ask`` does when the queue is empty)."""
+        """A new trial, tagged with this driver (:func:`driver_tag`). ``study.ask()``
+        first looks through every trial for a queued one, a cost that grows with the
+        study; with none queued at the last read, the trial is created at once, its tag
+        in the same transaction, so that no other driver ever sees it running untagged
+        (and takes it for an interrupted one)."""
         if self.waiting:
             self.waiting -= 1
-            return self.study.ask()
+            trial = self.study.ask()
+            trial.set_user_attr("driver", driver_tag())
+            return trial
         study = self.study
         study._thread_local.cached_all_trials = None  # as ask does: samplers re-read
-        return optuna.Trial(study, study._storage.create_new_trial(study._study_id))
+        tagged = FrozenTrial(number=-1, state=TrialState.RUNNING, value=None,
+                             datetime_start=datetime.now(), datetime_complete=None,
+                             params={}, distributions={}, user_attrs={"driver": driver_tag()},
+                             system_attrs={}, intermediate_values={}, trial_id=-1)
+        return optuna.Trial(study, study._storage.create_new_trial(study._study_id, tagged))
+
+    def beyond(self, number: int, budget: int, pending: Collection[int]) -> bool:
+        """Whether trial ``number``, just asked for, is one too many. Drivers sharing a
+        study may each see room for the last trial at the same moment and each create
+        one; near the end of the budget, the storage is read again and the counted
+        trials, with the trials running before this one (this driver's ``pending``
+        ones and other live drivers'), are set against the budget. The trial numbers
+        are the storage's, so the drivers agree: the earlier trials run, a later one is
+        told failed without a reason, which uses no budget."""
+        if budget - len(self.counted) - len(pending) > self.NEAR:
+            return False
+        self.sync()
+        before = {n for n in self.running.union(pending) if n < number}
+        return len(self.counted) + len(before) >= budget
 
     def told(self, trial: FrozenTrial) -> None:
         """A trial this driver has just told the study (``study.tell``'s answer)."""

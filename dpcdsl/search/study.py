@@ -7,6 +7,7 @@ import contextlib
 import os
 import socket
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -87,12 +88,23 @@ def driver_tag() -> dict[str, object]:
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
+#: a running trial that names no driver is taken for an interrupted one only after this
+#: long: a driver names itself right after it takes a queued trial (a re-run)
+UNTAGGED_S = 60.0
+
+
 def orphaned(trial: optuna.trial.FrozenTrial) -> bool | None:
     """Whether a RUNNING trial's driver is gone: True when it ran on this machine in a
-    process that no longer exists (or recorded no driver), False when that process is
-    alive, None when it ran on another machine, whose processes cannot be seen."""
+    process that no longer exists (or recorded no driver for :data:`UNTAGGED_S`),
+    False when that process is alive, None when it ran on another machine, whose
+    processes cannot be seen (or when it was taken less than :data:`UNTAGGED_S` ago and
+    names no driver yet)."""
     owner = trial.user_attrs.get("driver")
     if not isinstance(owner, dict) or "pid" not in owner:
+        start = trial.datetime_start
+        if start is not None and \
+                (datetime.now(start.tzinfo) - start).total_seconds() < UNTAGGED_S:
+            return None
         return True
     if owner.get("host") != socket.gethostname():
         return None

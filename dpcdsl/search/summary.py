@@ -149,7 +149,7 @@ def failures(trials: Sequence[FrozenTrial]) -> Failures:
         if "over_budget" in t.user_attrs:
             out.over_budget += 1
         elif t.state == TrialState.FAIL and "failure" not in t.user_attrs:
-            out.interrupted += 1  # run again by a resume; it used no budget
+            out.interrupted += 1  # run again by a resume, or surplus; it used no budget
         elif t.state in (TrialState.FAIL, TrialState.PRUNED):
             by_reason.setdefault(reason_of(t), []).append(t.number)
     out.groups = sorted(((r, len(ns), ns) for r, ns in by_reason.items()),

@@ -20,7 +20,7 @@ from dpcdsl.errors import DpcError
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.executors import PoolExecutor
 from dpcdsl.search.messages import Job
-from dpcdsl.search.study import STUDY, counted, storage_url
+from dpcdsl.search.study import STUDY, counted, driver_tag, storage_url
 from dpcdsl.space import Space
 from tests.search import faults
 
@@ -590,6 +590,8 @@ def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_pat
     study = optuna.create_study(storage=storage_url(tmp_path, None), study_name=STUDY,
                                 direction="maximize")
     stored, bare = study.ask(), study.ask()  # the driver died with both running
+    for trial in (stored, bare):
+        trial.set_user_attr("driver", driver_tag())  # a resume here: no other driver has it
     scores = Scores(miou=61.5, params=10, madds=20, computed_madds=20, per_class_iou=[61.5],
                     evals=[(4, 61.5)], timings={"steps": 1.0}, threads=1,
                     final_loss=0.3)

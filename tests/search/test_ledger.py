@@ -3,13 +3,16 @@ at a cadence whose cost per trial does not grow, and exact about the budget."""
 
 from __future__ import annotations
 
+import multiprocessing
 import random
+from datetime import datetime, timedelta
+from typing import Any
 
 import optuna
-from optuna.trial import TrialState, create_trial
+from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from dpcdsl.search.ledger import Ledger
-from dpcdsl.search.study import counted
+from dpcdsl.search.study import UNTAGGED_S, counted, driver_tag, orphaned
 
 
 def fill(study: optuna.Study, n: int, rng: random.Random, ledger: Ledger | None = None) -> None:
@@ -90,3 +93,93 @@ def test_the_trials_of_other_drivers_are_seen_at_the_next_read_and_at_the_budget
     study.tell(running, 40.0)  # the other driver ends its trial
     assert ledger.room(4, pending=[]) == 0
     assert ledger.spent(4)
+
+
+ELSEWHERE = {"host": "elsewhere", "pid": 1}  # a live driver on another machine
+
+
+def test_a_new_trial_names_its_driver_from_the_moment_it_exists():
+    """Another driver resuming the study reads every running trial; one that names no
+    driver would be taken for an interrupted one, failed and queued again, and this
+    driver would then crash telling it."""
+    seen = []
+
+    class Watched(optuna.storages.InMemoryStorage):
+        def create_new_trial(self, study_id, template_trial=None):
+            trial_id = super().create_new_trial(study_id, template_trial)
+            seen.append(dict(self.get_trial(trial_id).user_attrs))  # what others see now
+            return trial_id
+
+    study = optuna.create_study(storage=Watched(), direction="maximize")
+    ledger = Ledger(study)
+    trial = ledger.ask()
+    assert seen == [{"driver": driver_tag()}]
+    assert trial.user_attrs["driver"] == driver_tag()
+    assert trial.number == 0 and study.trials[0].state == TrialState.RUNNING
+    study.enqueue_trial({}, user_attrs={"rerun_of": 0})  # a queued re-run: tagged when taken
+    ledger.sync()
+    assert ledger.ask().user_attrs == {"rerun_of": 0, "driver": driver_tag()}
+
+
+def test_drivers_that_both_saw_room_for_the_last_trial_agree_which_runs(monkeypatch):
+    study = optuna.create_study(direction="maximize")
+    for v in (1.0, 2.0, 3.0):
+        study.add_trial(create_trial(value=v))
+    mine, theirs = Ledger(study), Ledger(study)
+    assert mine.room(4, pending=[]) == theirs.room(4, pending=[]) == 1  # at the same moment
+    with monkeypatch.context() as m:
+        m.setattr("dpcdsl.search.ledger.driver_tag", lambda: ELSEWHERE)
+        first = theirs.ask()
+    second = mine.ask()
+    assert first.number < second.number
+    assert mine.beyond(second.number, 4, pending=[])  # the earlier trial takes the budget
+    # on the other machine, this driver's trial is the other driver's: it does not run
+    assert not theirs.beyond(first.number, 4, pending=[first.number])
+    assert not mine.beyond(second.number, 5, pending=[])  # room for both
+    study.tell(first, state=TrialState.FAIL)  # interrupted: the budget is free again
+    assert not mine.beyond(second.number, 4, pending=[])
+    # far from the budget, the storage is not read for it
+    reads = mine.reads
+    assert not mine.beyond(second.number, 4 + Ledger.NEAR + 1, pending=[])
+    assert mine.reads == reads
+
+
+def test_a_running_trial_that_names_no_driver_is_interrupted_only_once_it_is_old():
+    def running(age_s: float) -> FrozenTrial:
+        return FrozenTrial(number=0, state=TrialState.RUNNING, value=None,
+                           datetime_start=datetime.now() - timedelta(seconds=age_s),
+                           datetime_complete=None, params={}, distributions={},
+                           user_attrs={}, system_attrs={}, intermediate_values={}, trial_id=0)
+
+    assert orphaned(running(1.0)) is None  # a driver is naming itself just now
+    assert orphaned(running(UNTAGGED_S + 1.0)) is True
+
+
+def _take_the_last_trial(url: str, budget: int, barrier: Any, out: Any) -> None:
+    """One driver's start of a trial, in its own process: room, then a new trial, then
+    the check against the storage, as the driver's loop does them."""
+    study = optuna.load_study(study_name="shared", storage=url)
+    ledger = Ledger(study)
+    assert ledger.room(budget, pending=[]) == 1
+    barrier.wait()  # every driver saw room for one more trial at the same moment
+    trial = ledger.ask()
+    out.put((trial.number, ledger.beyond(trial.number, budget, pending=[])))
+    barrier.wait()  # each trial stays running (its driver alive) until all have checked
+
+
+def test_of_drivers_racing_for_the_last_trial_exactly_one_runs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    study = optuna.create_study(study_name="shared", storage=url, direction="maximize")
+    for v in range(3):
+        study.add_trial(create_trial(value=float(v)))
+    context = multiprocessing.get_context("spawn")
+    barrier, out = context.Barrier(4), context.Queue()
+    drivers = [context.Process(target=_take_the_last_trial, args=(url, 4, barrier, out))
+               for _ in range(4)]
+    for d in drivers:
+        d.start()
+    results = sorted(out.get(timeout=120) for _ in drivers)
+    for d in drivers:
+        d.join(timeout=60)
+        assert d.exitcode == 0
+    assert [beyond for _, beyond in results] == [False, True, True, True]  # the first runs

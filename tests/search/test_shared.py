@@ -41,18 +41,24 @@ def test_three_drivers_share_one_postgresql_study(tmp_path):
         common = ["--task", task, "--trials", BUDGET, "--strategy", "random", "--storage", url,
                   "--executor", "local", "--quiet"]
         # the same command on each machine: the same seed, and no two drivers draw in step
-        first = dpcc("search", space, *common, "--run-dir", tmp_path / "run0")
-        deadline = time.monotonic() + 120
-        while STUDY not in [s.study_name for s in optuna.get_all_study_summaries(url)]:
-            assert first.poll() is None and time.monotonic() < deadline, \
-                first.stderr.read() if first.stderr else ""
-            time.sleep(0.2)
-        others = [dpcc("search", space, *common, "--run-dir", tmp_path / f"run{k}",
-                       "--resume") for k in (1, 2)]
-        drivers = [first, *others]
-        for d in drivers:
-            _, err = d.communicate(timeout=900)
-            assert d.returncode == 0, err
+        drivers = [dpcc("search", space, *common, "--run-dir", tmp_path / "run0")]
+        try:
+            deadline = time.monotonic() + 120
+            while STUDY not in [s.study_name for s in optuna.get_all_study_summaries(url)]:
+                if drivers[0].poll() is not None:
+                    pytest.fail(drivers[0].communicate()[1])
+                assert time.monotonic() < deadline, "the first driver made no study in 120 s"
+                time.sleep(0.2)
+            drivers += [dpcc("search", space, *common, "--run-dir", tmp_path / f"run{k}",
+                             "--resume") for k in (1, 2)]
+            for d in drivers:
+                _, err = d.communicate(timeout=900)
+                assert d.returncode == 0, err
+        finally:  # a failed driver's fellows are stopped, not left running past the test
+            for d in drivers:
+                if d.poll() is None:
+                    d.kill()
+                d.communicate()
         trials = optuna.load_study(study_name=STUDY, storage=url).get_trials()
     done = [t for t in trials if counted(t)]
     assert len(done) == BUDGET  # not one more, not one less
