@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -41,9 +42,7 @@ def open_storage(run_dir: Path, storage: str | None) -> optuna.storages.BaseStor
 
             path = Path(url[len(JOURNAL):].removeprefix("//"))
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
-        if url.startswith("sqlite:"):
-            return optuna.storages.get_storage(_sqlite(url))
-        return optuna.storages.get_storage(url)  # Optuna's choice: a cached RDB storage
+        return _database(url)
     except Exception as e:  # sqlalchemy's and the drivers' errors have no common base
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DpcError.at(None, f"cannot open the Optuna storage {url}: {first}",
@@ -51,6 +50,29 @@ def open_storage(run_dir: Path, storage: str | None) -> optuna.storages.BaseStor
                                "postgresql://user@host/db, or journal:runs/x/journal.log; "
                                "without --storage the run folder's study.db is used"
                           ) from None
+
+
+#: what a database answers when another process created the study tables at the same
+#: moment (SQLite, PostgreSQL, MySQL): the tables are there, so opening again succeeds
+_SCHEMA_RACE = ("already exists", "unique constraint failed", "duplicate key", "duplicate entry")
+
+
+def _database(url: str, attempts: int = 3) -> optuna.storages.BaseStorage:
+    """Optuna's RDB storage for ``url`` (cached, as Optuna's own choice). Opening a new
+    database creates its tables; two processes doing so at once (drivers starting
+    together, or a report read while a search starts) make one fail, so that one opens
+    it again."""
+    def open_once() -> optuna.storages.BaseStorage:
+        return optuna.storages.get_storage(_sqlite(url) if url.startswith("sqlite:") else url)
+
+    for attempt in range(1, attempts):
+        try:
+            return open_once()
+        except Exception as e:
+            if not any(m in str(e).lower() for m in _SCHEMA_RACE):
+                raise
+            time.sleep(0.2 * attempt)
+    return open_once()
 
 
 def _sqlite(url: str) -> optuna.storages.RDBStorage:

@@ -168,18 +168,20 @@ def test_kill_9_then_resume(files, tmp_path):
         proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=err)
     deadline = time.time() + 240
     before: list[optuna.trial.FrozenTrial] = []
+    unread: Exception | None = None
     while time.time() < deadline and proc.poll() is None:
         time.sleep(0.5)
         if (run / "study.db").exists():
             try:
                 before = [t for t in trials_of(run) if t.state == TrialState.COMPLETE]
-            except Exception:  # the driver is creating the study
+            except Exception as e:  # the driver is creating the study
+                unread = e
                 continue
             if len(before) >= 3:
                 break
     proc.kill()  # SIGKILL, as a lost machine or the OOM killer ends a driver
     proc.wait()
-    assert len(before) >= 3, log.read_text()
+    assert len(before) >= 3, f"last failed read: {unread!r}\ndriver: {log.read_text()}"
     r = subprocess.run(args + ["--resume"], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     after = trials_of(run)

@@ -1,0 +1,35 @@
+"""Where a search's state lives: opening its storage from several processes at once."""
+
+from __future__ import annotations
+
+import multiprocessing
+from pathlib import Path
+from typing import Any
+
+from dpcdsl.search.study import open_storage
+
+
+def _open(run_dir: Path, barrier: Any, out: Any) -> None:
+    barrier.wait()  # every process opens the new database at the same moment
+    try:
+        storage = open_storage(run_dir, None)
+        out.put(("ok", len(storage.get_all_studies())))
+    except Exception as e:  # reported to the test, not lost in the child
+        out.put(("failed", repr(e)))
+
+
+def test_processes_that_open_a_new_database_at_once_all_get_it(tmp_path):
+    """Opening a new database creates Optuna's tables; drivers started together (or a
+    report read while a search starts) used to fail on each other's half-made schema."""
+    context = multiprocessing.get_context("spawn")
+    for round_ in range(6):
+        run = tmp_path / f"run{round_}"
+        run.mkdir()
+        barrier, out = context.Barrier(4), context.Queue()
+        procs = [context.Process(target=_open, args=(run, barrier, out)) for _ in range(4)]
+        for p in procs:
+            p.start()
+        results = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(timeout=60)
+        assert results == [("ok", 0)] * 4, results
