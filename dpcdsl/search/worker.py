@@ -42,7 +42,8 @@ def run_job(job: Job, report: Report | None = None,
         cells = [Space.from_text(text, file="<trial>").concrete() for text in job.cells]
         task = Task.model_validate(job.task)
         parsed = time.perf_counter() - start
-        callbacks = [None if report is None else _part(report, i) for i in range(len(cells))]
+        callbacks = [None if report is None else partial(_as_part, report, i)
+                     for i in range(len(cells))]
         if not job.fused:
             return _outcome(train(cells[0], task, backend=job.backend, callback=callbacks[0],
                                   on_step=on_step), parsed, job.threads)
@@ -60,12 +61,9 @@ def run_job(job: Job, report: Report | None = None,
         return Outcome.failed(_reason(e), time.perf_counter() - start)
 
 
-def _part(report: Report, i: int) -> Callable[[int, float], None]:
-    return lambda step, miou: report(step, miou, i)
-
-
 def _as_part(report: Report, i: int, step: int, miou: float, _: int = 0) -> None:
-    """A job of one cell's report, as part ``i`` of the fused job it came from."""
+    """Part ``i``'s report: it carries the part's place in the fused job (a job of
+    one cell, trained alone, reports as part 0 of itself)."""
     report(step, miou, i)
 
 
