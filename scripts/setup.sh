@@ -10,6 +10,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A new environment with PyTorch takes about 7 GiB (the default build carries CUDA's
+# libraries). Say so before pip runs out of space half-way through an install.
+if ! { [ -x .venv/bin/python ] && .venv/bin/python -c "import torch, torchvision" \
+       >/dev/null 2>&1; }; then
+  need_gib=${SETUP_SPACE_GIB:-8}
+  free_kib=$(df -Pk . | awk 'NR == 2 {print $4}')
+  if [ "$free_kib" -lt $((need_gib * 1024 * 1024)) ]; then
+    echo "setup: $((free_kib / 1024)) MiB free on the disk of $(pwd)," \
+         "but a new environment with PyTorch needs about $need_gib GiB." >&2
+    echo "setup: free some space and run again (or set TORCH_SPEC to a smaller build" \
+         "and SETUP_SPACE_GIB to what it needs)." >&2
+    exit 1
+  fi
+fi
+
 # Debian's packages: graphviz draws cells; chromium and its driver run the report's
 # browser test; postgresql's server programs run the shared-study test and benchmark
 missing=()
