@@ -121,7 +121,12 @@ def test_timm_tagged_names_are_accepted() -> None:
 
 def test_timm_pretrained_offline_names_the_local_file_option(
         monkeypatch: pytest.MonkeyPatch) -> None:
+    import huggingface_hub.constants
+
+    # the hub reads HF_HUB_OFFLINE once, on import, and an earlier test may have imported
+    # it: set the constant too, or this waits out the network's timeouts (46 s) instead
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
     with pytest.raises(DpcError, match="cannot fetch the pretrained weights") as e:
         TimmBackbone("resnet18", 16, pretrained=True)
     assert "pretrained_file" in str(e.value)
