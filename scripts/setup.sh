@@ -12,8 +12,10 @@ cd "$(dirname "$0")/.."
 
 # A new environment with PyTorch takes about 7 GiB (the default build carries CUDA's
 # libraries). Say so before pip runs out of space half-way through an install.
-if ! { [ -x .venv/bin/python ] && .venv/bin/python -c "import torch, torchvision" \
-       >/dev/null 2>&1; }; then
+has_torch=false
+[ -x .venv/bin/python ] && .venv/bin/python -c "import torch, torchvision" >/dev/null 2>&1 \
+  && has_torch=true
+if ! $has_torch; then
   need_gib=${SETUP_SPACE_GIB:-8}
   free_kib=$(df -Pk . | awk 'NR == 2 {print $4}')
   if [ "$free_kib" -lt $((need_gib * 1024 * 1024)) ]; then
@@ -43,7 +45,7 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-if ! .venv/bin/python -c "import torch, torchvision" >/dev/null 2>&1; then
+if ! $has_torch; then
   # word splitting is wanted: TORCH_SPEC lists several requirements
   # shellcheck disable=SC2086
   .venv/bin/python -m pip install -q ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
