@@ -26,29 +26,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.data.task import task_from_text  # noqa: E402
+from dpcdsl.data.task import task_from_text, task_toml  # noqa: E402
 from dpcdsl.proxy import ensure_cache, train, train_fused  # noqa: E402
 from dpcdsl.space import Space  # noqa: E402
 
-TASK = """
-cache_dir = "{cache}"
-device = "{device}"
-backend = "{backend}"
-[dataset]
-kind = "synthetic"
-num_classes = 5
-train_size = 32
-val_size = 8
-image_size = 513
-[backbone]
-name = "mobilenetv2_100"
-output_stride = 16
-[train]
-crop = 513
-batch = 8
-steps = {steps}
-eval_every = {steps}
-"""
+TASK = {
+    "dataset": {"kind": "synthetic", "num_classes": 5, "train_size": 32, "val_size": 8,
+                "image_size": 513},
+    "backbone": {"name": "mobilenetv2_100", "output_stride": 16},
+    "train": {"crop": 513, "batch": 8},
+}
 
 
 def main() -> dict:
@@ -62,8 +49,9 @@ def main() -> dict:
     space = Space.from_file(ROOT / "examples" / "dpc_paper.dpc")
     cells = [space.sample(seed=s)[0] for s in range(args.k)]
     with tempfile.TemporaryDirectory() as tmp:
-        task = task_from_text(TASK.format(cache=tmp, device=args.device, steps=args.steps,
-                                          backend=args.backend))
+        task = task_from_text(task_toml({
+            **TASK, "cache_dir": tmp, "device": args.device, "backend": args.backend,
+            "train": {**TASK["train"], "steps": args.steps, "eval_every": args.steps}}))
         cache = ensure_cache(task, progress=False)
         shape = cache.inputs(cells[0], task, "train")[0].shape
         warm = task.model_copy(update={"train": task.train.model_copy(

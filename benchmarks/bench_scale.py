@@ -28,21 +28,14 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, machine, write_result  # noqa: E402
 
+from dpcdsl.data.task import task_toml  # noqa: E402
 from dpcdsl.search.driver import SearchConfig, search  # noqa: E402
 from dpcdsl.search.messages import Job, Outcome, Scores  # noqa: E402
 
-TASK = """
-cache_dir = "{cache}"
-[dataset]
-train_size = 8
-val_size = 4
-image_size = 64
-[train]
-crop = 64
-batch = 4
-steps = 1
-eval_every = 1
-"""
+TASK = {
+    "dataset": {"train_size": 8, "val_size": 4, "image_size": 64},
+    "train": {"crop": 64, "batch": 4, "steps": 1, "eval_every": 1},
+}
 
 
 class Instant:
@@ -99,7 +92,7 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         task = work / "task.toml"
-        task.write_text(TASK.format(cache=work / "cache"))
+        task.write_text(task_toml({**TASK, "cache_dir": work / "cache"}))
         for name in args.storages:
             with storage_for(name, work) as url:
                 executor = Instant()

@@ -22,22 +22,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
+from dpcdsl.data.task import task_toml  # noqa: E402
 from dpcdsl.search.driver import SearchConfig, search  # noqa: E402
 from dpcdsl.search.report import ranked  # noqa: E402
 
-TASK = """
-cache_dir = "{cache}"
-[dataset]
-train_size = 64
-val_size = 16
-image_size = 128
-[train]
-crop = 128
-batch = 8
-steps = 60
-lr = 0.05
-eval_every = 60
-"""
+TASK = {
+    "dataset": {"train_size": 64, "val_size": 16, "image_size": 128},
+    "train": {"crop": 128, "batch": 8, "steps": 60, "lr": 0.05, "eval_every": 60},
+}
 
 
 def best_curve(study, trials: int) -> list[float]:
@@ -58,7 +50,7 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         task = work / "task.toml"
-        task.write_text(TASK.format(cache=work / "cache"))
+        task.write_text(task_toml({**TASK, "cache_dir": work / "cache"}))
         strategies = {}
         for strategy in ("random", "ers", "evolution", "tpe"):
             curves = []

@@ -27,21 +27,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
+from dpcdsl.data.task import task_toml  # noqa: E402
 from dpcdsl.search.driver import SearchConfig, search  # noqa: E402
 
-SHORT = """
-cache_dir = "{cache}"
-[dataset]
-train_size = 32
-val_size = 8
-image_size = 128
-[train]
-crop = 128
-batch = 4
-steps = 20
-lr = 0.05
-eval_every = 20
-"""
+SHORT = {
+    "dataset": {"train_size": 32, "val_size": 8, "image_size": 128},
+    "train": {"crop": 128, "batch": 4, "steps": 20, "lr": 0.05, "eval_every": 20},
+}
 
 PHASES = ("parse", "cache", "build", "data", "steps", "eval", "cost")
 
@@ -67,7 +59,7 @@ def main() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         task = work / "short.toml"
-        task.write_text(SHORT.format(cache=work / "cache"))
+        task.write_text(task_toml({**SHORT, "cache_dir": work / "cache"}))
         run(space, task, work / "warm", 1, "local", 0)  # builds the cache
         rates: dict[str, list[float]] = {"local": [], "pool": []}
         for i, executor in enumerate(("local", "pool", "pool", "local")):

@@ -28,7 +28,7 @@ import hashlib
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -249,6 +249,38 @@ def task_from_text(text: str, file: str = "<task>", base: Path | None = None) ->
                           f"dataset.root: a {task.dataset.kind} dataset needs a root folder",
                           sources={file: text}, code="DPC701")
     return task
+
+
+def task_toml(settings: Mapping[str, Any]) -> str:
+    """A task file's text from nested settings, checked as :func:`task_from_text` checks
+    a file (an unknown key or a bad value is the same located error)::
+
+        task_toml({"cache_dir": "cache", "dataset": {"image_size": 64},
+                   "train": {"crop": 64, "steps": 8}})
+
+    Top-level values come first, then one ``[table]`` per nested mapping. Strings and
+    paths are quoted; a value of None is left out (the default applies)."""
+    top = [f"{k} = {_toml_value(v)}" for k, v in settings.items()
+           if v is not None and not isinstance(v, Mapping)]
+    tables = [f"[{k}]\n" + "".join(f"{key} = {_toml_value(value)}\n"
+                                    for key, value in v.items() if value is not None)
+              for k, v in settings.items() if isinstance(v, Mapping)]
+    text = "".join(line + "\n" for line in top) + "".join(tables)
+    task_from_text(text, "<task_toml>")
+    return text
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str | Path):
+        return json.dumps(str(value))  # JSON's string escapes are TOML's
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise DpcError.at(None, f"task_toml: a {type(value).__name__} cannot be written as a "
+                      f"TOML value ({value!r})", hint="use a string, number, boolean or list")
 
 
 def _diagnostic(err: Any, text: str, file: str) -> Diagnostic:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from dpcdsl.data.task import load_task, task_from_text
+from dpcdsl.data.task import load_task, task_from_text, task_toml
 from dpcdsl.errors import DpcError
 from tests.conftest import EXAMPLES
 
@@ -70,3 +70,21 @@ def test_pretrained_file_is_relative_to_the_task_and_keys_the_cache(tmp_path):
     plain = task_from_text('[backbone]\nname = "resnet18"\n')
     assert plain.cache_key("float16") == task_from_text(
         '[backbone]\nname = "resnet18"\n').cache_key("float16")
+
+
+def test_task_toml_writes_a_file_that_reads_back(tmp_path):
+    settings = {"cache_dir": tmp_path / "c d", "seed": 3, "dataset": {"image_size": 64},
+                "backbone": {"inputs": [16, 4], "pretrained": False},
+                "train": {"crop": 64, "lr": 1e12, "bn_momentum": None}, "strategy": {}}
+    text = task_toml(settings)
+    task = task_from_text(text)
+    assert task.cache_dir == tmp_path / "c d" and task.seed == 3
+    assert task.backbone.inputs == [16, 4] and task.train.lr == 1e12
+    assert task.train.bn_momentum is None and "bn_momentum" not in text
+
+
+def test_task_toml_refuses_what_a_task_file_refuses():
+    with pytest.raises(DpcError, match=r"train.stpes: unknown key. Did you mean 'steps'"):
+        task_toml({"train": {"stpes": 8}})
+    with pytest.raises(DpcError, match="a dict_keys cannot be written as a TOML value"):
+        task_toml({"seed": {1: 2}.keys()})
