@@ -17,6 +17,7 @@ import numpy as np
 import optax
 import pytest
 import torch
+from dpcdsl_jax._emit import LAYERS
 from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -26,7 +27,7 @@ from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
 from tests.backends.names import HOSTILE, IDENT, named_cell
 from tests.backends.torch.conftest import EXAMPLE_NAMES, Example, load_example
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, without_layers
 
 PAPER = Space.from_file(EXAMPLES / "dpc_paper.dpc")
 
@@ -179,7 +180,8 @@ def test_parameter_count_matches_cost(example: Example) -> None:
 
 
 def test_golden_source(example: Example, golden) -> None:
-    golden(f"jax/{example.name}.py", dpcdsl_jax.emit(example.cell, example.in_channels))
+    source = dpcdsl_jax.emit(example.cell, example.in_channels)
+    golden(f"jax/{example.name}.py", without_layers(source, LAYERS))
 
 
 STANDALONE = textwrap.dedent("""

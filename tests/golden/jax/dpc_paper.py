@@ -22,191 +22,28 @@ import jax.numpy as jnp
 from flax import nnx
 
 
-class BatchNorm(nnx.Module):
-    """BatchNorm over the last axis with PyTorch's semantics: in training the batch
-    statistics normalise, and the running variance takes the unbiased batch variance;
-    ``momentum`` is PyTorch's (the weight of the new batch)."""
-
-    def __init__(self, num_features: int, momentum: float = 0.0003, eps: float = 1e-5) -> None:
-        self.weight = nnx.Param(jnp.ones(num_features, jnp.float32))
-        self.bias = nnx.Param(jnp.zeros(num_features, jnp.float32))
-        self.running_mean = nnx.BatchStat(jnp.zeros(num_features, jnp.float32))
-        self.running_var = nnx.BatchStat(jnp.ones(num_features, jnp.float32))
-        self.momentum = momentum
-        self.eps = eps
-        self.use_running_average = False
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        if self.use_running_average:
-            mean, var = self.running_mean[...], self.running_var[...]
-        else:
-            mean = x.mean(axis=(0, 1, 2))
-            var = jnp.square(x - mean).mean(axis=(0, 1, 2))
-            n = x.size // x.shape[-1]
-            m = self.momentum
-            self.running_mean[...] = (1 - m) * self.running_mean[...] + m * mean
-            self.running_var[...] = (1 - m) * self.running_var[...] + m * var * n / max(n - 1, 1)
-        return (x - mean) * jax.lax.rsqrt(var + self.eps) * self.weight[...] + self.bias[...]
+# layer BatchNorm: copied from the layer library
 
 
-class GroupNorm(nnx.Module):
-    """GroupNorm over the last axis with PyTorch's semantics: the channels split into
-    ``groups``, each normalised over its channels and all positions (biased variance),
-    then a per-channel scale and shift."""
-
-    def __init__(self, groups: int, num_features: int, eps: float = 1e-5) -> None:
-        self.weight = nnx.Param(jnp.ones(num_features, jnp.float32))
-        self.bias = nnx.Param(jnp.zeros(num_features, jnp.float32))
-        self.groups = groups
-        self.eps = eps
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        n, h, w, c = x.shape
-        g = x.reshape(n, h, w, self.groups, c // self.groups)
-        mean = g.mean(axis=(1, 2, 4), keepdims=True)
-        var = jnp.square(g - mean).mean(axis=(1, 2, 4), keepdims=True)
-        y = ((g - mean) * jax.lax.rsqrt(var + self.eps)).reshape(n, h, w, c)
-        return y * self.weight[...] + self.bias[...]
+# layer GroupNorm: copied from the layer library
 
 
-def activate(x: jax.Array, act: str) -> jax.Array:
-    """The activation named ``act`` (``none``: the input), as PyTorch computes it."""
-    if act == "relu":
-        return jax.nn.relu(x)
-    if act == "relu6":
-        return jax.nn.relu6(x)
-    if act == "sigmoid":
-        return jax.nn.sigmoid(x)
-    if act == "hardsigmoid":
-        return jax.nn.hard_sigmoid(x)
-    if act == "hardswish":
-        return jax.nn.hard_swish(x)
-    if act == "gelu":
-        return jax.nn.gelu(x, approximate=False)
-    return x
+# layer activate: copied from the layer library
 
 
-def make_norm(norm: str, channels: int, groups: int, bn_momentum: float,
-              bn_eps: float) -> BatchNorm | GroupNorm | None:
-    """BatchNorm (``bn``), GroupNorm (``gn``) or nothing (``none``)."""
-    if norm == "bn":
-        return BatchNorm(channels, bn_momentum, bn_eps)
-    if norm == "gn":
-        return GroupNorm(groups, channels, bn_eps)
-    return None
+# layer make_norm: copied from the layer library
 
 
-def normed(x: jax.Array, *norms: BatchNorm | GroupNorm | None) -> jax.Array:
-    """``x`` through whichever of ``norms`` exists."""
-    for norm in norms:
-        if norm is not None:
-            x = norm(x)
-    return x
+# layer normed: copied from the layer library
 
 
-def atrous(x: jax.Array, conv: nnx.Conv) -> jax.Array:
-    """``conv`` (SAME padding) on the NHWC ``x`` with only the taps that can touch real
-    pixels: a tap ``j * rate`` from the centre reads only zero padding once ``j * rate``
-    reaches the map's size on that axis, so on a small map those rows (columns) of the
-    kernel are skipped. The kernel keeps its shape; outputs and gradients equal the
-    full conv's. Shapes are static under ``jit``, so the choice is made when tracing.
-
-    On the CPU, where XLA's conv kernels are slow for these shapes (a dilated depthwise
-    conv several times, a dense one about 1.5x, a 1x1 conv too, forward and backward), a
-    conv is a sum of shifted slices: of the padded input times each tap (depthwise), or
-    of one matrix product of the input with all taps at once (dense, stride 1; a 1x1
-    conv is that product alone). Other platforms keep XLA's conv."""
-    kh, kw = conv.kernel_size
-    dilation, step = conv.kernel_dilation or 1, conv.strides or 1
-    rh, rw = (dilation, dilation) if isinstance(dilation, int) else tuple(dilation)
-    sh, sw = (step, step) if isinstance(step, int) else tuple(step)
-    mh, mw = min(kh // 2, (x.shape[1] - 1) // rh), min(kw // 2, (x.shape[2] - 1) // rw)
-    kernel = conv.kernel[...][kh // 2 - mh:kh // 2 + mh + 1, kw // 2 - mw:kw // 2 + mw + 1]
-    n, h, w, c = x.shape
-    th, tw, cout = 2 * mh + 1, 2 * mw + 1, kernel.shape[-1]
-    oh, ow = (h - 1) // sh + 1, (w - 1) // sw + 1
-    pads = ((0, 0), (rh * mh, rh * mh), (rw * mw, rw * mw), (0, 0))
-
-    def shifted(a: jax.Array, i: int, j: int, channels: int = 0) -> jax.Array:
-        """The padded ``a`` as the output pixels see it through tap (i, j); with
-        ``channels``, only the tap's own block of them."""
-        lo, hi = (0, a.shape[-1]) if not channels else \
-            ((i * tw + j) * channels, (i * tw + j + 1) * channels)
-        return jax.lax.slice(a, (0, i * rh, j * rw, lo),
-                             (n, i * rh + (oh - 1) * sh + 1, j * rw + (ow - 1) * sw + 1, hi),
-                             (1, sh, sw, 1))
-
-    cpu = jax.default_backend() == "cpu"
-    if cpu and conv.feature_group_count == c == cout:  # depthwise
-        xp = jnp.pad(x, pads)
-        taps = [shifted(xp, i, j) * kernel[i, j, 0] for i in range(th) for j in range(tw)]
-    elif cpu and conv.feature_group_count == 1 and (sh, sw) == (1, 1):
-        z = x.reshape(-1, c) @ kernel.transpose(2, 0, 1, 3).reshape(c, th * tw * cout)
-        zp = jnp.pad(z.reshape(n, h, w, th * tw * cout), pads)
-        taps = [shifted(zp, i, j, cout) for i in range(th) for j in range(tw)]
-    elif mh == kh // 2 and mw == kw // 2:
-        return conv(x)
-    else:
-        taps = [jax.lax.conv_general_dilated(
-            x, kernel, (sh, sw), pads[1:3], rhs_dilation=(rh, rw),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-            feature_group_count=conv.feature_group_count)]
-    y = taps[0]
-    for tap in taps[1:]:
-        y = y + tap
-    return y if conv.bias is None else y + conv.bias[...]
+# layer atrous: copied from the layer library
 
 
-class ConvBNReLU(nnx.Module):
-    """A k x k atrous conv with SAME padding (no bias unless ``bias``), then a norm
-    (BatchNorm, GroupNorm or none) and an activation (ReLU by default)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
-                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
-                 bias: bool = False, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
-                 rngs: nnx.Rngs) -> None:
-        pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride,
-                             padding=((pad[0], pad[0]), (pad[1], pad[1])),
-                             kernel_dilation=rate, use_bias=bias, rngs=rngs)
-        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
-        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
-        self.act = act
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        return activate(normed(atrous(x, self.conv), self.bn, self.gn), self.act)
+# layer ConvBNReLU: copied from the layer library
 
 
-class SepConvBNReLU(nnx.Module):
-    """A depthwise k x k atrous conv (``feature_group_count``), norm and activation
-    (unless ``inner`` is off); then a pointwise 1x1 conv, norm and activation."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 3, rate: tuple[int, int] = (1, 1),
-                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
-                 bias: bool = False, inner: bool = True, bn_momentum: float = 0.0003,
-                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
-        pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), strides=stride,
-                                  padding=((pad[0], pad[0]), (pad[1], pad[1])),
-                                  kernel_dilation=rate, feature_group_count=cin,
-                                  use_bias=bias, rngs=rngs)
-        self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
-            if norm == "bn" and inner else None
-        self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
-            if norm == "gn" and inner else None
-        self.inner = inner
-        self.pointwise = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
-        self.pointwise_bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
-            if norm == "bn" else None
-        self.pointwise_gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
-            if norm == "gn" else None
-        self.act = act
-
-    def __call__(self, x: jax.Array) -> jax.Array:
-        x = normed(atrous(x, self.depthwise), self.depthwise_bn, self.depthwise_gn)
-        x = activate(x, self.act) if self.inner else x
-        return activate(normed(atrous(x, self.pointwise), self.pointwise_bn,
-                               self.pointwise_gn), self.act)
+# layer SepConvBNReLU: copied from the layer library
 
 
 class DpcPaper(nnx.Module):

@@ -22,151 +22,25 @@ from torch import nn
 from torch.nn import functional as F
 
 
-def activate(x: torch.Tensor, act: str) -> torch.Tensor:
-    """The activation named ``act`` (``none``: the input)."""
-    if act == "relu":
-        return F.relu(x)
-    if act == "relu6":
-        return F.relu6(x)
-    if act == "sigmoid":
-        return torch.sigmoid(x)
-    if act == "hardsigmoid":
-        return F.hardsigmoid(x)
-    if act == "hardswish":
-        return F.hardswish(x)
-    if act == "gelu":
-        return F.gelu(x)
-    return x
+# layer activate: copied from the layer library
 
 
-def make_norm(norm: str, channels: int, groups: int, bn_momentum: float,
-              bn_eps: float) -> nn.Module | None:
-    """BatchNorm (``bn``), GroupNorm (``gn``) or nothing (``none``)."""
-    if norm == "bn":
-        return nn.BatchNorm2d(channels, eps=bn_eps, momentum=bn_momentum)
-    if norm == "gn":
-        return nn.GroupNorm(groups, channels, eps=bn_eps)
-    return None
+# layer make_norm: copied from the layer library
 
 
-def normed(x: torch.Tensor, *norms: nn.Module | None) -> torch.Tensor:
-    """``x`` through whichever of ``norms`` exists."""
-    for norm in norms:
-        if norm is not None:
-            x = norm(x)
-    return x
+# layer normed: copied from the layer library
 
 
-class DepthwiseTaps(torch.autograd.Function):
-    """A stride-1 depthwise atrous conv, SAME padding, with a backward pass for the CPU.
-    PyTorch's CPU backward of a dilated depthwise conv takes several times its forward.
-    Here the input's gradient is one more forward conv, of the output's gradient with
-    the kernel flipped, and each tap's gradient is a sum of products over the window
-    where that tap reads real pixels (taps over padding add nothing). Those products
-    stream the whole map once per tap, which pays while the map stays near the caches:
-    measured on a 2-core x86 machine, 2.2x faster than PyTorch's backward at 4.5M
-    elements (2048 x 33 x 33, batch 2) and 1.3x slower at 9.8M (2048 x 49 x 49), so
-    larger maps keep the plain conv (``MAX_ELEMENTS``)."""
-
-    MAX_ELEMENTS = 5_000_000
-
-    @staticmethod
-    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, padding: tuple[int, int],
-                dilation: tuple[int, int]) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x, weight)
-        ctx.padding, ctx.dilation = padding, dilation
-        return F.conv2d(x, weight, None, 1, padding, dilation, x.shape[1])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # type: ignore[override]
-        x, weight = ctx.saved_tensors
-        grad_x = grad_w = None
-        if ctx.needs_input_grad[0]:
-            grad_x = F.conv2d(grad, weight.flip(-2, -1), None, 1, ctx.padding, ctx.dilation,
-                              x.shape[1])
-        if ctx.needs_input_grad[1]:
-            grad_w = torch.zeros_like(weight)
-            (ph, pw), (rh, rw), (h, w) = ctx.padding, ctx.dilation, x.shape[-2:]
-            for i in range(weight.shape[-2]):
-                dy = i * rh - ph  # output row y reads input row y + dy
-                y0, y1 = max(0, -dy), min(h, h - dy)
-                for j in range(weight.shape[-1]):
-                    dx = j * rw - pw
-                    x0, x1 = max(0, -dx), min(w, w - dx)
-                    if y0 < y1 and x0 < x1:
-                        grad_w[:, 0, i, j] = (grad[..., y0:y1, x0:x1] * x[
-                            ..., y0 + dy:y1 + dy, x0 + dx:x1 + dx]).sum((0, 2, 3))
-        return grad_x, grad_w, None, None
+# layer DepthwiseTaps: copied from the layer library
 
 
-def atrous(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
-    """``conv`` (SAME padding) on ``x`` with only the taps that can touch real pixels.
-    A tap ``j * rate`` from the centre reads only zero padding once ``j * rate``
-    reaches the map's size on that axis, so on a small map those rows (columns) of the
-    kernel are skipped: a rate at least the size leaves the centre tap alone. A
-    stride-1 depthwise conv on the CPU trains through :class:`DepthwiseTaps` in eager
-    mode (under ``torch.compile`` the compiler derives its own backward). The weights
-    keep their shape; outputs and gradients equal the full conv's."""
-    kh, kw = conv.kernel_size
-    (rh, rw), (h, w) = conv.dilation, x.shape[-2:]
-    mh, mw = min(kh // 2, (h - 1) // rh), min(kw // 2, (w - 1) // rw)
-    weight = conv.weight[:, :, kh // 2 - mh:kh // 2 + mh + 1, kw // 2 - mw:kw // 2 + mw + 1]
-    padding = (rh * mh, rw * mw)
-    # eager mode only (checked first, so a compiler never traces the rest): under
-    # torch.compile the compiler derives its own backward
-    if not torch.compiler.is_compiling() and torch.is_grad_enabled() \
-            and x.device.type == "cpu" and conv.stride == (1, 1) and (mh or mw) \
-            and conv.groups == x.shape[1] == weight.shape[0] \
-            and x.numel() <= DepthwiseTaps.MAX_ELEMENTS:
-        out = DepthwiseTaps.apply(x, weight, padding, conv.dilation)
-        return out if conv.bias is None else out + conv.bias.view(1, -1, 1, 1)
-    if mh == kh // 2 and mw == kw // 2:
-        return conv(x)
-    return F.conv2d(x, weight, conv.bias, conv.stride, padding, conv.dilation, conv.groups)
+# layer atrous: copied from the layer library
 
 
-class ConvBNReLU(nn.Module):
-    """A k x k atrous conv with SAME padding (no bias unless ``bias``), then a norm
-    (BatchNorm, GroupNorm or none) and an activation (ReLU by default). The norm is the
-    attribute ``bn`` or ``gn``."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 1, rate: tuple[int, int] = (1, 1),
-                 stride: int = 1, norm: str = "bn", groups: int = 32, act: str = "relu",
-                 bias: bool = False, bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
-        super().__init__()
-        padding = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
-        self.conv = nn.Conv2d(cin, cout, kernel, stride=stride, padding=padding, dilation=rate,
-                              bias=bias)
-        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
-        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
-        self.act = act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return activate(normed(atrous(x, self.conv), self.bn, self.gn), self.act)
+# layer ConvBNReLU: copied from the layer library
 
 
-class GridPool(nn.Module):
-    """The paper's pyramid pooling: average over a grid of g_h x g_w cells (adaptive
-    average pooling), a 1x1 conv, norm and activation, then bilinear upsampling back to
-    the input's size. A 1x1 grid is image-level pooling."""
-
-    def __init__(self, cin: int, cout: int, grid: tuple[int, int] = (1, 1), norm: str = "bn",
-                 groups: int = 32, act: str = "relu", bias: bool = False,
-                 align_corners: bool = False, bn_momentum: float = 0.0003,
-                 bn_eps: float = 1e-5) -> None:
-        super().__init__()
-        self.grid = grid
-        self.align_corners = align_corners
-        self.conv = nn.Conv2d(cin, cout, 1, bias=bias)
-        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
-        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
-        self.act = act
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(F.adaptive_avg_pool2d(x, self.grid))
-        y = activate(normed(y, self.bn, self.gn), self.act)
-        return F.interpolate(y, size=x.shape[-2:], mode="bilinear",
-                             align_corners=self.align_corners)
+# layer GridPool: copied from the layer library
 
 
 class Aspp(nn.Module):
