@@ -97,12 +97,11 @@ def test_a_backend_without_its_lowering_says_so(scale_op: None) -> None:
         table["scale"] = lowering
 
 
-def test_trains_on_the_proxy_task(scale_op: None, tmp_path) -> None:
-    from dpcdsl.data.task import task_from_text
+def test_trains_on_the_proxy_task(scale_op: None, task_file) -> None:
+    from dpcdsl.data.task import load_task
 
-    task = task_from_text(f'cache_dir = "{tmp_path}"\n[dataset]\ntrain_size = 8\n'
-                          "val_size = 4\nimage_size = 64\n[train]\ncrop = 64\nsteps = 4\n"
-                          "batch = 4\neval_every = 4\n")
+    task = load_task(task_file(dataset={"train_size": 8, "val_size": 4},
+                               train={"steps": 4}))
     cell = Space.from_text("cell s(x, channels = 8) { return conv(scale(x, factor = 0.5), "
                            "kernel = 1) }").concrete()
     for name in backends.available():

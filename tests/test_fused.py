@@ -7,7 +7,7 @@ import numpy as np
 import optuna
 import pytest
 
-from dpcdsl.data.task import task_from_text
+from dpcdsl.data.task import task_from_text, task_toml
 from dpcdsl.errors import DpcError
 from dpcdsl.proxy import ProxyResult, train, train_fused
 from dpcdsl.space import Space
@@ -29,8 +29,8 @@ def cells():
 
 
 @pytest.fixture(scope="module")
-def task(tmp_path_factory):
-    return task_from_text(SMALL.format(dir=tmp_path_factory.mktemp("cache")))
+def task(shared_cache):
+    return task_from_text(task_toml({**SMALL, "cache_dir": shared_cache}))
 
 
 def same(fused: ProxyResult, alone: ProxyResult) -> None:

@@ -19,8 +19,12 @@ from tests.conftest import ROOT
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import fuzz_dsl  # noqa: E402
 
+# the tests share one fuzz run: one xdist worker runs them all
+pytestmark = pytest.mark.xdist_group("fuzz")
 
-@pytest.fixture(scope="module")
+
+# session-wide: kept however xdist orders this group's tests among others
+@pytest.fixture(scope="session")
 def fuzzed() -> dict:
     # a hang is what this catches: 10 s an input, where the benchmark holds the 2 s goal
     return fuzz_dsl.fuzz(5000, seed=7, time_limit=10.0, workers=2, keep_concrete=40)

@@ -7,10 +7,10 @@ import io
 import re
 import subprocess
 import sys
-import time
 
 from dpcdsl.progress import CountProgress, StepProgress, mode_for
 from tests.conftest import EXAMPLES, ROOT
+from tests.waiting import wait_until
 
 STAMP = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ")
 
@@ -22,7 +22,8 @@ def test_log_lines_at_each_evaluation_and_a_heartbeat_between():
         shown.step(2, 1.25)
         shown.evaluated(2, 40.0)
         shown.step(3, 1.0)
-        time.sleep(1.2)  # a slow step: the heartbeat keeps the log moving
+        # a slow step: the heartbeat keeps the log moving
+        wait_until(lambda: stream.getvalue().count("aspp running") >= 2, "two heartbeats")
         shown.step(4, 0.5)
         shown.evaluated(4, 55.5)
     lines = stream.getvalue().splitlines()
@@ -43,11 +44,10 @@ def test_nothing_when_quiet_and_a_bar_only_on_a_terminal():
     assert mode_for(True, io.StringIO()) == "log" and mode_for(False) == "none"
 
 
-def test_dpcc_proxy_logs_its_training_when_output_is_a_file(tmp_path):
-    task = tmp_path / "task.toml"
-    task.write_text(f'cache_dir = "{tmp_path / "cache"}"\n[dataset]\ntrain_size = 8\n'
-                    "val_size = 4\nimage_size = 64\n[train]\ncrop = 64\nsteps = 6\nbatch = 4\n"
-                    "eval_every = 3\n")
+def test_dpcc_proxy_logs_its_training_when_output_is_a_file(tmp_path, task_file):
+    # its own cache: the log of building it is part of what is checked
+    task = task_file(cache_dir=tmp_path / "cache", dataset={"train_size": 8, "val_size": 4},
+                     train={"steps": 6, "eval_every": 3})
     args = [sys.executable, "-m", "dpcdsl.cli", "proxy", str(EXAMPLES / "aspp.dpc"),
             "--task", str(task)]
     r = subprocess.run(args, capture_output=True, text=True, timeout=600, cwd=ROOT)

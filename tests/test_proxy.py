@@ -8,25 +8,23 @@ import sys
 
 import pytest
 
-from dpcdsl.data.task import load_task, task_from_text
+from dpcdsl.data.task import load_task, task_from_text, task_toml
 from dpcdsl.errors import DpcError
 from dpcdsl.proxy import Diverged, ProxyResult, train
 from dpcdsl.space import Space
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, SMALL_TASK, merged
 
 ONE_BY_ONE = "cell one(x, channels = 256) { return conv(x, kernel = 1) }"
-SMALL = """
-cache_dir = "{dir}"
-[dataset]
-train_size = 16
-val_size = 8
-image_size = 64
-[train]
-crop = 64
-steps = 20
-batch = 4
-eval_every = 10
-"""
+#: the small task, trained for 20 steps
+SMALL = merged(SMALL_TASK, {"train": {"steps": 20, "eval_every": 10}})
+
+
+@pytest.fixture
+def small(shared_cache):
+    """The text of :data:`SMALL` with ``changes``, its features in the shared cache."""
+    def text(**changes) -> str:
+        return task_toml(merged({**SMALL, "cache_dir": shared_cache}, changes))
+    return text
 
 
 def cell_of(text_or_path):
@@ -35,11 +33,12 @@ def cell_of(text_or_path):
     return Space.from_text(text_or_path).concrete()
 
 
-@pytest.fixture(scope="module")
-def synthetic_results(tmp_path_factory) -> dict[str, ProxyResult]:
-    """The example task (300 steps on synthetic scenes), in a fresh cache."""
+# session-wide: kept however xdist orders this group's tests among others
+@pytest.fixture(scope="session")
+def synthetic_results(shared_cache) -> dict[str, ProxyResult]:
+    """The example task (300 steps on synthetic scenes)."""
     task = load_task(EXAMPLES / "synthetic_task.toml")
-    task = task.model_copy(update={"cache_dir": tmp_path_factory.mktemp("cache")})
+    task = task.model_copy(update={"cache_dir": shared_cache})
     return {
         "aspp/torch": train(cell_of(EXAMPLES / "aspp.dpc"), task, backend="torch"),
         "1x1/torch": train(cell_of(ONE_BY_ONE), task, backend="torch"),
@@ -48,12 +47,14 @@ def synthetic_results(tmp_path_factory) -> dict[str, ProxyResult]:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("synthetic")  # one worker trains the fixture
 def test_wide_context_beats_a_1x1_head(synthetic_results):
     aspp, one = synthetic_results["aspp/torch"], synthetic_results["1x1/torch"]
     assert aspp.miou >= one.miou + 5, (aspp.miou, one.miou)
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("synthetic")  # one worker trains the fixture
 def test_torch_and_jax_trainers_agree(synthetic_results):
     torch_r, jax_r = synthetic_results["aspp/torch"], synthetic_results["aspp/jax"]
     assert abs(torch_r.miou - jax_r.miou) <= 2, (torch_r.miou, jax_r.miou)
@@ -61,8 +62,8 @@ def test_torch_and_jax_trainers_agree(synthetic_results):
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
-def test_deterministic_for_a_seed(tmp_path, backend):
-    task = task_from_text(SMALL.format(dir=tmp_path))
+def test_deterministic_for_a_seed(small, backend):
+    task = task_from_text(small())
     a = train(cell_of(ONE_BY_ONE), task, backend=backend)
     b = train(cell_of(ONE_BY_ONE), task, backend=backend)
     assert a.losses == b.losses and a.miou == b.miou
@@ -70,8 +71,8 @@ def test_deterministic_for_a_seed(tmp_path, backend):
     assert a.params == 256 * 64 + 2 * 256 and a.hash == cell_of(ONE_BY_ONE).hash
 
 
-def test_callback_sees_every_evaluation_and_can_stop(tmp_path):
-    task = task_from_text(SMALL.format(dir=tmp_path))
+def test_callback_sees_every_evaluation_and_can_stop(small):
+    task = task_from_text(small())
     seen = []
 
     class Stop(Exception):
@@ -86,16 +87,16 @@ def test_callback_sees_every_evaluation_and_can_stop(tmp_path):
     assert [s for s, _ in seen] == [10]
 
 
-def test_divergence_is_a_clear_failure(tmp_path):
-    task = task_from_text(SMALL.format(dir=tmp_path) + "lr = 1e12\n")
+def test_divergence_is_a_clear_failure(small):
+    task = task_from_text(small(train={"lr": 1e12}))
     with pytest.raises(Diverged, match=r"cell 'one': the loss is (nan|inf) at step \d+ of 20"):
         train(cell_of(ONE_BY_ONE), task)
     assert issubclass(Diverged, DpcError)
 
 
-def test_dpcc_proxy_prints_its_result(tmp_path):
+def test_dpcc_proxy_prints_its_result(tmp_path, small):
     task = tmp_path / "task.toml"
-    task.write_text(SMALL.format(dir=tmp_path / "cache"))
+    task.write_text(small())
     r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "proxy", str(EXAMPLES / "aspp.dpc"),
                         "--task", str(task), "--format", "json"], capture_output=True,
                        text=True, timeout=300)
@@ -107,12 +108,12 @@ def test_dpcc_proxy_prints_its_result(tmp_path):
     assert r.returncode == 0 and "16 train and 8 val images; features 64x4x4 at stride 16" in r.stdout
 
 
-def test_output_stride_8_trains_the_end_to_end_head(tmp_path, monkeypatch):
+def test_output_stride_8_trains_the_end_to_end_head(small, monkeypatch):
     """At output stride 8 the proxy trains the same architecture as the full model's
     head: the rates written for 16 doubled."""
     import dpcdsl_torch
 
-    task = task_from_text(SMALL.format(dir=tmp_path) + "[backbone]\noutput_stride = 8\n")
+    task = task_from_text(small(backbone={"output_stride": 8}))
     cell = cell_of("cell c(x, channels = 8) { b = sepconv(x, rate = (3, 1)) "
                    "return conv(concat(b, pool(x)), kernel = 1) }")
     heads = []
@@ -134,13 +135,13 @@ def test_output_stride_8_trains_the_end_to_end_head(tmp_path, monkeypatch):
     assert proxy_source == dpcdsl_torch.source_of(model.head)
 
 
-def test_the_jax_proxy_runs_without_torch_once_the_cache_exists(tmp_path):
+def test_the_jax_proxy_runs_without_torch_once_the_cache_exists(tmp_path, small):
     """Only the feature cache needs a backend with a backbone (torch: the JAX backend has
     no feature extractor); training on a built cache with JAX never imports torch."""
     from dpcdsl.proxy import ensure_cache
 
     task_file = tmp_path / "task.toml"
-    task_file.write_text('backend = "jax"\n' + SMALL.format(dir=tmp_path / "cache"))
+    task_file.write_text(small(backend="jax"))
     ensure_cache(load_task(task_file), progress=False)
     code = (
         "import sys\n"
@@ -159,11 +160,10 @@ def test_the_jax_proxy_runs_without_torch_once_the_cache_exists(tmp_path):
     assert out.stdout.split() == ["jax", "20", "False"]
 
 
-def test_the_loss_at_the_features_size_in_both_backends(tmp_path, monkeypatch):
+def test_the_loss_at_the_features_size_in_both_backends(small, monkeypatch):
     from dpcdsl import backends
 
-    base = SMALL.format(dir=tmp_path)
-    cheap = task_from_text(base + "proxy_loss_stride = 16\n")
+    cheap = task_from_text(small(train={"proxy_loss_stride": 16}))
     seen: dict[str, set] = {}
     results = {}
     for name in ("torch", "jax"):
@@ -182,15 +182,14 @@ def test_the_loss_at_the_features_size_in_both_backends(tmp_path, monkeypatch):
         results[name] = train(cell_of(ONE_BY_ONE), cheap, backend=name)
     # a 64 crop at output stride 16: 4x4 features, and the labels the loss sees are 4x4
     assert seen["torch"] == seen["jax"] == {((4, 4, 4), (4, 4))}
-    full = train(cell_of(ONE_BY_ONE), task_from_text(base), backend="torch")
+    full = train(cell_of(ONE_BY_ONE), task_from_text(small()), backend="torch")
     assert results["torch"].losses[0] != pytest.approx(full.losses[0], abs=1e-3)
     # the same computation in both backends
     assert results["torch"].losses == pytest.approx(results["jax"].losses, rel=1e-3, abs=1e-4)
 
 
-def test_the_loss_stride_is_checked_and_kept_out_of_the_cache_key(tmp_path):
-    base = SMALL.format(dir=tmp_path)
+def test_the_loss_stride_is_checked_and_kept_out_of_the_cache_key(small):
     with pytest.raises(DpcError, match="proxy_loss_stride"):
-        task_from_text(base + "proxy_loss_stride = 0\n")
-    cheap = task_from_text(base + "proxy_loss_stride = 16\n")
-    assert cheap.cache_key("float32") == task_from_text(base).cache_key("float32")
+        task_from_text(small(train={"proxy_loss_stride": 0}))
+    cheap = task_from_text(small(train={"proxy_loss_stride": 16}))
+    assert cheap.cache_key("float32") == task_from_text(small()).cache_key("float32")

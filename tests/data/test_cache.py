@@ -17,18 +17,17 @@ from dpcdsl_torch import feature_extractor
 
 from dpcdsl.data.cache import build_cache, cache_path, open_cache
 from dpcdsl.data.synthetic import SyntheticScenes
-from dpcdsl.data.task import task_from_text
+from dpcdsl.data.task import task_from_text, task_toml
 from dpcdsl.errors import DpcError
+from tests.conftest import SMALL_TASK, merged
 
-TASK = """
-cache_dir = "{dir}"
-[dataset]
-train_size = 12
-val_size = 4
-image_size = 64
-[train]
-crop = 64
-"""
+
+def task_text(folder, **changes) -> str:
+    """The small task with 12 training images, its cache in ``folder`` (each test here
+    builds its own: building is what they test)."""
+    small = merged(SMALL_TASK, {"cache_dir": folder, "dataset": {"train_size": 12,
+                                                                  "val_size": 4}})
+    return task_toml(merged(small, changes))
 
 
 def counting(extract):
@@ -42,7 +41,7 @@ def counting(extract):
 
 
 def test_built_once_then_reused(tmp_path):
-    task = task_from_text(TASK.format(dir=tmp_path))
+    task = task_from_text(task_text(tmp_path))
     extract, calls = counting(feature_extractor(task))
     cache = build_cache(task, extract, batch=4, progress=False)
     assert sum(calls) == 16  # every image through the backbone once
@@ -66,7 +65,7 @@ def test_built_once_then_reused(tmp_path):
 KILLED = textwrap.dedent("""
     import dataclasses, sys, time
     from dpcdsl.data.cache import build_cache
-    from dpcdsl.data.task import task_from_text
+    from dpcdsl.data.task import task_from_text, task_toml
     from dpcdsl_torch import feature_extractor
     task = task_from_text(sys.argv[1])
     extract = feature_extractor(task)
@@ -79,7 +78,7 @@ KILLED = textwrap.dedent("""
 
 
 def test_a_killed_write_is_detected_and_rebuilt(tmp_path):
-    text = TASK.format(dir=tmp_path)
+    text = task_text(tmp_path)
     task = task_from_text(text)
     proc = subprocess.Popen([sys.executable, "-c", KILLED, text], stdout=subprocess.PIPE,
                             text=True)
@@ -101,7 +100,7 @@ def test_a_killed_write_is_detected_and_rebuilt(tmp_path):
 
 
 def test_a_final_folder_without_its_marker_is_rebuilt(tmp_path):
-    task = task_from_text(TASK.format(dir=tmp_path))
+    task = task_from_text(task_text(tmp_path))
     cache_path(task).mkdir(parents=True)
     (cache_path(task) / "train_features_s16.npy").write_bytes(b"half")
     assert open_cache(task) is None
@@ -111,7 +110,7 @@ def test_a_final_folder_without_its_marker_is_rebuilt(tmp_path):
 
 
 def test_half_caches_of_dead_builds_are_removed(tmp_path):
-    task = task_from_text(TASK.format(dir=tmp_path))
+    task = task_from_text(task_text(tmp_path))
     final = cache_path(task, "float16")
     final.parent.mkdir(parents=True, exist_ok=True)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
@@ -127,7 +126,7 @@ def test_half_caches_of_dead_builds_are_removed(tmp_path):
 
 def test_several_levels_by_stride(tmp_path):
     """A cache for a decoder holds each level its inputs read, once, at its stride."""
-    task = task_from_text(TASK.format(dir=tmp_path) + "[backbone]\ninputs = [16, 4, 16]\n")
+    task = task_from_text(task_text(tmp_path, backbone={"inputs": [16, 4, 16]}))
     extract, calls = counting(feature_extractor(task))
     assert extract.strides == (16, 4)
     cache = build_cache(task, extract, batch=4, progress=False)
@@ -135,18 +134,18 @@ def test_several_levels_by_stride(tmp_path):
     assert cache.features("train", 16).shape == (12, 64, 4, 4)
     assert cache.features("train", 4).shape == (12, 16, 16, 16)
     # another task with the same levels in another order shares the cache
-    other = task_from_text(TASK.format(dir=tmp_path) + "[backbone]\ninputs = [4, 16]\n")
+    other = task_from_text(task_text(tmp_path, backbone={"inputs": [4, 16]}))
     assert cache_path(other) == cache_path(task)
     # one level alone is another cache
-    assert cache_path(task_from_text(TASK.format(dir=tmp_path))) != cache_path(task)
+    assert cache_path(task_from_text(task_text(tmp_path))) != cache_path(task)
 
 
 def test_a_cache_copied_from_another_backbone_is_refused(tmp_path):
     """A cache folder copied under this task's key, but built for another backbone, is
     an error, not silently used."""
-    tiny = task_from_text(TASK.format(dir=tmp_path / "a"))
+    tiny = task_from_text(task_text(tmp_path / "a"))
     build_cache(tiny, feature_extractor(tiny), progress=False)
-    other = task_from_text(TASK.format(dir=tmp_path / "b") + "[backbone]\nseed = 7\n")
+    other = task_from_text(task_text(tmp_path / "b", backbone={"seed": 7}))
     cache_path(other).parent.mkdir(parents=True)
     shutil.copytree(cache_path(tiny), cache_path(other))
     with pytest.raises(DpcError, match="was not built for this task") as info:
@@ -156,7 +155,7 @@ def test_a_cache_copied_from_another_backbone_is_refused(tmp_path):
 
 @pytest.mark.parametrize("damage", ["", "{not json", '{"task": 3}'])
 def test_a_damaged_cache_record_is_a_clear_error(tmp_path, damage):
-    task = task_from_text(TASK.format(dir=tmp_path))
+    task = task_from_text(task_text(tmp_path))
     build_cache(task, feature_extractor(task), progress=False)
     (cache_path(task) / "meta.json").write_text(damage)
     with pytest.raises(DpcError, match="is damaged: meta.json cannot be read") as e:
@@ -166,7 +165,7 @@ def test_a_damaged_cache_record_is_a_clear_error(tmp_path, damage):
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "shape", "missing"])
 def test_a_damaged_features_file_is_a_clear_error(tmp_path, damage):
-    task = task_from_text(TASK.format(dir=tmp_path))
+    task = task_from_text(task_text(tmp_path))
     build_cache(task, feature_extractor(task), progress=False)
     path = cache_path(task) / "train_features_s16.npy"
     data = path.read_bytes()
@@ -185,7 +184,7 @@ def test_a_damaged_features_file_is_a_clear_error(tmp_path, damage):
         cache.features("train", 16)
     assert f"remove {cache_path(task)}" in e.value.render()
     task_file = tmp_path / "task.toml"
-    task_file.write_text(TASK.format(dir=tmp_path))
+    task_file.write_text(task_text(tmp_path))
     root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "proxy", "examples/aspp.dpc",
                         "--task", str(task_file)], capture_output=True, text=True,

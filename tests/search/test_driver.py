@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import subprocess
 import sys
 import time
@@ -14,42 +13,17 @@ import pytest
 from optuna.trial import TrialState
 
 import dpcdsl
+from dpcdsl.data.task import task_toml
 from dpcdsl.errors import DpcError
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.executors import PoolExecutor
 from dpcdsl.search.messages import Job
 from dpcdsl.search.study import STUDY, counted, driver_tag, storage_url
 from dpcdsl.space import Space
+from tests.conftest import SMALL_TASK
 from tests.search import faults
-
-SPACE = """
-cell small(x, channels = 16) {
-  a = one_of(conv(x, kernel = {1, 3}), sepconv(x, rate = {1, 2}), pool(x, grid = {1, 2}))
-  return conv(concat(a, x), kernel = 1)
-}
-"""
-TASK = """
-cache_dir = "{cache}"
-[dataset]
-train_size = 16
-val_size = 8
-image_size = 64
-[train]
-crop = 64
-steps = 8
-batch = 4
-eval_every = 4
-{extra}
-"""
-
-
-@pytest.fixture
-def files(tmp_path):
-    def make(space: str = SPACE, extra: str = "") -> tuple[Path, Path]:
-        (tmp_path / "space.dpc").write_text(space)
-        (tmp_path / "task.toml").write_text(TASK.format(cache=tmp_path / "cache", extra=extra))
-        return tmp_path / "space.dpc", tmp_path / "task.toml"
-    return make
+from tests.search.conftest import RAY, SPACE
+from tests.waiting import wait_until
 
 
 def trials_of(run: Path) -> list[optuna.trial.FrozenTrial]:
@@ -139,7 +113,8 @@ def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
                                   progress=False, seed=1))
     reasons = [t.user_attrs.get("failure", "") for t in raising.trials]
     assert any("pool grid 32x32 is larger than the 4x4 feature map" in r for r in reasons)
-    _, bad_task = files("cell f(x, channels = 8) { return conv(x, kernel = 1) }", "lr = 1e12")
+    _, bad_task = files("cell f(x, channels = 8) { return conv(x, kernel = 1) }",
+                        train={"lr": 1e12})
     nan = search(SearchConfig(tmp_path / "space.dpc", bad_task, trials=2,
                               run_dir=tmp_path / "nan", progress=False))
     assert all("diverged" in t.user_attrs["failure"] for t in nan.trials)
@@ -247,34 +222,24 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     assert "Traceback" not in r.stderr and not (tmp_path / "x").exists()
 
 
-RAY_SEARCH = """
-import json, sys
-from pathlib import Path
-import ray
-from dpcdsl.search.driver import SearchConfig, search
-from dpcdsl.search.study import counted
-ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-         configure_logging=False)  # two fake GPUs: Ray only hands out their ids
-try:
-    study = search(SearchConfig(Path(sys.argv[1]), Path(sys.argv[2]), trials=4,
-                                executor="ray", workers=2, run_dir=Path(sys.argv[3]),
-                                progress=False, gpus_per_trial=1.0, cpus_per_trial=1.0))
-finally:
-    ray.shutdown()
-print(json.dumps([[t.number, counted(t), t.user_attrs.get("device")] for t in study.trials]))
-"""
+def dpcc(*args: object, timeout: float = 600,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.slow
-def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path):
-    # a fresh interpreter: Ray forks its daemons, which must not meet this process's JAX
+@RAY
+def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path, ray_cluster):
     space, task = files()
-    r = subprocess.run([sys.executable, "-c", RAY_SEARCH, str(space), str(task),
-                        str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    run = tmp_path / "run"
+    r = dpcc("search", space, "--task", task, "--trials", 4, "--executor", "ray",
+             "--workers", 2, "--ray-address", ray_cluster.address, "--gpus-per-trial", 1,
+             "--cpus-per-trial", 1, "--run-dir", run, "--quiet", env=ray_cluster.env)
     assert r.returncode == 0, r.stderr
-    trials = json.loads(r.stdout.strip().splitlines()[-1])
-    assert sum(1 for _, c, _ in trials if c) == 4
-    devices = {n: d for n, _, d in trials if d is not None}
+    trials = trials_of(run)
+    assert len([t for t in trials if counted(t)]) == 4
+    devices = {t.number: t.user_attrs["device"] for t in trials if "device" in t.user_attrs}
     assert devices and set(devices.values()) <= {"0", "1"}
     # the first two trials ran at the same time, so they held different devices
     if 0 in devices and 1 in devices:
@@ -305,8 +270,7 @@ def test_a_dead_worker_is_replaced_and_its_trial_retried(files, tmp_path):
 
 @pytest.mark.parametrize("executor", ["local", "pool"])
 def test_per_trial_timeout(files, tmp_path, executor):
-    space, task = files()
-    task.write_text(task.read_text().replace("steps = 8", "steps = 100000"))
+    space, task = files(train={"steps": 100000})
     study = search(SearchConfig(space, task, trials=2, executor=executor, workers=2,
                                 timeout=2.0, run_dir=tmp_path / "run", progress=False))
     reasons = [t.user_attrs.get("failure") for t in study.trials]
@@ -351,9 +315,7 @@ def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
 
 
 def test_pool_workers_ask_the_driver_whether_to_prune(files, tmp_path):
-    space, task = files()
-    task.write_text(task.read_text().replace("steps = 8", "steps = 40").replace(
-        "eval_every = 4", "eval_every = 5"))
+    space, task = files(train={"steps": 40, "eval_every": 5})
     study = search(SearchConfig(space, task, trials=10, executor="pool", workers=2,
                                 prune="asha", run_dir=tmp_path / "run", progress=False))
     assert len([t for t in study.trials if counted(t)]) == 10
@@ -385,7 +347,7 @@ def test_a_search_where_every_trial_fails_exits_nonzero_and_names_no_best(files,
 ])
 def test_bad_option_names_fail_before_anything_is_written(files, tmp_path, option, value,
                                                           message):
-    space, task = files()
+    space, task = files(cache_dir=tmp_path / "cache")  # its own: nothing may be built
     run = tmp_path / "run"
     with pytest.raises(DpcError, match=message):
         search(SearchConfig(space, task, run_dir=run, progress=False, **{option: value}))
@@ -412,11 +374,11 @@ def test_a_storage_that_cannot_be_opened_is_a_clear_error(files, tmp_path, stora
         assert "Traceback" not in r.stderr
 
 
-def test_resume_refuses_a_changed_search_unless_allowed(files, tmp_path):
+def test_resume_refuses_a_changed_search_unless_allowed(files, task_file, tmp_path):
     space, task = files()
     run = tmp_path / "run"
     search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
-    task.write_text(task.read_text().replace("steps = 8", "steps = 12"))
+    task_file(train={"steps": 12})
     with pytest.raises(DpcError) as e:
         search(SearchConfig(space, task, trials=2, run_dir=run, progress=False, resume=True,
                             strategy="ers"))
@@ -442,8 +404,8 @@ def test_a_run_folder_works_from_any_directory(tmp_path):
     (home / "t").mkdir(parents=True)
     elsewhere.mkdir()
     (home / "space.dpc").write_text(SPACE)
-    (home / "t" / "small.toml").write_text(
-        TASK.format(cache="cache", extra=""))  # a cache path relative to the task file
+    # a cache path relative to the task file
+    (home / "t" / "small.toml").write_text(task_toml({**SMALL_TASK, "cache_dir": "cache"}))
 
     def dpcc(*args, cwd):
         return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
@@ -478,7 +440,9 @@ def test_progress_without_a_terminal_is_log_lines_with_a_heartbeat():
     with SearchProgress(3, True, heartbeat=0.3, stream=stream) as progress:
         study.add_trial(optuna.trial.create_trial(value=40.0))
         update(progress)
-        time.sleep(1.5)  # a long trial: heartbeats keep the log moving
+        # a long trial: heartbeats keep the log moving
+        wait_until(lambda: stream.getvalue().count("search running: 1/3 finished") >= 2,
+                   "two heartbeats")
         study.add_trial(optuna.trial.create_trial(value=55.5))
         update(progress)
     lines = stream.getvalue().splitlines()
@@ -655,15 +619,15 @@ def test_two_drivers_on_one_shared_storage_leave_each_other_be(files, tmp_path):
     assert first.pid in pids and len(pids) <= 2  # each trial names the driver that ran it
 
 
-def test_the_run_folder_keeps_a_copy_of_the_space_that_needs_no_other_file(tmp_path):
+def test_the_run_folder_keeps_a_copy_of_the_space_that_needs_no_other_file(tmp_path,
+                                                                           task_file):
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / "blocks.dpc").write_text(
         "let rates = {1, 2}\ncell blk(x) { return sepconv(x, rate = rates) }\n")
     space = tmp_path / "space.dpc"
     space.write_text('import "lib/blocks.dpc"\n'
                      "cell s(x, channels = 8) { return conv(concat(blk(x), x), kernel = 1) }\n")
-    task = tmp_path / "task.toml"
-    task.write_text(TASK.format(cache=tmp_path / "cache", extra=""))
+    task = task_file()
     run = tmp_path / "run"
     search(SearchConfig(space, task, trials=1, run_dir=run, progress=False))
     copy = run / "space.dpc"
@@ -688,7 +652,7 @@ def test_strategy_settings_from_the_task_file_and_the_cli(files, tmp_path):
     """evolution with a population of 2 mutates from the third trial on: every later
     trial is one changed decision away from an earlier one (uniform draws of this
     space's four 4-way choices rarely are)."""
-    space, task = files(GRID, "[strategy]\npopulation = 2\ntournament = 2")
+    space, task = files(GRID, strategy={"population": 2, "tournament": 2})
     study = search(SearchConfig(space, task, trials=7, strategy="evolution",
                                 run_dir=tmp_path / "run", progress=False, seed=1))
     trials = [t for t in study.trials if t.state == TrialState.COMPLETE]
@@ -722,7 +686,7 @@ def test_pruner_settings_from_the_task_file_and_the_cli(files, tmp_path):
     pruner = make_pruner("median", {"startup": 3, "warmup": 2})
     assert (pruner._n_startup_trials, pruner._n_warmup_steps) == (3, 2)
     assert make_pruner("asha", {"reduction": 2})._reduction_factor == 2
-    space, task = files(extra="[pruner]\nstartup = 1")
+    space, task = files(pruner={"startup": 1})
     study = search(SearchConfig(space, task, trials=3, prune="median",
                                 run_dir=tmp_path / "run", progress=False))
     assert study.pruner._n_startup_trials == 1

@@ -3,7 +3,6 @@ workers; each trial's result is the one it gets trained alone."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 
@@ -19,7 +18,8 @@ from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.study import counted
 from dpcdsl.search.worker import run_job
 from dpcdsl.space import Space
-from tests.search.test_driver import files  # noqa: F401  (a fixture)
+from tests.search.conftest import RAY
+from tests.search.test_driver import dpcc, trials_of
 
 SPACE = """
 cell small(x, channels = 16) {
@@ -35,7 +35,7 @@ def scores(study: optuna.Study) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("executor", ["local", "pool"])
-def test_a_fused_search_scores_each_trial_as_training_alone(files, tmp_path, executor):  # noqa: F811
+def test_a_fused_search_scores_each_trial_as_training_alone(files, tmp_path, executor):
     space, task = files(SPACE)
     alone = search(SearchConfig(space, task, trials=6, run_dir=tmp_path / "alone",
                                 progress=False))
@@ -53,7 +53,7 @@ def test_a_fused_search_scores_each_trial_as_training_alone(files, tmp_path, exe
         assert f[h] == pytest.approx(a[h], abs=1e-3), h
 
 
-def test_fused_trials_are_pruned_one_by_one(files, tmp_path):  # noqa: F811
+def test_fused_trials_are_pruned_one_by_one(files, tmp_path):
     space, task = files()
     task.write_text(task.read_text().replace("steps = 8", "steps = 40").replace(
         "eval_every = 4", "eval_every = 5"))
@@ -71,7 +71,7 @@ def test_fused_trials_are_pruned_one_by_one(files, tmp_path):  # noqa: F811
                for t in study.trials), "the others in a job train on"
 
 
-def test_a_job_that_cannot_train_fused_trains_its_cells_alone(files, tmp_path):  # noqa: F811
+def test_a_job_that_cannot_train_fused_trains_its_cells_alone(files, tmp_path):
     """One cell pools over a grid larger than the 4x4 features: the fused step fails,
     and each cell gets its own outcome, the bad one its own failure."""
     _, task_file = files()
@@ -135,7 +135,7 @@ def test_a_fused_job_gets_the_trials_timeout_times_its_size():
     assert ex.inner.timeout == 8.0 and ex.slots == 4
 
 
-def test_dpcc_search_fuse(files, tmp_path):  # noqa: F811
+def test_dpcc_search_fuse(files, tmp_path):
     space, task = files()
     base = [sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task", str(task),
             "--trials", "4", "--executor", "local"]
@@ -148,33 +148,18 @@ def test_dpcc_search_fuse(files, tmp_path):  # noqa: F811
     assert "up to 2 trained fused in each job" in r.stdout + r.stderr
 
 
-RAY_FUSED = """
-import json, sys
-from pathlib import Path
-import ray
-from dpcdsl.search.driver import SearchConfig, search
-from dpcdsl.search.study import counted
-ray.init(num_cpus=2, num_gpus=2, include_dashboard=False, log_to_driver=False,
-         configure_logging=False)  # two fake GPUs: Ray only hands out their ids
-try:
-    study = search(SearchConfig(Path(sys.argv[1]), Path(sys.argv[2]), trials=6,
-                                executor="ray", workers=2, fuse=3, run_dir=Path(sys.argv[3]),
-                                progress=False, gpus_per_trial=1.0, cpus_per_trial=1.0))
-finally:
-    ray.shutdown()
-print(json.dumps([[t.number, counted(t), t.user_attrs.get("device"),
-                   t.user_attrs.get("fused_with")] for t in study.trials]))
-"""
-
-
 @pytest.mark.slow
-def test_fused_jobs_on_ray_hold_one_device_each(files, tmp_path):  # noqa: F811
-    # a fresh interpreter: Ray forks its daemons, which must not meet this process's JAX
+@RAY
+def test_fused_jobs_on_ray_hold_one_device_each(files, tmp_path, ray_cluster):
     space, task = files()
-    r = subprocess.run([sys.executable, "-c", RAY_FUSED, str(space), str(task),
-                        str(tmp_path / "run")], capture_output=True, text=True, timeout=600)
+    run = tmp_path / "run"
+    r = dpcc("search", space, "--task", task, "--trials", 6, "--executor", "ray",
+             "--workers", 2, "--fuse", 3, "--ray-address", ray_cluster.address,
+             "--gpus-per-trial", 1, "--cpus-per-trial", 1, "--run-dir", run, "--quiet",
+             env=ray_cluster.env)
     assert r.returncode == 0, r.stderr
-    trials = {n: (c, d, f) for n, c, d, f in json.loads(r.stdout.strip().splitlines()[-1])}
+    trials = {t.number: (counted(t), t.user_attrs.get("device"), t.user_attrs.get("fused_with"))
+              for t in trials_of(run)}
     assert sum(1 for c, _, _ in trials.values() if c) == 6
     fused = {n: (d, f) for n, (_, d, f) in trials.items() if f}
     assert fused, "trials trained fused"

@@ -22,18 +22,8 @@ SPACE = ("cell wide(x, channels = 8) {\n"
          + "".join(f"  s{i} = {STAGE.format(x='x' if i == 0 else f's{i - 1}')}\n"
                    for i in range(4))
          + "  return conv(concat(s3, x), kernel = 1)\n}\n")
-TASK = """
-cache_dir = "{cache}"
-[dataset]
-train_size = 24
-val_size = 8
-image_size = 64
-[train]
-crop = 64
-steps = 8
-batch = 4
-eval_every = 4
-"""
+#: the small task with more images (its own cache: the test kills the cache's build)
+DATASET = {"train_size": 24}
 TRIALS = 6
 
 
@@ -53,10 +43,10 @@ def search(space: Path, task: Path, run: Path, moment: str | None,
 
 
 @pytest.mark.slow
-def test_kill_at_five_moments_then_resume(tmp_path):
-    space, task = tmp_path / "space.dpc", tmp_path / "task.toml"
+def test_kill_at_five_moments_then_resume(tmp_path, task_file):
+    space, task = tmp_path / "space.dpc", task_file(dataset=DATASET,
+                                                    cache_dir=tmp_path / "cache")
     space.write_text(SPACE)
-    task.write_text(TASK.format(cache=tmp_path / "cache"))
     run = tmp_path / "run"
     finished: dict[int, tuple[float, str]] = {}  # every result seen, by trial number
     told_late: list[int] = []

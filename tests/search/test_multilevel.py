@@ -30,26 +30,15 @@ cell decoder(context, low, channels = 16) {
                 conv(concat(up, reduced), kernel = 1))
 }
 """
-TASK = """
-cache_dir = "{cache}"
-[dataset]
-train_size = 16
-val_size = 8
-image_size = 64
-[backbone]
-{inputs}
-[train]
-crop = 64
-steps = 8
-batch = 4
-eval_every = 4
-"""
 
 
-def write(tmp_path: Path, inputs: str = "inputs = [16, 4]") -> tuple[Path, Path]:
-    (tmp_path / "space.dpc").write_text(DECODERS)
-    (tmp_path / "task.toml").write_text(TASK.format(cache=tmp_path / "cache", inputs=inputs))
-    return tmp_path / "space.dpc", tmp_path / "task.toml"
+@pytest.fixture
+def write(tmp_path, task_file):
+    """The decoder space and a task file whose backbone feeds ``inputs``."""
+    def make(inputs: list[int] | None = [16, 4], **changes) -> tuple[Path, Path]:
+        (tmp_path / "space.dpc").write_text(DECODERS)
+        return tmp_path / "space.dpc", task_file(backbone={"inputs": inputs}, **changes)
+    return make
 
 
 def dpcc(*args: object) -> subprocess.CompletedProcess[str]:
@@ -57,8 +46,8 @@ def dpcc(*args: object) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600)
 
 
-def test_the_proxy_trains_a_decoder_on_two_cached_levels(tmp_path):
-    _, task_file = write(tmp_path)
+def test_the_proxy_trains_a_decoder_on_two_cached_levels(write):
+    _, task_file = write()
     task = load_task(task_file)
     cell = Space.from_file(EXAMPLES / "deeplabv3plus.dpc").concrete()
     results = {b: train(cell, task, backend=b) for b in ("torch", "jax")}
@@ -82,8 +71,8 @@ cell fuse(context, low, channels = 16) {
 """
 
 
-def test_a_decoder_without_its_levels_is_a_clear_error(tmp_path):
-    _, task_file = write(tmp_path, inputs="")
+def test_a_decoder_without_its_levels_is_a_clear_error(tmp_path, write):
+    _, task_file = write(inputs=None, cache_dir=tmp_path / "cache")
     (tmp_path / "fuse.dpc").write_text(UNDECLARED)
     cell = Space.from_file(tmp_path / "fuse.dpc").concrete()
     with pytest.raises(DpcError, match=r"has 2 inputs \(context, low\), but the task feeds "
@@ -100,8 +89,8 @@ def test_a_decoder_without_its_levels_is_a_clear_error(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_end_to_end_training_wires_levels_by_stride(tmp_path):
-    _, task_file = write(tmp_path)
+def test_end_to_end_training_wires_levels_by_stride(tmp_path, write):
+    _, task_file = write()
     run = tmp_path / "train"
     r = dpcc("train", EXAMPLES / "deeplabv3plus.dpc", "--task", task_file, "--run-dir", run)
     assert r.returncode == 0, r.stderr
@@ -111,8 +100,8 @@ def test_end_to_end_training_wires_levels_by_stride(tmp_path):
     assert r.returncode == 0 and r.stdout.startswith("mIOU")
 
 
-def test_a_search_over_decoders_and_its_rerank(tmp_path):
-    space, task = write(tmp_path)
+def test_a_search_over_decoders_and_its_rerank(tmp_path, write, task_file):
+    space, task = write()
     run = tmp_path / "run"
     study = search(SearchConfig(space, task, trials=4, run_dir=run, progress=False,
                                 executor="pool", workers=2))
@@ -126,19 +115,18 @@ def test_a_search_over_decoders_and_its_rerank(tmp_path):
     e2e = rerank(run, top=1, steps=2, end_to_end=True)
     assert e2e["end_to_end"] and 0 <= e2e["rows"][0]["rerank_miou"] <= 100
     # the paper re-ranks with another backbone: here the same cells at output stride 8
-    (tmp_path / "os8.toml").write_text((tmp_path / "task.toml").read_text().replace(
-        "inputs = [16, 4]", "output_stride = 8\ninputs = [8, 4]"))
-    r = dpcc("rerank", run, "--top", 1, "--end-to-end", "--task", tmp_path / "os8.toml")
+    os8 = task_file("os8.toml", backbone={"output_stride": 8, "inputs": [8, 4]})
+    r = dpcc("rerank", run, "--top", 1, "--end-to-end", "--task", os8)
     assert r.returncode == 0, r.stderr
     assert "Spearman" in r.stdout
     record = json.loads((run / "rerank.json").read_text())
     assert record["task"].endswith("os8.toml") and record["steps"] == 8  # the task's steps
 
 
-def test_the_strides_a_cell_declares_feed_it(tmp_path):
+def test_the_strides_a_cell_declares_feed_it(tmp_path, write):
     """examples/deeplabv3plus.dpc says `context @ 16, low @ 4`: a task that names no
     levels caches and feeds those two, in the proxy and end to end."""
-    _, task_file = write(tmp_path, inputs="")
+    _, task_file = write(inputs=None)
     task = load_task(task_file)
     cell = Space.from_file(EXAMPLES / "deeplabv3plus.dpc").concrete()
     assert cell.strides == (16, 4)

@@ -15,7 +15,6 @@ from optuna.trial import TrialState
 from dpcdsl.errors import DpcError
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.executors import Placement, place, usable_cpus
-from tests.search.test_driver import files  # noqa: F401  (the fixture)
 
 
 @pytest.mark.parametrize("args, expected", [

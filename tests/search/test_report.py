@@ -100,7 +100,11 @@ def test_leaderboard_ranks_finished_trials_then_the_rest():
     assert cols["iou"][0] == [60.0, None]  # NaN has no place in JSON
 
 
-@pytest.fixture(scope="module")
+# the tests share a large study's outputs and one browser: one xdist worker runs them
+pytestmark = pytest.mark.xdist_group("report")
+
+
+@pytest.fixture(scope="session")
 def report_run(tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("report")
     write_outputs(synthetic_study(400, seed=1), run)
@@ -150,7 +154,7 @@ def test_a_rank_correlation_over_few_cells_carries_a_warning(report_run, tmp_pat
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def browser():
     assert CHROMIUM and CHROMEDRIVER, (
         "the report is tested in Debian's Chromium: apt-get install chromium chromium-driver "

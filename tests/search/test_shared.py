@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from dpcdsl.search.postgres import local_server, server_programs
 from dpcdsl.search.study import STUDY, counted
-from tests.search.test_kill import SPACE, TASK
+from tests.search.test_kill import DATASET, SPACE
 
 ROOT = Path(__file__).resolve().parents[2]
 BUDGET = 12
@@ -29,10 +29,9 @@ def dpcc(*args: object) -> subprocess.Popen[str]:
 @pytest.mark.slow
 @pytest.mark.skipif(server_programs() is None, reason="PostgreSQL is not installed "
                     "(Debian's postgresql package; scripts/setup.sh installs it)")
-def test_three_drivers_share_one_postgresql_study(tmp_path):
-    space, task = tmp_path / "space.dpc", tmp_path / "task.toml"
+def test_three_drivers_share_one_postgresql_study(tmp_path, task_file):
+    space, task = tmp_path / "space.dpc", task_file(dataset=DATASET)
     space.write_text(SPACE)
-    task.write_text(TASK.format(cache=tmp_path / "cache"))
     cache = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "cache", "--task", str(task),
                             "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert cache.returncode == 0, cache.stderr

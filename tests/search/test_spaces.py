@@ -22,24 +22,15 @@ from dpcdsl.space import Space
 from tests.conftest import EXAMPLES
 
 SPACES = EXAMPLES / "spaces"
-TASK = """
-cache_dir = "{cache}"
-[dataset]
-train_size = 16
-val_size = 8
-image_size = {size}
-[train]
-crop = {size}
-steps = 4
-batch = 4
-eval_every = 4
-"""
 
 
-def write_task(tmp_path: Path, size: int) -> Path:
-    path = tmp_path / "task.toml"
-    path.write_text(TASK.format(cache=tmp_path / "cache", size=size))
-    return path
+@pytest.fixture
+def write_task(task_file):
+    """The small task at a ``size`` crop, trained for 4 steps."""
+    def make(size: int) -> Path:
+        return task_file(dataset={"image_size": size},
+                         train={"crop": size, "steps": 4, "eval_every": 4})
+    return make
 
 
 @pytest.mark.parametrize("name, count", [("decoders", 8 * (1 + 19 ** 3 * 6)),
@@ -60,9 +51,9 @@ def test_every_mobile_head_is_distinct() -> None:
     assert len(hashes) == space.count()
 
 
-def test_a_search_over_decoders_on_three_cached_levels(tmp_path: Path) -> None:
+def test_a_search_over_decoders_on_three_cached_levels(tmp_path: Path, write_task) -> None:
     """The space reads strides 16, 8 and 4, as its inputs say; no task setting."""
-    task = write_task(tmp_path, 64)
+    task = write_task(64)
     study = search(SearchConfig(SPACES / "decoders.dpc", task, trials=3,
                                 run_dir=tmp_path / "run", progress=False))
     done = [t for t in study.trials if counted(t)]
@@ -72,8 +63,8 @@ def test_a_search_over_decoders_on_three_cached_levels(tmp_path: Path) -> None:
     assert cache is not None and cache.strides == (16, 8, 4)
 
 
-def test_a_search_under_a_multiply_add_budget(tmp_path: Path) -> None:
-    task_file = write_task(tmp_path, 128)
+def test_a_search_under_a_multiply_add_budget(tmp_path: Path, write_task) -> None:
+    task_file = write_task(128)
     space = Space.from_file(SPACES / "mobile_heads.dpc")
     task = fed(space.cell_def, task_from_text(task_file.read_text()))
     sizes = {"low": (16, 16), "high": (8, 8)}  # the tiny backbone at a 128 crop
@@ -101,13 +92,13 @@ def test_a_search_under_a_multiply_add_budget(tmp_path: Path) -> None:
     assert r.returncode == 2 and "expected a count such as 0.5B" in r.stderr
 
 
-def test_a_budget_no_candidate_meets_is_a_clear_error(tmp_path: Path,
+def test_a_budget_no_candidate_meets_is_a_clear_error(tmp_path: Path, write_task,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from dpcdsl.errors import DpcError
     from dpcdsl.search import driver
 
     monkeypatch.setattr(driver, "MAX_REJECTED", 5)
-    task = write_task(tmp_path, 128)
+    task = write_task(128)
     with pytest.raises(DpcError, match="5 draws in a row cost more than the budget of "
                                        r"1e-09B multiply-adds \(the cheapest: "):
         search(SearchConfig(SPACES / "mobile_heads.dpc", task, trials=2, max_madds=1,

@@ -12,22 +12,14 @@ from dpcdsl_torch import evaluate_run, train_model
 from dpcdsl_torch._weights import export_weights
 from dpcdsl_torch.train import load_run
 
-from dpcdsl.data.task import task_from_text
+from dpcdsl.data.task import task_from_text, task_toml
 from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, SMALL_TASK, merged
 
-TASK = """
-[dataset]
-train_size = 8
-val_size = 4
-image_size = 64
-[train]
-crop = 64
-batch = 2
-steps = 6
-eval_every = 3
-"""
+#: end to end on 8 images (no feature cache), 6 steps
+TASK = task_toml(merged(SMALL_TASK, {"dataset": {"train_size": 8, "val_size": 4},
+                                     "train": {"batch": 2, "steps": 6, "eval_every": 3}}))
 
 
 @pytest.fixture
