@@ -68,6 +68,7 @@ def test_pool_grid_larger_than_features_is_an_error():
         cost(cell, 16, (4, 4))
 
 
+@pytest.mark.slow
 def test_table1_aspp_row_is_deeplabs_separable_aspp():
     """Table 1, MobileNet-v2 row: DeepLab's ASPP (separable convs) at 320 channels and
     65x129 features has 2.82B multiply-adds."""

@@ -86,6 +86,7 @@ def test_backends_import_no_layer_above_them(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", sorted(m for m in MODULES if m.split(".")[0] == "dpcdsl"))
+@pytest.mark.slow
 def test_the_core_names_no_framework_and_no_backend(name: str) -> None:
     tree = ast.parse(MODULES[name].read_text())
     docstrings = {id(n.body[0].value) for n in ast.walk(tree)

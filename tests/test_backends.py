@@ -60,6 +60,7 @@ def test_the_facade_shadows_no_submodule() -> None:
     assert all(hasattr(dpcdsl, name) for name in dpcdsl.__all__)
 
 
+@pytest.mark.slow
 def test_compile_at_output_stride_8_doubles_the_rates() -> None:
     text = "cell a(x, channels = 8) { return sepconv(x, rate = (3, 6)) }"
     assert "rate=(3, 6)" in dpcdsl.emit(text, in_channels=4)
@@ -78,6 +79,7 @@ def test_compile_without_in_channels_names_the_input() -> None:
         dpcdsl.emit("cell one(x) { return conv(x) }")
 
 
+@pytest.mark.slow
 def test_compile_and_the_model_take_a_path_or_a_head_name() -> None:
     """A head of the library by name is its file; an unknown name says what is near."""
     from dpcdsl_torch import SegmentationModel, TinyBackbone

@@ -15,6 +15,7 @@ def dpcc(*args: str, cwd=None) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, cwd=cwd, timeout=120)
 
 
+@pytest.mark.slow
 def test_count_paper_space():
     r = dpcc("count", EXAMPLES / "dpc_paper.dpc")
     assert r.returncode == 0 and r.stdout.strip() == "418414128120"
@@ -22,6 +23,7 @@ def test_count_paper_space():
 
 @pytest.mark.parametrize("channels, weights, madds", [("2048", "814,080", "(6.83B)"),
                                                       ("320", "356,160", "(2.99B)")])
+@pytest.mark.slow
 def test_cost_table(channels, weights, madds):
     r = dpcc("cost", EXAMPLES / "dpc_cityscapes.dpc", "--in-channels", channels,
              "--size", "65x129")
@@ -37,6 +39,7 @@ def test_cost_json():
     assert json.loads(r.stdout)["totals"]["branch_conv_weights"] == 356_160
 
 
+@pytest.mark.slow
 def test_sample_prints_dpc_that_checks(tmp_path):
     r = dpcc("sample", EXAMPLES / "dpc_paper.dpc", "-n", "3", "--seed", "4")
     assert r.returncode == 0, r.stderr
@@ -81,6 +84,7 @@ def test_syntax_error_has_caret(tmp_path):
     assert lines[2].index("^") == 2 + 30
 
 
+@pytest.mark.slow
 def test_fmt_check_and_rewrite(tmp_path):
     f = tmp_path / "m.dpc"
     f.write_text("cell a(x){return conv(x,kernel=1)}")
@@ -97,6 +101,7 @@ def test_viz_writes_valid_svg(tmp_path):
     assert ET.parse(out).getroot().tag.endswith("svg")
 
 
+@pytest.mark.slow
 def test_deeplab_import_export(tmp_path):
     src = EXAMPLES / "deeplab" / "dense_prediction_cell_branch5_top1_cityscapes.json"
     r = dpcc("import-deeplab", src, "-o", tmp_path / "c.dpc", "--name", "dpc_cityscapes")
@@ -116,6 +121,7 @@ def test_tour_runs_over_every_example(tmp_path):
     assert len(list(tmp_path.glob("*.svg"))) == len(list(EXAMPLES.glob("*.dpc")))
 
 
+@pytest.mark.slow
 def test_compile_writes_source_that_imports_and_runs(tmp_path):
     out = tmp_path / "aspp_head.py"
     r = dpcc("compile", EXAMPLES / "aspp.dpc", "--backend", "torch", "--in-channels", "64",
@@ -128,6 +134,7 @@ def test_compile_writes_source_that_imports_and_runs(tmp_path):
     assert run.stdout.strip() == "(1, 256, 9, 9)"
 
 
+@pytest.mark.slow
 def test_compile_to_stdout_with_per_input_channels():
     r = dpcc("compile", EXAMPLES / "deeplabv3plus.dpc", "--in-channels", "context=256",
              "--in-channels", "low=24")
@@ -136,6 +143,7 @@ def test_compile_to_stdout_with_per_input_channels():
     assert "def forward(self, context: torch.Tensor, low: torch.Tensor)" in r.stdout
 
 
+@pytest.mark.slow
 def test_compile_scales_rates_to_the_output_stride():
     r = dpcc("compile", EXAMPLES / "dpc_cityscapes.dpc", "--output-stride", "8")
     assert r.returncode == 0, r.stderr
@@ -160,6 +168,7 @@ def test_compile_refuses_a_space():
     assert "is a search space of 418414128120 architectures" in r.stderr
 
 
+@pytest.mark.slow
 def test_compile_jax_backend(tmp_path):
     out = tmp_path / "dpc_head.py"
     r = dpcc("compile", EXAMPLES / "dpc_cityscapes.dpc", "--backend", "jax", "--in-channels",
@@ -184,6 +193,7 @@ def test_version():
     assert r.returncode == 0 and r.stdout.strip() == f"dpcc (dpcdsl) {dpcdsl.__version__}"
 
 
+@pytest.mark.slow
 def test_shell_completion_offers_the_choices_of_an_option():
     """`dpcc --install-completion` installs it; the shell then asks dpcc itself."""
     import os
@@ -208,6 +218,7 @@ def test_shell_completion_offers_the_choices_of_an_option():
     (("search", str(EXAMPLES / "aspp.dpc"), "--task", "t.toml", "--executor", "foo"),
      "'foo' is not one of"),
 ])
+@pytest.mark.slow
 def test_option_values_are_choices(args, message, tmp_path):
     r = dpcc(*args, cwd=tmp_path)
     assert r.returncode != 0 and message in " ".join(r.stderr.split())
@@ -225,6 +236,7 @@ def test_check_warns_of_a_space_whose_architectures_do_not_all_fit_and_exits_0(t
     assert [d["severity"] for d in j] == ["warning"]
 
 
+@pytest.mark.slow
 def test_sample_writes_a_file_that_compiles(tmp_path):
     out = tmp_path / "x.dpc"
     r = dpcc("sample", EXAMPLES / "dpc_paper.dpc", "--seed", "3", "-o", out)

@@ -42,6 +42,7 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("page", [p for p in PAGES if any(i == "python" for _, i, _ in
                                                           blocks(p))], ids=lambda p: p.name)
+@pytest.mark.slow
 def test_python_examples_run_verbatim(page, tmp_path):
     code = "\n\n".join("\n".join(lines) for _, info, lines in blocks(page) if info == "python")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
@@ -73,6 +74,7 @@ CASES = [(page, n, args, expected) for page in PAGES for n, args, expected in co
 
 @pytest.mark.parametrize("page, line, args, expected", CASES,
                          ids=[f"{p.name}:{n}" for p, n, _, _ in CASES])
+@pytest.mark.slow
 def test_quick_commands_print_what_the_page_shows(page, line, args, expected, tmp_path):
     assert len(CASES) >= 5
     r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", *args], capture_output=True,

@@ -97,6 +97,7 @@ def test_a_backend_without_its_lowering_says_so(scale_op: None) -> None:
         table["scale"] = lowering
 
 
+@pytest.mark.slow
 def test_trains_on_the_proxy_task(scale_op: None, task_file) -> None:
     from dpcdsl.data.task import load_task
 

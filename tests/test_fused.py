@@ -43,6 +43,7 @@ def same(fused: ProxyResult, alone: ProxyResult) -> None:
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.slow
 def test_fused_heads_train_as_they_would_alone(task, backend):
     alone = [train(c, task, backend=backend) for c in cells()]
     fused = train_fused(cells(), task, backend=backend)
@@ -54,6 +55,7 @@ def test_fused_heads_train_as_they_would_alone(task, backend):
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.slow
 def test_a_head_pruned_stops_alone_and_the_others_train_on(task, backend):
     def prune(step, miou):
         raise optuna.TrialPruned(f"pruned at step {step}")
@@ -65,6 +67,7 @@ def test_a_head_pruned_stops_alone_and_the_others_train_on(task, backend):
     same(fused[2], alone[1])
 
 
+@pytest.mark.slow
 def test_a_pruned_cell_trained_alone_raises(task):
     def prune(step, miou):
         raise optuna.TrialPruned("stop")
@@ -80,6 +83,7 @@ def test_cells_reading_different_inputs_do_not_fuse(task):
         train_fused([cells()[0], two.concrete()], task, backend="torch")
 
 
+@pytest.mark.slow
 def test_one_head_draws_its_dropout_as_it_always_did(task):
     """A head trained alone: the seed, the head's construction, then its dropout, in
     that order (the order of releases before fused training), so earlier studies'

@@ -64,6 +64,7 @@ def test_a_strict_visitor_refuses_an_unhandled_class() -> None:
         Partial().visit(ir.Float(value=1.0))
 
 
+@pytest.mark.slow
 def test_the_default_visit_reaches_every_node() -> None:
     class Names(Visitor[None]):
         def __init__(self) -> None:

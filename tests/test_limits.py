@@ -93,6 +93,7 @@ def test_deep_recursion_is_refused_at_once(what):
     assert codes == ["DPC150"] and elapsed < BOUND
 
 
+@pytest.mark.slow
 def test_an_architecture_too_large_to_build_is_refused_by_check():
     # 2**20 nodes from 21 short lines: each cell sums two copies of the one below
     text = "cell c0(x) { return relu(x) }\n" + "".join(
@@ -158,6 +159,7 @@ def test_a_deeplab_json_too_long_or_too_deep_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ files and imports
+@pytest.mark.slow
 def test_files_that_are_not_utf8_are_clear_errors(tmp_path):
     bad = tmp_path / "bad.dpc"
     bad.write_bytes(b"cell a(x) {\n  return \xff\n}\n")
@@ -229,6 +231,7 @@ def test_carets_stay_under_their_line_whatever_separators_the_text_holds(sep):
     assert lines[1] == "    return z" and lines[2] == "  " + " " * 9 + "^"
 
 
+@pytest.mark.slow
 def test_echoed_source_is_printed_literally_not_as_markup(tmp_path):
     f = tmp_path / "m.dpc"
     f.write_text("cell a(x) { return zz }  # :smile: [bold]x[/bold] :x:\n")

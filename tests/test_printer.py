@@ -25,6 +25,7 @@ def test_messy_text_formats_to_golden(golden):
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(modules)
+@pytest.mark.slow
 def test_parse_print_round_trip(module):
     text = format_module(module)
     assert parse(text) == module

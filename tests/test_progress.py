@@ -8,6 +8,8 @@ import re
 import subprocess
 import sys
 
+import pytest
+
 from dpcdsl.progress import CountProgress, StepProgress, mode_for
 from tests.conftest import EXAMPLES, ROOT
 from tests.waiting import wait_until
@@ -44,6 +46,7 @@ def test_nothing_when_quiet_and_a_bar_only_on_a_terminal():
     assert mode_for(True, io.StringIO()) == "log" and mode_for(False) == "none"
 
 
+@pytest.mark.slow
 def test_dpcc_proxy_logs_its_training_when_output_is_a_file(tmp_path, task_file):
     # its own cache: the log of building it is part of what is checked
     task = task_file(cache_dir=tmp_path / "cache", dataset={"train_size": 8, "val_size": 4},

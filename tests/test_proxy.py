@@ -62,6 +62,7 @@ def test_torch_and_jax_trainers_agree(synthetic_results):
 
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
+@pytest.mark.slow
 def test_deterministic_for_a_seed(small, backend):
     task = task_from_text(small())
     a = train(cell_of(ONE_BY_ONE), task, backend=backend)
@@ -71,6 +72,7 @@ def test_deterministic_for_a_seed(small, backend):
     assert a.params == 256 * 64 + 2 * 256 and a.hash == cell_of(ONE_BY_ONE).hash
 
 
+@pytest.mark.slow
 def test_callback_sees_every_evaluation_and_can_stop(small):
     task = task_from_text(small())
     seen = []
@@ -87,6 +89,7 @@ def test_callback_sees_every_evaluation_and_can_stop(small):
     assert [s for s, _ in seen] == [10]
 
 
+@pytest.mark.slow
 def test_divergence_is_a_clear_failure(small):
     task = task_from_text(small(train={"lr": 1e12}))
     with pytest.raises(Diverged, match=r"cell 'one': the loss is (nan|inf) at step \d+ of 20"):
@@ -94,6 +97,7 @@ def test_divergence_is_a_clear_failure(small):
     assert issubclass(Diverged, DpcError)
 
 
+@pytest.mark.slow
 def test_dpcc_proxy_prints_its_result(tmp_path, small):
     task = tmp_path / "task.toml"
     task.write_text(small())
@@ -108,6 +112,7 @@ def test_dpcc_proxy_prints_its_result(tmp_path, small):
     assert r.returncode == 0 and "16 train and 8 val images; features 64x4x4 at stride 16" in r.stdout
 
 
+@pytest.mark.slow
 def test_output_stride_8_trains_the_end_to_end_head(small, monkeypatch):
     """At output stride 8 the proxy trains the same architecture as the full model's
     head: the rates written for 16 doubled."""
@@ -135,6 +140,7 @@ def test_output_stride_8_trains_the_end_to_end_head(small, monkeypatch):
     assert proxy_source == dpcdsl_torch.source_of(model.head)
 
 
+@pytest.mark.slow
 def test_the_jax_proxy_runs_without_torch_once_the_cache_exists(tmp_path, small):
     """Only the feature cache needs a backend with a backbone (torch: the JAX backend has
     no feature extractor); training on a built cache with JAX never imports torch."""
@@ -160,6 +166,7 @@ def test_the_jax_proxy_runs_without_torch_once_the_cache_exists(tmp_path, small)
     assert out.stdout.split() == ["jax", "20", "False"]
 
 
+@pytest.mark.slow
 def test_the_loss_at_the_features_size_in_both_backends(small, monkeypatch):
     from dpcdsl import backends
 

@@ -32,6 +32,7 @@ def test_paper_space_count():
     assert PAPER.count() == 418_414_128_120 == 120 * 81**5
 
 
+@pytest.mark.slow
 def test_uniform_sampling_chi_square():
     space = Space.from_text(SMALL)
     cells = list(space.enumerate())
@@ -63,6 +64,7 @@ def test_enumerate_matches_count_for_recursive_space():
         assert space.decode(space.encode(cell)) == cell
 
 
+@pytest.mark.slow
 def test_huge_recursive_count_is_exact_and_fast():
     text = ("cell t(x) depth 12 { return one_of(sepconv(x, rate = {1, 2, 3}), "
             "sum(t(x), t(x))) }\n")
@@ -78,6 +80,7 @@ def test_huge_recursive_count_is_exact_and_fast():
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(paper_like, st.integers(0, 2**32))
+@pytest.mark.slow
 def test_samples_lie_in_space_and_round_trip(text, seed):
     space = Space.from_text(text)
     cell, decisions = space.sample(seed)
@@ -196,6 +199,7 @@ def test_a_set_passed_to_a_cell_counts_once_and_samples_uniformly():
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                   HealthCheck.filter_too_much])
 @given(small_spaces())
+@pytest.mark.slow
 def test_count_equals_the_distinct_architectures_enumeration_finds(text):
     """Over random small spaces (sets, one_of, repeats, cell calls, recursion): the
     exact count is the number of architectures, each found once, none twice."""

@@ -80,6 +80,7 @@ def test_fuzz_100k_mutated_examples(part):
     assert ok + errors == 25_000 and errors > 250 and ok > 25
 
 
+@pytest.mark.slow
 def test_a_number_too_large_for_a_float_is_refused_with_its_place():
     from dpcdsl.errors import DpcError
 

@@ -49,6 +49,7 @@ IDS = [f"{op}({extra})" if extra else op for op, extra in CASES]
 
 @pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize(("op", "extra"), CASES, ids=IDS)
+@pytest.mark.slow
 def test_op_lowers_with_its_declared_weights(op: str, extra: str, name: str) -> None:
     backend = backends.get(name)
     cell = probe_cell(op, extra)
@@ -69,6 +70,7 @@ def test_op_lowers_with_its_declared_weights(op: str, extra: str, name: str) -> 
 
 
 @pytest.mark.parametrize(("op", "extra"), CASES, ids=IDS)
+@pytest.mark.slow
 def test_same_weights_give_the_same_outputs_on_every_backend(op: str, extra: str) -> None:
     cell = probe_cell(op, extra)
     weights, inputs = probe_weights(cell), probe_inputs(cell)
@@ -156,6 +158,7 @@ AROUND = [(3, (5, 7)), (3, (6, 8)), (3, (7, 2)), (3, (2, 9)), (3, (9, 12)), (5, 
 @pytest.mark.parametrize("name", BACKENDS)
 @pytest.mark.parametrize("op", SIZED)
 @pytest.mark.parametrize(("kernel", "rate"), AROUND)
+@pytest.mark.slow
 def test_only_the_taps_that_touch_pixels_run(op: str, kernel: int, rate: tuple[int, int],
                                               name: str) -> None:
     """Emitted atrous convs skip the taps that read only padding on the map they get;

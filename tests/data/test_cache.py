@@ -77,6 +77,7 @@ KILLED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_a_killed_write_is_detected_and_rebuilt(tmp_path):
     text = task_text(tmp_path)
     task = task_from_text(text)
@@ -164,6 +165,7 @@ def test_a_damaged_cache_record_is_a_clear_error(tmp_path, damage):
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "shape", "missing"])
+@pytest.mark.slow
 def test_a_damaged_features_file_is_a_clear_error(tmp_path, damage):
     task = task_from_text(task_text(tmp_path))
     build_cache(task, feature_extractor(task), progress=False)

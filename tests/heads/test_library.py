@@ -133,6 +133,7 @@ def test_cost_model_counts_the_library_module(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_the_jax_build_equals_the_library_module(name: str) -> None:
     compiled, library, ref = pair(name)
     jax_backend = backends.get("jax")
@@ -155,6 +156,7 @@ def test_load_takes_the_heads_parameters_and_names_wrong_ones() -> None:
         heads.load("lrasp")
 
 
+@pytest.mark.slow
 def test_heads_by_name_on_the_command_line() -> None:
     def dpcc(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *args],
@@ -176,6 +178,7 @@ def test_the_docs_show_every_head_as_it_is() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
+@pytest.mark.slow
 def test_the_jax_build_takes_the_same_training_step(name: str) -> None:
     """One SGD step in train mode (dropout off) from the same weights: the JAX build's
     weights and BatchNorm statistics afterwards equal the library module's."""

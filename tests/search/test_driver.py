@@ -31,6 +31,7 @@ def trials_of(run: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 @pytest.mark.parametrize("executor", ["local", "pool"])
+@pytest.mark.slow
 def test_search_end_to_end(files, tmp_path, executor):
     space, task = files()
     run = tmp_path / f"run-{executor}"
@@ -57,6 +58,7 @@ def test_search_end_to_end(files, tmp_path, executor):
     assert (run / "leaderboard.csv").read_text().startswith("rank,trial,state,miou")
 
 
+@pytest.mark.slow
 def test_duplicates_are_not_trained_again(files, tmp_path):
     space, task = files("cell tiny(x, channels = 8) { return conv(x, kernel = {1, 3}) }")
     study = search(SearchConfig(space, task, trials=6, run_dir=tmp_path / "run",
@@ -68,6 +70,7 @@ def test_duplicates_are_not_trained_again(files, tmp_path):
         assert t.value == original.value and t.user_attrs["hash"] == original.user_attrs["hash"]
 
 
+@pytest.mark.slow
 def test_workers_never_train_the_same_computation_at_once(files, tmp_path):
     """Two workers, one computation (three rates that read only padding at 4x4): the
     trials drawn while it trains wait for its result instead of training it again."""
@@ -80,6 +83,7 @@ def test_workers_never_train_the_same_computation_at_once(files, tmp_path):
     assert all(t.value == trained[0].value for t in study.trials)
 
 
+@pytest.mark.slow
 def test_architectures_equal_at_the_task_feature_size_are_trained_once(files, tmp_path):
     """A crop of 64 at output stride 16 gives 4x4 features, where rates 4, 8 and 12 read
     only padding beyond the centre tap: three architectures, one computation."""
@@ -96,6 +100,7 @@ def test_architectures_equal_at_the_task_feature_size_are_trained_once(files, tm
     assert a["computed_madds"] < a["madds"]
 
 
+@pytest.mark.slow
 def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
     # a cell that raises (its pool grid is larger than the 4x4 features), one worker that
     # dies on every attempt, and a run whose loss diverges
@@ -121,6 +126,7 @@ def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
 
 
 
+@pytest.mark.slow
 def test_run_folder_is_not_overwritten(files, tmp_path):
     space, task = files()
     cfg = SearchConfig(space, task, trials=1, run_dir=tmp_path / "run", progress=False)
@@ -169,6 +175,7 @@ def test_kill_9_then_resume(files, tmp_path):
     assert len(hashes) == len(set(hashes))
 
 
+@pytest.mark.slow
 def test_rerank_records_new_scores_and_the_rank_correlation(files, tmp_path):
     from dpcdsl.search.rerank import rerank, spearman
 
@@ -188,6 +195,7 @@ def test_rerank_records_new_scores_and_the_rank_correlation(files, tmp_path):
     assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
 
 
+@pytest.mark.slow
 def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     space, task = files()
     run = tmp_path / "run"
@@ -246,6 +254,7 @@ def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path, ray_clust
         assert devices[0] != devices[1]
 
 
+@pytest.mark.slow
 def test_pool_workers_persist_across_trials(files, tmp_path):
     # two workers take six trials: the framework is imported twice, not six times
     space, task = files()
@@ -257,6 +266,7 @@ def test_pool_workers_persist_across_trials(files, tmp_path):
     assert not pool.workers  # all stopped when the search ended
 
 
+@pytest.mark.slow
 def test_a_dead_worker_is_replaced_and_its_trial_retried(files, tmp_path):
     space, task = files()
     pool = PoolExecutor(2, handle=functools.partial(faults.exit_once, 0,
@@ -269,6 +279,7 @@ def test_a_dead_worker_is_replaced_and_its_trial_retried(files, tmp_path):
 
 
 @pytest.mark.parametrize("executor", ["local", "pool"])
+@pytest.mark.slow
 def test_per_trial_timeout(files, tmp_path, executor):
     space, task = files(train={"steps": 100000})
     study = search(SearchConfig(space, task, trials=2, executor=executor, workers=2,
@@ -294,6 +305,7 @@ def test_a_local_trial_that_reaches_no_step_is_stopped_by_the_alarm(monkeypatch)
     assert 0.5 <= time.perf_counter() - start < 5
 
 
+@pytest.mark.slow
 def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
     from dpcdsl.data.task import load_task
     from dpcdsl.search.driver import _launch
@@ -314,6 +326,7 @@ def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
     assert study.trials[0].intermediate_values  # the trainer reported before the stop
 
 
+@pytest.mark.slow
 def test_pool_workers_ask_the_driver_whether_to_prune(files, tmp_path):
     space, task = files(train={"steps": 40, "eval_every": 5})
     study = search(SearchConfig(space, task, trials=10, executor="pool", workers=2,
@@ -324,6 +337,7 @@ def test_pool_workers_ask_the_driver_whether_to_prune(files, tmp_path):
     assert all("pruned at step" in t.user_attrs["pruned"] for t in pruned)
 
 
+@pytest.mark.slow
 def test_a_search_where_every_trial_fails_exits_nonzero_and_names_no_best(files, tmp_path):
     # every architecture pools over a grid larger than the 4x4 features
     space, task = files("cell f(x, channels = 8) { return pool(x, grid = {16, 32}) }")
@@ -345,6 +359,7 @@ def test_a_search_where_every_trial_fails_exits_nonzero_and_names_no_best(files,
     ("timeout", -1.0, "timeout must be positive, got -1"),
     ("max_madds", 0, "max_madds must be positive, got 0"),
 ])
+@pytest.mark.slow
 def test_bad_option_names_fail_before_anything_is_written(files, tmp_path, option, value,
                                                           message):
     space, task = files(cache_dir=tmp_path / "cache")  # its own: nothing may be built
@@ -358,6 +373,7 @@ def test_bad_option_names_fail_before_anything_is_written(files, tmp_path, optio
 
 
 @pytest.mark.parametrize("storage, garbage", [("bogus://", False), (None, True)])
+@pytest.mark.slow
 def test_a_storage_that_cannot_be_opened_is_a_clear_error(files, tmp_path, storage, garbage):
     space, task = files()
     run = tmp_path / "run"
@@ -374,6 +390,7 @@ def test_a_storage_that_cannot_be_opened_is_a_clear_error(files, tmp_path, stora
         assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_resume_refuses_a_changed_search_unless_allowed(files, task_file, tmp_path):
     space, task = files()
     run = tmp_path / "run"
@@ -399,6 +416,7 @@ def test_resume_refuses_a_changed_search_unless_allowed(files, task_file, tmp_pa
     assert len(study.trials) == 3
 
 
+@pytest.mark.slow
 def test_a_run_folder_works_from_any_directory(tmp_path):
     home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
     (home / "t").mkdir(parents=True)
@@ -458,6 +476,7 @@ def test_progress_without_a_terminal_is_log_lines_with_a_heartbeat():
     assert quiet.getvalue() == ""
 
 
+@pytest.mark.slow
 def test_the_search_moves_inside_a_trial(files, tmp_path, monkeypatch):
     """A trial run in process moves the bar step by step (fractions of a trial), and the
     log's heartbeat names the trial and its step."""
@@ -483,6 +502,7 @@ def test_the_search_moves_inside_a_trial(files, tmp_path, monkeypatch):
     assert moves[8:] == [1 + k / 8 for k in range(1, 9)] or len(moves) == 8  # a duplicate
 
 
+@pytest.mark.slow
 def test_dpcc_search_logs_each_trial_when_output_is_a_file(files, tmp_path):
     space, task = files()
     args = [sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task", str(task),
@@ -496,6 +516,7 @@ def test_dpcc_search_logs_each_trial_when_output_is_a_file(files, tmp_path):
     assert r.returncode == 0 and "trial 0 finished" not in r.stderr
 
 
+@pytest.mark.slow
 def test_an_architecture_that_failed_is_not_trained_again(files, tmp_path):
     space, task = files("cell f(x, channels = 8) { return pool(x, grid = {16, 32}) }")
     study = search(SearchConfig(space, task, trials=5, run_dir=tmp_path / "run",
@@ -513,6 +534,7 @@ def test_an_architecture_that_failed_is_not_trained_again(files, tmp_path):
     assert all("wall_s" in t.user_attrs for t in retried.trials)  # each one ran
 
 
+@pytest.mark.slow
 def test_a_resumed_search_draws_new_architectures(files, tmp_path):
     space, task = files("cell f(x, channels = 8) { return sepconv(x, rate = "
                         "({1, 2, 3, 4, 5, 6, 7, 8}, {1, 2, 3, 4, 5, 6, 7, 8})) }")
@@ -525,6 +547,7 @@ def test_a_resumed_search_draws_new_architectures(files, tmp_path):
     assert hashes[3:] != hashes[:3]  # the strategy did not restart from its first draw
 
 
+@pytest.mark.slow
 def test_a_second_driver_on_a_running_search_is_refused(files, tmp_path):
     space, task = files()
     run = tmp_path / "run"
@@ -619,6 +642,7 @@ def test_two_drivers_on_one_shared_storage_leave_each_other_be(files, tmp_path):
     assert first.pid in pids and len(pids) <= 2  # each trial names the driver that ran it
 
 
+@pytest.mark.slow
 def test_the_run_folder_keeps_a_copy_of_the_space_that_needs_no_other_file(tmp_path,
                                                                            task_file):
     (tmp_path / "lib").mkdir()
@@ -648,6 +672,7 @@ cell grid(x, channels = 8) {
 """
 
 
+@pytest.mark.slow
 def test_strategy_settings_from_the_task_file_and_the_cli(files, tmp_path):
     """evolution with a population of 2 mutates from the third trial on: every later
     trial is one changed decision away from an earlier one (uniform draws of this
@@ -678,6 +703,7 @@ def test_strategy_settings_from_the_task_file_and_the_cli(files, tmp_path):
     assert 'evolution {"population": 1, "tournament": 2}' in r.stderr
 
 
+@pytest.mark.slow
 def test_pruner_settings_from_the_task_file_and_the_cli(files, tmp_path):
     """The median rule waits for [pruner] startup finished trials; the settings are
     checked before anything is written, and are part of what a resume must keep."""

@@ -35,6 +35,7 @@ def scores(study: optuna.Study) -> dict[str, float]:
 
 
 @pytest.mark.parametrize("executor", ["local", "pool"])
+@pytest.mark.slow
 def test_a_fused_search_scores_each_trial_as_training_alone(files, tmp_path, executor):
     space, task = files(SPACE)
     alone = search(SearchConfig(space, task, trials=6, run_dir=tmp_path / "alone",
@@ -53,6 +54,7 @@ def test_a_fused_search_scores_each_trial_as_training_alone(files, tmp_path, exe
         assert f[h] == pytest.approx(a[h], abs=1e-3), h
 
 
+@pytest.mark.slow
 def test_fused_trials_are_pruned_one_by_one(files, tmp_path):
     space, task = files()
     task.write_text(task.read_text().replace("steps = 8", "steps = 40").replace(
@@ -71,6 +73,7 @@ def test_fused_trials_are_pruned_one_by_one(files, tmp_path):
                for t in study.trials), "the others in a job train on"
 
 
+@pytest.mark.slow
 def test_a_job_that_cannot_train_fused_trains_its_cells_alone(files, tmp_path):
     """One cell pools over a grid larger than the 4x4 features: the fused step fails,
     and each cell gets its own outcome, the bad one its own failure."""
@@ -135,6 +138,7 @@ def test_a_fused_job_gets_the_trials_timeout_times_its_size():
     assert ex.inner.timeout == 8.0 and ex.slots == 4
 
 
+@pytest.mark.slow
 def test_dpcc_search_fuse(files, tmp_path):
     space, task = files()
     base = [sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task", str(task),

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import optuna
+import pytest
 from optuna.trial import FrozenTrial, TrialState, create_trial
 
 from dpcdsl.search.ledger import Ledger
@@ -167,6 +168,7 @@ def _take_the_last_trial(url: str, budget: int, barrier: Any, out: Any) -> None:
     barrier.wait()  # each trial stays running (its driver alive) until all have checked
 
 
+@pytest.mark.slow
 def test_of_drivers_racing_for_the_last_trial_exactly_one_runs(tmp_path):
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     study = optuna.create_study(study_name="shared", storage=url, direction="maximize")

@@ -46,6 +46,7 @@ def dpcc(*args: object) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_the_proxy_trains_a_decoder_on_two_cached_levels(write):
     _, task_file = write()
     task = load_task(task_file)
@@ -71,6 +72,7 @@ cell fuse(context, low, channels = 16) {
 """
 
 
+@pytest.mark.slow
 def test_a_decoder_without_its_levels_is_a_clear_error(tmp_path, write):
     _, task_file = write(inputs=None, cache_dir=tmp_path / "cache")
     (tmp_path / "fuse.dpc").write_text(UNDECLARED)
@@ -89,6 +91,7 @@ def test_a_decoder_without_its_levels_is_a_clear_error(tmp_path, write):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_end_to_end_training_wires_levels_by_stride(tmp_path, write):
     _, task_file = write()
     run = tmp_path / "train"
@@ -100,6 +103,7 @@ def test_end_to_end_training_wires_levels_by_stride(tmp_path, write):
     assert r.returncode == 0 and r.stdout.startswith("mIOU")
 
 
+@pytest.mark.slow
 def test_a_search_over_decoders_and_its_rerank(tmp_path, write, task_file):
     space, task = write()
     run = tmp_path / "run"
@@ -123,6 +127,7 @@ def test_a_search_over_decoders_and_its_rerank(tmp_path, write, task_file):
     assert record["task"].endswith("os8.toml") and record["steps"] == 8  # the task's steps
 
 
+@pytest.mark.slow
 def test_the_strides_a_cell_declares_feed_it(tmp_path, write):
     """examples/deeplabv3plus.dpc says `context @ 16, low @ 4`: a task that names no
     levels caches and feeds those two, in the proxy and end to end."""

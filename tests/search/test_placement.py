@@ -45,6 +45,7 @@ def test_usable_cpus_follow_the_affinity_mask():
     assert usable_cpus() == len(os.sched_getaffinity(0)) >= 1
 
 
+@pytest.mark.slow
 def test_each_trial_runs_with_its_explicit_threads(files, tmp_path):  # noqa: F811
     space, task = files()
     before = torch.get_num_threads()
@@ -60,6 +61,7 @@ def test_each_trial_runs_with_its_explicit_threads(files, tmp_path):  # noqa: F8
                         if "duplicate_of" not in t.user_attrs)
 
 
+@pytest.mark.slow
 def test_pool_trials_record_their_threads(files, tmp_path):  # noqa: F811
     space, task = files()
     study = search(SearchConfig(space, task, trials=2, executor="pool", workers=2,
@@ -78,6 +80,7 @@ def test_non_positive_workers_or_threads_are_refused(files, tmp_path, option,  #
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_dpcc_search_says_where_trials_run(files, tmp_path):  # noqa: F811
     # the command line's default is auto: on a multi-core CPU, a pool of 1-thread workers
     space, task = files()

@@ -184,6 +184,7 @@ def board_column(driver, title: str) -> list[str]:
             for tr in driver.find_elements("css selector", "#board tr.row")]
 
 
+@pytest.mark.slow
 def test_the_page_loads_without_errors_draws_and_sorts(browser, report_run):
     browser.get((report_run / "report.html").as_uri())
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]

@@ -51,6 +51,7 @@ def test_every_mobile_head_is_distinct() -> None:
     assert len(hashes) == space.count()
 
 
+@pytest.mark.slow
 def test_a_search_over_decoders_on_three_cached_levels(tmp_path: Path, write_task) -> None:
     """The space reads strides 16, 8 and 4, as its inputs say; no task setting."""
     task = write_task(64)
@@ -63,6 +64,7 @@ def test_a_search_over_decoders_on_three_cached_levels(tmp_path: Path, write_tas
     assert cache is not None and cache.strides == (16, 8, 4)
 
 
+@pytest.mark.slow
 def test_a_search_under_a_multiply_add_budget(tmp_path: Path, write_task) -> None:
     task_file = write_task(128)
     space = Space.from_file(SPACES / "mobile_heads.dpc")
@@ -92,6 +94,7 @@ def test_a_search_under_a_multiply_add_budget(tmp_path: Path, write_task) -> Non
     assert r.returncode == 2 and "expected a count such as 0.5B" in r.stderr
 
 
+@pytest.mark.slow
 def test_a_budget_no_candidate_meets_is_a_clear_error(tmp_path: Path, write_task,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     from dpcdsl.errors import DpcError

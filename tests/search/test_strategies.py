@@ -101,6 +101,7 @@ def test_option_labels_keep_equal_texts_apart():
     assert option_labels(["b0", "b0"]) == ["b0 #0", "b0 #1"]
 
 
+@pytest.mark.slow
 def test_unknown_strategy_says_did_you_mean():
     with pytest.raises(DpcError, match="unknown strategy 'evolutoin'. Did you mean 'evolution'"):
         make_sampler("evolutoin", SPACE)

@@ -6,6 +6,8 @@ import multiprocessing
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from dpcdsl.search.study import open_storage
 
 
@@ -18,6 +20,7 @@ def _open(run_dir: Path, barrier: Any, out: Any) -> None:
         out.put(("failed", repr(e)))
 
 
+@pytest.mark.slow
 def test_processes_that_open_a_new_database_at_once_all_get_it(tmp_path):
     """Opening a new database creates Optuna's tables; drivers started together (or a
     report read while a search starts) used to fail on each other's half-made schema."""

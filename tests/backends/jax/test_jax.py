@@ -66,6 +66,7 @@ def eval_outputs(tm, jm, xs):
 
 
 @pytest.mark.parametrize("size", [(33, 33), (17, 29)])
+@pytest.mark.slow
 def test_same_weights_same_outputs_eval(example: Example, size) -> None:
     sizes = {i: size for i in example.cell.inputs}
     if len(example.cell.inputs) == 2:  # the decoder: the context at a quarter size
@@ -81,6 +82,7 @@ def test_same_weights_same_outputs_eval(example: Example, size) -> None:
 
 @settings(max_examples=15, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1))
+@pytest.mark.slow
 def test_random_paper_cells_agree(seed: int) -> None:
     cell, _ = PAPER.sample(random.Random(seed))
     tm, jm = pair(cell, 16)
@@ -91,6 +93,7 @@ def test_random_paper_cells_agree(seed: int) -> None:
     assert n == cost(cell, 16, (17, 29)).params
 
 
+@pytest.mark.slow
 def test_reference_pool_and_align_corners() -> None:
     cell = Space.from_text("cell c(x, channels = 8) { a = pool(x, grid = (2, 4), mode = "
                            "reference, crop = (257, 513)) b = pool(x, grid = (3, 5)) "
@@ -123,6 +126,7 @@ def no_dropout_train(tm, jm) -> None:
             m.deterministic = True
 
 
+@pytest.mark.slow
 def test_train_mode_bn_outputs_and_statistics_agree(example: Example) -> None:
     tm, jm = pair(example.cell, example.in_channels)
     no_dropout_train(tm, jm)
@@ -137,6 +141,7 @@ def test_train_mode_bn_outputs_and_statistics_agree(example: Example) -> None:
 
 
 @pytest.mark.parametrize("align_corners", [True, False])
+@pytest.mark.slow
 def test_one_sgd_step_agrees(example: Example, align_corners: bool) -> None:
     """The loss on logits resized as the DeepLab reference does (align_corners=True) or
     as PyTorch does by default, and the weights after one step, agree."""
@@ -200,6 +205,7 @@ STANDALONE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_emitted_file_runs_without_dpcdsl(example: Example, tmp_path) -> None:
     source = dpcdsl_jax.emit(example.cell, example.in_channels)
     roots = {(n.module or "").split(".")[0] if isinstance(n, ast.ImportFrom)
@@ -217,6 +223,7 @@ def test_emitted_file_runs_without_dpcdsl(example: Example, tmp_path) -> None:
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), np.asarray(jm(*xs)))
 
 
+@pytest.mark.slow
 def test_hostile_names() -> None:
     cell = Space.from_text(HOSTILE).concrete()
     jm = dpcdsl_jax.build(cell, 4)
@@ -228,6 +235,7 @@ def test_hostile_names() -> None:
 
 @settings(max_examples=40, deadline=None)
 @given(cell_name=IDENT, names=st.lists(IDENT, min_size=5, max_size=5, unique=True))
+@pytest.mark.slow
 def test_any_identifier_gives_valid_python(cell_name: str, names: list[str]) -> None:
     cell = named_cell(cell_name, names)
     tree = ast.parse(dpcdsl_jax.emit(cell, 3))
@@ -262,6 +270,7 @@ def test_wrong_shape_names_the_tensor() -> None:
         dpcdsl_jax.import_weights(jm, weights)
 
 
+@pytest.mark.slow
 def test_safetensors_between_backends(tmp_path) -> None:
     ex = load_example("aspp")
     tm, _ = pair(ex.cell, ex.in_channels)
@@ -294,6 +303,7 @@ NEAREST_PAIRS = [(6, 74), (12, 74), (14, 46), (21, 69), (26, 22), (39, 33), (39,
                  (3, 7), (7, 3), (8, 16), (16, 8), (5, 5), (1, 9), (9, 1)]
 
 
+@pytest.mark.slow
 def test_nearest_resize_picks_the_pixels_pytorch_picks() -> None:
     from dpcdsl_jax._layers import resize_nearest
 

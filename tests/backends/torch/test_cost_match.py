@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 
+import pytest
 import torch
 from dpcdsl_torch import build
 from hypothesis import given, settings
@@ -50,6 +51,7 @@ def test_top1_cell_at_2048_channels() -> None:
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**32 - 1), cin=st.integers(1, 40))
+@pytest.mark.slow
 def test_random_paper_cells_compile_run_and_match(seed: int, cin: int) -> None:
     cell, _ = PAPER.sample(random.Random(seed))
     module = build(cell, cin).eval()

@@ -84,6 +84,7 @@ STANDALONE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_emitted_file_runs_without_dpcdsl(example: Example, tmp_path) -> None:
     module = build(example.cell, example.in_channels, seed=3)
     # train briefly so the running statistics differ from their initial values
@@ -116,6 +117,7 @@ def test_hostile_names_compile_and_run() -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cell_name=IDENT, names=st.lists(IDENT, min_size=5, max_size=5, unique=True))
+@pytest.mark.slow
 def test_any_identifier_gives_valid_python(cell_name: str, names: list[str]) -> None:
     _, a, b, c, _ = names
     cell = named_cell(cell_name, names)

@@ -152,6 +152,7 @@ def test_timm_unknown_model_is_a_clear_error() -> None:
         TimmBackbone("resnet_18", 16, pretrained=False)
 
 
+@pytest.mark.slow
 def test_the_python_api_example_runs(tmp_path) -> None:
     import subprocess
 
@@ -164,6 +165,7 @@ def test_the_python_api_example_runs(tmp_path) -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks a machine without a GPU")
+@pytest.mark.slow
 def test_a_cuda_task_on_a_machine_without_a_gpu_is_a_clear_error(tmp_path) -> None:
     import subprocess
 

@@ -52,6 +52,7 @@ batch = 2
 @pytest.mark.parametrize(("backbone", "expected"), [("xception71.tf_in1k", XCEPTION),
                                                     ("mobilenetv2_100", IMAGENET),
                                                     ("tiny", IMAGENET)])
+@pytest.mark.slow
 def test_the_cache_normalises_as_the_backbone_expects(tmp_path, backbone, expected):
     task = task_for(tmp_path, backbone)
     extract = feature_extractor(task)

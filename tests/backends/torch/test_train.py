@@ -27,6 +27,7 @@ def cell():
     return Space.from_file(EXAMPLES / "dpc_cityscapes.dpc").concrete()
 
 
+@pytest.mark.slow
 def test_checkpoint_then_eval_round_trips(tmp_path, cell):
     task = task_from_text(TASK)
     record = train_model(cell, task, tmp_path / "run")
@@ -42,6 +43,7 @@ def test_checkpoint_then_eval_round_trips(tmp_path, cell):
     assert (tmp_path / "run/checkpoint.safetensors").read_bytes() == before
 
 
+@pytest.mark.slow
 def test_resume_continues_exactly(tmp_path, cell):
     task = task_from_text(TASK)
     whole = train_model(cell, task, tmp_path / "whole")
@@ -68,6 +70,7 @@ def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path, cell):
         train_model(cell, task_from_text(TASK), tmp_path / "empty", resume=True)
 
 
+@pytest.mark.slow
 def test_dpcc_train_and_eval(tmp_path):
     task = tmp_path / "task.toml"
     task.write_text(TASK)
@@ -87,6 +90,7 @@ def test_dpcc_train_and_eval(tmp_path):
 
 
 @pytest.mark.parametrize("damage", ['{"step": 3, "cell"', "[]", '{"step": 3}'])
+@pytest.mark.slow
 def test_a_damaged_sidecar_is_a_clear_error(tmp_path, cell, damage):
     train_model(cell, task_from_text(TASK), tmp_path / "run")
     (tmp_path / "run/checkpoint.json").write_text(damage)

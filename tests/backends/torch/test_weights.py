@@ -89,6 +89,7 @@ def test_unreadable_weights_file_is_a_clear_error(tmp_path) -> None:
         load_weights(build(ex.cell, 24), bad)
 
 
+@pytest.mark.slow
 def test_weights_that_are_not_finite_floats_are_refused_by_every_backend(tmp_path) -> None:
     from dpcdsl import backends
 
