@@ -16,8 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import optuna
 import pytest
 
+from dpcdsl.search.study import STUDY, storage_url
 from tests.waiting import wait_until
 
 SPACE = """
@@ -39,6 +41,18 @@ def files(tmp_path, task_file):
         (tmp_path / "space.dpc").write_text(space)
         return tmp_path / "space.dpc", task_file(**changes)
     return make
+
+
+def trials_of(run: Path) -> list[optuna.trial.FrozenTrial]:
+    """The trials of the search in the run folder ``run`` (its SQLite study)."""
+    return optuna.load_study(study_name=STUDY, storage=storage_url(run, None)).get_trials()
+
+
+def dpcc(*args: object, timeout: float = 600,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real ``dpcc`` command line in a new process."""
+    return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def free_port() -> int:

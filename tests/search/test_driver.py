@@ -22,12 +22,8 @@ from dpcdsl.search.study import STUDY, counted, driver_tag, storage_url
 from dpcdsl.space import Space
 from tests.conftest import SMALL_TASK
 from tests.search import faults
-from tests.search.conftest import RAY, SPACE
+from tests.search.conftest import RAY, SPACE, dpcc, trials_of
 from tests.waiting import wait_until
-
-
-def trials_of(run: Path) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=STUDY, storage=storage_url(run, None)).get_trials()
 
 
 @pytest.mark.parametrize("executor", ["local", "pool"])
@@ -228,12 +224,6 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
              "rando")
     assert r.returncode == 2 and "'rando' is not one of 'random'" in " ".join(r.stderr.split())
     assert "Traceback" not in r.stderr and not (tmp_path / "x").exists()
-
-
-def dpcc(*args: object, timeout: float = 600,
-         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.mark.slow

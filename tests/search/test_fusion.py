@@ -18,8 +18,7 @@ from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.study import counted
 from dpcdsl.search.worker import run_job
 from dpcdsl.space import Space
-from tests.search.conftest import RAY
-from tests.search.test_driver import dpcc, trials_of
+from tests.search.conftest import RAY, dpcc, trials_of
 
 SPACE = """
 cell small(x, channels = 16) {
