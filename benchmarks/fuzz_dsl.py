@@ -14,8 +14,16 @@ input. Counts, by kind, every failure the project promises never to have:
   is not a fixed point;
 - ``sample_round_trip``: a sampled cell whose text does not parse back to the same
   cell, or whose decisions do not decode and encode back to it;
+- ``unlocated``: a diagnostic about the text that names no line;
 - ``late_error``: a ``DpcError`` from count, sample, decode or encode of a program that
-  ``check`` passed (``check`` must find everything).
+  ``check`` passed (``check`` must find everything);
+- ``count``: a small space (up to 64) whose count is not its number of distinct
+  architectures (two decisions that make one architecture).
+
+Inputs: random spaces from the op registry, derivations of the grammar itself, semantic
+mutations (colliding names, aliases, repeated set values, extreme numbers, grown repeats
+and depths, keywords as names, a byte-order mark), character mutations of both and of
+the examples, and hostile texts.
 
 Writes ``benchmarks/results/fuzz_dsl.json`` with the machine described:
 
@@ -41,8 +49,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
-FAILURES = ("crash", "over_time", "over_memory", "caret", "format_round_trip",
-            "sample_round_trip", "late_error")
+FAILURES = ("crash", "over_time", "over_memory", "caret", "unlocated", "format_round_trip",
+            "sample_round_trip", "late_error", "count")
 EXAMPLES = sorted((ROOT / "examples").rglob("*.dpc"))
 FILE = "fuzz.dpc"
 
@@ -183,15 +191,139 @@ def hostile(rng: random.Random) -> str:
     ])()
 
 
+_GRAMMAR: dict[str, Any] = {}
+
+
+def _grammar() -> dict[str, Any]:
+    """The grammar's rules (origin -> expansions) and terminals, from the parser that
+    the language itself uses, and each rule's least derivation depth."""
+    if not _GRAMMAR:
+        from lark.grammar import NonTerminal
+
+        from dpcdsl.syntax import _parser
+
+        lark = _parser()
+        rules: dict[str, list[tuple[Any, ...]]] = {}
+        for r in lark.rules:
+            rules.setdefault(r.origin.name, []).append(tuple(r.expansion))
+        depth = {name: 10**6 for name in rules}
+        for _ in range(len(rules)):
+            for name, expansions in rules.items():
+                depth[name] = min(depth[name], min(
+                    1 + max([depth[s.name] for s in e if isinstance(s, NonTerminal)],
+                            default=0) for e in expansions))
+        patterns = {t.name: t.pattern for t in lark.terminals}
+        _GRAMMAR.update(rules=rules, depth=depth, patterns=patterns, nonterminal=NonTerminal)
+    return _GRAMMAR
+
+
+def _terminal(rng: random.Random, name: str, pattern: Any) -> str:
+    from dpcdsl.ops import OPS
+
+    if type(pattern).__name__ == "PatternStr":
+        return str(pattern.value)
+    if name == "NAME":
+        return rng.choice([*rng.sample(sorted(OPS), 3), "x", "x", "y", "a", "b", "channels",
+                           "kernel", "rate", "rates", "h", "t", "import", "cell", "depth",
+                           "one_of", "earlier", "grid", "p", "_"])
+    if name == "INT":
+        return rng.choice(["0", "1", "1", "2", "3", "4", "6", "12", "16", "1000",
+                           "2147483647", "99999999999"])
+    if name == "FLOAT":
+        return rng.choice(["0.5", "0.1", "1.0", "1e3", "2.", "1e999"])
+    if name == "STRING":
+        return rng.choice(['"a.dpc"', '"x.toml"', '""', '"../b.dpc"', '"/proc/self/environ"'])
+    return " "
+
+
+def grammar_text(rng: random.Random, budget: int = 9) -> str:
+    """A random derivation of the grammar itself (``grammar/dpc.lark``): every text is
+    syntactically valid, so it reaches the checks behind the parser. Past ``budget``
+    levels each rule takes its shallowest expansion."""
+    g = _grammar()
+    out: list[str] = []
+
+    def derive(name: str, level: int) -> None:
+        expansions = g["rules"][name]
+        if level >= budget:  # the shallowest expansion, so that the text ends
+            expansions = [min(expansions, key=lambda e: max(
+                [g["depth"][s.name] for s in e if isinstance(s, g["nonterminal"])],
+                default=0))]
+        for sym in rng.choice(expansions):
+            if isinstance(sym, g["nonterminal"]):
+                derive(sym.name, level + 1)
+            else:
+                out.append(_terminal(rng, sym.name, g["patterns"][sym.name]))
+
+    derive("start", 0)
+    return " ".join(out) + "\n"
+
+
+def _replace_one(rng: random.Random, text: str, pattern: str, new: Any) -> str:
+    import re
+
+    found = list(re.finditer(pattern, text))
+    if not found:
+        return text
+    m = rng.choice(found)
+    return text[:m.start()] + (new(m) if callable(new) else new) + text[m.end():]
+
+
+def semantic(rng: random.Random, text: str) -> str:
+    """A mutation that keeps the text well formed but changes its meaning: names that
+    collide, aliases, repeated set values, extreme numbers, grown repeats and depths,
+    keywords as names, a byte-order mark."""
+    import re
+
+    cells = re.findall(r"cell (\w+)", text)
+    nodes = re.findall(r"^\s*(\w+) = ", text, re.M)
+    mutation = rng.randrange(10)
+    if mutation == 0 and cells:  # a let and a cell of one name
+        return f"let {rng.choice(cells)} = 3\n" + text if rng.random() < 0.5 else \
+            text + f"\nlet {rng.choice(cells)} = 3\n"
+    if mutation == 1:  # an alias, then a choice between it and what it names
+        return _replace_one(rng, text, r"return (\w+)\n",
+                            lambda m: f"alias = {m.group(1)}\n  return one_of(alias, "
+                                      f"{m.group(1)})\n")
+    if mutation == 2:  # a set that repeats a value
+        return _replace_one(rng, text, r"\{(\d+)", lambda m: f"{{{m.group(1)}, {m.group(1)}")
+    if mutation == 3:  # an extreme number
+        return _replace_one(rng, text, r"\b\d+\b", lambda m: rng.choice(
+            ["0", "1", "65537", "100000", "2147483647", "1000"]))
+    if mutation == 4:  # a repeat grown to the limit
+        return _replace_one(rng, text, r"repeat \d+", f"repeat {rng.choice([50, 300, 1000])}")
+    if mutation == 5:  # a depth bound changed
+        return _replace_one(rng, text, r"depth \d+", f"depth {rng.choice([0, 1, 13, 20, 32])}")
+    if mutation == 6 and nodes:  # a keyword or an op's name as a node name
+        old = rng.choice(nodes)
+        new = rng.choice(["import", "cell", "let", "repeat", "one_of", "earlier", "true",
+                          "conv", "channels", "x"])
+        return re.sub(rf"\b{old}\b", new, text)
+    if mutation == 7:  # a byte-order mark
+        return "\ufeff" + text
+    if mutation == 8 and len(cells) > 1:  # a cell called in place of another
+        a, b = rng.sample(cells, 2)
+        return _replace_one(rng, text, rf"\b{a}\(", f"{b}(")
+    # a parameter default changed to a value its uses may refuse
+    return _replace_one(rng, text, r"(\w+) = (\d+|\{[^}]*\})([,)])",
+                        lambda m: f"{m.group(1)} = {rng.choice(['0', '2', '{0, 1}', '4'])}"
+                                  f"{m.group(3)}")
+
+
 def make_input(seed: int) -> str:
     rng = random.Random(seed)
     r = rng.random()
-    if r < 0.45:
+    if r < 0.3:
         return random_space(rng)
-    if r < 0.7:
+    if r < 0.45:
         return mutate(rng, random_space(rng))
-    if r < 0.95:
+    if r < 0.6:
         return mutate(rng, rng.choice(EXAMPLES).read_text())
+    if r < 0.75:
+        return grammar_text(rng, rng.choice([4, 6, 9]))
+    if r < 0.95:
+        return semantic(rng, random_space(rng) if rng.random() < 0.6
+                        else rng.choice(EXAMPLES).read_text())
     return hostile(rng)
 
 
@@ -202,7 +334,7 @@ class _OverTime(BaseException):
 
 
 def _caret_problem(diag: Any, sources: dict[str, str]) -> str | None:
-    from dpcdsl.errors import display_line, source_lines
+    from dpcdsl.errors import display_line, shown_window, source_lines
 
     s = diag.span
     text = sources.get(s.file)
@@ -215,19 +347,31 @@ def _caret_problem(diag: Any, sources: dict[str, str]) -> str | None:
     if not 1 <= s.column <= len(line) + 1:
         return f"column {s.column} of a line of {len(line)}"
     rendered = diag.render(sources).split("\n")
-    if len(rendered) < 3 or rendered[1] != "  " + display_line(line):
+    shown, column, _ = shown_window(display_line(line), s.column, 1)
+    if len(rendered) < 3 or rendered[1] != "  " + shown:
         return "the echoed line is not the line of the diagnostic"
-    if rendered[2].index("^") != 2 + s.column - 1:
+    if rendered[2].index("^") != 2 + column - 1:
         return "the caret is not under the column"
     return None
 
 
 def _carets(error: Any) -> str | None:
     for d in error.diagnostics:
+        if d.span.line == 0:
+            return "unlocated"
         problem = _caret_problem(d, error.sources)
         if problem:
             return problem
     return None
+
+
+def _refused(problem: str | None, error: Any, phase: str) -> tuple[str, str, None]:
+    if problem is None:
+        return "refused", phase, None
+    if problem == "unlocated":
+        d = error.diagnostics[0]
+        return "unlocated", f"[{d.code}] {d.message}", None
+    return "caret", problem, None
 
 
 def run_one(text: str, samples: int = 3) -> tuple[str, str, str | None]:
@@ -246,7 +390,7 @@ def run_one(text: str, samples: int = 3) -> tuple[str, str, str | None]:
         module = parse(text, FILE)
     except DpcError as e:
         problem = _carets(e)
-        return ("caret", problem, None) if problem else ("refused", "parse", None)
+        return _refused(problem, e, "parse")
     formatted = format_module(module)
     try:
         again = parse(formatted, FILE)
@@ -263,12 +407,16 @@ def run_one(text: str, samples: int = 3) -> tuple[str, str, str | None]:
         from dpcdsl.errors import DpcError as E
 
         problem = _carets(E(diags, program.sources))
-        return ("caret", problem, None) if problem else ("refused", "check", None)
+        return _refused(problem, E(diags, program.sources), "check")
     concrete = None
     for name in list(program.module.cells)[-2:]:
         try:
             space = Space(program, name)
             n = space.count()
+            if 1 < n <= 64:
+                distinct = len({c.canonical_text() for c in space.enumerate()})
+                if distinct != n:
+                    return "count", f"count {n}, {distinct} distinct architectures", None
             for k in range(samples if n > 1 else 1):
                 cell, decisions = space.sample(k)
                 if n == 1:
@@ -276,9 +424,9 @@ def run_one(text: str, samples: int = 3) -> tuple[str, str, str | None]:
                 try:
                     back = Space.from_text(cell.canonical_text()).concrete()
                 except DpcError as e:
-                    if all(d.code == "DPC601" for d in e.diagnostics):
-                        # an architecture whose channels or sizes do not fit: the space
-                        # holds it, which check does not yet report for spaces
+                    if all(d.code in ("DPC601", "DPC150") for d in e.diagnostics):
+                        # an architecture whose channels or sizes do not fit, or over a
+                        # limit: the space holds it, and check warns of it for spaces
                         return "invalid_architecture", e.diagnostics[0].message, None
                     return ("sample_round_trip",
                             f"sample text refused: {e.diagnostics[0].message}", None)

@@ -6,7 +6,9 @@ not the text it should be."""
 from __future__ import annotations
 
 import json
+import os
 import re
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,19 @@ def read_text(path: str | Path, what: str = "file", max_bytes: int | None = None
     """The UTF-8 text of ``path``. A file that cannot be read, is larger than
     ``max_bytes`` (default: :data:`dpcdsl.limits.MAX_SOURCE_BYTES`), or is not UTF-8 is
     a :class:`DpcError` at the file (at the first bad byte's line and column for the
-    last), with none of its content in the message."""
+    last), with none of its content in the message. A pipe, device or folder is refused
+    without waiting on it, and a leading byte-order mark is dropped."""
     limit = limits.MAX_SOURCE_BYTES if max_bytes is None else max_bytes
     name = str(path)
     try:
-        with open(path, "rb") as f:
+        # non-blocking, so that a FIFO is refused below instead of waiting for a writer
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise DpcError.at(Span(file=name), f"the {what} is not a regular file "
+                                  "(a pipe, device or folder)", code="DPC120")
             data = f.read(limit + 1)
-    except (OSError, ValueError) as e:  # ValueError: a NUL byte in the path
+    except (OSError, ValueError, RuntimeError) as e:  # ValueError: a NUL byte in the path
         reason = getattr(e, "strerror", None) or str(e)
         raise DpcError.at(Span(file=name), f"cannot read the {what}: {reason}",
                           code="DPC120") from None
@@ -33,7 +41,7 @@ def read_text(path: str | Path, what: str = "file", max_bytes: int | None = None
                           hint="dpcdsl.limits.MAX_SOURCE_BYTES sets this limit",
                           code=limits.CODE)
     try:
-        return data.decode("utf-8")
+        return data.decode("utf-8-sig")  # without a byte-order mark, as editors show it
     except UnicodeDecodeError as e:
         before = data[: e.start]
         line = before.count(b"\n") + 1
@@ -41,6 +49,34 @@ def read_text(path: str | Path, what: str = "file", max_bytes: int | None = None
         raise DpcError.at(Span(file=name, line=line, column=column),
                           f"the {what} is not UTF-8 text (byte 0x{data[e.start]:02x})",
                           hint="save it as UTF-8", code="DPC120") from None
+
+
+#: the suffix of dpcdsl source files: only these are parsed, so that no other file's
+#: content is ever shown in a diagnostic's source line
+SOURCE_SUFFIX = ".dpc"
+
+
+def read_source(path: str | Path, what: str = "source file") -> str:
+    """The text of a ``.dpc`` file. ``path`` is resolved through its symlinks first, and
+    a file whose real name does not end in ``.dpc`` is refused unread: a diagnostic
+    quotes source lines, and it must never quote a file that is not dpcdsl source (a
+    link to ``/proc/self/environ`` would print the process environment)."""
+    name = str(path)
+    try:
+        real = Path(path).resolve()
+    except (OSError, ValueError, RuntimeError) as e:  # RuntimeError: a symlink loop
+        reason = getattr(e, "strerror", None) or str(e)
+        raise DpcError.at(Span(file=name), f"cannot read the {what}: {reason}",
+                          code="DPC120") from None
+    if real.suffix != SOURCE_SUFFIX:
+        linked = f" (a link to a file named '{real.name}')" if real.name != Path(path).name \
+            else ""
+        hint = ("a task file goes to --task" if real.suffix == ".toml" else
+                "a DeepLab JSON cell goes through dpcc import-deeplab"
+                if real.suffix == ".json" else f"dpcdsl source files end in {SOURCE_SUFFIX}")
+        raise DpcError.at(Span(file=name), f"not a {SOURCE_SUFFIX} file{linked}", hint=hint,
+                          code="DPC120")
+    return read_text(real, what)
 
 
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')

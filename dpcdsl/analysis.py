@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from dpcdsl import ir
+from dpcdsl import ir, limits
 from dpcdsl.errors import DpcError
 from dpcdsl.ops import (
     OPS,
@@ -124,9 +124,31 @@ def _per_input(value: int | Size | Mapping[str, Any], inputs: tuple[str, ...],
     if isinstance(value, Mapping):
         missing = [i for i in inputs if i not in value]
         if missing:
-            raise DpcError.at(None, f"no {what} given for input '{missing[0]}'")
+            raise DpcError.at(None, f"no {what} given for input '{missing[0]}'",
+                              code="DPC601")
         return {i: value[i] for i in inputs}
     return {i: value for i in inputs}
+
+
+def _positive(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _input_tensor(cell: ir.Cell, name: str, channels: Any, size: Any) -> Tensor:
+    """The tensor of an input, from the channels and size a caller gives: positive
+    integers within the limits, or a located error that names the input."""
+    if not _positive(channels):
+        raise DpcError.at(cell.span, f"the channels of input '{name}' must be a positive "
+                          f"integer, got {channels!r}", hint="in_channels=2048, or "
+                          "--in-channels 2048 on the command line", code="DPC601")
+    if size is not None:
+        if (not isinstance(size, tuple | list) or len(size) != 2
+                or not all(_positive(s) for s in size)):
+            raise DpcError.at(cell.span, f"the size of input '{name}' must be two positive "
+                              f"integers (height, width), got {size!r}", code="DPC601")
+        size = (int(size[0]), int(size[1]))
+    limits.check_tensor(channels, size, cell.span, f"input '{name}'")
+    return Tensor(channels, size)
 
 
 def _error(node: ir.Node, e: OpError) -> DpcError:
@@ -153,13 +175,22 @@ def node_weights(node: ir.Node, ins: list[Tensor], out: Tensor) -> dict[str, Wei
 def infer(cell: ir.Cell, in_channels: int | Mapping[str, int],
           size: Size | Mapping[str, Size] | None = None) -> dict[str, Tensor]:
     """The tensor of every input and node of ``cell``: channels, and sizes when the
-    inputs' sizes are given."""
+    inputs' sizes are given. An architecture over the limits on channels, weights or
+    (with sizes) activations (:mod:`dpcdsl.limits`) is refused here, before any backend
+    allocates it."""
     chans = _per_input(in_channels, cell.inputs, "channel count")
     sizes = _per_input(size, cell.inputs, "size") if size is not None else {}
-    out = {i: Tensor(int(chans[i]), tuple(sizes[i]) if i in sizes else None)  # type: ignore[arg-type]
-           for i in cell.inputs}
+    out = {i: _input_tensor(cell, i, chans[i], sizes.get(i)) for i in cell.inputs}
+    weights = values = 0
     for node in cell.nodes:
-        out[node.name] = out_tensor(node, [out[i] for i in node.inputs])
+        ins = [out[i] for i in node.inputs]
+        t = out[node.name] = out_tensor(node, ins)
+        limits.check_tensor(t.channels, t.size, node.span, f"node '{node.name}'")
+        weights += sum(w.size for w in node_weights(node, ins, t).values())
+        limits.check_weights(weights, node.span)
+        if t.size is not None:
+            values += t.channels * t.size[0] * t.size[1]
+            limits.check_activations(values, node.span)
     return out
 
 

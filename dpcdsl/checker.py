@@ -29,6 +29,7 @@ class Binding:
     kind: str  # "tensor" | "value" | "group" | "input"
     span: ir.Span | None = None
     value: Any = None  # the expr of a value binding
+    default: bool = False  # a cell parameter's default value
 
 
 @dataclass
@@ -49,6 +50,10 @@ class _OnlyOption(Decider):
     def choose(self, path: str, counts: list[int], probe: Any) -> int:
         return next(i for i, c in enumerate(counts) if c)
 
+
+#: words of the language that read as names in some places but mean something else
+#: (a keyword that starts an item, a built-in value), so no node may take them
+RESERVED = ("one_of", "earlier", "true", "false", "import", "cell")
 
 #: the strides a cell's input may read (``low @ 4``)
 INPUT_STRIDES = (2, 4, 8, 16, 32)
@@ -84,11 +89,16 @@ class Checker:
             self.cell(cell, top)
         self.nesting()
         if not self.diags:  # the shapes of architectures, once the text itself is sound
-            for cell, expander, n in self.roots():
+            for cell, expander, n, inlined in self.roots():
+                if inlined and any(d.severity == "error" for d in self.diags):
+                    continue  # what fails in its caller is said there
+                before = len(self.diags)
                 try:  # a limit may stop the build of an architecture
                     (self.shapes if n == 1 else self.sampled_shapes)(expander, n)
                 except DpcError as e:
                     self.diags.extend(e.diagnostics)
+                if inlined:  # its callers check it where they use it: alone, a warning
+                    self.diags[before:] = [_alone(cell, d) for d in self.diags[before:]]
         return sorted(set(self.diags), key=lambda d: (d.span.file != self.p.file, d.span.file,
                                                       d.span.line, d.span.column, d.message))
 
@@ -108,7 +118,7 @@ class Checker:
             levels[name] = 1 + min(cell.depth or 0, limits.MAX_DEPTH) + max(inner, default=0)
             return levels[name]
 
-        for cell in self.p.module.cells.values():
+        for cell in self.p.own_cells():
             n = level(cell.name, ())
             if n > limits.MAX_CELL_NESTING:
                 self.error(limits.CODE, cell, f"cell '{cell.name}' nests cells {n} deep (calls "
@@ -117,26 +127,26 @@ class Checker:
                            hint="dpcdsl.limits.MAX_CELL_NESTING sets this limit")
                 return
 
-    def roots(self) -> list[tuple[ir.CellDef, Expander, int]]:
-        """The cells of the main file whose shapes are inferred, with their expander and
-        count: each architecture, and each space, that no other cell of the file inlines
-        (inlined, it is inferred in its caller)."""
-        cells = list(self.p.module.cells.values())
+    def roots(self) -> list[tuple[ir.CellDef, Expander, int, bool]]:
+        """The cells of the main file whose shapes are inferred, with their expander,
+        count, and whether another cell of the file inlines them (its problems are
+        errors where it is used; alone, as ``dpcc sample --cell`` draws it, they are
+        warnings)."""
+        cells = self.p.own_cells()
         inlined = {c.func for cell in cells for c in _calls_closure(cell, self.p)
                    if c.func != cell.name}  # a recursive cell still stands for itself
         out = []
         for cell in cells:
-            if cell.name in inlined:
-                continue
             expander = Expander(self.p, cell)
             try:
                 n = expander.count()
             except DpcError as e:
-                self.diags.extend(e.diagnostics)
+                if cell.name not in inlined:
+                    self.diags.extend(e.diagnostics)
                 continue
             if n:
-                out.append((cell, expander, n))
-        return out
+                out.append((cell, expander, n, cell.name in inlined))
+        return sorted(out, key=lambda r: r[3])  # the cells that stand alone first
 
     def sampled_shapes(self, expander: Expander, n: int) -> None:
         """A space may hold architectures whose channels or sizes do not fit (a sum of
@@ -148,14 +158,18 @@ class Checker:
             flats = [c for c, _ in depth_first(expander, None)]
         else:  # SHAPE_SAMPLES of them, fewer when each is a lot of work (SHAPE_WORK)
             metered = _Metered(Uniform(random.Random(0)))
-            flats, drawn = [], 0
-            while drawn < SHAPE_SAMPLES and (metered.work < SHAPE_WORK or drawn < 8):
+            flats, drawn, over_limit = [], 0, 0
+            # a sample over the node limit costs the most of all: after two of them, the
+            # work is spent
+            while drawn < SHAPE_SAMPLES and (metered.work < SHAPE_WORK
+                                             or (drawn < 8 and over_limit < 2)):
                 drawn += 1
                 try:
                     flats.append(expander.run(metered)[0])
                 except DpcError as e:  # over a limit (too many nodes): this sample only
                     flats.append(e.diagnostics[0])
                     metered.work += limits.MAX_NODES
+                    over_limit += 1
                     continue
                 metered.work += len(expander.nodes)
         over = [f for f in flats if isinstance(f, Diagnostic)]
@@ -163,11 +177,23 @@ class Checker:
             self.diags.append(over[0])
             return
         found: dict[tuple[Any, str], list[Any]] = {}
+        failed = 0
         for flat in flats:
             problem = flat if isinstance(flat, Diagnostic) else \
                 _fails_whatever_the_inputs(flat, self.size)
             if problem is not None:
+                failed += 1
                 found.setdefault((problem.span, problem.code), [problem, 0])[1] += 1
+        if flats and failed == len(flats):  # nothing of it can be built: an error
+            problem = max(found.values(), key=lambda f: f[1])[0]
+            every = f"all {n} architectures" if n <= SHAPE_SAMPLES else \
+                f"all {len(flats)} sampled architectures"
+            self.diags.append(Diagnostic(
+                span=problem.span, code=problem.code,
+                message=f"{every} of this space fail, e.g. here: {problem.message}",
+                hint=problem.hint or "give the options the same widths, or project them "
+                "first"))
+            return
         for problem, hits in sorted(found.values(), key=lambda f: -f[1])[:3]:
             share = f"{hits} of its {n} architectures" if n <= SHAPE_SAMPLES else \
                 f"{hits} of {len(flats)} sampled architectures (about {100 * hits // len(flats)}%)"
@@ -214,7 +240,7 @@ class Checker:
             else:
                 seen_default = True
                 self.value_expr(prm.default, top)
-                scope.names[prm.name] = Binding("value", prm.span, prm.default)
+                scope.names[prm.name] = Binding("value", prm.span, prm.default, default=True)
         for prm in cell.options:  # `channels` has no use site of its own to check it
             if prm.name == "channels" and prm.default is not None \
                     and self.p.cells.get(cell.name) is cell:
@@ -308,7 +334,7 @@ class Checker:
             elif isinstance(s, ir.Assign):
                 self.define(s.target, s, scope)
                 self.tensor(s.value, scope, slot_is_stmt=True)
-                scope.names[s.target] = Binding("tensor", s.span)
+                scope.names[s.target] = Binding("tensor", s.span, s.value)
                 scope.later.pop(s.target, None)
             elif isinstance(s, ir.Repeat):
                 self.repeat(s, scope, cell)
@@ -332,7 +358,7 @@ class Checker:
             where = f" (first at line {old.span.line})" if old and old.span else ""
             self.error("DPC203", node, f"'{name}' is defined twice{where}")
         scope.local.add(name)
-        if name in OPS or name in WORDS:
+        if name in OPS or name in WORDS or name in RESERVED:
             self.error("DPC204", node, f"'{name}' is a built-in name; pick another")
 
     def repeat(self, s: ir.Repeat, scope: Scope, cell: ir.CellDef) -> None:
@@ -428,17 +454,33 @@ class Checker:
 
     def distinct_options(self, e: ir.OneOf, scope: Scope) -> None:
         """No two options of a one_of may make the same architecture: the space would
-        count it twice and draw it twice as often as the others."""
+        count it twice and draw it twice as often as the others. Only options of one
+        head can overlap, and calls of one op only where every value argument can take
+        a common value, so candidates come from an index of one argument's values: near
+        linear in the options, not pairwise."""
         heads: dict[Any, list[int]] = {}
-        for i, o in enumerate(e.options):  # only options of one head can overlap
+        for i, o in enumerate(e.options):
             head = o.func if isinstance(o, ir.Call) else type(o).__name__ \
-                if not isinstance(o, ir.Name) else ("name", o.id)
+                if not isinstance(o, ir.Name) else "OneOf" \
+                if _chosen(_aliased(o, scope), scope) is not None \
+                else ("name", _aliased(o, scope).id)  # a name of a choice: as a one_of
             heads.setdefault(head, []).append(i)
-        nested = set(heads.pop("OneOf", []))
-        pairs = [(i, j) for group in heads.values() for k, j in enumerate(group)
-                 for i in group[:k]]
-        pairs += [(i, j) for j in range(len(e.options)) for i in range(j)
-                  if i in nested or j in nested]
+        nested = heads.pop("OneOf", [])
+        buckets: list[list[int]] = []
+        for head, group in heads.items():
+            buckets += self._alike(e.options, group, scope) if isinstance(head, str) \
+                and isinstance(e.options[group[0]], ir.Call) else [group[:2]]
+        n = len(e.options)
+        work = len(nested) * n + sum(len(b) * (len(b) - 1) // 2 for b in buckets)
+        if work > _OPTION_PAIRS:
+            self.error(limits.CODE, e, f"this one_of has {n:,} options, too many alike to "
+                       f"compare for duplicates ({work:,} comparisons, more than "
+                       f"{_OPTION_PAIRS:,})",
+                       hint="flatten nested one_of options, or give the options distinct "
+                            "single values")
+            return
+        pairs = {(i, j) for b in buckets for k, j in enumerate(b) for i in b[:k]}
+        pairs |= {(min(i, j), max(i, j)) for i in nested for j in range(n) if i != j}
         for i, j in sorted(pairs, key=lambda p: (p[1], p[0])):
             if self.overlap(e.options[i], e.options[j], scope):
                 self.error("DPC306", e.options[j], f"options {i + 1} and {j + 1} of this "
@@ -447,13 +489,44 @@ class Checker:
                            hint="remove one, or make their values differ")
                 return
 
+    def _alike(self, options: tuple[Any, ...], group: list[int],
+               scope: Scope) -> list[list[int]]:
+        """Calls of one op (or cell) in ``group`` put in buckets by the values of the
+        argument whose values split them best: only two in one bucket can overlap. One
+        bucket of all when no argument's values are all known."""
+        func = options[group[0]].func
+        names = [a.name for a in OPS[func].value_args] if func in OPS else \
+            [p.name for p in self.p.cells[func].options] if func in self.p.cells else []
+        best, least = [group], len(group) ** 2
+        for name in names if len(group) > 16 else ():
+            index: dict[str, list[int]] = {}
+            for i in group:
+                values = self.arg_values(options[i], name, scope)
+                if values is None:
+                    break
+                for v in values:
+                    index.setdefault(v, []).append(i)
+            else:
+                work = sum(len(b) ** 2 for b in index.values())
+                if work < least:
+                    best, least = list(index.values()), work
+        return best
+
     def overlap(self, a: Any, b: Any, scope: Scope) -> bool:
         """Can ``a`` and ``b`` (tensor expressions) build the same nodes?"""
         if isinstance(a, ir.OneOf) or isinstance(b, ir.OneOf):
             one, other = (a, b) if isinstance(a, ir.OneOf) else (b, a)
-            return any(self.overlap(o, other, scope) for o in one.options)
-        if isinstance(a, ir.Name) and isinstance(b, ir.Name):
-            return a.id == b.id
+            return any(self.overlap(o, other, scope) for o in _applied(one))
+        if isinstance(a, ir.Name) and isinstance(b, ir.Name):  # `y = x`: y is x
+            a, b = _aliased(a, scope), _aliased(b, scope)
+            if a.id == b.id:
+                return True
+            # `y = one_of(x, relu(x))`: y is x in some architectures
+            for one, other in ((a, b), (b, a)):
+                value = _chosen(one, scope)
+                if value is not None and self.overlap(value, other, scope):
+                    return True
+            return False
         if isinstance(a, ir.Earlier) and isinstance(b, ir.Earlier):
             return True
         if not (isinstance(a, ir.Call) and isinstance(b, ir.Call)) or a.func != b.func \
@@ -580,7 +653,8 @@ class Checker:
         params = {p.name for p in cell.options}
         uses: dict[str, list[tuple[str, Arg]]] = {}
         if "channels" in params:  # the width of every conv that says no other
-            uses["channels"] = [("every conv", Arg("channels", "int"))]
+            uses["channels"] = [("every conv", OPS["conv"].arg("channels") or
+                                 Arg("channels", "int"))]
         for c in _calls(cell.body):
             for kw in c.kwargs:
                 if c.func in OPS:
@@ -695,7 +769,14 @@ class Checker:
         for v in self.values(e, scope):
             problem = _kind_problem(arg, v)
             if problem:
-                self.error("DPC401", e, f"{where}: {problem}")
+                b = scope.names.get(e.id) if isinstance(e, ir.Name) else None
+                if b is not None and b.default and b.value is not None:  # said where written
+                    use = f"{e.span.line}:{e.span.column}" if e.span else "its use"
+                    self.error("DPC401", b.value, f"the default of '{e.id}': {where}: "
+                               f"{problem}", hint=f"used at {use}; change the default, "
+                                                  f"or pass {e.id} = ... in every call")
+                else:
+                    self.error("DPC401", e, f"{where}: {problem}")
                 return
 
 
@@ -704,6 +785,49 @@ class Checker:
 #: that a space of large architectures costs check no more than a small one
 SHAPE_SAMPLES = 64
 SHAPE_WORK = 10_000
+
+
+def _chosen(name: ir.Name, scope: Scope) -> ir.OneOf | None:
+    """The plain ``one_of`` a tensor name was assigned (``y = one_of(x, relu(x))``),
+    whose options may be other names: None for any other value."""
+    b = scope.names.get(name.id)
+    if b is None or b.kind != "tensor" or not isinstance(b.value, ir.OneOf) \
+            or b.value.apply is not None:
+        return None
+    return b.value
+
+
+def _applied(e: ir.OneOf) -> tuple[Any, ...]:
+    """The options of a one_of as the expressions they make: for
+    ``one_of(relu(), gelu())(x)``, ``relu(x)`` and ``gelu(x)``."""
+    if e.apply is None:
+        return e.options
+    args = tuple(a for a in e.apply if not isinstance(a, ir.Kwarg))
+    return tuple(o.model_copy(update={"args": (*o.args, *args)})
+                 if isinstance(o, ir.Call) else o for o in e.options)
+
+
+def _alone(cell: ir.CellDef, d: Diagnostic) -> Diagnostic:
+    """A problem of a cell that another cell inlines, as it shows when the cell is
+    drawn or compiled alone: a warning."""
+    message = d.message if d.severity == "warning" else f"alone, cell '{cell.name}' " \
+        f"fails here: {d.message}"
+    return Diagnostic(span=d.span, severity="warning", code=d.code, hint=d.hint,
+                      message=message if d.severity == "warning"
+                      else f"{message} (its callers are checked where they call it)")
+
+
+def _aliased(name: ir.Name, scope: Scope) -> ir.Name:
+    """The tensor a name stands for, through assignments of one name to another
+    (``y = x``): ``y`` and ``x`` are one node of the architecture."""
+    seen = {name.id}
+    while True:
+        b = scope.names.get(name.id)
+        if b is None or b.kind != "tensor" or not isinstance(b.value, ir.Name) \
+                or b.value.id in seen:
+            return name
+        name = b.value
+        seen.add(name.id)
 
 
 class _Metered(Decider):
@@ -735,6 +859,10 @@ def _fails_whatever_the_inputs(flat: ir.Cell, size: tuple[int, int] | None
                           code=first.code)
     return None
 
+
+#: the most option pairs one one_of compares for duplicates (its options can be many,
+#: but only those alike need comparing)
+_OPTION_PAIRS = 1_000_000
 
 #: above this many combinations a tuple of sets is checked by a cover, not all of them
 _PRODUCT = 256

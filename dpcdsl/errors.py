@@ -76,6 +76,24 @@ def display_line(line: str) -> str:
     return "".join(" " if c == "\t" else c if c.isprintable() else "\ufffd" for c in line)
 
 
+#: the most characters of a source line a diagnostic echoes
+SHOWN_LINE = 120
+
+
+def shown_window(line: str, column: int, width: int) -> tuple[str, int, int]:
+    """The part of a long line a diagnostic echoes, around its column (``...`` where
+    it is cut), with the column and caret width in that part: a diagnostic on a line
+    of a megabyte stays a few lines long."""
+    if len(line) <= SHOWN_LINE:
+        return line, column, width
+    start = max(0, min(column - 1 - SHOWN_LINE // 3, len(line) - SHOWN_LINE))
+    end = start + SHOWN_LINE
+    head, tail = ("..." if start else ""), ("..." if end < len(line) else "")
+    column = column - start + len(head)
+    width = max(1, min(width, len(head) + SHOWN_LINE - column + 1))
+    return head + line[start:end] + tail, column, width
+
+
 class Diagnostic(BaseModel):
     model_config = ConfigDict(frozen=True)
 
@@ -106,6 +124,7 @@ class Diagnostic(BaseModel):
                 width = 1
                 if s.end_line == s.line and s.end_column > column:
                     width = min(s.end_column, len(line) + 1) - column or 1
+                line, column, width = shown_window(line, column, width)
                 out.append(f"  {line}")
                 out.append("  " + " " * (column - 1) + "^" * width)
         if self.hint:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from dpcdsl import ir, limits
-from dpcdsl._files import read_text
+from dpcdsl._files import SOURCE_SUFFIX, read_source, read_text
 from dpcdsl.errors import Diagnostic, DpcError
 from dpcdsl.syntax import parse
 
@@ -37,12 +37,17 @@ class Program:
     checks: dict[Any, list[Diagnostic]] = field(default_factory=dict, repr=False,
                                                 compare=False)
 
+    def own_cells(self) -> list[ir.CellDef]:
+        """The cells the main file defines, in order; a cell whose name an earlier
+        ``let`` or cell already took (an error) is not one of them."""
+        return [c for c in self.module.cells.values() if self.cells.get(c.name) is c]
+
     def cell(self, name: str | None = None) -> ir.CellDef:
         """The named cell, or the last cell defined in the main file."""
         from dpcdsl.errors import did_you_mean
 
         if name is None:
-            own = list(self.module.cells.values())
+            own = self.own_cells()
             if not own:
                 raise DpcError.at(ir.Span(file=self.file, line=1, column=1),
                                   "this file defines no cell", sources=self.sources)
@@ -70,7 +75,7 @@ def load_text(text: str, file: str = "<string>", base: Path | None = None,
 
 def load(path: str | Path, search_path: Sequence[str | Path] | None = None) -> Program:
     """Parse the file at ``path`` with its imports."""
-    text = read_text(path, "source file")
+    text = read_source(path, "source file")
     return load_text(text, str(path), Path(path).resolve().parent, search_path)
 
 
@@ -85,24 +90,34 @@ def _key(file: str) -> str:
     try:
         p = Path(file)
         return str(p.resolve()) if p.exists() else file
-    except (OSError, ValueError):
+    except (OSError, ValueError, RuntimeError):  # RuntimeError: a symlink loop
         return file
 
 
 def _find(path: str, base: Path, folders: list[Path]) -> tuple[Path | None, str | None]:
-    """The file an import names, or why there is none. Only ``.dpc`` files are read."""
+    """The file an import names, or why there is none. Only ``.dpc`` files are read: the
+    path is resolved through its links first, and the file it reaches must be a regular
+    ``.dpc`` file too."""
     if "\0" in path or len(path) > limits.MAX_IMPORT_PATH:
         return None, ("the path holds a NUL character" if "\0" in path else
                       f"the path is longer than {limits.MAX_IMPORT_PATH} characters")
-    if Path(path).suffix != ".dpc":
-        return None, "only .dpc files can be imported"
+    if Path(path).suffix != SOURCE_SUFFIX:
+        return None, f"only {SOURCE_SUFFIX} files can be imported"
     for folder in [base, *folders]:
         try:
             target = (folder / path).resolve()
-            if target.is_file():
-                return target, None
+            if not target.exists():
+                continue
+        except RuntimeError:  # Python 3.11's resolve() on a symlink loop
+            return None, "the path is a loop of symbolic links"
         except (OSError, ValueError) as e:
+            if getattr(e, "errno", None) == 40:  # ELOOP, from resolve() on Python 3.13+
+                return None, "the path is a loop of symbolic links"
             return None, getattr(e, "strerror", None) or str(e)
+        if target.suffix != SOURCE_SUFFIX:
+            return None, (f"it links to a file named '{target.name}', and only "
+                          f"{SOURCE_SUFFIX} files can be imported")
+        return target, None
     return None, "no such file"
 
 

@@ -39,8 +39,9 @@ class _Fixed(Decider):
         if path not in self.decisions:
             if self.fallback is not None:
                 return self.fallback.choose(path, counts, probe)
-            if len(counts) == 1:
-                return 0
+            open_ = [i for i, c in enumerate(counts) if c]
+            if len(open_) == 1:  # one option holds architectures here: no decision
+                return open_[0]
             raise DpcError.at(None, f"no decision for the choice point '{path}'",
                               hint=f"give an index in 0..{len(counts) - 1}", code="DPC602")
         idx = self.decisions[path]

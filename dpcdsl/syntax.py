@@ -74,8 +74,11 @@ def _raw_parse(text: str) -> Tree:
 def parse(text: str, file: str = "<string>") -> ir.Module:
     """Parse ``.dpc`` text into a surface :class:`~dpcdsl.ir.Module`.
 
-    Raises :class:`~dpcdsl.errors.DpcError` (and nothing else) on a syntax error.
+    Raises :class:`~dpcdsl.errors.DpcError` (and nothing else) on a syntax error. A
+    leading byte-order mark is read as a space (files lose it when read).
     """
+    if text.startswith("\ufeff"):
+        text = " " + text[1:]
     _check_size(text, file)
     comments: list[Token] = []
     _comments.tokens = comments
@@ -136,7 +139,8 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> DpcError:
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
         line, column = len(lines), len(lines[-1]) + 1
-    message = e.match_examples(_raw_parse, SYNTAX_ERRORS, use_accepts=True)
+    message = _keyword_as_name(e, text, line, column) or \
+        e.match_examples(_raw_parse, SYNTAX_ERRORS, use_accepts=True)
     if message is None:
         message = _generic_message(e)
     end = column + 1
@@ -146,6 +150,31 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> DpcError:
     span = ir.Span(file=file, line=line, column=column, end_line=line, end_column=end)
     return DpcError([Diagnostic(span=span, message=f"syntax error: {message}", code="DPC100")],
                     sources={file: text})
+
+
+#: words that start a statement, inside a cell or at the top level, so they cannot
+#: name a node
+STATEMENT_KEYWORDS = ("let", "repeat", "return", "import", "cell")
+
+
+def _keyword_as_name(e: UnexpectedInput, text: str, line: int, column: int) -> str | None:
+    """``let = relu(x)`` or ``import = relu(x)`` in a cell: the parser stops at ``=``
+    or at the keyword; say that the word is a keyword."""
+    token = getattr(e, "token", None)
+    lines = source_lines(text)
+    before = lines[line - 1][:column - 1].rstrip()
+    if token is not None and str(token) in ("import", "cell"):
+        word = [str(token)]
+    elif token is not None and getattr(token, "type", "") == "EQUAL":
+        word = re.findall(r"[A-Za-z_][A-Za-z0-9_]*$", before)
+    else:
+        return None
+    if not word or word[0] not in STATEMENT_KEYWORDS:
+        return None
+    code = _NOT_CODE.sub("", "\n".join([*lines[:line - 1], before]))
+    if code.count("{") <= code.count("}"):  # at the top level: `let = 3` lacks a name
+        return None
+    return f"`{word[0]}` is a keyword and cannot name a node; pick another name"
 
 
 _TOKEN_NAMES = {

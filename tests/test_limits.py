@@ -147,7 +147,7 @@ def test_a_deeplab_json_too_long_or_too_deep_is_refused(tmp_path):
     with pytest.raises(DpcError, match="2,000 branches"):
         read(long)
     long.write_text(json.dumps([branch] * 100_000))  # 5 MB: refused before it is parsed
-    with pytest.raises(DpcError, match="larger than 1,000,000 bytes"):
+    with pytest.raises(DpcError, match=f"larger than {limits.MAX_SOURCE_BYTES:,} bytes"):
         read(long)
     deep = tmp_path / "deep.json"
     deep.write_text("[" * 100_000 + "]" * 100_000)
@@ -270,3 +270,23 @@ def test_a_space_whose_architectures_are_all_too_large_is_an_error_from_check():
 def test_a_recursive_cell_alone_in_its_file_is_counted_by_check():
     codes, elapsed = refused("cell t(x) depth 20 { return one_of(relu(x), sum(t(x), t(x))) }\n")
     assert codes == ["DPC150"] and elapsed < BOUND
+
+
+def test_the_limits_table_of_the_language_docs_matches_the_code():
+    """docs/language.md lists each limit with its value: every row is checked against
+    dpcdsl.limits, and every limit has a row."""
+    import re
+
+    from tests.conftest import ROOT
+
+    text = (ROOT / "docs" / "language.md").read_text()
+    rows = re.findall(r"^\| (`MAX_\w+`(?:, `MAX_\w+`)*) \| ([^|]+) \|", text, re.M)
+    seen = set()
+    for names, values in rows:
+        names = re.findall(r"MAX_\w+", names)
+        for name, shown in zip(names, values.split(", ") if len(names) > 1 else [values]):
+            value = getattr(limits, name)
+            power = f"2^{value.bit_length() - 1}" if value & (value - 1) == 0 else None
+            assert shown.strip() in (f"{value:,}", power), (name, shown, value)
+            seen.add(name)
+    assert seen == {n for n in limits.__all__ if n.startswith("MAX_")}

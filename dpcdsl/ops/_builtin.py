@@ -40,8 +40,16 @@ def _positive(n: int) -> str | None:
     return None if n >= 1 else f"expected a positive integer, got {n}"
 
 
+def _channels(n: int) -> str | None:
+    from dpcdsl.limits import MAX_CHANNELS
+
+    if n < 1 or n > MAX_CHANNELS:
+        return f"expected 1 to {MAX_CHANNELS:,} channels, got {n:,}"
+    return None
+
+
 CONV_COMMON = (
-    Arg("channels", "int", CELL_CHANNELS, doc="output channels"),
+    Arg("channels", "int", CELL_CHANNELS, check=_channels, doc="output channels"),
     Arg("norm", "word", "bn", words=NORMS,
         doc="after each conv: BatchNorm (bn), GroupNorm (gn, with `groups`) or none"),
     Arg("groups", "int", 32, check=_positive, doc="GroupNorm's groups (norm = gn)"),
