@@ -22,6 +22,17 @@ def directory() -> Path:
     return examples_dir() / "heads"
 
 
+def example(name: str, suffix: str = ".dpc") -> Path | None:
+    """The packaged example file of that name (``dpc_paper``, ``demo_task``), from
+    ``examples/`` or its subfolders (``spaces``, ``tasks``), or None."""
+    root = examples_dir()
+    for folder in (root, *sorted(p for p in root.iterdir() if p.is_dir())):
+        file = folder / f"{name}{suffix}"
+        if file.is_file():
+            return file
+    return None
+
+
 def names() -> list[str]:
     """Every head of the library, sorted."""
     return sorted(p.stem for p in directory().glob("*.dpc"))

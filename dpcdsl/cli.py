@@ -113,10 +113,14 @@ def parse_count(text: str) -> int:
 
 
 def _int(text: str) -> int:
+    """A positive integer (channels)."""
     try:
-        return int(text)
+        value = int(text)
     except ValueError:
         raise typer.BadParameter(f"expected an integer, got {text!r}") from None
+    if value < 1:
+        raise typer.BadParameter(f"expected a positive integer, got {text!r}")
+    return value
 
 
 def _head_or_file(value: Path | list[Path]) -> Path | list[Path]:
@@ -126,8 +130,9 @@ def _head_or_file(value: Path | list[Path]) -> Path | list[Path]:
     def one(v: Path) -> Path:
         found = heads.resolve(v)
         if not found.exists() and not v.suffix and len(v.parts) == 1:
-            hint = did_you_mean(v.name, heads.names())
-            raise typer.BadParameter(f"no file and no library head named '{v}'.{hint}"
+            known = heads.names() + [p.stem for p in heads.examples_dir().rglob("*.dpc")]
+            hint = did_you_mean(v.name, known)
+            raise typer.BadParameter(f"no file, library head or example named '{v}'.{hint}"
                                      .rstrip(".") + (" (see dpcc heads)" if not hint else ""))
         return found
 
@@ -230,12 +235,12 @@ def fmt(files: Annotated[list[Path], typer.Argument(help=".dpc files", metavar="
         check_only: Annotated[bool, typer.Option("--check", help="only report files that "
                                                  "would change")] = False) -> None:
     """Rewrite FILES in the canonical layout."""
-    from dpcdsl._files import read_text
+    from dpcdsl._files import read_source
     from dpcdsl.printer import formatted
 
     changed = []
     for f in files:
-        text = read_text(f, "source file")
+        text = read_source(f, "source file")
         new = formatted(text, str(f))
         if new != text:
             changed.append(f)
@@ -330,8 +335,10 @@ def cost(file: FileArg, cell: CellOpt = None,
 def compile_(file: FileArg, cell: CellOpt = None,
              backend: Annotated[str | None, typer.Option(
                  help="an installed backend (default: the one of highest priority)")] = None,
-             in_channels: Annotated[list[str], typer.Option(
-                 "--in-channels", help="input channels: C, or NAME=C per input")] = ["2048"],  # noqa: B006
+             in_channels: Annotated[list[str] | None, typer.Option(
+                 "--in-channels", help="input channels: C, or NAME=C per input (required, "
+                 "as in the API: 2048 for a ResNet-101's last stage)",
+                 show_default=False)] = None,
              output_stride: Annotated[int, typer.Option(
                  help="backbone output stride; rates scale by 16 / output stride")] = 16,
              output: Annotated[Path | None, typer.Option(
@@ -341,6 +348,13 @@ def compile_(file: FileArg, cell: CellOpt = None,
     from dpcdsl.backends import emit, resolve
 
     c = _concrete(file, cell)
+    if not in_channels:
+        example = " ".join(f"--in-channels {i}=256" for i in c.inputs) if len(c.inputs) > 1 \
+            else "--in-channels 2048"
+        raise typer.BadParameter(f"--in-channels is needed: the channels of the input"
+                                 f"{'s' if len(c.inputs) > 1 else ''} "
+                                 f"{', '.join(c.inputs)} of cell '{c.name}', e.g. {example}",
+                                 param_hint="--in-channels")
     source = emit(c, backend=backend, output_stride=output_stride,
                   in_channels=_per_input(in_channels, _int, c.inputs, "--in-channels"))
     if output is None:
@@ -351,7 +365,25 @@ def compile_(file: FileArg, cell: CellOpt = None,
                   f"{resolve(backend).name} backend)")
 
 
-TaskOpt = Annotated[Path, typer.Option("--task", "-t", help="a task file (TOML)")]
+def _task_file(value: Path | None) -> Path | None:
+    """A packaged task's name (``demo_task``) stands for its file."""
+    from dpcdsl import heads
+
+    if value is None:
+        return None
+    found = heads.resolve(value, ".toml")
+    if not found.exists() and not value.suffix and len(value.parts) == 1:
+        known = [p.stem for p in heads.examples_dir().rglob("*.toml")]
+        hint = did_you_mean(value.name, known)
+        raise typer.BadParameter(f"no task file and no packaged task named '{value}'.{hint}"
+                                 .rstrip(".") + ("" if hint else " Packaged tasks: "
+                                                 + ", ".join(sorted(known))))
+    return found
+
+
+TaskOpt = Annotated[Path, typer.Option("--task", "-t", callback=_task_file,
+                                       help="a task file (TOML), or the name of a packaged "
+                                            "one (demo_task, synthetic_task, voc...)")]
 
 
 @app.command("cache")
@@ -629,8 +661,9 @@ def heads() -> None:
 
 @app.command()
 @handled
-def tour(examples: Annotated[Path, typer.Option(help="folder of .dpc examples")] = Path(
-             "examples"),
+def tour(examples: Annotated[Path | None, typer.Option(
+             help="folder of .dpc examples (default: the packaged examples)",
+             show_default=False)] = None,
          output: Annotated[Path, typer.Option("-o", "--output",
                                               help="where pictures go")] = Path("out/tour"),
          ) -> None:
@@ -639,6 +672,10 @@ def tour(examples: Annotated[Path, typer.Option(help="folder of .dpc examples")]
 
     from dpcdsl.graph import render
 
+    if examples is None:
+        from dpcdsl.heads import examples_dir
+
+        examples = examples_dir()
     files = sorted(examples.glob("*.dpc"))
     if not files:
         raise _fail(f"error: no .dpc files in {examples}")

@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from dpcdsl import ir
-from dpcdsl._library import directory, examples_dir, names, path
+from dpcdsl._library import directory, example, examples_dir, names, path
 from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.printer import format_module
 from dpcdsl.program import load as load_program
@@ -58,15 +58,17 @@ def _literal(value: int | float | bool) -> ir.Int | ir.Float | ir.Bool:
     return ir.Float(value=float(value))
 
 
-def resolve(file: str | Path) -> Path:
-    """``file`` when it exists or looks like a path; else the library head of that name
-    (so that a command line may say ``lraspp`` for its file)."""
+def resolve(file: str | Path, suffix: str = ".dpc") -> Path:
+    """``file`` when it exists or looks like a path; else the library head or packaged
+    example of that name (so that a command line may say ``lraspp`` or ``dpc_paper``
+    for its file, installed from a wheel or in a source tree). With ``suffix=".toml"``,
+    a packaged task (``demo_task``)."""
     p = Path(file)
     if p.exists() or p.suffix or len(p.parts) > 1:
         return p
-    if (directory() / f"{p.name}.dpc").is_file():
+    if suffix == ".dpc" and (directory() / f"{p.name}.dpc").is_file():
         return directory() / f"{p.name}.dpc"
-    return p
+    return example(p.name, suffix) or p
 
 
-__all__ = ["directory", "examples_dir", "load", "names", "path", "resolve"]
+__all__ = ["directory", "example", "examples_dir", "load", "names", "path", "resolve"]

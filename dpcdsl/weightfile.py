@@ -42,10 +42,17 @@ def check(expected: Mapping[str, tuple[int, ...]], weights: Mapping[str, Any],
 
 
 def write(arrays: Mapping[str, Any], path: str | Path) -> None:
+    """Write ``arrays`` as a safetensors file, readable as the user's umask allows (the
+    safetensors library itself leaves its files readable by their owner alone)."""
+    import os
+
     import numpy as np
     from safetensors.numpy import save_file
 
     save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, str(path))
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
 
 
 def read(path: str | Path) -> dict[str, Any]:

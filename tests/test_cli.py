@@ -145,15 +145,19 @@ def test_compile_to_stdout_with_per_input_channels():
 
 @pytest.mark.slow
 def test_compile_scales_rates_to_the_output_stride():
-    r = dpcc("compile", EXAMPLES / "dpc_cityscapes.dpc", "--output-stride", "8")
+    r = dpcc("compile", EXAMPLES / "dpc_cityscapes.dpc", "--output-stride", "8",
+             "--in-channels", "2048")
     assert r.returncode == 0, r.stderr
     assert "rate=(36, 30)" in r.stdout
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--backend", "troch"], "error: unknown backend 'troch'. Did you mean 'torch'?"),
+    (["--backend", "troch", "--in-channels", "8"],
+     "error: unknown backend 'troch'. Did you mean 'torch'?"),
     (["--cell", "asp"], "no cell named 'asp'"),
     (["--in-channels", "y=3"], "no input named 'y'"),
+    ([], "--in-channels is needed"),
+    (["--in-channels", "0"], "expected a positive integer, got '0'"),
 ])
 def test_compile_errors_are_clear(args, message):
     r = dpcc("compile", EXAMPLES / "aspp.dpc", *args)

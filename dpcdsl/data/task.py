@@ -206,6 +206,12 @@ class Task(_Section):
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 
+def _packaged(folder: Path) -> bool:
+    """Is ``folder`` inside the installed package (its packaged examples)?"""
+    package = Path(__file__).resolve().parent.parent
+    return (package / "examples").is_dir() and folder.is_relative_to(package)
+
+
 def load_task(path: str | Path) -> Task:
     """Read and validate a task file; every problem is reported with its key and line."""
     path = Path(path)
@@ -236,7 +242,10 @@ def task_from_text(text: str, file: str = "<task>", base: Path | None = None) ->
         base = base.resolve()  # so a run folder that records the task works from anywhere
         updates: dict[str, Any] = {}
         if not task.cache_dir.is_absolute():
-            updates["cache_dir"] = base / task.cache_dir
+            # a task that ships inside the installed package caches where it is run
+            # from, never into the package
+            updates["cache_dir"] = Path.cwd().resolve() / ".dpcdsl-cache" \
+                if _packaged(base) else base / task.cache_dir
         pfile = task.backbone.pretrained_file
         if pfile is not None and not pfile.is_absolute():
             updates["backbone"] = task.backbone.model_copy(update={"pretrained_file": base / pfile})
