@@ -46,7 +46,7 @@ from dpcdsl.search.strategies import (
     make_sampler,
     settings_for,
 )
-from dpcdsl.search.study import STUDY, open_storage, orphaned, run_lock
+from dpcdsl.search.study import STUDY, open_storage, orphaned, record_storage, run_lock
 from dpcdsl.space import Space
 
 
@@ -191,6 +191,7 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
                           hint="continue it with --resume, or choose another --run-dir")
     if cfg.resume and STUDY not in names:
         raise DpcError.at(None, f"nothing to resume in {cfg.run_dir}: no study there")
+    record_storage(cfg.run_dir, cfg.storage)
     try:
         study = optuna.create_study(study_name=STUDY, storage=url,
                                     load_if_exists=cfg.resume, direction="maximize",

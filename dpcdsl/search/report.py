@@ -290,10 +290,9 @@ def report_html(study: optuna.Study, rows: list[FrozenTrial],
 
 def rebuild(run_dir: Path, storage: str | None = None) -> Path:
     """``dpcc report``: write the outputs again from the study in ``run_dir``."""
-    from dpcdsl.search.study import STUDY, open_storage
+    from dpcdsl.search.study import STUDY, find_storage, open_storage
 
-    if storage is None and not (run_dir / "study.db").exists():
-        raise DpcError.at(None, f"{run_dir} holds no search (no study.db)")
+    storage = find_storage(run_dir, storage)
     study = optuna.load_study(study_name=STUDY, storage=open_storage(run_dir, storage))
     write_outputs(study, run_dir)
     return run_dir / "report.html"

@@ -18,7 +18,7 @@ from dpcdsl.data.task import Task, load_task
 from dpcdsl.errors import DpcError, Span
 from dpcdsl.progress import StepProgress
 from dpcdsl.search.report import ranked, write_outputs
-from dpcdsl.search.study import STUDY, open_storage
+from dpcdsl.search.study import STUDY, find_storage, open_storage
 from dpcdsl.space import Space
 
 
@@ -65,8 +65,7 @@ def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool =
     search's own; the paper re-ranks with another backbone, e.g.
     ``examples/tasks/cityscapes_end_to_end.toml``). ``steps`` defaults to the given
     task's, or 1000 on the search's."""
-    if storage is None and not (run_dir / "study.db").exists():
-        raise DpcError.at(None, f"{run_dir} holds no search (no study.db)")
+    storage = find_storage(run_dir, storage)
     study = optuna.load_study(study_name=STUDY, storage=open_storage(run_dir, storage))
     if steps is None:
         steps = task.train.steps if task is not None else 1000

@@ -28,6 +28,53 @@ def storage_url(run_dir: Path, storage: str | None) -> str:
 
 #: the scheme of Optuna's journal storage: an append-only log file (``journal:PATH``)
 JOURNAL = "journal:"
+#: the file of a run folder that names the storage of a search kept elsewhere
+STORAGE_FILE = "storage.txt"
+_HIDDEN = "***"
+
+
+def record_storage(run_dir: Path, storage: str | None) -> None:
+    """Name the search's storage in its run folder, so that ``report`` and ``rerank``
+    find it with no option: a journal's path made absolute, a database URL without
+    its password (which is asked for again, never written down)."""
+    if storage is None:
+        return
+    if storage.startswith(JOURNAL):
+        path = Path(storage[len(JOURNAL):].removeprefix("//"))
+        text = JOURNAL + str(path.resolve())
+    else:
+        text = _without_password(storage)
+    (run_dir / STORAGE_FILE).write_text(text + "\n")
+
+
+def _without_password(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        parsed = make_url(url)
+    except Exception:  # not a URL sqlalchemy reads: kept as it was given  # noqa: BLE001
+        return url
+    return parsed.render_as_string(hide_password=True).replace(":***@", f":{_HIDDEN}@") \
+        if parsed.password else url
+
+
+def find_storage(run_dir: Path, storage: str | None) -> str | None:
+    """The storage of the search in ``run_dir``: ``storage`` when given, else the one
+    its folder names, else its ``study.db`` (None); a folder with neither is an error."""
+    if storage is not None:
+        return storage
+    named = run_dir / STORAGE_FILE
+    if named.is_file():
+        url = named.read_text().strip()
+        if f":{_HIDDEN}@" in url:
+            raise DpcError.at(None, f"the search in {run_dir} is kept in {url}",
+                              hint="give --storage with that URL and its password")
+        return url
+    if not (run_dir / "study.db").exists():
+        raise DpcError.at(None, f"{run_dir} holds no search: no study.db, and no "
+                          f"{STORAGE_FILE} naming another storage",
+                          hint="give the run folder of a search, or --storage URL")
+    return None
 
 
 def open_storage(run_dir: Path, storage: str | None) -> optuna.storages.BaseStorage:
@@ -41,6 +88,7 @@ def open_storage(run_dir: Path, storage: str | None) -> optuna.storages.BaseStor
             from optuna.storages.journal import JournalFileBackend
 
             path = Path(url[len(JOURNAL):].removeprefix("//"))
+            path.parent.mkdir(parents=True, exist_ok=True)
             return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
         return _database(url)
     except Exception as e:  # sqlalchemy's and the drivers' errors have no common base

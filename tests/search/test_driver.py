@@ -724,3 +724,42 @@ def test_pruner_settings_from_the_task_file_and_the_cli(files, tmp_path):
              "asha")  # the task file's [pruner] table is the median rule's
     assert r.returncode == 1 and "pruner 'asha' has no setting 'startup'" in r.stderr
     assert "Traceback" not in r.stderr and not run.exists()
+
+
+@pytest.mark.slow
+def test_report_and_rerank_find_a_journal_storage_from_the_run_folder(files, tmp_path):
+    """A search kept in a journal elsewhere (a path relative to where it ran) names it in
+    its run folder; report and rerank, run from anywhere, find it with no option."""
+    space, task = files()
+    here = tmp_path / "here"
+    here.mkdir()
+    r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task",
+                        str(task), "--run-dir", "run", "--trials", "2", "--executor",
+                        "local", "--storage", "journal:state/journal.log", "--quiet"],
+                       capture_output=True, text=True, cwd=here, timeout=600)
+    assert r.returncode == 0, r.stderr
+    run = here / "run"
+    assert not (run / "study.db").exists()
+    assert (run / "storage.txt").read_text().strip() == \
+        f"journal:{(here / 'state' / 'journal.log').resolve()}"
+    (run / "report.html").unlink()
+    r = dpcc("report", run)
+    assert r.returncode == 0, r.stderr
+    assert (run / "report.html").exists()
+    r = dpcc("rerank", run, "--top", 1, "--steps", 2)
+    assert r.returncode == 0 and "Spearman" in r.stdout, r.stderr
+    r = dpcc("report", tmp_path)  # a folder with no search
+    assert r.returncode == 1
+    assert "holds no search: no study.db, and no storage.txt naming another storage" in r.stderr
+
+
+def test_a_database_password_is_never_written_to_the_run_folder(tmp_path):
+    from dpcdsl.search.study import find_storage, record_storage
+
+    record_storage(tmp_path, "postgresql://ann:s3cret@db.example/search")
+    assert "s3cret" not in (tmp_path / "storage.txt").read_text()
+    with pytest.raises(DpcError, match="kept in postgresql://ann:\\*\\*\\*@db.example/search"):
+        find_storage(tmp_path, None)
+    assert find_storage(tmp_path, "sqlite:///x.db") == "sqlite:///x.db"
+    record_storage(tmp_path, "sqlite:////abs/study.db")
+    assert find_storage(tmp_path, None) == "sqlite:////abs/study.db"
