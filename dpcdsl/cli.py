@@ -386,14 +386,55 @@ TaskOpt = Annotated[Path, typer.Option("--task", "-t", callback=_task_file,
                                             "one (demo_task, synthetic_task, voc...)")]
 
 
+ThreadsOpt = Annotated[int | None, typer.Option(
+    "--threads", min=1, show_default=False,
+    help="CPU threads [default: $OMP_NUM_THREADS, else every usable CPU, as the search's "
+         "local executor; on a machine other work shares, fewer run faster]")]
+DeviceOpt = Annotated[str | None, typer.Option(
+    "--device", show_default=False, help="cpu, cuda, cuda:N or mps [default: the task's]")]
+SeedOpt = Annotated[int | None, typer.Option(
+    "--seed", show_default=False,
+    help="the seed of initial weights and batches [default: the task's]")]
+
+
+def _runtime(spec: Any, threads: int | None, device: str | None, seed: int | None) -> Any:
+    """The task with the command's device and seed, and the framework's CPU threads set:
+    one policy for every command that trains or runs a backbone, with the search's
+    defaults. The thread count is said once, so a slow run explains itself."""
+    import os
+
+    from dpcdsl.backends import resolve
+    from dpcdsl.data.task import _device_name
+    from dpcdsl.search.executors import usable_cpus
+
+    updates: dict[str, Any] = {}
+    if device is not None:
+        try:
+            updates["device"] = _device_name(device)
+        except ValueError as e:
+            raise typer.BadParameter(str(e), param_hint="--device") from None
+    if seed is not None:
+        updates["seed"] = seed
+    spec = spec.model_copy(update=updates)
+    given = os.environ.get("OMP_NUM_THREADS", "")
+    n = threads or (int(given) if given.isdigit() and int(given) > 0 else usable_cpus())
+    os.environ["OMP_NUM_THREADS"] = str(n)  # JAX sizes its pool from it when it starts
+    backend = resolve(spec.backend, "proxy_steps")
+    backend.set_threads(n)
+    err.print(f"{backend.name} backend on {spec.device}, {n} CPU thread"
+              f"{'s' if n != 1 else ''}, seed {spec.seed}", markup=False, highlight=False)
+    return spec
+
+
 @app.command("cache")
 @handled
-def cache_(task: TaskOpt, quiet: QuietOpt = False) -> None:
+def cache_(task: TaskOpt, quiet: QuietOpt = False, threads: ThreadsOpt = None,
+           device: DeviceOpt = None, seed: SeedOpt = None) -> None:
     """Build the task's feature cache ahead of time (the backbone runs once)."""
     from dpcdsl.data.task import load_task
     from dpcdsl.proxy import ensure_cache
 
-    spec = load_task(task)
+    spec = _runtime(load_task(task), threads, device, seed)
     cache = ensure_cache(spec, progress=_progress(quiet))
     sizes = cache.meta["splits"]
     levels = ", ".join(f"{cache.channels(s)}x{'x'.join(map(str, cache.size(s)))} at stride {s}"
@@ -407,12 +448,13 @@ def cache_(task: TaskOpt, quiet: QuietOpt = False) -> None:
 def proxy(file: FileArg, task: TaskOpt, cell: CellOpt = None,
           backend: Annotated[str | None, typer.Option(
               help="an installed backend (default: the task's)")] = None,
-          format: Fmt = Format.text, quiet: QuietOpt = False) -> None:
+          format: Fmt = Format.text, quiet: QuietOpt = False, threads: ThreadsOpt = None,
+          device: DeviceOpt = None, seed: SeedOpt = None) -> None:
     """Train one cell on the proxy task (cached features) and print its mIOU."""
     from dpcdsl.data.task import load_task
     from dpcdsl.proxy import train
 
-    spec = load_task(task)
+    spec = _runtime(load_task(task), threads, device, seed)
     c = _concrete(file, cell)
     result = train(c, spec, backend=backend, progress=_progress(quiet))
     if format == "json":
@@ -431,13 +473,14 @@ def train_(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            run_dir: Annotated[Path, typer.Option("--run-dir", help="checkpoints go here")] = Path(
                "runs/train"),
            resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
-           quiet: QuietOpt = False) -> None:
+           quiet: QuietOpt = False, threads: ThreadsOpt = None, device: DeviceOpt = None,
+           seed: SeedOpt = None) -> None:
     """Train the full model (backbone + cell + classifier) end to end."""
     from dpcdsl.backends import resolve
     from dpcdsl.data.task import load_task
     from dpcdsl.progress import StepProgress
 
-    spec = load_task(task)
+    spec = _runtime(load_task(task), threads, device, seed)
     c = _concrete(file, cell)
     with StepProgress(spec.train.steps, _progress(quiet), f"{c.name} end to end") as shown:
         record = resolve(spec.backend, "train_model").train_model(
@@ -572,14 +615,16 @@ def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
            task: Annotated[Path | None, typer.Option(
                "--task", "-t", help="re-rank under this task, e.g. another backbone "
                "(default: the search's)")] = None,
-           quiet: QuietOpt = False) -> None:
+           quiet: QuietOpt = False, threads: ThreadsOpt = None, device: DeviceOpt = None,
+           seed: SeedOpt = None) -> None:
     """Retrain the top cells longer (or end to end) and compare the rankings."""
     from dpcdsl.data.task import load_task
     from dpcdsl.search.rerank import rerank as run_rerank
 
     result = run_rerank(run_dir, top, steps, end_to_end, storage,
                         load_task(task) if task is not None else None,
-                        progress=_progress(quiet))
+                        progress=_progress(quiet),
+                        runtime=lambda t: _runtime(t, threads, device, seed))
     for r in result["rows"]:
         out.print(f"trial {r['trial']}: proxy mIOU {r['proxy_miou']:.2f} -> "
                   f"{r['rerank_miou']:.2f}")

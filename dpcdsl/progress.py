@@ -18,6 +18,7 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, TextIO
 
 MODES = ("bar", "log", "none")
@@ -39,9 +40,11 @@ class Reporter:
     """A bar or log lines with a heartbeat; subclasses say what a line holds."""
 
     def __init__(self, total: int, show: bool | str, label: str, heartbeat: float = 30.0,
-                 stream: TextIO = sys.stderr) -> None:
+                 stream: TextIO = sys.stderr, log_file: Path | None = None) -> None:
         self.total, self.mode, self.label = total, mode_for(show, stream), label
         self.heartbeat, self.stream = heartbeat, stream
+        # the log lines also go here (appended), whatever the mode shows
+        self.log_file = log_file
         self.start = time.monotonic()
         self.summary = "starting"
         self.last_line = self.start
@@ -57,19 +60,38 @@ class Reporter:
                                      transient=False)
             self.bar.start()
             self.task = self.bar.add_task(self.label, total=self.total)
-        elif self.mode == "log":
+        if self.mode == "log":
             self.say(f"{self.label} started: {self.total} {self.unit}")
             self.thread = threading.Thread(target=self._beat, daemon=True)
             self.thread.start()
+        else:
+            self.record(f"{self.label} started: {self.total} {self.unit}")
         return self
 
     unit = "steps"
 
     def say(self, text: str) -> None:
+        """A timestamped line on the stream, and in the log file."""
         with self.lock:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
             print(f"{stamp} {text}", file=self.stream, flush=True)
             self.last_line = time.monotonic()
+        self.record(text, stamp)
+
+    def record(self, text: str, stamp: str | None = None) -> None:
+        """A timestamped line in the log file alone (when there is one)."""
+        if self.log_file is None:
+            return
+        stamp = stamp or time.strftime("%Y-%m-%d %H:%M:%S")
+        with self.lock, open(self.log_file, "a") as f:
+            f.write(f"{stamp} {text}\n")
+
+    def line(self, text: str) -> None:
+        """A line worth keeping: said in the log mode, recorded in the others."""
+        if self.mode == "log":
+            self.say(text)
+        else:
+            self.record(text)
 
     def _beat(self) -> None:
         while not self.stop.wait(min(self.heartbeat, 1.0)):
@@ -89,11 +111,10 @@ class Reporter:
     def __exit__(self, *exc: object) -> None:
         if self.mode == "bar":
             self.bar.stop()
-        elif self.mode == "log":
+        if self.mode == "log":
             self.stop.set()
             self.thread.join()
-            self.say(f"{self.label} {'ended' if exc[0] is None else 'stopped'}: "
-                     f"{self.summary}")
+        self.line(f"{self.label} {'ended' if exc[0] is None else 'stopped'}: {self.summary}")
 
 
 class StepProgress(Reporter):

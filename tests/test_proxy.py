@@ -200,3 +200,32 @@ def test_the_loss_stride_is_checked_and_kept_out_of_the_cache_key(small):
         task_from_text(small(train={"proxy_loss_stride": 0}))
     cheap = task_from_text(small(train={"proxy_loss_stride": 16}))
     assert cheap.cache_key("float32") == task_from_text(small()).cache_key("float32")
+
+
+@pytest.mark.slow
+def test_threads_device_and_seed_are_options_of_every_training_command(task_file):
+    """proxy, train, rerank and cache take --threads, --device and --seed, say what they
+    run with, and the seed decides the result."""
+    task = task_file()
+
+    def proxy(*options: str) -> tuple[dict, str]:
+        r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "proxy",
+                            str(EXAMPLES / "aspp.dpc"), "--task", str(task), "--format",
+                            "json", *options], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        result = json.loads(r.stdout)
+        return {k: v for k, v in result.items() if k not in ("wall_s", "timings")}, r.stderr
+
+    first, said = proxy("--threads", "1", "--seed", "1", "--device", "cpu")
+    assert "torch backend on cpu, 1 CPU thread, seed 1" in said
+    again, _ = proxy("--threads", "1", "--seed", "1")
+    other, _ = proxy("--threads", "1", "--seed", "2")
+    assert first == again and first != other
+    r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "proxy", str(EXAMPLES / "aspp.dpc"),
+                        "--task", str(task), "--device", "gpu0"], capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 2 and "expected cpu, cuda, cuda:N or mps, got 'gpu0'" in r.stderr
+    for command in ("cache", "train", "rerank"):
+        r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", command, "--help"],
+                           capture_output=True, text=True, timeout=120)
+        assert all(o in r.stdout for o in ("--threads", "--device", "--seed")), command

@@ -29,8 +29,8 @@ def device_of(task: Task) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise DpcError.at(None, f"{task.file}: device = \"{name}\", but this machine has no "
                           "CUDA GPU that PyTorch can use",
-                          hint="set device = \"cpu\" in the task file, or run on a machine "
-                          "with a GPU")
+                          hint="set device = \"cpu\" in the task file (or --device cpu), "
+                               "or run on a machine with a GPU")
     if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
         raise DpcError.at(None, f"{task.file}: device = \"{name}\", but this machine has "
                           f"{torch.cuda.device_count()} GPU(s)",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import warnings
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution, FloatDistribution, IntDistribution
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from dpcdsl import backends
@@ -104,9 +106,14 @@ class SearchConfig:
 #: the study attribute ``params`` of studies whose parameters are option labels (older
 #: ones hold option indices, and keep them on resume)
 LABELLED = "labels"
+#: ... and of studies whose numeric options are ordered numbers (int or float
+#: distributions), the others labels: every study started now
+ORDERED = "ordered"
 
 #: draws in a row over the budget before a search gives up
 MAX_REJECTED = 1000
+#: how _launch says that a draw was not trained and the search draws again
+REDRAWN = ("over budget", "unbuildable")
 
 
 def _check_names(cfg: SearchConfig) -> None:
@@ -208,7 +215,7 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
         study.set_user_attr("task_file", str(Path(cfg.task_file).resolve()))
         study.set_user_attr("strategy", cfg.strategy)
         study.set_user_attr("identity", current)
-        study.set_user_attr("params", LABELLED)
+        study.set_user_attr("params", ORDERED)
     else:
         _check_resume(study, current, cfg.allow_changed)
         if not isinstance(study.sampler, ArchitectureSampler):
@@ -290,7 +297,9 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     cache = ensure_cache(task, progress=cfg.progress)  # once, first
     budget = None if cfg.max_madds is None else _budget(cfg.max_madds, task, cache)
     same = _same_key(task, cache)
-    rejected = 0  # draws over the budget in a row
+    fits = _Fits(task, cache)
+    size = space.count()
+    rejected = 0  # draws over the budget, or that cannot be built, in a row
     placed = _placement(cfg, task)
     executor = make_executor(placed.executor if placed else cfg.executor,
                              placed.workers if placed else 1, cfg.timeout, cfg.gpus,
@@ -300,13 +309,16 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     pending: dict[int, Trial] = {}  # running or waiting for a running one (InFlight)
     flight = InFlight()
     start = time.time()
-    ledger = Ledger(study, labelled=study.user_attrs.get("params") == LABELLED)
+    style = study.user_attrs.get("params")
+    ledger = Ledger(study, labelled=style in (LABELLED, ORDERED), ordered=style == ORDERED)
     if isinstance(study.sampler, ArchitectureSampler):
         study.sampler.ledger = ledger
+        study.sampler.ordered = ledger.ordered
 
-    with SearchProgress(cfg.trials, cfg.progress) as bar:
-        if placed is not None and bar.mode != "none":
-            bar.say(f"trials run {_describe(placed, cfg.fuse)}")
+    with SearchProgress(cfg.trials, cfg.progress, log_file=cfg.run_dir / LOG) as bar:
+        if placed is not None:  # on the terminal too, above the bar
+            (bar.say if bar.mode != "none" else bar.record)(
+                f"trials run {_describe(placed, cfg.fuse)}")
         try:
             while True:
                 ledger.refresh()
@@ -321,11 +333,11 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                         ledger.told(study.tell(trial, state=TrialState.FAIL))
                         break
                     outcome = _launch(trial, space, study, executor, task_json, cfg, ledger,
-                                      flight, budget, same,
+                                      flight, budget, same, fits,
                                       bar.within(trial.number, task.train.steps))
-                    rejected = rejected + 1 if outcome == "over budget" else 0
-                    if rejected >= MAX_REJECTED:
-                        raise _no_room(study, cfg.max_madds or 0)
+                    rejected = rejected + 1 if outcome in REDRAWN else 0
+                    if rejected >= MAX_REJECTED or len(fits.refused) >= size:
+                        raise _no_room(study, cfg.max_madds, len(fits.refused) >= size)
                     if outcome in (None, "held"):
                         pending[trial.number] = trial
                     if ledger.spent(cfg.trials):
@@ -335,6 +347,8 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                     ledger.sync()
                 for number, result in executor.collect():
                     ledger.told(_tell(study, pending.pop(number), result))
+                    if result.traceback:
+                        _keep_traceback(cfg.run_dir, number, result.traceback)
                     for trial, drawn in flight.ended(number):  # they waited for it
                         if _start(trial, drawn, study, executor, task_json, cfg, ledger,
                                   flight, bar.within(trial.number, task.train.steps)) \
@@ -349,16 +363,38 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     return study
 
 
-def suggest_cell(trial: Trial, space: Space, labelled: bool = True) -> Any:
-    """The trial's cell: each choice point is a categorical parameter named by its path,
-    whose choices are the options' readable labels (``b0.op = sepconv(kernel = 3, ...)``,
-    ``b0.rate.h = 6``), suggested through the study's sampler. Studies from before
-    labels (``labelled=False``) keep their integer option indices."""
+def suggest_cell(trial: Trial, space: Space, labelled: bool = True,
+                 ordered: bool = True) -> Any:
+    """The trial's cell, each choice point suggested through the study's sampler as a
+    parameter named by its path. A choice among numbers (``rate = {1, 3, 6}``,
+    ``p = {0.1, 0.2}``) is an ordered parameter: an int distribution (with its step,
+    when the numbers are evenly spaced) or a float one, and a value between options
+    picks the nearest; any other choice is categorical over the options' readable
+    labels (``b0.op = sepconv(kernel = 3, ...)``, ``b0.input = x``). So Optuna's plots,
+    importances and optuna-dashboard read as the space does. The decisions are kept in
+    the trial's ``decisions`` attribute.
+
+    Studies from before ordered numbers (``ordered=False``) keep labels for numbers
+    too, and studies from before labels (``labelled=False``) integer option indices.
+
+    Use it in an objective of your own::
+
+        space = dpcdsl.Space.from_file("examples/dpc_paper.dpc")
+
+        def objective(trial):
+            cell = suggest_cell(trial, space)
+            return my_score(dpcdsl.compile(cell, backend="torch", in_channels=2048))
+
+        optuna.create_study(direction="maximize").optimize(objective, n_trials=20)
+    """
 
     def choose(path: str, counts: list[int], labels: list[str]) -> int:
         if len(counts) == 1:
             return 0
-        if labelled:
+        values = option_values(labels) if ordered else None
+        if values is not None:
+            i = _nearest(values, _suggest_number(trial, path, values))
+        elif labelled:
             i = labels.index(trial.suggest_categorical(path, labels))
         else:
             i = trial.suggest_int(path, 0, len(counts) - 1)
@@ -366,7 +402,47 @@ def suggest_cell(trial: Trial, space: Space, labelled: bool = True) -> Any:
             raise DpcError.at(None, f"{path} = {labels[i]} is an empty option here")
         return i
 
-    return space.decide(choose, labelled=True)[0]
+    cell, decisions = space.decide(choose, labelled=True)
+    trial.set_user_attr("decisions", decisions)
+    return cell
+
+
+def option_values(labels: list[str]) -> list[int] | list[float] | None:
+    """The numbers of a choice among numbers (its options' labels read back), or None."""
+    try:
+        return [int(label) for label in labels]
+    except ValueError:
+        pass
+    try:
+        values = [float(label) for label in labels]
+    except ValueError:
+        return None
+    return values if all(math.isfinite(v) for v in values) else None
+
+
+def number_distribution(values: list[int] | list[float]) -> BaseDistribution:
+    """The ordered distribution of a choice among ``values``: ints with their step when
+    evenly spaced, ints without one, or floats."""
+    lo, hi = min(values), max(values)
+    if all(isinstance(v, int) for v in values):
+        ordered = sorted(values)
+        steps = {b - a for a, b in zip(ordered, ordered[1:])}
+        step = steps.pop() if len(steps) == 1 else 1
+        return IntDistribution(int(lo), int(hi), step=int(step))
+    return FloatDistribution(float(lo), float(hi))
+
+
+def _suggest_number(trial: Trial, path: str, values: list[int] | list[float]) -> float:
+    dist = number_distribution(values)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(path, dist.low, dist.high, step=dist.step)
+    assert isinstance(dist, FloatDistribution)
+    return trial.suggest_float(path, dist.low, dist.high)
+
+
+def _nearest(values: list[int] | list[float], value: float) -> int:
+    """The option nearest ``value`` (the smaller on a tie)."""
+    return min(range(len(values)), key=lambda i: (abs(values[i] - value), values[i]))
 
 
 #: failure reasons that a second run of the same architecture would give again
@@ -378,6 +454,25 @@ def _as_trained(cell: Any, task: Task, cache: Any) -> tuple[Any, Any, Any]:
     the channels and sizes of the cached features that feed it."""
     head = head_cell(cell, task)
     return head, cache.in_channels(head, task), cache.sizes(head, task)
+
+
+class _Fits:
+    """``fits(cell)``: why the cell cannot be built at the task's feature sizes (a pool
+    grid larger than the map, widths that do not add up), or None. It keeps the
+    architectures it refused, so a small space that holds nothing buildable ends the
+    search at once."""
+
+    def __init__(self, task: Task, cache: Any) -> None:
+        self.task, self.cache = task, cache
+        self.refused: set[str] = set()
+
+    def __call__(self, cell: Any) -> str | None:
+        try:
+            cost(*_as_trained(cell, self.task, self.cache))
+        except DpcError as e:
+            self.refused.add(cell.hash)
+            return e.diagnostics[0].message
+        return None
 
 
 def _budget(max_madds: int, task: Task, cache: Any) -> Callable[[Any], int | None]:
@@ -406,7 +501,20 @@ def _same_key(task: Task, cache: Any) -> Callable[[Any], str]:
     return key
 
 
-def _no_room(study: optuna.Study, max_madds: int) -> DpcError:
+def _no_room(study: optuna.Study, max_madds: int | None, none_fit: bool = False
+             ) -> DpcError:
+    """Why the search stopped drawing: the last draws were all over the budget, or
+    could not be built at the task's feature sizes (``none_fit``: no architecture of
+    the space can)."""
+    last = study.trials[-MAX_REJECTED:]
+    unbuildable = [t.user_attrs["unbuildable"] for t in last if "unbuildable" in t.user_attrs]
+    if none_fit or len(unbuildable) * 2 >= len(last) or max_madds is None:
+        common = max(set(unbuildable), key=unbuildable.count) if unbuildable else "?"
+        what = "no architecture of the space can be built" if none_fit else \
+            f"{MAX_REJECTED} draws in a row cannot be built"
+        return DpcError.at(None, f"{what} at the task's feature sizes, e.g.: {common}",
+                           hint="a larger crop or a lower backbone output stride, or "
+                                "narrow the space to options that fit")
     costs = [int(t.user_attrs["over_budget"]) for t in study.trials
              if "over_budget" in t.user_attrs]
     return DpcError.at(None, f"{MAX_REJECTED} draws in a row cost more than the budget of "
@@ -419,19 +527,25 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger,
             flight: InFlight, budget: Callable[[Any], int | None] | None = None,
             same: Callable[[Any], str] | None = None,
-            on_step: Callable[[int], None] | None = None) -> str | None:
+            fits: _Fits | None = None,
+            on_step: Callable[..., None] | None = None) -> str | None:
     """Decide the trial's cell and start it; a cell over the budget is told at once,
     and so is what :func:`_start` tells (returns how it ended; None: running, "held":
     waiting for a running trial of the same computation)."""
 
     try:
-        cell = suggest_cell(trial, space, ledger.labelled)
+        cell = suggest_cell(trial, space, ledger.labelled, ledger.ordered)
     except DpcError as e:
         trial.set_user_attr("failure", f"error: {e.diagnostics[0].message}")
         ledger.told(study.tell(trial, state=TrialState.FAIL))
         return "failed"
     trial.set_user_attr("cell", cell.canonical_text())
     trial.set_user_attr("hash", cell.hash)
+    problem = fits(cell) if fits is not None else None
+    if problem is not None:  # not trained, and not counted: the search draws again
+        trial.set_user_attr("unbuildable", problem)
+        ledger.told(study.tell(trial, state=TrialState.FAIL))
+        return "unbuildable"
     if budget is not None:
         try:
             madds = budget(cell)
@@ -451,7 +565,7 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
 
 def _start(trial: Trial, drawn: tuple[Any, str], study: optuna.Study, executor: Any,
            task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger, flight: InFlight,
-           on_step: Callable[[int], None] | None = None) -> str | None:
+           on_step: Callable[..., None] | None = None) -> str | None:
     """Train the trial's cell, unless its computation was trained (a duplicate, told at
     once), failed for good (told), or is running here (held until it ends).
     ``drawn`` is the cell and the key of its computation."""
@@ -478,18 +592,34 @@ def _start(trial: Trial, drawn: tuple[Any, str], study: optuna.Study, executor: 
     job = Job(cell=cell.canonical_text(), task=task_json)
 
     def report(step: int, miou: float, part: int = 0) -> None:
+        if on_step is not None:  # where the trial is, whichever process runs it
+            on_step(step, miou)
         trial.report(miou, step)
         if trial.should_prune():
             raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
 
-    prunes = cfg.prune != "none" and executor.name in ("local", "pool")
+    # every evaluation's mIOU is the trial's intermediate value (Optuna's learning
+    # curves, optuna-dashboard), and the pruner, if any, rules on it
+    reports = executor.name in ("local", "pool")
     try:
-        executor.submit(trial.number, job, report if prunes else None, on_step=on_step)
+        executor.submit(trial.number, job, report if reports else None, on_step=on_step)
     except optuna.TrialPruned:
         ledger.told(study.tell(trial, state=TrialState.PRUNED))
         return "pruned"
     flight.started(trial.number, key)
     return None
+
+
+#: the folder of a run that holds one traceback file per failed trial, and its log (the
+#: lines of the log mode, whatever the terminal shows)
+FAILURES = "failures"
+LOG = "search.log"
+
+
+def _keep_traceback(run_dir: Path, number: int, text: str) -> None:
+    folder = run_dir / FAILURES
+    folder.mkdir(exist_ok=True)
+    (folder / f"trial-{number}.txt").write_text(text)
 
 
 def _tell(study: optuna.Study, trial: Trial, outcome: Outcome) -> FrozenTrial:

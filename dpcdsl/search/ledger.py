@@ -38,9 +38,11 @@ class Ledger:
     NEAR = 32
 
     def __init__(self, study: optuna.Study, max_age_s: float = 10.0, fraction: float = 1 / 32,
-                 clock: Callable[[], float] = time.monotonic, labelled: bool = True) -> None:
+                 clock: Callable[[], float] = time.monotonic, labelled: bool = True,
+                 ordered: bool = False) -> None:
         self.study = study
         self.labelled = labelled  # the study's parameters are option labels (not indices)
+        self.ordered = ordered  # and numeric options are numbers (int or float)
         self.max_age_s, self.fraction, self.clock = max_age_s, fraction, clock
         self.reads = 0  # full reads of the storage, for tests and benchmarks
         self.shown: set[int] = set()  # counted trials already shown (they stay shown)

@@ -74,6 +74,7 @@ class Outcome:
     device: str | None = None
     parts: tuple[Outcome, ...] = ()
     fused: tuple[int, ...] = ()
+    traceback: str | None = None  # of a failure: where it happened, for its run folder
 
     @property
     def ok(self) -> bool:

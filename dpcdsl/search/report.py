@@ -138,6 +138,8 @@ def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTri
     budget = (f" {fails.over_budget} drawn over the multiply-add budget of "
               f"{int(attrs['identity']['max_madds']) / 1e9:.3g}B, not trained."
               if fails.over_budget and "max_madds" in attrs.get("identity", {}) else "")
+    budget += (f" {fails.unbuildable} drawn that cannot be built at the task's feature "
+               "sizes, not trained." if fails.unbuildable else "")
     rate = len(rows) / (clock.total / 3600) if clock.total > 0 else 0.0
     best = (f" Best: mIOU <b>{rows[0].value:.2f}</b> ({_link(rows[0].number)})."
             if rows else " <b>No trial finished.</b>")
@@ -147,7 +149,8 @@ def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTri
         f"<code>{e(str(attrs.get('task_file', '')))}</code>, strategy "
         f"<b>{e(str(attrs.get('strategy', '')))}</b>. {len(rows)} finished trials "
         f"({states.count('duplicate')} of them duplicates, trained once), "
-        f"{states.count('failed') - fails.over_budget - fails.interrupted} failed, "
+        f"{states.count('failed') - fails.over_budget - fails.unbuildable - fails.interrupted}"
+        " failed, "
         f"{states.count('pruned')} pruned.{budget} Search time {clock.total / 3600:.2f} h "
         f"(idle time between runs left out), {rate:.0f} finished trials an hour.{best}</p>",
         "<nav><a href='#progress'>progress</a> · <a href='#pareto'>Pareto fronts</a> · "

@@ -6,6 +6,7 @@ into the report."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +60,8 @@ def run_task(run_dir: Path, study: optuna.Study) -> Task:
 
 def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool = False,
            storage: str | None = None, task: Task | None = None,
-           progress: bool | str = False) -> dict[str, Any]:
+           progress: bool | str = False,
+           runtime: Callable[[Task], Task] | None = None) -> dict[str, Any]:
     """Retrain the ``top`` best distinct cells of the search in ``run_dir`` for ``steps``
     steps each, on the proxy task or ``end_to_end``, under ``task`` (default: the
     search's own; the paper re-ranks with another backbone, e.g.
@@ -70,6 +72,8 @@ def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool =
     if steps is None:
         steps = task.train.steps if task is not None else 1000
     task = task if task is not None else run_task(run_dir, study)
+    if runtime is not None:  # the command's device, seed and threads
+        task = runtime(task)
     task = task.model_copy(update={"train": task.train.model_copy(
         update={"steps": steps, "eval_every": steps})})
     unique = [t for t in ranked(study) if "duplicate_of" not in t.user_attrs][:top]

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import optuna
-from optuna.distributions import BaseDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
@@ -130,7 +130,11 @@ class ArchitectureSampler(BaseSampler):
         self.seed = seed
         self.rng = random.Random(seed)
         self._plans: dict[int, Decisions] = {}
+        self._values: dict[int, dict[str, list[Any]]] = {}
         self.ledger: Ledger | None = None  # the driver's, when it runs the search
+        # numeric choices are numbers (suggest_cell's ordered parameters); the driver
+        # turns this off for a study from before them, whose parameters are labels
+        self.ordered = True
 
     def propose(self, study: optuna.Study) -> Decisions:
         return self.space.sample(self.rng)[1]
@@ -155,25 +159,50 @@ class ArchitectureSampler(BaseSampler):
         if self.seed is not None:
             self.rng = random.Random(f"{self.seed}:{trial.number}")
         self._plans[trial.number] = self.propose(study)
+        if self.ordered:  # here, not while the trial's cell is being decided
+            self._values[trial.number] = self._numbers(self._plans[trial.number])
 
     def sample_independent(self, study: optuna.Study, trial: FrozenTrial, param_name: str,
                            param_distribution: BaseDistribution) -> Any:
         index = self._plans.get(trial.number, {}).get(param_name, 0)
-        return param_distribution.to_external_repr(index)  # the label, or the index
+        if isinstance(param_distribution, CategoricalDistribution) or not self.ordered:
+            return param_distribution.to_external_repr(index)  # the label, or the index
+        return self._values[trial.number][param_name][index]  # the option's number
+
+    def _numbers(self, plan: Decisions) -> dict[str, list[Any]]:
+        """The numbers of each choice among numbers that ``plan`` reaches."""
+        from dpcdsl.search.driver import option_values
+
+        found: dict[str, list[Any]] = {}
+
+        def choose(path: str, counts: list[int], labels: list[str]) -> int:
+            values = option_values(labels)
+            if values is not None:
+                found[path] = values
+            return plan.get(path, next(i for i, c in enumerate(counts) if c))
+
+        self.space.decide(choose, labelled=True)
+        return found
 
     def after_trial(self, study: optuna.Study, trial: FrozenTrial, state: TrialState,
                     values: Sequence[float] | None) -> None:
         self._plans.pop(trial.number, None)
+        self._values.pop(trial.number, None)
 
     def reseed_rng(self) -> None:
         self.rng = random.Random()
 
 
 def decisions_of(trial: FrozenTrial) -> Decisions:
-    """A trial's decisions (choice path -> option index), from its parameters: option
-    labels (categorical), or the indices themselves in studies from before labels."""
+    """A trial's decisions (choice path -> option index): as recorded when its cell was
+    suggested, or, in studies from before that, from its parameters (option labels, or
+    the indices themselves in studies from before labels)."""
+    recorded = trial.user_attrs.get("decisions")
+    if isinstance(recorded, dict):
+        return {str(k): int(v) for k, v in recorded.items()}
     return {name: int(trial.distributions[name].to_internal_repr(value))
             for name, value in trial.params.items()}
+
 
 
 class ERSSampler(ArchitectureSampler):

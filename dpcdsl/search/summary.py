@@ -139,6 +139,7 @@ class Failures:
 
     groups: list[tuple[str, int, list[int]]] = field(default_factory=list)
     over_budget: int = 0
+    unbuildable: int = 0  # drawn, but not buildable at the task's feature sizes
     interrupted: int = 0
 
 
@@ -148,6 +149,8 @@ def failures(trials: Sequence[FrozenTrial]) -> Failures:
     for t in trials:
         if "over_budget" in t.user_attrs:
             out.over_budget += 1
+        elif "unbuildable" in t.user_attrs:
+            out.unbuildable += 1
         elif t.state == TrialState.FAIL and "failure" not in t.user_attrs:
             out.interrupted += 1  # run again by a resume, or surplus; it used no budget
         elif t.state in (TrialState.FAIL, TrialState.PRUNED):

@@ -51,14 +51,29 @@ def run_job(job: Job, report: Report | None = None,
         return Outcome(wall_s=time.perf_counter() - start, parts=tuple(
             _outcome(r, parsed, job.threads) if not isinstance(r, Exception)
             else Outcome.failed(_reason(r), time.perf_counter() - start,
-                                pruned=isinstance(r, optuna.TrialPruned))
+                                pruned=isinstance(r, optuna.TrialPruned),
+                                traceback=_traceback(r))
             for r in results))
     except optuna.TrialPruned:
         raise
     except Exception as e:
         if job.fused:
             return _one_by_one(job, report, on_step)
-        return Outcome.failed(_reason(e), time.perf_counter() - start)
+        return Outcome.failed(_reason(e), time.perf_counter() - start,
+                              traceback=_traceback(e))
+
+
+def _traceback(e: BaseException) -> str | None:
+    """What a failed trial's traceback file holds: the error as the project renders it
+    (with its carets) and Python's traceback. A pruned trial has none."""
+    import optuna
+
+    from dpcdsl.errors import DpcError
+
+    if isinstance(e, optuna.TrialPruned):
+        return None
+    head = e.render() + "\n\n" if isinstance(e, DpcError) else ""
+    return head + "".join(traceback.format_exception(type(e), e, e.__traceback__))
 
 
 def _as_part(report: Report, i: int, step: int, miou: float, _: int = 0) -> None:

@@ -110,10 +110,17 @@ def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
     assert any("worker died twice" in r for r in reasons), reasons
     assert len([t for t in study.trials if counted(t)]) == 6
 
-    raising = search(SearchConfig(space, task, trials=8, run_dir=tmp_path / "raise",
+    # a cell that cannot be built at the task's feature sizes is drawn again, as one
+    # over the budget is: it is not trained, and uses no budget
+    redrawn = search(SearchConfig(space, task, trials=8, run_dir=tmp_path / "raise",
                                   progress=False, seed=1))
-    reasons = [t.user_attrs.get("failure", "") for t in raising.trials]
-    assert any("pool grid 32x32 is larger than the 4x4 feature map" in r for r in reasons)
+    refused = [t for t in redrawn.trials if "unbuildable" in t.user_attrs]
+    assert refused and all("pool grid 32x32 is larger than the 4x4 feature map"
+                           in t.user_attrs["unbuildable"] for t in refused)
+    assert not any(counted(t) for t in refused)
+    assert len([t for t in redrawn.trials if counted(t)]) == 8
+    assert "drawn that cannot be built at the task's feature sizes, not trained" in \
+        (tmp_path / "raise" / "report.html").read_text()
     _, bad_task = files("cell f(x, channels = 8) { return conv(x, kernel = 1) }",
                         train={"lr": 1e12})
     nan = search(SearchConfig(tmp_path / "space.dpc", bad_task, trials=2,
@@ -209,9 +216,17 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     params = {k: v for t in trials_of(run) for k, v in t.params.items()}
     ops = next(v for k, v in params.items() if k.endswith(".op"))
     assert ops in ("conv(kernel = {1, 3})", "sepconv(rate = {1, 2})", "pool(grid = {1, 2})")
-    dist = next(t.distributions for t in trials_of(run) if t.distributions)
-    assert all(isinstance(d, optuna.distributions.CategoricalDistribution)
-               for d in dist.values())
+    # ops are categorical, numbers ordered: {1, 3} is an int distribution of step 2
+    for t in trials_of(run):
+        for name, d in t.distributions.items():
+            if name.endswith(".op"):
+                assert isinstance(d, optuna.distributions.CategoricalDistribution)
+            else:
+                assert isinstance(d, optuna.distributions.IntDistribution), (name, d)
+                assert (d.low, d.high, d.step) in ((1, 3, 2), (1, 2, 1))
+                assert t.params[name] in (1, 2, 3)
+        # mIOU at every evaluation, though no pruner asked for it: learning curves
+        assert t.intermediate_values and max(t.intermediate_values) == 8
     (run / "report.html").unlink()
     r = dpcc("report", run)
     assert r.returncode == 0 and (run / "report.html").exists()
@@ -336,10 +351,25 @@ def test_a_search_where_every_trial_fails_exits_nonzero_and_names_no_best(files,
                         str(task), "--trials", "2", "--run-dir", str(run)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 1, r.stdout
-    assert "no trial of 2 finished" in r.stderr and "larger than the 4x4" in r.stderr
+    assert "no architecture of the space can be built at the task's feature sizes" in r.stderr
+    assert "larger than the 4x4" in r.stderr
     assert "Traceback" not in r.stderr and "best.dpc" not in r.stdout
     assert not (run / "best.dpc").exists() and not (run / "best.svg").exists()
+    # trials that fail in training also end the search with exit 1, each with its
+    # traceback kept in the run folder
+    _, bad = files("cell f(x, channels = 8) { return conv(x, kernel = 1) }",
+                   train={"lr": 1e12})
+    run = tmp_path / "diverges"
+    r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task",
+                        str(bad), "--trials", "2", "--run-dir", str(run)],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 1 and "no trial of 2 finished" in r.stderr, r.stderr
     assert (run / "report.html").exists() and (run / "leaderboard.csv").exists()
+    kept = sorted((run / "failures").glob("trial-*.txt"))
+    assert kept and all("Diverged" in f.read_text() and "Traceback" in f.read_text()
+                        for f in kept)
+    log = (run / "search.log").read_text()
+    assert "search started: 2 trials" in log and "trial 0 finished (diverged" in log
 
 
 @pytest.mark.parametrize("option, value, message", [
@@ -473,23 +503,54 @@ def test_the_search_moves_inside_a_trial(files, tmp_path, monkeypatch):
     from dpcdsl.search import progress as search_progress
 
     moves: list[float] = []
+    evaluated: list[tuple[int, int, float]] = []
     real = search_progress.SearchProgress.within
 
     def within(self, number, steps):
         moved = real(self, number, steps)
 
-        def spy(k):
-            moved(k)
+        def spy(k, miou=None):
+            moved(k, miou)
+            if miou is not None:  # an evaluation, from whichever process runs the trial
+                evaluated.append((number, k, miou))
+                if self.mode == "log":
+                    assert f"trial {number} at step {k}/{steps} (mIOU {miou:.1f})" \
+                        in self.summary
+                return
             moves.append(self.finished + k / steps)
             if self.mode == "log":
-                assert self.summary.endswith(f"trial {number} at step {k}/{steps}")
+                assert f"trial {number} at step {k}/{steps}" in self.summary
         return spy
 
     monkeypatch.setattr(search_progress.SearchProgress, "within", within)
     space, task = files()
-    search(SearchConfig(space, task, trials=2, run_dir=tmp_path / "run", progress="log"))
+    search(SearchConfig(space, task, trials=2, run_dir=tmp_path / "run", progress="log",
+                        executor="local"))
     assert moves[:8] == [k / 8 for k in range(1, 9)]  # trial 0, steps 1..8 of 8
     assert moves[8:] == [1 + k / 8 for k in range(1, 9)] or len(moves) == 8  # a duplicate
+    assert [k for n, k, _ in evaluated if n == 0] == [4, 8]  # eval_every 4
+    # in a pool the trials run in workers: their evaluations still say where they are
+    evaluated.clear()
+    search(SearchConfig(space, task, trials=2, run_dir=tmp_path / "pool", progress="log",
+                        executor="pool", workers=2))
+    assert {k for _, k, _ in evaluated} == {4, 8}
+
+
+def test_the_log_names_every_running_trial_with_its_latest_miou():
+    import io
+
+    from dpcdsl.search.progress import SearchProgress
+
+    stream = io.StringIO()
+    with SearchProgress(4, "log", heartbeat=0.2, stream=stream) as progress:
+        progress.within(3, 300)(40, 41.25)
+        progress.within(4, 300)(20)
+        wait_until(lambda: "trial 3 at step 40/300 (mIOU 41.2), trial 4 at step 20/300"
+                   in stream.getvalue(), "a heartbeat with both running trials")
+        finished = optuna.trial.create_trial(value=50.0)
+        finished.number = 3
+        progress.update(1, 50.0, 0, [finished])
+        assert progress.summary.endswith("; trial 4 at step 20/300")
 
 
 @pytest.mark.slow
@@ -763,3 +824,52 @@ def test_a_database_password_is_never_written_to_the_run_folder(tmp_path):
     assert find_storage(tmp_path, "sqlite:///x.db") == "sqlite:///x.db"
     record_storage(tmp_path, "sqlite:////abs/study.db")
     assert find_storage(tmp_path, None) == "sqlite:////abs/study.db"
+
+
+@pytest.mark.slow
+def test_optuna_dashboard_opens_a_search_and_reads_its_trials(files, tmp_path):
+    """A run's study.db opens in optuna-dashboard: its server starts on the study, its
+    API lists the trials with numbers for numeric parameters, and their learning
+    curves."""
+    import json as jsonlib
+    import urllib.request
+
+    from tests.search.conftest import free_port
+
+    space, task = files()
+    run = tmp_path / "run"
+    search(SearchConfig(space, task, run_dir=run, trials=3, executor="local",
+                        progress=False))
+    port = free_port()
+    dashboard = str(Path(sys.executable).parent / "optuna-dashboard")
+    server = subprocess.Popen([dashboard, storage_url(run, None), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, text=True)
+
+    def get(path: str) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+            return jsonlib.loads(r.read())
+
+    def up() -> bool:
+        assert server.poll() is None, server.communicate()[1]
+        try:
+            get("/api/meta")
+            return True
+        except OSError:
+            return False
+
+    try:
+        wait_until(up, "optuna-dashboard to serve", timeout=60, poll=0.3)
+        [study] = get("/api/studies")["study_summaries"]
+        assert study["study_name"] == STUDY
+        detail = get(f"/api/studies/{study['study_id']}")
+        trials = detail["trials"]
+        assert len(trials) >= 3
+        complete = [t for t in trials if t["state"] == "Complete"]
+        assert complete and all(t["intermediate_values"] for t in complete)
+        numbers = [p for t in complete for p in t["params"] if not p["name"].endswith(".op")]
+        assert numbers and all(p["distribution"]["type"] == "IntDistribution"
+                               for p in numbers)
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)

@@ -90,9 +90,57 @@ def test_trial_params_carry_readable_option_labels():
                                       "pool(grid = (grids, grids))")
     assert ops <= set(dists["b0.op"].choices) and len(ops) > 1
     assert dists["b3.input"].choices == ("x", "b0", "b1", "b2")
+    # numbers are ordered parameters, and a drawn value is one of the options
     rates = next(t.distributions["b0.rate.h"] for t in study.trials
                  if "b0.rate.h" in t.params)
-    assert rates.choices == ("1", "3", "6", "9", "12", "15", "18", "21")
+    assert isinstance(rates, optuna.distributions.IntDistribution)
+    assert (rates.low, rates.high, rates.step) == (1, 21, 1)
+    drawn = {t.params[k] for t in study.trials for k in t.params if k.endswith(".rate.h")}
+    assert drawn <= {1, 3, 6, 9, 12, 15, 18, 21} and len(drawn) > 2
+    for t in study.trials:  # the recorded decisions are the cell's
+        assert SPACE.decode(t.user_attrs["decisions"]).canonical_text() == \
+            SPACE.decode(decisions_of(t)).canonical_text()
+
+
+@pytest.mark.parametrize("values, kind, bounds", [
+    ("{6, 12, 18}", "IntDistribution", (6, 18, 6)),
+    ("{1, 2, 4, 8}", "IntDistribution", (1, 8, 1)),
+])
+def test_numbers_are_int_distributions_and_values_between_options_pick_the_nearest(
+        values, kind, bounds):
+    space = Space.from_text(f"cell c(x) {{\n  return conv(x, kernel = 3, rate = {values})\n}}\n")
+    study = optuna.create_study(sampler=optuna.samplers.TPESampler(seed=0))
+    trial = study.ask()
+    suggest_cell(trial, space)
+    [(name, dist)] = trial.distributions.items()
+    assert type(dist).__name__ == kind and (dist.low, dist.high, dist.step) == bounds
+    # a value that TPE may suggest between two options decides the nearest one
+    options = [int(v) for v in values.strip("{}").split(", ")]
+    for value in range(bounds[0], bounds[1] + 1, bounds[2]):
+        cell = suggest_cell(optuna.trial.FixedTrial({name: value}), space)
+        nearest = min(options, key=lambda o: (abs(o - value), o))
+        assert dict(cell.nodes[0].attrs)["rate"] == (nearest, nearest)
+
+
+def test_a_float_choice_is_a_float_distribution():
+    space = Space.from_text("cell c(x) {\n  return dropout(x, p = {0.1, 0.25, 0.5})\n}\n")
+    study = optuna.create_study()
+    trial = study.ask()
+    suggest_cell(trial, space)
+    [dist] = trial.distributions.values()
+    assert isinstance(dist, optuna.distributions.FloatDistribution)
+    assert (dist.low, dist.high) == (0.1, 0.5)
+    cell = suggest_cell(optuna.trial.FixedTrial({"out.p": 0.3}), space)
+    assert "p = 0.25" in cell.canonical_text()
+
+
+def test_a_study_from_before_ordered_numbers_keeps_labels():
+    study = optuna.create_study(sampler=make_sampler("random", SPACE, 0))
+    study.sampler.ordered = False
+    trial = study.ask()
+    suggest_cell(trial, SPACE, labelled=True, ordered=False)
+    assert all(isinstance(d, optuna.distributions.CategoricalDistribution)
+               for d in trial.distributions.values())
 
 
 def test_option_labels_keep_equal_texts_apart():
