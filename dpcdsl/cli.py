@@ -200,6 +200,23 @@ def _concrete(file: Path, cell: str | None) -> ir.Cell:
     return Space.from_file(file, cell).concrete()
 
 
+def _for_task(file: Path, cell: str | None, spec: Any) -> ir.Cell:
+    """The concrete cell to train on a task. A head that ends in its own classifier (a
+    parameter ``classes``: torchvision's deeplabv3, fcn, lraspp) gets the task's
+    classes, and a note says that the trainer's 1x1 classifier follows it."""
+    from dpcdsl.heads import with_options
+
+    space = Space.from_file(file, cell)
+    param = next((p for p in space.cell_def.options if p.name == "classes"), None)
+    if param is None:
+        return space.concrete()
+    classes = spec.dataset.num_classes
+    err.print(f"note: cell '{space.name}' ends in its own classifier: its classes are set to "
+              f"the task's {classes}, and the trainer's 1x1 classifier follows it",
+              markup=False, highlight=False)
+    return with_options(file, space.name, classes=classes).concrete()
+
+
 @app.command()
 @handled
 def check(files: Annotated[list[Path], typer.Argument(
@@ -455,7 +472,7 @@ def proxy(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     from dpcdsl.proxy import train
 
     spec = _runtime(load_task(task), threads, device, seed)
-    c = _concrete(file, cell)
+    c = _for_task(file, cell, spec)
     result = train(c, spec, backend=backend, progress=_progress(quiet))
     if format == "json":
         out.print(json.dumps(result.model_dump(), indent=1), markup=False)
@@ -481,7 +498,7 @@ def train_(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     from dpcdsl.progress import StepProgress
 
     spec = _runtime(load_task(task), threads, device, seed)
-    c = _concrete(file, cell)
+    c = _for_task(file, cell, spec)
     with StepProgress(spec.train.steps, _progress(quiet), f"{c.name} end to end") as shown:
         record = resolve(spec.backend, "train_model").train_model(
             c, spec, run_dir, resume=resume, callback=shown.evaluated)
@@ -539,10 +556,10 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                     "task's feature sizes are drawn again, never trained")] = None,
            setting: Annotated[list[str] | None, typer.Option(
                "--setting", help="a strategy setting KEY=VALUE, e.g. population=8 (see "
-                                 "docs/search.md; over the task file's [strategy])")] = None,
+                                 "docs/search.md; over the task file's \\[strategy])")] = None,
            prune_setting: Annotated[list[str] | None, typer.Option(
                "--prune-setting", help="a pruner setting KEY=VALUE, e.g. startup=10 (see "
-                                       "docs/search.md; over the task file's [pruner])")
+                                       "docs/search.md; over the task file's \\[pruner])")
                                     ] = None,
            retry_failed: Annotated[bool, typer.Option(
                "--retry-failed", help="train again an architecture that failed to build "
@@ -643,6 +660,13 @@ def viz(file: FileArg, cell: CellOpt = None,
     from dpcdsl.graph import render
 
     space = Space.from_file(file, cell)
+    if seed is None and not space.is_concrete:
+        from dpcdsl.limits import count_text
+
+        raise DpcError.at(space.cell_def.span, f"cell '{space.name}' is a search space of "
+                          f"{count_text(space.count(), exact=False)} architectures",
+                          hint=f"draw one of them with --seed: `dpcc viz {file} --seed 0`",
+                          sources=space.program.sources, code="DPC602")
     c = space.sample(seed)[0] if seed is not None else space.concrete()
     render(c, output)
     out.print(f"wrote {output}")
@@ -686,6 +710,9 @@ def export_deeplab(file: FileArg, cell: CellOpt = None,
     else:
         deeplab.write(c, output)
         out.print(f"wrote {output}")
+    for name, (h, w) in deeplab.crops(c).items():
+        err.print(f"note: {name} pools as the reference does at crop {h}x{w}; the JSON holds "
+                  f"no crop: run the reference with --crop_size {h},{w}", markup=False)
 
 
 @app.command()

@@ -24,22 +24,31 @@ from dpcdsl._library import directory, example, examples_dir, names, path
 from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.printer import format_module
 from dpcdsl.program import load as load_program
+from dpcdsl.program import load_text
 from dpcdsl.space import Space
 
 
 def load(name: str, **options: int | float | bool) -> Space:
     """The head ``name`` as a space (a concrete one: ``load(name).concrete()``), with
     its parameters set by ``options`` (``load("lraspp", classes=19, inter=128)``)."""
-    file = path(name)
+    return with_options(path(name), None, f"the head '{name}'", **options)
+
+
+def with_options(file: str | Path, cell_name: str | None = None, what: str | None = None,
+                 **options: int | float | bool) -> Space:
+    """The space of a cell of ``file`` (default: its last) with its parameters'
+    defaults set by ``options``."""
     if not options:
-        return Space.from_file(file)
+        return Space.from_file(file, cell_name)
     module = load_program(file).module
-    cell = list(module.cells.values())[-1]
+    cell = module.cells[cell_name] if cell_name in module.cells else \
+        list(module.cells.values())[-1]
+    name = Path(file).stem
     known = [p.name for p in cell.options]
     for key in options:
         if key not in known:
-            raise DpcError.at(None, f"the head '{name}' has no parameter '{key}'."
-                              f"{did_you_mean(key, known)}".rstrip("."),
+            raise DpcError.at(None, f"{what or f'cell {cell.name!r}'} has no parameter "
+                              f"'{key}'.{did_you_mean(key, known)}".rstrip("."),
                               hint="parameters: " + ", ".join(known))
     params = tuple(p.model_copy(update={"default": _literal(options[p.name])})
                    if p.name in options else p for p in cell.params)
@@ -47,7 +56,9 @@ def load(name: str, **options: int | float | bool) -> Space:
                   for item in module.items)
     set_to = ", ".join(f"{k}={v}" for k, v in options.items())
     text = format_module(module.model_copy(update={"items": items}))
-    return Space.from_text(text, cell.name, file=f"<{name} with {set_to}>")
+    # imports still resolve from the file's own folder
+    return Space(load_text(text, f"<{name} with {set_to}>", Path(file).resolve().parent),
+                 cell.name)
 
 
 def _literal(value: int | float | bool) -> ir.Int | ir.Float | ir.Bool:
@@ -71,4 +82,5 @@ def resolve(file: str | Path, suffix: str = ".dpc") -> Path:
     return example(p.name, suffix) or p
 
 
-__all__ = ["directory", "example", "examples_dir", "load", "names", "path", "resolve"]
+__all__ = ["directory", "example", "examples_dir", "load", "names", "path", "resolve",
+           "with_options"]

@@ -63,8 +63,24 @@ def ensure_cache(task: Task, progress: bool | str = True) -> FeatureCache:
     cache = open_cache(task)
     if cache is not None:
         return cache
+    check_dataset(task)  # before the backbone, whose weights may come over the network
     extract = backends.resolve(task.backbone.backend, "feature_extractor").feature_extractor(task)
     return build_cache(task, extract, progress=progress)
+
+
+def check_dataset(task: Task) -> None:
+    """Open both splits of the task's dataset (lists of files, nothing decoded): a
+    missing root, folder or file is an error at ``dataset.root`` in the task file."""
+    from dpcdsl.data.datasets import open_split
+    from dpcdsl.data.task import located
+
+    for split in ("train", "val"):
+        try:
+            open_split(task, split)
+        except DpcError as e:
+            if task.dataset.root is None:
+                raise
+            raise located(task, ("dataset", "root"), e) from None
 
 
 def head_cell(cell: ir.Cell, task: Task) -> ir.Cell:

@@ -248,3 +248,21 @@ def test_sample_writes_a_file_that_compiles(tmp_path):
     assert out.read_text() == dpcc("sample", EXAMPLES / "dpc_paper.dpc", "--seed", "3").stdout
     r = dpcc("compile", out, "--in-channels", "8", "-o", tmp_path / "x.py")
     assert r.returncode == 0, r.stderr
+
+
+def test_the_help_keeps_its_bracketed_words():
+    import os
+
+    r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "search", "--help"],
+                       capture_output=True, text=True, timeout=120,
+                       env={**os.environ, "COLUMNS": "300"})
+    assert "over the task file's [strategy])" in r.stdout
+    assert "over the task file's [pruner])" in r.stdout
+
+
+def test_viz_of_a_space_hints_at_its_seed_option(tmp_path):
+    r = dpcc("viz", EXAMPLES / "dpc_paper.dpc", "-o", tmp_path / "x.svg")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "is a search space of" in r.stderr and "draw one of them with --seed" in r.stderr
+    r = dpcc("viz", EXAMPLES / "dpc_paper.dpc", "--seed", "0", "-o", tmp_path / "x.svg")
+    assert r.returncode == 0 and (tmp_path / "x.svg").is_file()

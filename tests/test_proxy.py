@@ -229,3 +229,23 @@ def test_threads_device_and_seed_are_options_of_every_training_command(task_file
         r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", command, "--help"],
                            capture_output=True, text=True, timeout=120)
         assert all(o in r.stdout for o in ("--threads", "--device", "--seed")), command
+
+
+@pytest.mark.slow
+def test_a_head_with_its_own_classifier_gets_the_task_classes_and_says_so(task_file):
+    task = task_file()  # the small task: synthetic scenes of 5 classes
+    r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "proxy", "fcn", "--task", str(task),
+                        "--format", "json", "--threads", "1"], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "note: cell 'fcn' ends in its own classifier: its classes are set to the task's 5" \
+        in r.stderr
+    # the head trained is the one with 5 classes, not torchvision's 21
+    from dpcdsl.analysis import cost
+    from dpcdsl.heads import with_options
+
+    def params(classes: int) -> int:
+        head = with_options(EXAMPLES / "heads" / "fcn.dpc", classes=classes).concrete()
+        return cost(head, 64, (4, 4)).params  # the small task's 64 channels at stride 16
+
+    assert json.loads(r.stdout)["params"] == params(5) != params(21)

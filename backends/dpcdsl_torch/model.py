@@ -100,6 +100,46 @@ PRETRAINED_OFFLINE = (
 )
 
 
+def _hub_unreachable(name: str, timeout: float = 3.0) -> str | None:
+    """Why the pretrained weights of timm's ``name`` cannot be had, or None: they are
+    in the local cache (Hugging Face's, or torch hub's for a URL), or their host
+    answers within ``timeout`` seconds."""
+    import socket
+    from urllib.parse import urlparse
+
+    try:
+        from timm.models import get_pretrained_cfg
+
+        cfg = get_pretrained_cfg(name)
+    except Exception:  # noqa: BLE001 - an unknown tag: timm itself says so below
+        return None
+    if cfg is None:
+        return None
+    hub = getattr(cfg, "hf_hub_id", None)
+    if hub:
+        from huggingface_hub import constants, try_to_load_from_cache
+
+        for file in ("model.safetensors", "pytorch_model.bin"):
+            if isinstance(try_to_load_from_cache(hub, file), str):
+                return None
+        endpoint = urlparse(constants.ENDPOINT)
+    else:
+        url = getattr(cfg, "url", None) or ""
+        if not url:
+            return None
+        cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+        if cached.is_file():
+            return None
+        endpoint = urlparse(url)
+    host = endpoint.hostname or ""
+    port = endpoint.port or (443 if endpoint.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as e:
+        return f"{host} cannot be reached ({e.strerror or type(e).__name__})"
+    return None
+
+
 class TimmBackbone(Backbone):
     """A timm model with ``features_only=True`` at output stride 8 or 16.
 
@@ -129,6 +169,12 @@ class TimmBackbone(Backbone):
             if not path.is_file():
                 raise DpcError.at(None, f"pretrained_file {path} does not exist")
             kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
+        if pretrained and pretrained_file is None:
+            unreachable = _hub_unreachable(name)
+            if unreachable is not None:  # at once, not after the hub's retries
+                raise DpcError.at(None, f"cannot fetch the pretrained weights of the timm "
+                                  f"model '{name}': {unreachable}, and they are not in the "
+                                  "local cache", hint=PRETRAINED_OFFLINE)
         try:
             body: Any = timm.create_model(name, features_only=True, pretrained=pretrained,
                                           output_stride=output_stride, **kwargs)

@@ -105,6 +105,9 @@ def train(cell: ir.Cell, task: Task, run_dir: str | Path, resume: bool = False,
     if (run / SIDECAR).exists() and not (resume or overwrite):
         raise DpcError.at(None, f"{run} already holds a training run",
                           hint="pass --resume to continue it, or choose another --run-dir")
+    from dpcdsl.proxy import check_dataset
+
+    check_dataset(task)  # before the backbone, whose weights may come over the network
     run.mkdir(parents=True, exist_ok=True)
     model = make_model(cell, task, task.dataset.num_classes)
     train_data, val_data = open_splits(task, model)

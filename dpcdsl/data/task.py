@@ -307,6 +307,25 @@ _FIELDS: dict[tuple[str, ...], Any] = {
     ("backbone",): BackboneSpec.model_fields, ("train",): TrainSpec.model_fields}
 
 
+def located(task: Task, key: tuple[str, ...], error: DpcError) -> DpcError:
+    """``error`` about the value of ``key`` (``("dataset", "root")``), at that line of
+    the task file when the file can be read, naming the key and its value."""
+    from dpcdsl._files import read_text
+
+    try:
+        text = read_text(task.file, "task file")
+    except DpcError:
+        text = None
+    span = _locate(text, task.file, key) if text is not None else Span(file=task.file)
+    value: Any = task
+    for part in key:
+        value = getattr(value, part, None)
+    first = error.diagnostics[0]
+    return DpcError.at(span, f"{'.'.join(key)} = {value}: {first.message}", hint=first.hint,
+                       sources={task.file: text} if text is not None else None,
+                       code="DPC701")
+
+
 def _locate(text: str, file: str, loc: tuple[str, ...]) -> Span:
     """The line of ``key = ...`` under its ``[table]``, or of the table itself."""
     table: tuple[str, ...] = ()

@@ -119,8 +119,12 @@ def _identifier(stem: str) -> str:
 def to_json(cell: ir.Cell) -> list[dict[str, Any]]:
     """The DeepLab JSON list of a cell shaped like a DPC: branches reading the input
     or earlier branches, then concat, dropout 0.1 and a 1x1 projection. A setting the
-    JSON cannot hold (a width other than 256, no BN or ReLU, another dropout, a
-    reference-mode pool's crop) is an error, never dropped silently."""
+    JSON cannot hold (a width other than 256, no BN or ReLU, another dropout) is an
+    error, never dropped silently. A pool in the reference's own mode (``mode =
+    reference``, as ``read`` imports it) is its ``pyramid_pooling`` item: the JSON means
+    that computation, and the reference takes the crop that sets its window from its
+    own flags (:func:`crops` lists them), so an import followed by an export gives the
+    JSON back."""
     if len(cell.inputs) != 1:
         raise _fail(cell.name, "a DeepLab cell has exactly one input")
     out = next((n for n in cell.nodes if n.name == cell.output), None)
@@ -174,9 +178,6 @@ def _refuse_lossy(cell: ir.Cell, out: ir.Node, branches: list[ir.Node]) -> None:
             if key in attrs and attrs[key] != want:
                 problems.append((node, f"{key} = {str(attrs[key]).lower()}: the JSON holds "
                                  f"no {key}, the reference always uses {str(want).lower()}"))
-        if attrs.get("mode") == "reference":
-            problems.append((node, "mode = reference: the JSON holds no crop size or "
-                             "output stride for the pooling window"))
     chain = []  # the passthrough ops between the concat and the projection
     node = next(n for n in cell.nodes if n.name == out.inputs[0])
     while OPS[node.op].passthrough:
@@ -191,6 +192,18 @@ def _refuse_lossy(cell: ir.Cell, out: ir.Node, branches: list[ir.Node]) -> None:
                                    message=f"cannot export '{n.name}' losslessly: {m}",
                                    hint="change the setting, or keep the .dpc file",
                                    code="DPC702") for n, m in problems])
+
+
+def crops(cell: ir.Cell) -> dict[str, tuple[int, int]]:
+    """The crop of each reference-mode pool: what the reference must be run with
+    (``--crop_size``) for its exported JSON to compute as the cell does."""
+    out = {}
+    for n in cell.nodes:
+        attrs: dict[str, Any] = dict(n.attrs)
+        crop = attrs.get("crop")
+        if attrs.get("mode") == "reference" and isinstance(crop, tuple):
+            out[n.name] = (int(crop[0]), int(crop[1]))
+    return out
 
 
 def write(cell: ir.Cell, path: str | Path) -> Path:

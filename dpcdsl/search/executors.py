@@ -144,8 +144,12 @@ def run_in_worker(job: Job, number: int, conn: Connection) -> Outcome:
     on (when the job is prunable)."""
 
     def report(step: int, miou: float, part: int = 0) -> None:
-        conn.send(Progress(step, miou, part))
-        if conn.recv():
+        try:
+            conn.send(Progress(step, miou, part))
+            prune = conn.recv()
+        except (EOFError, OSError):  # the driver is gone (killed): stop, and say nothing
+            raise SystemExit(0) from None
+        if prune:
             raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
 
     start = time.perf_counter()
@@ -169,7 +173,11 @@ def worker_main(conn: Connection, env: dict[str, str],
         if message is None:
             break
         number, job = message
-        conn.send(handle(job, number, conn))
+        outcome = handle(job, number, conn)
+        try:
+            conn.send(outcome)
+        except (EOFError, OSError):  # the driver went away while the job ran
+            break
     conn.close()
 
 

@@ -10,6 +10,8 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -193,3 +195,44 @@ def test_a_damaged_features_file_is_a_clear_error(tmp_path, damage):
                        timeout=300, cwd=root)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "the feature cache is damaged" in r.stderr
+
+
+def _offline(tmp_path: Path) -> dict[str, str]:
+    """An environment whose Hugging Face hub is a closed port and whose cache is empty,
+    as on a machine without internet."""
+    return {**os.environ, "HF_ENDPOINT": "http://127.0.0.1:9",
+            "HF_HUB_CACHE": str(tmp_path / "hf"), "TORCH_HOME": str(tmp_path / "torch")}
+
+
+def _cache(task: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "dpcdsl.cli", "cache", "--task", str(task),
+                           "--quiet"], capture_output=True, text=True, timeout=300, env=env)
+
+
+@pytest.mark.slow
+def test_the_dataset_is_checked_before_the_network_and_named_at_its_task_line(tmp_path):
+    from tests.data.trees import gray, ids_map, rgb
+
+    task = tmp_path / "task.toml"
+    task.write_text('[dataset]\nkind = "folder"\nroot = "nowhere"\nnum_classes = 2\n\n'
+                    '[backbone]\nname = "resnet18"\npretrained = true\n\n'
+                    '[train]\ncrop = 32\nbatch = 2\nsteps = 2\n')
+    start = time.perf_counter()
+    r = _cache(task, _offline(tmp_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"{task}:3:1: error: dataset.root = {tmp_path / 'nowhere'}: folder dataset: " \
+           in r.stderr, r.stderr
+    assert "classes.txt does not exist" in r.stderr and "resnet18" not in r.stderr
+    # with the dataset there, the unreachable hub is said at once, with the offline hint
+    root = tmp_path / "nowhere"
+    root.mkdir()
+    (root / "classes.txt").write_text("a\nb\n")
+    for split in ("train", "val"):
+        rgb(root / f"images/{split}/a.png", 32, 32)
+        gray(root / f"masks/{split}/a.png", ids_map(32, 32, values=(0, 1)))
+    r = _cache(task, _offline(tmp_path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "cannot fetch the pretrained weights of the timm model 'resnet18': 127.0.0.1 " \
+           "cannot be reached" in r.stderr, r.stderr
+    assert "set `pretrained_file`" in r.stderr
+    assert time.perf_counter() - start < 120  # no minute of hub retries
