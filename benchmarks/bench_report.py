@@ -44,7 +44,12 @@ def synthetic_study(trials: int, storage: str | optuna.storages.BaseStorage | No
     space = Space.from_file(space_file)
     study = optuna.create_study(study_name="dpcdsl", storage=storage, direction="maximize")
     for key, value in (("cell", space.name), ("strategy", "ers"),
-                       ("space_file", str(space_file)), ("task_file", "task.toml")):
+                       ("space_file", str(space_file)), ("task_file", "task.toml"),
+                       ("class_names", [f"class {c}" for c in range(CLASSES)]),
+                       ("settings", {"strategy": {"warmup": 10}, "pruner": {},
+                                     "trials": trials}),
+                       ("baseline", {"name": "aspp", "miou": 55.0, "madds": 3 * 10**9,
+                                     "params": 800_000, "key": "k", "cell": "cell aspp"})):
         study.set_user_attr(key, value)
     start = dt.datetime(2026, 1, 1, 9)
     made: list[optuna.trial.FrozenTrial] = []
@@ -65,7 +70,7 @@ def synthetic_study(trials: int, storage: str | optuna.storages.BaseStorage | No
                  "wall_s": 40.0, "params": rng.randrange(200_000, 900_000),
                  "madds": rng.randrange(1, 8) * 10**9 + rng.randrange(10**9)}
         roll = rng.random()
-        state, value = TrialState.COMPLETE, None
+        state, value, steps = TrialState.COMPLETE, None, {}
         if roll < 0.06:
             state = TrialState.FAIL
             attrs["failure"] = rng.choice(["diverged: the loss is NaN at step 120",
@@ -73,6 +78,7 @@ def synthetic_study(trials: int, storage: str | optuna.storages.BaseStorage | No
         elif roll < 0.10:
             state = TrialState.PRUNED
             attrs["pruned"] = "pruned at step 100 (mIOU 31.2)"
+            steps = {60: 20.5, 100: 31.2}
         elif roll < 0.19 and seen:
             number, value, original = rng.choice(seen)
             attrs.update(original, duplicate_of=number)
@@ -87,7 +93,7 @@ def synthetic_study(trials: int, storage: str | optuna.storages.BaseStorage | No
                                                           "params", "madds", "miou",
                                                           "per_class_iou")}))
         made.append(create_trial(state=state, value=value, params=params, distributions=dists,
-                                 user_attrs=attrs))
+                                 user_attrs=attrs, intermediate_values=steps))
         made[-1].datetime_start = t0
         made[-1].datetime_complete = t0 + dt.timedelta(seconds=40)
     study.add_trials(made)

@@ -565,6 +565,10 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                "--retry-failed", help="train again an architecture that failed to build "
                                       "or diverged before (default: reuse its failure)")
                                    ] = False,
+           baseline: Annotated[Path | None, typer.Option(
+               help="a cell trained once on the same proxy task, which the report compares "
+                    "with: a .dpc file, or a library head or example by name (aspp)",
+               callback=lambda v: None if v is None else _head_or_file(v))] = None,
            ) -> None:
     """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
     from dpcdsl.data.task import load_task
@@ -584,7 +588,7 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
                        progress=_progress(quiet),
                        allow_changed=tuple(a.value for a in allow_changed or ()),
                        max_madds=None if max_madds is None else parse_count(max_madds),
-                       retry_failed=retry_failed,
+                       retry_failed=retry_failed, baseline=baseline,
                        settings=parse_settings(setting or []),
                        prune_settings=parse_settings(prune_setting or []))
     warning = room_warning(strategy.value, trials, cfg.strategy_settings(load_task(task)))

@@ -198,6 +198,7 @@ def build_cache(task: Task, extract: Extractor, dtype: str = "float16", batch: i
         meta["levels"] = [{"stride": s, "channels": shape[1], "size": list(shape[2:])}
                           for s, shape in zip(extract.strides, shapes)]
         meta["num_classes"] = splits["train"].num_classes
+        meta["class_names"] = list(splits["train"].class_names)
         meta["ignore_index"] = splits["train"].ignore_index
         (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
         (tmp / MARKER).write_text("")

@@ -16,6 +16,7 @@ from dpcdsl.errors import DpcError
 class Dataset(Protocol):
     num_classes: int
     ignore_index: int
+    class_names: tuple[str, ...]  # as the dataset names them (empty: unnamed)
 
     def __len__(self) -> int: ...
 

@@ -52,6 +52,17 @@ class Normalisation(NamedTuple):
 #: the ImageNet statistics most pretrained weights expect
 IMAGENET = Normalisation((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 NUM_CLASSES = {"cityscapes": 19, "voc": 21, "person_part": 7}
+#: the class of each training id, as the datasets name them
+CLASS_NAMES: dict[str, tuple[str, ...]] = {
+    "cityscapes": ("road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
+                   "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car",
+                   "truck", "bus", "train", "motorcycle", "bicycle"),
+    "voc": ("background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car",
+            "cat", "chair", "cow", "diningtable", "dog", "horse", "motorbike", "person",
+            "pottedplant", "sheep", "sofa", "train", "tvmonitor"),
+    "person_part": ("background", "head", "torso", "upper arms", "lower arms", "upper legs",
+                    "lower legs"),
+}
 
 
 def _fail(message: str, hint: str | None = None) -> DpcError:
@@ -77,8 +88,10 @@ class FileDataset:
 
     def __init__(self, pairs: list[tuple[Path, Path]], num_classes: int, crop: int,
                  label_map: Callable[[np.ndarray, Path], np.ndarray],
-                 normalisation: Normalisation = IMAGENET) -> None:
+                 normalisation: Normalisation = IMAGENET,
+                 class_names: tuple[str, ...] = ()) -> None:
         self.pairs, self.num_classes, self.crop = pairs, num_classes, crop
+        self.class_names = class_names
         self.label_map = label_map
         self.normalisation = normalisation
 
@@ -161,7 +174,8 @@ def cityscapes(root: Path, split: str, crop: int) -> FileDataset:
         if not label.is_file():
             raise _fail(f"{image}: no label {label}")
         pairs.append((image, label))
-    return FileDataset(pairs, 19, crop, lambda v, p: _checked(v, lut, p))
+    return FileDataset(pairs, 19, crop, lambda v, p: _checked(v, lut, p),
+                       class_names=CLASS_NAMES["cityscapes"])
 
 
 def _by_ids(root: Path, ids: list[str], images: str, labels: str, ext: str,
@@ -182,14 +196,16 @@ def voc(root: Path, split: str, crop: int) -> FileDataset:
     ids = _ids_file(root / "ImageSets" / "Segmentation" / f"{split}.txt")
     pairs = _by_ids(root, ids, "JPEGImages", "SegmentationClass", ".jpg", "PASCAL VOC")
     lut = _identity_lut(21)
-    return FileDataset(pairs, 21, crop, lambda v, p: _checked(v, lut, p))
+    return FileDataset(pairs, 21, crop, lambda v, p: _checked(v, lut, p),
+                       class_names=CLASS_NAMES["voc"])
 
 
 def person_part(root: Path, split: str, crop: int) -> FileDataset:
     ids = _ids_file(root / "list" / f"{split}_id.txt")
     pairs = _by_ids(root, ids, "JPEGImages", "SegmentationPart", ".jpg", "PASCAL-Person-Part")
     lut = _identity_lut(7)
-    return FileDataset(pairs, 7, crop, lambda v, p: _checked(v, lut, p))
+    return FileDataset(pairs, 7, crop, lambda v, p: _checked(v, lut, p),
+                       class_names=CLASS_NAMES["person_part"])
 
 
 def folder(root: Path, split: str, crop: int) -> FileDataset:
@@ -208,7 +224,8 @@ def folder(root: Path, split: str, crop: int) -> FileDataset:
             raise _fail(f"{image}: no label {label}")
         pairs.append((image, label))
     lut = _identity_lut(len(names))
-    return FileDataset(pairs, len(names), crop, lambda v, p: _checked(v, lut, p))
+    return FileDataset(pairs, len(names), crop, lambda v, p: _checked(v, lut, p),
+                       class_names=tuple(names))
 
 
 READERS: dict[str, Callable[[Path, str, int], FileDataset]] = {

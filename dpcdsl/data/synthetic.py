@@ -62,6 +62,7 @@ class SyntheticScenes:
 
     num_classes = NUM_CLASSES
     ignore_index = 255
+    class_names: tuple[str, ...] = CLASS_NAMES
 
     def __init__(self, count: int, size: int = 256, seed: int = 0, split: str = "train") -> None:
         self.count, self.size = count, size

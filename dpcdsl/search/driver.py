@@ -29,6 +29,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from dpcdsl import backends
 from dpcdsl.analysis import cost
+from dpcdsl.data.datasets import open_split
 from dpcdsl.data.task import Task, load_task
 from dpcdsl.errors import Diagnostic, DpcError, Span, did_you_mean
 from dpcdsl.printer import format_module
@@ -93,6 +94,9 @@ class SearchConfig:
     # the pruner's settings (dpcdsl.search.strategies.PRUNERS), over the task file's
     # [pruner] table
     prune_settings: dict[str, Any] = field(default_factory=dict)
+    # a cell (a file, or a library head or example by name: "aspp") trained once on the
+    # same proxy task, for the report to compare with
+    baseline: str | Path | None = None
 
     def strategy_settings(self, task: Task) -> dict[str, Any]:
         """The settings given for the strategy, the task file's under the config's."""
@@ -218,6 +222,10 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
         study.set_user_attr("params", ORDERED)
     else:
         _check_resume(study, current, cfg.allow_changed)
+    # what the report's settings table shows, as this run uses them
+    study.set_user_attr("settings", {"strategy": settings, "pruner": prune_settings,
+                                     "trials": cfg.trials})
+    if cfg.resume:
         if not isinstance(study.sampler, ArchitectureSampler):
             # TPE draws on from where the study is, not from its first draw again (which
             # would propose the same architectures after every resume); the
@@ -295,6 +303,11 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     if cfg.resume:
         _rerun_interrupted(study)
     cache = ensure_cache(task, progress=cfg.progress)  # once, first
+    names = cache.meta.get("class_names") or list(open_split(task, "train").class_names)
+    if names and study.user_attrs.get("class_names") != names:
+        study.set_user_attr("class_names", names)  # the report's per-class columns
+    if cfg.baseline is not None:
+        _train_baseline(study, cfg.baseline, task, trainer, cfg.progress)
     budget = None if cfg.max_madds is None else _budget(cfg.max_madds, task, cache)
     same = _same_key(task, cache)
     fits = _Fits(task, cache)
@@ -454,6 +467,25 @@ def _as_trained(cell: Any, task: Task, cache: Any) -> tuple[Any, Any, Any]:
     the channels and sizes of the cached features that feed it."""
     head = head_cell(cell, task)
     return head, cache.in_channels(head, task), cache.sizes(head, task)
+
+
+def _train_baseline(study: optuna.Study, baseline: str | Path, task: Task, trainer: str,
+                    progress: bool | str) -> None:
+    """Train the baseline cell once on the search's proxy task (again only when the
+    cell or the task changed) and keep its result in the study for the report."""
+    from dpcdsl.heads import resolve
+    from dpcdsl.proxy import train
+
+    cell = Space.from_file(resolve(baseline)).concrete()
+    known = study.user_attrs.get("baseline")
+    key = f"{cell.hash}:{study.user_attrs.get('identity', {}).get('task', '')}"
+    if isinstance(known, dict) and known.get("key") == key:
+        return
+    result = train(cell, task, backend=trainer, progress=progress,
+                   label=f"baseline {cell.name}")
+    study.set_user_attr("baseline", {"name": cell.name, "key": key, "miou": result.miou,
+                                     "madds": result.madds, "params": result.params,
+                                     "cell": cell.canonical_text()})
 
 
 class _Fits:

@@ -7,9 +7,12 @@ thousands of trials: the trials travel once, as a compact JSON block, and a shor
 script draws the plots on canvases (a label under the pointer, a click opens the trial)
 and pages and sorts the leaderboard. Sections: progress against trials and against
 search time (idle gaps between runs left out), Pareto fronts of mIOU against
-multiply-adds and parameters, learning curves of the top trials, the leaderboard, the
-options the best trials share, the graphs of the top cells, re-ranking, and the failed
-and pruned trials with their reasons.
+multiply-adds and parameters, learning curves of the top trials, the leaderboard (per-class
+IoU under the dataset's class names), the options the best trials share, fANOVA
+importances of the choices, the graphs of the top cells, re-ranking, and the failed
+trials with their reasons and cells and the pruned ones with where they stopped. A
+settings table heads it, and a baseline (``dpcc search --baseline aspp``) is a dashed
+line on the progress plots.
 """
 
 from __future__ import annotations
@@ -143,6 +146,10 @@ def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTri
     rate = len(rows) / (clock.total / 3600) if clock.total > 0 else 0.0
     best = (f" Best: mIOU <b>{rows[0].value:.2f}</b> ({_link(rows[0].number)})."
             if rows else " <b>No trial finished.</b>")
+    base = _baseline(study)
+    if base is not None:
+        best += (f" Baseline: {e(str(base.get('name', '?')))} reaches mIOU "
+                 f"<b>{base['miou']:.2f}</b> on the same proxy task (the dashed line).")
     return [
         f"<h1>Search: {e(str(attrs.get('cell', '')))}</h1>",
         f"<p>Space <code>{e(str(attrs.get('space_file', '')))}</code>, task "
@@ -153,10 +160,11 @@ def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTri
         " failed, "
         f"{states.count('pruned')} pruned.{budget} Search time {clock.total / 3600:.2f} h "
         f"(idle time between runs left out), {rate:.0f} finished trials an hour.{best}</p>",
-        "<nav><a href='#progress'>progress</a> · <a href='#pareto'>Pareto fronts</a> · "
+        "<nav><a href='#settings'>settings</a> · <a href='#progress'>progress</a> · "
+        "<a href='#pareto'>Pareto fronts</a> · "
         "<a href='#curves'>learning curves</a> · <a href='#leaderboard'>leaderboard</a> · "
-        "<a href='#choices'>choices</a> · <a href='#cells'>top cells</a> · "
-        "<a href='#failures'>failures</a></nav>",
+        "<a href='#choices'>choices</a> · <a href='#importance'>importance</a> · "
+        "<a href='#cells'>top cells</a> · <a href='#failures'>failures</a></nav>",
     ]
 
 
@@ -206,10 +214,118 @@ def _failures(trials: list[FrozenTrial]) -> list[str]:
     fails, e = failures(trials), html.escape
     if not fails.groups:
         return ["<p>None.</p>"]
-    out = ["<table><tr><th>trials</th><th>reason</th><th>e.g.</th></tr>"]
+    cells = {t.number: t.user_attrs.get("cell") for t in trials}
+    out = ["<table><tr><th>trials</th><th>reason</th><th>e.g.</th><th>its cell</th></tr>"]
     for reason, n, numbers in fails.groups:
         shown = ", ".join(_link(k) for k in numbers[:8]) + (" ..." if n > 8 else "")
-        out.append(f"<tr><td>{n}</td><td>{e(reason)}</td><td>{shown}</td></tr>")
+        text = cells.get(numbers[0])
+        cell = f"<details><summary>trial {numbers[0]}</summary><pre>{e(text)}</pre></details>" \
+            if text else ""
+        out.append(f"<tr><td>{n}</td><td>{e(reason)}</td><td>{shown}</td><td>{cell}</td></tr>")
+    out.append("</table>")
+    return out
+
+
+def _settings(study: optuna.Study, run_dir: Path | None) -> list[str]:
+    """What the search ran: its space, task and search settings, from the study and the
+    task the run folder keeps."""
+    e, attrs = html.escape, study.user_attrs
+    task: dict[str, Any] = {}
+    if run_dir is not None and (run_dir / "task.json").is_file():
+        try:
+            loaded = load_json(run_dir / "task.json", "task record")
+            task = loaded if isinstance(loaded, dict) else {}
+        except DpcError:
+            task = {}
+    data, backbone, train = (task.get(k) or {} for k in ("dataset", "backbone", "train"))
+    names = attrs.get("class_names") or []
+    search = attrs.get("settings") or {}
+    identity = attrs.get("identity") or {}
+
+    def settings(group: str) -> str:
+        given = search.get(group) or {}
+        return ", ".join(f"{k} = {v}" for k, v in given.items()) or "defaults"
+
+    rows = [
+        ("space", f"cell {attrs.get('cell', '?')} of {attrs.get('space_file', '?')}"),
+        ("dataset", f"{data.get('kind', '?')}"
+                    + (f" at {data['root']}" if data.get("root") else "")
+                    + (f", {len(names)} classes: {', '.join(names)}" if names else
+                       f", {data.get('num_classes', '?')} classes")),
+        ("backbone", f"{backbone.get('name', '?')} at output stride "
+                     f"{backbone.get('output_stride', '?')}"
+                     + (", pretrained" if backbone.get("pretrained") else "")),
+        ("proxy training", f"{train.get('steps', '?')} steps, batch {train.get('batch', '?')}"
+                           f", crop {train.get('crop', '?')}, lr {train.get('lr', '?')}, "
+                           f"evaluated every {train.get('eval_every', '?')} steps, on "
+                           f"{task.get('device', '?')} with the {identity.get('backend', '?')}"
+                           " backend"),
+        ("strategy", f"{attrs.get('strategy', '?')} ({settings('strategy')}), seed "
+                     f"{identity.get('seed', '?')}"),
+        ("pruner", f"{identity.get('prune', 'none')} ({settings('pruner')})"),
+        ("budget", f"{search.get('trials', '?')} trials"
+                   + (f", at most {int(identity['max_madds']) / 1e9:.3g}B multiply-adds"
+                      if identity.get("max_madds") else "")),
+    ]
+    return ["<table class='settings'>"] + [
+        f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows] + ["</table>"]
+
+
+#: the trials fANOVA's importances are computed from (the most recent finished ones)
+IMPORTANCE_TRIALS = 500
+
+
+def _importance(study: optuna.Study, rows: list[FrozenTrial]) -> list[str]:
+    """Optuna's fANOVA importance of each choice that every finished trial made: how
+    much of the mIOU's variance it explains."""
+    done = sorted(_distinct(rows), key=lambda t: t.number)[-IMPORTANCE_TRIALS:]
+    if len(done) < 4:
+        return [f"<p>Too few distinct finished trials ({len(done)}) to weigh the choices; "
+                "fANOVA needs at least 4.</p>"]
+    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+
+    level = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line for the copy
+    try:
+        copy = optuna.create_study(direction="maximize")
+        copy.add_trials(done)
+        weights = get_param_importances(copy, evaluator=FanovaImportanceEvaluator(seed=0))
+    except (RuntimeError, ValueError, ImportError) as err:
+        return [f"<p>No importance: {html.escape(str(err))}</p>"]
+    finally:
+        optuna.logging.set_verbosity(level)
+    if not weights:
+        return ["<p>No choice is made by every finished trial, so none can be weighed.</p>"]
+    out = [f"<p>fANOVA importance (Optuna's evaluator) of the choices every one of the last "
+           f"{len(done)} distinct finished trials made: the share of the mIOU's variance each "
+           "explains.</p><table class='compact'><tr><th>choice</th><th>importance</th></tr>"]
+    out += [f"<tr><td>{html.escape(k)}</td><td>{v:.3f}</td></tr>" for k, v in weights.items()]
+    out.append("</table>")
+    return out
+
+
+def _baseline(study: optuna.Study) -> dict[str, Any] | None:
+    base = study.user_attrs.get("baseline")
+    return base if isinstance(base, dict) and isinstance(base.get("miou"), int | float) \
+        else None
+
+
+def _pruned(trials: list[FrozenTrial]) -> list[str]:
+    pruned = [t for t in trials if t.state == optuna.trial.TrialState.PRUNED]
+    if not pruned:
+        return []
+    out = ["<h3>Pruned trials</h3><table class='compact'><tr><th>trial</th><th>stopped at "
+           "step</th><th>its mIOU</th><th>train s</th><th>MAdds</th></tr>"]
+    for t in pruned[:200]:
+        step = max(t.intermediate_values, default=None)
+        value = t.intermediate_values.get(step) if step is not None else None
+        madds = t.user_attrs.get("madds")
+        out.append(f"<tr><td>{_link(t.number)}</td><td>{step if step is not None else ''}</td>"
+                   f"<td>{'' if value is None else f'{value:.2f}'}</td>"
+                   f"<td>{t.user_attrs.get('wall_s') or 0:.1f}</td>"
+                   f"<td>{'' if madds is None else f'{int(madds) / 1e9:.3g}B'}</td></tr>")
+    if len(pruned) > 200:
+        out.append(f"<tr><td colspan='5'>and {len(pruned) - 200} more</td></tr>")
     out.append("</table>")
     return out
 
@@ -238,17 +354,20 @@ def _rerank_section(run_dir: Path | None) -> list[str]:
     return out
 
 
-def _data(summary: Summary, front: dict[str, list[int]]) -> str:
+def _data(summary: Summary, front: dict[str, list[int]], names: list[str],
+          baseline: dict[str, Any] | None = None) -> str:
     rows, board, cols = summary.rows, summary.board, summary.cols
     classes = max((len(v) for v in cols["iou"]), default=0)
     data: dict[str, Any] = {
         "states": STATES, "cols": cols, "front": front,
-        "classes": [f"IoU {c}" for c in range(classes)],
+        "classes": [f"IoU {names[c] if len(names) == classes else c}"
+                    for c in range(classes)],
         "cells": {t.number: t.user_attrs["cell"] for t in _distinct(rows)[:BEST_FILES]},
         "reasons": {t.number: reason_of(t) for t in board
                     if state_of(t) in ("failed", "pruned")},
         "curves": [{"trial": t.number, "evals": curve(t.user_attrs.get("evals"))}
                    for t in _distinct(rows)[:CURVES]],
+        "baseline": baseline,
     }
     text = json.dumps(data, separators=(",", ":"), allow_nan=False)
     return text.replace("</", "<\\/")  # never ends the script block early
@@ -259,12 +378,15 @@ def report_html(study: optuna.Study, rows: list[FrozenTrial],
     summary = summary or summarise(study.get_trials(deepcopy=False))
     trials, clock = summary.trials, summary.clock
     front, front_text = _fronts(rows)
+    data = _data(summary, front, list(study.user_attrs.get("class_names") or []),
+                 _baseline(study))
     plots = "<div class='plots'>{}</div>".format
     return "\n".join([
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>dpcdsl search: {html.escape(str(study.user_attrs.get('cell', '')))}</title>",
         f"<style>{_asset('report_page.css')}</style></head><body>",
         *_header(study, trials, rows, clock),
+        "<h2 id='settings'>Settings</h2>", *_settings(study, run_dir),
         "<h2 id='progress'>Progress</h2>",
         plots("<canvas id='plot-trials'></canvas><canvas id='plot-time'></canvas>"),
         "<h2 id='pareto'>Pareto fronts</h2>",
@@ -280,12 +402,13 @@ def report_html(study: optuna.Study, rows: list[FrozenTrial],
         "<noscript><p>The leaderboard and the plots need JavaScript; leaderboard.csv holds "
         "the same rows.</p></noscript>",
         "<h2 id='choices'>Choices of the best trials</h2>", *_choices(rows),
+        "<h2 id='importance'>Importance of the choices</h2>", *_importance(study, rows),
         "<h2 id='cells'>The top cells</h2>", *_cells(rows),
         *_rerank_section(run_dir),
         "<h2 id='failures'>Failed and pruned trials</h2>", *_failures(trials),
+        *_pruned(trials),
         "<div id='tip'></div>",
-        f"<script type='application/json' id='data'>{_data(summary, front)}"
-        "</script>",
+        f"<script type='application/json' id='data'>{data}</script>",
         f"<script>{_asset('report_page.js')}</script>",
         "</body></html>",
     ])

@@ -74,6 +74,7 @@
     for (const s of series) {
       g.strokeStyle = s.color; g.fillStyle = s.color;
       if (s.line) {
+        g.setLineDash(s.dash || []);
         g.beginPath();
         let started = false;
         for (let i = 0; i < s.xs.length; i++) {
@@ -84,13 +85,14 @@
           else g.lineTo(X, Y);
         }
         g.lineWidth = s.width || 1.5; g.stroke(); g.lineWidth = 1;
+        g.setLineDash([]);
       }
       if (s.dots) {
         g.globalAlpha = s.alpha || 1;
         for (let i = 0; i < s.xs.length; i++) {
           if (s.ys[i] === null) continue;
           const X = px(s.xs[i]), Y = py(s.ys[i]);
-          g.fillRect(X - s.dots / 2, Y - s.dots / 2, s.dots, s.dots);
+          g.beginPath(); g.arc(X, Y, s.dots / 2, 0, 2 * Math.PI); g.fill();
           if (s.trials) hits.push([X, Y, s.trials[i], s.xs[i], s.ys[i]]);
         }
         g.globalAlpha = 1;
@@ -134,9 +136,16 @@
       count.push(k + 1); hours.push(C.hours[i]); best.push(top);
       score.push(C.miou[i]); trials.push(C.trial[i]);
     });
-    const s = (xs) => [
-      { xs: xs, ys: score, trials: trials, color: "#7aa6d6", dots: 3, alpha: 0.6 },
-      { xs: xs, ys: best, color: "#c0392b", line: "step" }];
+    const s = (xs) => {
+      const out = [
+        { xs: xs, ys: score, trials: trials, color: "#2f6fad", dots: 7, alpha: 0.75 },
+        { xs: xs, ys: best, color: "#c0392b", line: "step", width: 2 }];
+      if (D.baseline && xs.length) {  // the baseline's mIOU on the same proxy, dashed
+        out.push({ xs: [Math.min(...xs), Math.max(...xs)], ys: [D.baseline.miou, D.baseline.miou],
+          color: "#1e8449", line: "line", dash: [6, 4], width: 2 });
+      }
+      return out;
+    };
     plot("plot-trials", s(count), { xlabel: "finished trials", ylabel: "mIOU" });
     plot("plot-time", s(hours), { xlabel: "search hours (idle time left out)", ylabel: "mIOU" });
   }
@@ -149,9 +158,9 @@
     }
     const f = front.map(t => byTrial.get(t));
     plot(id, [
-      { xs: xs, ys: ys, trials: trials, color: "#7aa6d6", dots: 3, alpha: 0.5 },
+      { xs: xs, ys: ys, trials: trials, color: "#2f6fad", dots: 7, alpha: 0.7 },
       { xs: f.map(i => C[key][i]), ys: f.map(i => C.miou[i]), trials: front,
-        color: "#c0392b", line: "line", dots: 5, label: true }],
+        color: "#c0392b", line: "line", dots: 9, label: true, width: 2 }],
       { xlabel: xlabel, ylabel: "mIOU", xfmt: si });
   }
 
@@ -160,7 +169,7 @@
       "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
     const series = D.curves.map((c, k) => ({
       xs: c.evals.map(e => e[0]), ys: c.evals.map(e => e[1]), trials: c.evals.map(() => c.trial),
-      color: colors[k % colors.length], line: "line", dots: 4 }));
+      color: colors[k % colors.length], line: "line", dots: 6, width: 2 }));
     plot("plot-curves", series, { xlabel: "training step", ylabel: "mIOU" });
     const legend = document.getElementById("curves-legend");
     if (legend) legend.innerHTML = D.curves.map((c, k) =>

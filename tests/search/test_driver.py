@@ -208,10 +208,17 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
                               capture_output=True, text=True, timeout=600)
 
     r = dpcc("search", space, "--task", task, "--trials", 2, "--run-dir", run,
-             "--strategy", "evolution")
+             "--strategy", "evolution", "--baseline", "aspp")
     assert r.returncode == 0, r.stderr
     assert "warning: strategy 'evolution' draws its first 20 trials uniformly" in r.stderr
     assert "best of" in r.stdout and (run / "best.dpc").exists()
+    # the baseline trained once on the same proxy, and the dataset's class names
+    page = (run / "report.html").read_text()
+    assert "Baseline: aspp reaches mIOU <b>" in page
+    from dpcdsl.data.synthetic import CLASS_NAMES
+    study = optuna.load_study(study_name=STUDY, storage=storage_url(run, None))
+    assert study.user_attrs["class_names"] == list(CLASS_NAMES)
+    assert study.user_attrs["settings"] == {"strategy": {}, "pruner": {}, "trials": 2}
     # the study's parameters read as the space does (Optuna's plots, optuna-dashboard)
     params = {k: v for t in trials_of(run) for k, v in t.params.items()}
     ops = next(v for k, v in params.items() if k.endswith(".op"))

@@ -133,9 +133,23 @@ def test_the_outputs_of_a_large_search(report_run):
                                 page, re.S).group(1))
     assert len(data["cols"]["trial"]) == 400 and len(data["classes"]) == CLASSES
     assert data["front"]["madds"] and data["front"]["params"] and len(data["curves"]) == 10
-    for h in ("Progress", "Pareto fronts", "Leaderboard", "Choices of the best trials",
-              "The top cells", "Failed and pruned trials"):
+    for h in ("Settings", "Progress", "Pareto fronts", "Leaderboard",
+              "Choices of the best trials", "Importance of the choices", "The top cells",
+              "Failed and pruned trials"):
         assert f">{h}</h2>" in page
+    # the dataset's class names head the per-class columns, and the settings are shown
+    assert data["classes"][:2] == ["IoU class 0", "IoU class 1"]
+    assert "<th>strategy</th><td>ers (warmup = 10), seed" in page
+    assert "<th>budget</th><td>400 trials</td>" in page
+    # fANOVA weighs the choices every trial made (the op of each branch)
+    weights = re.findall(r"<tr><td>(b\d\.[a-z]+)</td><td>([\d.]+)</td></tr>", page)
+    assert {name for name, _ in weights} >= {f"b{i}.op" for i in range(5)}
+    assert abs(sum(float(w) for _, w in weights) - 1.0) < 0.01
+    # the baseline, failed cells' text, and where pruned trials stopped
+    assert "Baseline: aspp reaches mIOU <b>55.00</b>" in page and data["baseline"]["miou"] == 55
+    assert re.search(r"<details><summary>trial \d+</summary><pre>cell dpc_paper", page)
+    assert "<h3>Pruned trials</h3>" in page
+    assert re.search(r"<td>100</td><td>31\.20</td><td>40\.0</td><td>[\d.]+B</td>", page)
     assert "diverged: the loss is NaN at step 120" in page and "b*.op" in page
     assert "search time" in page.lower() and "idle time between runs left out" in page
 
@@ -197,6 +211,18 @@ def test_the_page_loads_without_errors_draws_and_sorts(browser, report_run):
             "let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;",
             canvas)
         assert inked > 500, canvas
+    # the baseline's dashed line on both progress plots, in its own green
+    for canvas in ("plot-trials", "plot-time"):
+        green = browser.execute_script(
+            "const c = document.getElementById(arguments[0]);"
+            "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+            "let n = 0; for (let i = 0; i < d.length; i += 4)"
+            " if (d[i] < 80 && d[i + 1] > 100 && d[i + 2] < 110 && d[i + 3] > 200) n++;"
+            "return n;", canvas)
+        assert green > 100, canvas
+    for section in ("settings", "progress", "pareto", "curves", "leaderboard", "choices",
+                    "importance", "cells", "failures"):
+        assert browser.find_element("id", section).is_displayed(), section
     assert len(browser.find_elements("css selector", "#board tr.row")) == 100  # one page
     ranks = board_column(browser, "rank")
     assert ranks[:3] == ["1", "2", "3"]
@@ -212,8 +238,8 @@ def test_the_page_loads_without_errors_draws_and_sorts(browser, report_run):
     assert low == sorted(low) and low
     header("trial").click()
     assert board_column(browser, "trial")[:3] == ["0", "1", "2"]
-    header("IoU 3").click()
-    iou = [float(v) for v in board_column(browser, "IoU 3") if v]
+    header("IoU class 3").click()
+    iou = [float(v) for v in board_column(browser, "IoU class 3") if v]
     assert iou == sorted(iou, reverse=True) and iou
     # a row opens its cell; the next page turns
     browser.find_elements("css selector", "#board tr.row")[0].click()
