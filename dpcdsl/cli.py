@@ -414,7 +414,8 @@ SeedOpt = Annotated[int | None, typer.Option(
     help="the seed of initial weights and batches [default: the task's]")]
 
 
-def _runtime(spec: Any, threads: int | None, device: str | None, seed: int | None) -> Any:
+def _runtime(spec: Any, threads: int | None, device: str | None, seed: int | None,
+             quiet: bool = False) -> Any:
     """The task with the command's device and seed, and the framework's CPU threads set:
     one policy for every command that trains or runs a backbone, with the search's
     defaults. The thread count is said once, so a slow run explains itself."""
@@ -438,8 +439,9 @@ def _runtime(spec: Any, threads: int | None, device: str | None, seed: int | Non
     os.environ["OMP_NUM_THREADS"] = str(n)  # JAX sizes its pool from it when it starts
     backend = resolve(spec.backend, "proxy_steps")
     backend.set_threads(n)
-    err.print(f"{backend.name} backend on {spec.device}, {n} CPU thread"
-              f"{'s' if n != 1 else ''}, seed {spec.seed}", markup=False, highlight=False)
+    if not quiet:
+        err.print(f"{backend.name} backend on {spec.device}, {n} CPU thread"
+                  f"{'s' if n != 1 else ''}, seed {spec.seed}", markup=False, highlight=False)
     return spec
 
 
@@ -451,7 +453,7 @@ def cache_(task: TaskOpt, quiet: QuietOpt = False, threads: ThreadsOpt = None,
     from dpcdsl.data.task import load_task
     from dpcdsl.proxy import ensure_cache
 
-    spec = _runtime(load_task(task), threads, device, seed)
+    spec = _runtime(load_task(task), threads, device, seed, quiet)
     cache = ensure_cache(spec, progress=_progress(quiet))
     sizes = cache.meta["splits"]
     levels = ", ".join(f"{cache.channels(s)}x{'x'.join(map(str, cache.size(s)))} at stride {s}"
@@ -471,7 +473,7 @@ def proxy(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     from dpcdsl.data.task import load_task
     from dpcdsl.proxy import train
 
-    spec = _runtime(load_task(task), threads, device, seed)
+    spec = _runtime(load_task(task), threads, device, seed, quiet)
     c = _for_task(file, cell, spec)
     result = train(c, spec, backend=backend, progress=_progress(quiet))
     if format == "json":
@@ -497,7 +499,7 @@ def train_(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     from dpcdsl.data.task import load_task
     from dpcdsl.progress import StepProgress
 
-    spec = _runtime(load_task(task), threads, device, seed)
+    spec = _runtime(load_task(task), threads, device, seed, quiet)
     c = _for_task(file, cell, spec)
     with StepProgress(spec.train.steps, _progress(quiet), f"{c.name} end to end") as shown:
         record = resolve(spec.backend, "train_model").train_model(
@@ -645,7 +647,7 @@ def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
     result = run_rerank(run_dir, top, steps, end_to_end, storage,
                         load_task(task) if task is not None else None,
                         progress=_progress(quiet),
-                        runtime=lambda t: _runtime(t, threads, device, seed))
+                        runtime=lambda t: _runtime(t, threads, device, seed, quiet))
     for r in result["rows"]:
         out.print(f"trial {r['trial']}: proxy mIOU {r['proxy_miou']:.2f} -> "
                   f"{r['rerank_miou']:.2f}")

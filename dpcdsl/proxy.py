@@ -22,6 +22,7 @@ from dpcdsl.analysis import cost, infer_channels
 from dpcdsl.canonical import initial_weights, weight_shapes
 from dpcdsl.data.augment import sample_labels
 from dpcdsl.data.cache import FeatureCache, build_cache, open_cache
+from dpcdsl.data.datasets import check_dataset
 from dpcdsl.data.metrics import ConfusionMatrix
 from dpcdsl.data.task import Task, input_strides
 from dpcdsl.errors import DpcError
@@ -66,21 +67,6 @@ def ensure_cache(task: Task, progress: bool | str = True) -> FeatureCache:
     check_dataset(task)  # before the backbone, whose weights may come over the network
     extract = backends.resolve(task.backbone.backend, "feature_extractor").feature_extractor(task)
     return build_cache(task, extract, progress=progress)
-
-
-def check_dataset(task: Task) -> None:
-    """Open both splits of the task's dataset (lists of files, nothing decoded): a
-    missing root, folder or file is an error at ``dataset.root`` in the task file."""
-    from dpcdsl.data.datasets import open_split
-    from dpcdsl.data.task import located
-
-    for split in ("train", "val"):
-        try:
-            open_split(task, split)
-        except DpcError as e:
-            if task.dataset.root is None:
-                raise
-            raise located(task, ("dataset", "root"), e) from None
 
 
 def head_cell(cell: ir.Cell, task: Task) -> ir.Cell:

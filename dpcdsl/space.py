@@ -9,6 +9,7 @@ appear in it.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -210,6 +211,20 @@ def option_labels(options: Sequence[Any]) -> list[str]:
     return labels
 
 
+def option_values(labels: list[str]) -> list[int] | list[float] | None:
+    """The numbers of a choice among numbers (its options' labels, as
+    :func:`option_labels` writes them, read back), or None for any other choice."""
+    try:
+        return [int(label) for label in labels]
+    except ValueError:
+        pass
+    try:
+        values = [float(label) for label in labels]
+    except ValueError:
+        return None
+    return values if all(math.isfinite(v) for v in values) else None
+
+
 def _label(o: Any) -> str:
     if isinstance(o, bool):
         return "true" if o else "false"
@@ -242,4 +257,4 @@ def as_space(source: Any, cell: str | None) -> Space:
     return Space.from_text(source, cell)
 
 
-__all__ = ["Decisions", "Space", "as_space", "count", "option_labels"]
+__all__ = ["Decisions", "Space", "as_space", "count", "option_labels", "option_values"]

@@ -7,6 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.stats import chisquare
 
+from dpcdsl import limits
 from dpcdsl.errors import DpcError
 from dpcdsl.space import Space
 from dpcdsl.syntax import parse
@@ -65,7 +66,10 @@ def test_enumerate_matches_count_for_recursive_space():
 
 
 @pytest.mark.slow
-def test_huge_recursive_count_is_exact_and_fast():
+def test_huge_recursive_count_is_exact_and_fast(monkeypatch):
+    # its architectures are trees of about 8,000 nodes: over the default limit, which a
+    # program may raise (counting never builds them)
+    monkeypatch.setattr(limits, "MAX_NODES", 10_000)
     text = ("cell t(x) depth 12 { return one_of(sepconv(x, rate = {1, 2, 3}), "
             "sum(t(x), t(x))) }\n")
     start = time.perf_counter()

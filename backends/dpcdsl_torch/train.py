@@ -23,7 +23,7 @@ from torch.nn import functional as F
 
 from dpcdsl import ir, weightfile
 from dpcdsl.data.augment import augment
-from dpcdsl.data.datasets import Dataset, open_split
+from dpcdsl.data.datasets import Dataset, check_dataset, open_split
 from dpcdsl.data.formats import FileDataset
 from dpcdsl.data.metrics import ConfusionMatrix
 from dpcdsl.data.task import Task
@@ -105,8 +105,6 @@ def train(cell: ir.Cell, task: Task, run_dir: str | Path, resume: bool = False,
     if (run / SIDECAR).exists() and not (resume or overwrite):
         raise DpcError.at(None, f"{run} already holds a training run",
                           hint="pass --resume to continue it, or choose another --run-dir")
-    from dpcdsl.proxy import check_dataset
-
     check_dataset(task)  # before the backbone, whose weights may come over the network
     run.mkdir(parents=True, exist_ok=True)
     model = make_model(cell, task, task.dataset.num_classes)

@@ -52,3 +52,17 @@ def open_split(task: Task, split: str,
     if len(data) == 0:
         raise DpcError.at(None, f"{spec.kind} at {spec.root}: the {split_name} split is empty")
     return data
+
+
+def check_dataset(task: Task) -> None:
+    """Open both splits of the task's dataset (lists of files, nothing decoded): a
+    missing root, folder or file is an error at ``dataset.root`` in the task file."""
+    from dpcdsl.data.task import located
+
+    for split in ("train", "val"):
+        try:
+            open_split(task, split)
+        except DpcError as e:
+            if task.dataset.root is None:
+                raise
+            raise located(task, ("dataset", "root"), e) from None

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -50,7 +49,7 @@ from dpcdsl.search.strategies import (
     settings_for,
 )
 from dpcdsl.search.study import STUDY, open_storage, orphaned, record_storage, run_lock
-from dpcdsl.space import Space
+from dpcdsl.space import Space, option_values
 
 
 @dataclass
@@ -420,19 +419,6 @@ def suggest_cell(trial: Trial, space: Space, labelled: bool = True,
     return cell
 
 
-def option_values(labels: list[str]) -> list[int] | list[float] | None:
-    """The numbers of a choice among numbers (its options' labels read back), or None."""
-    try:
-        return [int(label) for label in labels]
-    except ValueError:
-        pass
-    try:
-        values = [float(label) for label in labels]
-    except ValueError:
-        return None
-    return values if all(math.isfinite(v) for v in values) else None
-
-
 def number_distribution(values: list[int] | list[float]) -> BaseDistribution:
     """The ordered distribution of a choice among ``values``: ints with their step when
     evenly spaced, ints without one, or floats."""
@@ -632,7 +618,7 @@ def _start(trial: Trial, drawn: tuple[Any, str], study: optuna.Study, executor: 
 
     # every evaluation's mIOU is the trial's intermediate value (Optuna's learning
     # curves, optuna-dashboard), and the pruner, if any, rules on it
-    reports = executor.name in ("local", "pool")
+    reports = executor.name in ("local", "pool", "ray")
     try:
         executor.submit(trial.number, job, report if reports else None, on_step=on_step)
     except optuna.TrialPruned:

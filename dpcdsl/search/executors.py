@@ -328,10 +328,19 @@ class PoolExecutor:
         self.running.clear()
 
 
-def _ray_job(job: Job) -> Outcome:
+def _ray_job(job: Job, number: int, progress: Any = None) -> Outcome:
+    """A trial as a Ray task; each evaluation goes to the driver through ``progress``
+    (a Ray queue), without waiting for an answer: the driver cancels a pruned task."""
     import ray
 
-    return run_job(job).but(device=",".join(str(g) for g in ray.get_gpu_ids()))
+    def report(step: int, miou: float, part: int = 0) -> None:
+        try:
+            progress.put_nowait((number, Progress(step, miou, part)))
+        except Exception:  # noqa: BLE001 - the driver is gone or its queue full: train on
+            pass
+
+    return run_job(job, report if progress is not None else None).but(
+        device=",".join(str(g) for g in ray.get_gpu_ids()))
 
 
 class RayExecutor:
@@ -361,7 +370,11 @@ class RayExecutor:
                                         cpus_per_trial=cpus_per_trial).threads
         self.remote = ray.remote(num_cpus=cpus_per_trial, num_gpus=gpus_per_trial,
                                  max_retries=1)(_ray_job)
-        self.running: dict[Any, tuple[int, float]] = {}
+        # the trials' evaluations, on their way to the driver's progress and pruner
+        from ray.util.queue import Queue
+
+        self.progress = Queue(maxsize=10_000)
+        self.running: dict[Any, tuple[int, float, Report | None]] = {}
 
     @property
     def busy(self) -> int:
@@ -371,17 +384,39 @@ class RayExecutor:
                on_step: Callable[[int], None] | None = None) -> None:
         # on_step: a trial in another process moves the search's bar when it ends
         job = replace(job, threads=job.threads or self.threads)
-        self.running[self.remote.remote(job)] = (number, time.monotonic())
+        ref = self.remote.remote(job, number, self.progress if report is not None else None)
+        self.running[ref] = (number, time.monotonic(), report)
+
+    def _evaluations(self) -> set[int]:
+        """Hand the evaluations that arrived to their trials' reports; the trials whose
+        pruner said stop."""
+        pruned: set[int] = set()
+        reports = {number: report for number, _, report in self.running.values()}
+        while not self.progress.empty():
+            number, progress = self.progress.get_nowait()
+            report = reports.get(number)
+            if report is None or number in pruned:
+                continue
+            try:
+                report(progress.step, progress.miou, progress.part)
+            except optuna.TrialPruned:
+                pruned.add(number)
+        return pruned
 
     def collect(self) -> list[tuple[int, Outcome]]:
         ray = self.ray
         done: list[tuple[int, Outcome]] = []
         while not done and self.running:
             ready, _ = ray.wait(list(self.running), num_returns=1, timeout=1.0)
+            pruned = self._evaluations()
             now = time.monotonic()
             for ref in list(self.running):
-                number, started = self.running[ref]
-                if ref in ready:
+                number, started, _ = self.running[ref]
+                if number in pruned and ref not in ready:
+                    ray.cancel(ref, force=True)
+                    outcome = Outcome.failed("pruned by the driver's pruner", now - started,
+                                             pruned=True)
+                elif ref in ready:
                     try:
                         outcome = ray.get(ref)
                     except ray.exceptions.RayError as e:
@@ -402,6 +437,7 @@ class RayExecutor:
         for ref in self.running:
             self.ray.cancel(ref, force=True)
         self.running.clear()
+        self.progress.shutdown()
         if self.started:
             self.ray.shutdown()
 

@@ -32,7 +32,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.search.ledger import Ledger
-from dpcdsl.space import Decisions, Space
+from dpcdsl.space import Decisions, Space, option_values
 
 STRATEGIES = ("random", "ers", "evolution", "tpe")
 #: each strategy's settings and their defaults (``dpcc search --setting KEY=VALUE``, or
@@ -171,8 +171,6 @@ class ArchitectureSampler(BaseSampler):
 
     def _numbers(self, plan: Decisions) -> dict[str, list[Any]]:
         """The numbers of each choice among numbers that ``plan`` reaches."""
-        from dpcdsl.search.driver import option_values
-
         found: dict[str, list[Any]] = {}
 
         def choose(path: str, counts: list[int], labels: list[str]) -> int:

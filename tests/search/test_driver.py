@@ -264,6 +264,10 @@ def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path, ray_clust
     # the first two trials ran at the same time, so they held different devices
     if 0 in devices and 1 in devices:
         assert devices[0] != devices[1]
+    # every evaluation reached the driver from the cluster: the trials' learning curves
+    trained = [t for t in trials if t.state == TrialState.COMPLETE
+               and "duplicate_of" not in t.user_attrs]
+    assert trained and all(sorted(t.intermediate_values) == [4, 8] for t in trained)
 
 
 @pytest.mark.slow
@@ -576,7 +580,9 @@ def test_dpcc_search_logs_each_trial_when_output_is_a_file(files, tmp_path):
 
 @pytest.mark.slow
 def test_an_architecture_that_failed_is_not_trained_again(files, tmp_path):
-    space, task = files("cell f(x, channels = 8) { return pool(x, grid = {16, 32}) }")
+    # two architectures that diverge (a failure a rerun would repeat)
+    space, task = files("cell f(x, channels = 8) { return conv(x, kernel = {1, 3}) }",
+                        train={"lr": 1e12})
     study = search(SearchConfig(space, task, trials=5, run_dir=tmp_path / "run",
                                 progress=False))
     dups = [t for t in study.trials if "duplicate_of" in t.user_attrs]
