@@ -11,6 +11,7 @@ from typing import Any
 
 from dpcdsl import ir, limits
 from dpcdsl._expand import Decider, Expander, Uniform, depth_first
+from dpcdsl._node import IRNode
 from dpcdsl.analysis import infer
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
 from dpcdsl.ops import CELL_CHANNELS, OPS, RENAMED, REQUIRED, WORDS, Arg, OpSpec
@@ -257,6 +258,27 @@ class Checker:
         for s in _all_assigns(cell.body):
             scope.later.setdefault(s, None)
         self.block(cell.body, scope, cell, top_level=True)
+        self.unread_choices(cell)
+
+    def unread_choices(self, cell: ir.CellDef) -> None:
+        """``a = one_of(x, b)`` picks which tensor ``a`` stands for and makes no node: in
+        an architecture that does not read ``a`` (it is never read, or only inside
+        options that architecture does not take) its options are one architecture,
+        which count and the sampler still take once per option. Said as a warning."""
+        body = list(cell.body)
+        for k, s in enumerate(body):
+            if not (isinstance(s, ir.Assign) and isinstance(s.value, ir.OneOf)
+                    and s.value.apply is None
+                    and sum(isinstance(o, ir.Name) for o in _flat_options(s.value)) >= 2):
+                continue
+            reads = [c for later in body[k + 1:] for c in _reads(later, s.target)]
+            if all(reads):  # none, or each inside a one_of's option
+                how = "never read" if not reads else "read only inside one_of options"
+                self.error("DPC307", s, f"'{s.target}' chooses among names but is {how}: "
+                           "where an architecture does not read it, its options are the "
+                           "same architecture, counted and drawn once per option",
+                           hint=f"read '{s.target}' outside a choice, or remove the choice",
+                           severity="warning")
 
     def generated_names(self, cell: ir.CellDef) -> None:
         """A name written in the cell may not fall in the names the expander makes up for
@@ -360,6 +382,10 @@ class Checker:
         scope.local.add(name)
         if name in OPS or name in WORDS or name in RESERVED:
             self.error("DPC204", node, f"'{name}' is a built-in name; pick another")
+        elif name == "channels" and isinstance(node, ir.Assign | ir.Repeat):
+            # every architecture's text declares the cell's width under this name
+            self.error("DPC204", node, "'channels' is the cell's width (a parameter of "
+                       "every cell, 256 unless given); name the node otherwise")
 
     def repeat(self, s: ir.Repeat, scope: Scope, cell: ir.CellDef) -> None:
         if s.count < 1:
@@ -785,6 +811,26 @@ class Checker:
 #: that a space of large architectures costs check no more than a small one
 SHAPE_SAMPLES = 64
 SHAPE_WORK = 10_000
+
+
+def _flat_options(e: ir.OneOf) -> list[Any]:
+    """The options of a plain one_of, those of plain one_of options in their place."""
+    return [x for o in e.options
+            for x in (_flat_options(o) if isinstance(o, ir.OneOf) and o.apply is None
+                      else [o])]
+
+
+def _reads(node: Any, name: str, conditional: bool = False) -> list[bool]:
+    """Each read of the tensor ``name`` below ``node``: whether it lies inside an option
+    of a one_of (read only by the architectures that take that option)."""
+    if isinstance(node, ir.Name):
+        return [conditional] if node.id == name else []
+    if isinstance(node, ir.OneOf):
+        out = [r for o in node.options for r in _reads(o, name, True)]
+        return out + [r for a in node.apply or () for r in _reads(a, name, conditional)]
+    if not isinstance(node, IRNode):
+        return []
+    return [r for child in node.children() for r in _reads(child, name, conditional)]
 
 
 def _chosen(name: ir.Name, scope: Scope) -> ir.OneOf | None:

@@ -46,6 +46,7 @@ CODES: dict[str, str] = {
     "DPC304": "a required argument missing",
     "DPC305": "the wrong number of tensor inputs",
     "DPC306": "a malformed one_of(...)",
+    "DPC307": "a choice among names whose result an architecture may not read",
     "DPC401": "a value of the wrong kind or range for its argument",
     "DPC402": "a malformed set of choices",
     "DPC403": "arguments an op refuses together (its own checks)",

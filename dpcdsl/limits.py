@@ -25,8 +25,8 @@ MAX_SOURCE_BYTES = 256_000
 MAX_NESTING = 64
 #: the largest integer literal (rates, channels, repeat counts, depths, strides)
 MAX_INT = 2**31 - 1
-#: branches of one ``repeat``
-MAX_REPEAT = 1000
+#: branches of one ``repeat`` (its ``earlier`` options grow with the square of it)
+MAX_REPEAT = 256
 #: values of one set literal
 MAX_SET = 4096
 #: the depth bound of a recursive cell

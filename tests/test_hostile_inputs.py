@@ -310,3 +310,32 @@ def test_a_space_where_every_architecture_fails_is_an_error(tmp_path):
     f = tmp_path / "fails.dpc"
     f.write_text(text)
     assert dpcc("check", f).returncode == 1
+
+
+def test_a_node_named_channels_is_refused_because_every_cell_declares_it():
+    """A sample's text declares `channels` in the cell's header: a node of that name
+    would make the text of every architecture of the space unreadable."""
+    text = "cell m(x) {\n  channels = conv(x, kernel = 1)\n  return relu(channels)\n}\n"
+    [d] = check(load_text(text, "t.dpc"))
+    assert (d.code, d.span.line) == ("DPC204", 2) and "'channels' is the cell's width" \
+        in d.message
+
+
+@pytest.mark.parametrize("text, how", [
+    ("cell m(x) {\n  a = relu(x)\n  b = one_of(x, a)\n  return conv(x)\n}\n", "never read"),
+    ("cell m(x) {\n  a = relu(x)\n  b = one_of(a, one_of(gelu(x), x))\n"
+     "  return one_of(relu(x), sum(a, b))\n}\n", "read only inside one_of options"),
+])
+def test_a_choice_among_names_that_may_go_unread_is_the_documented_warning(text, how):
+    """The one case where two decisions give one architecture: count counts decision
+    vectors, and check says where they are not distinct architectures."""
+    [d] = check(load_text(text, "t.dpc"))
+    assert (d.severity, d.code, d.span.line) == ("warning", "DPC307", 3)
+    assert how in d.message
+    space = Space.from_text(text)
+    assert len({c.canonical_text() for c in space.enumerate()}) < space.count()
+    read = text.replace("return conv(x)", "return conv(b)")
+    if read != text:  # read outside a choice: distinct again, and no warning
+        assert check(load_text(read)) == []
+        space = Space.from_text(read)
+        assert len({c.canonical_text() for c in space.enumerate()}) == space.count()
