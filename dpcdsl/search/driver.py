@@ -307,9 +307,8 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
         study.set_user_attr("class_names", names)  # the report's per-class columns
     if cfg.baseline is not None:
         _train_baseline(study, cfg.baseline, task, trainer, cfg.progress)
-    budget = None if cfg.max_madds is None else _budget(cfg.max_madds, task, cache)
+    vet = _Vet(task, cache, cfg.max_madds)
     same = _same_key(task, cache)
-    fits = _Fits(task, cache)
     size = space.count()
     rejected = 0  # draws over the budget, or that cannot be built, in a row
     placed = _placement(cfg, task)
@@ -345,11 +344,11 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
                         ledger.told(study.tell(trial, state=TrialState.FAIL))
                         break
                     outcome = _launch(trial, space, study, executor, task_json, cfg, ledger,
-                                      flight, budget, same, fits,
+                                      flight, vet, same,
                                       bar.within(trial.number, task.train.steps))
                     rejected = rejected + 1 if outcome in REDRAWN else 0
-                    if rejected >= MAX_REJECTED or len(fits.refused) >= size:
-                        raise _no_room(study, cfg.max_madds, len(fits.refused) >= size)
+                    if rejected >= MAX_REJECTED or len(vet.refused) >= size:
+                        raise _no_room(study, cfg.max_madds, len(vet.refused) >= size)
                     if outcome in (None, "held"):
                         pending[trial.number] = trial
                     if ledger.spent(cfg.trials):
@@ -474,34 +473,27 @@ def _train_baseline(study: optuna.Study, baseline: str | Path, task: Task, train
                                      "cell": cell.canonical_text()})
 
 
-class _Fits:
-    """``fits(cell)``: why the cell cannot be built at the task's feature sizes (a pool
-    grid larger than the map, widths that do not add up), or None. It keeps the
-    architectures it refused, so a small space that holds nothing buildable ends the
-    search at once."""
+class _Vet:
+    """``vet(cell)``: why the search draws again instead of training the cell, as
+    ``(outcome, detail)``: ``("unbuildable", why)`` at the task's feature sizes (a pool
+    grid larger than the map, widths that do not add up), ``("over budget", madds)``
+    over ``max_madds``; None to train it. One cost computation at the task's sizes
+    serves both. It keeps the architectures it found unbuildable, so a small space
+    that holds nothing buildable ends the search at once."""
 
-    def __init__(self, task: Task, cache: Any) -> None:
-        self.task, self.cache = task, cache
+    def __init__(self, task: Task, cache: Any, max_madds: int | None) -> None:
+        self.task, self.cache, self.max_madds = task, cache, max_madds
         self.refused: set[str] = set()
 
-    def __call__(self, cell: Any) -> str | None:
+    def __call__(self, cell: Any) -> tuple[str, Any] | None:
         try:
-            cost(*_as_trained(cell, self.task, self.cache))
+            madds = cost(*_as_trained(cell, self.task, self.cache)).madds
         except DpcError as e:
             self.refused.add(cell.hash)
-            return e.diagnostics[0].message
+            return "unbuildable", e.diagnostics[0].message
+        if self.max_madds is not None and madds > self.max_madds:
+            return "over budget", madds
         return None
-
-
-def _budget(max_madds: int, task: Task, cache: Any) -> Callable[[Any], int | None]:
-    """``over(cell)``: the cell's multiply-adds at the task's feature sizes (its head at
-    the backbone's output stride) when they exceed ``max_madds``, else None."""
-
-    def over(cell: Any) -> int | None:
-        madds = cost(*_as_trained(cell, task, cache)).madds
-        return madds if madds > max_madds else None
-
-    return over
 
 
 def _same_key(task: Task, cache: Any) -> Callable[[Any], str]:
@@ -543,13 +535,13 @@ def _no_room(study: optuna.Study, max_madds: int | None, none_fit: bool = False
 
 def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
             task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger,
-            flight: InFlight, budget: Callable[[Any], int | None] | None = None,
+            flight: InFlight, vet: _Vet | None = None,
             same: Callable[[Any], str] | None = None,
-            fits: _Fits | None = None,
             on_step: Callable[..., None] | None = None) -> str | None:
-    """Decide the trial's cell and start it; a cell over the budget is told at once,
-    and so is what :func:`_start` tells (returns how it ended; None: running, "held":
-    waiting for a running trial of the same computation)."""
+    """Decide the trial's cell and start it; a cell that cannot be built at the task's
+    sizes or is over the budget is told at once, and so is what :func:`_start` tells
+    (returns how it ended; None: running, "held": waiting for a running trial of the
+    same computation)."""
 
     try:
         cell = suggest_cell(trial, space, ledger.labelled, ledger.ordered)
@@ -559,22 +551,13 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
         return "failed"
     trial.set_user_attr("cell", cell.canonical_text())
     trial.set_user_attr("hash", cell.hash)
-    problem = fits(cell) if fits is not None else None
-    if problem is not None:  # not trained, and not counted: the search draws again
-        trial.set_user_attr("unbuildable", problem)
+    verdict = vet(cell) if vet is not None else None
+    if verdict is not None:  # not trained, and not counted: the search draws again
+        outcome, detail = verdict
+        trial.set_user_attr("unbuildable" if outcome == "unbuildable" else "over_budget",
+                            detail)
         ledger.told(study.tell(trial, state=TrialState.FAIL))
-        return "unbuildable"
-    if budget is not None:
-        try:
-            madds = budget(cell)
-        except DpcError as e:
-            trial.set_user_attr("failure", f"error: {e.diagnostics[0].message}")
-            ledger.told(study.tell(trial, state=TrialState.FAIL))
-            return "failed"
-        if madds is not None:  # not trained, and not counted: the search draws again
-            trial.set_user_attr("over_budget", madds)
-            ledger.told(study.tell(trial, state=TrialState.FAIL))
-            return "over budget"
+        return outcome
     key = cell.hash if same is None else same(cell)
     trial.set_user_attr("same_as", key)
     return _start(trial, (cell, key), study, executor, task_json, cfg, ledger, flight,
