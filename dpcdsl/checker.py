@@ -486,10 +486,10 @@ class Checker:
         linear in the options, not pairwise."""
         heads: dict[Any, list[int]] = {}
         for i, o in enumerate(e.options):
-            head = o.func if isinstance(o, ir.Call) else type(o).__name__ \
-                if not isinstance(o, ir.Name) else "OneOf" \
-                if _chosen(_aliased(o, scope), scope) is not None \
-                else ("name", _aliased(o, scope).id)  # a name of a choice: as a one_of
+            head: Any = o.func if isinstance(o, ir.Call) else type(o).__name__
+            if isinstance(o, ir.Name):  # a name of a choice counts as a one_of
+                real = _aliased(o, scope)
+                head = "OneOf" if _chosen(real, scope) is not None else ("name", real.id)
             heads.setdefault(head, []).append(i)
         nested = heads.pop("OneOf", [])
         buckets: list[list[int]] = []

@@ -422,13 +422,13 @@ def _runtime(spec: Any, threads: int | None, device: str | None, seed: int | Non
     import os
 
     from dpcdsl.backends import resolve
-    from dpcdsl.data.task import _device_name
+    from dpcdsl.data.task import device_name
     from dpcdsl.search.executors import usable_cpus
 
     updates: dict[str, Any] = {}
     if device is not None:
         try:
-            updates["device"] = _device_name(device)
+            updates["device"] = device_name(device)
         except ValueError as e:
             raise typer.BadParameter(str(e), param_hint="--device") from None
     if seed is not None:

@@ -69,14 +69,14 @@ def _installed_backend(name: str | None) -> str | None:
 Backend = Annotated[str | None, AfterValidator(_installed_backend)]
 
 
-def _device_name(name: str) -> str:
+def device_name(name: str) -> str:
     """cpu, cuda, cuda:N or mps; whether this machine has it is the backend's check."""
     if name in ("cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", name):
         return name
     raise ValueError(f"expected cpu, cuda, cuda:N or mps, got '{name}'")
 
 
-Device = Annotated[str, AfterValidator(_device_name)]
+Device = Annotated[str, AfterValidator(device_name)]
 
 
 class DatasetSpec(_Section):
