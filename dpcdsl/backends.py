@@ -10,6 +10,7 @@ highest ``priority`` that provides the hook (:func:`default`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
@@ -17,49 +18,111 @@ from dpcdsl.errors import DpcError, did_you_mean
 
 GROUP = "dpcdsl.backends"
 
+#: the channels of a cell's inputs: one number for all, or one per input name
+InChannels = int | Mapping[str, int]
+
 
 @runtime_checkable
 class Backend(Protocol):
-    """What a backend provides: every hook the core calls.
+    """What every backend provides. A backend is any object with these attributes,
+    usually its package, registered under the entry-point group ``dpcdsl.backends``.
 
-    Required: its ``name``; ``priority`` (the default backend is the installed one with
-    the highest); ``lowerings``, its table of one lowering per op of the op registry;
-    ``emit(cell, in_channels, **options) -> str``, standalone source that imports only
-    its framework; ``build(cell, in_channels, seed=0, **options)``, the live module made
+    ``name``; ``priority`` (where a hook is not asked of a named backend, the installed
+    one of highest priority that has it is used); ``lowerings``, its table of one
+    lowering per op of the op registry (:class:`dpcdsl.codegen.Dialect`);
+    ``emit(cell, in_channels, **options)``, standalone source that imports only its
+    framework; ``build(cell, in_channels, seed=0, **options)``, the live module made
     from that source; ``export_weights(module)`` / ``import_weights(module, weights)``,
-    numpy arrays under canonical names in PyTorch's layout; ``forward(module, inputs)``,
-    the module in eval mode on NCHW numpy arrays, giving NCHW numpy; ``proxy_steps(cells,
-    cache, task, weights)``, the train and predict steps of the proxy task for a head
-    per cell, trained fused on the same batches: ``step(features, labels, active) ->
-    losses`` and ``predict(features, size, active) -> labels``, one per head in
-    ``active`` (``features`` hold one array per input of the cells; each head must
-    train as it would alone); and
-    ``set_threads(n)``, the framework's CPU threads for one worker.
+    numpy arrays under canonical names in PyTorch's layout.
 
-    Optional (None where the backend lacks them): ``feature_extractor(task)``, the
-    task's backbone for the feature cache, a :class:`dpcdsl.data.cache.Extractor`;
-    ``train_model(cell, task, run_dir, ...)`` and ``evaluate_run(run_dir)``, end-to-end
-    training of the full model.
+    Everything else is an optional capability (:data:`CAPABILITIES`): a backend has it
+    when it defines the capability's hooks. A backend's package may load its framework
+    lazily: reading ``name`` and ``priority`` should not import it, so choosing the
+    default backend imports only the framework of the one chosen.
     """
 
     name: str
     priority: int
     lowerings: Mapping[str, Any]
-    emit: Callable[..., str]
-    build: Callable[..., Any]
-    export_weights: Callable[[Any], Mapping[str, Any]]
-    import_weights: Callable[[Any, Mapping[str, Any]], None]
-    forward: Callable[[Any, list[Any]], Any]
-    proxy_steps: Callable[..., tuple[Callable[..., list[float]], Callable[..., list[Any]]]]
-    set_threads: Callable[[int], None]
-    feature_extractor: Callable[..., Any] | None
-    train_model: Callable[..., Any] | None
-    evaluate_run: Callable[..., float] | None
+
+    def emit(self, cell: Any, in_channels: InChannels, **options: Any) -> str: ...
+
+    def build(self, cell: Any, in_channels: InChannels, seed: int = 0,
+              **options: Any) -> Any: ...
+
+    def export_weights(self, module: Any) -> Mapping[str, Any]: ...
+
+    def import_weights(self, module: Any, weights: Mapping[str, Any]) -> None: ...
 
 
-#: the hooks a backend must define (the optional ones may be None)
-HOOKS: tuple[str, ...] = tuple(Backend.__annotations__)
-OPTIONAL: frozenset[str] = frozenset({"feature_extractor", "train_model", "evaluate_run"})
+class Runtime(Protocol):
+    """Running a module: ``forward(module, inputs)``, the module in eval mode on NCHW
+    numpy arrays, giving NCHW numpy; ``set_threads(n)``, the framework's CPU threads
+    for one worker (by default nothing is changed)."""
+
+    def forward(self, module: Any, inputs: list[Any]) -> Any: ...
+
+    def set_threads(self, threads: int) -> None: ...
+
+
+class ProxyTraining(Protocol):
+    """The proxy task: ``proxy_steps(cells, cache, task, weights)``, the train and
+    predict steps for a head per cell, trained fused on the same batches:
+    ``step(features, labels, active) -> losses`` and ``predict(features, size,
+    active) -> labels``, one per head in ``active`` (``features`` hold one array per
+    input of the cells; each head must train as it would alone)."""
+
+    def proxy_steps(self, cells: Any, cache: Any, task: Any, weights: Any = None) -> tuple[
+            Callable[..., list[float]], Callable[..., list[Any]]]: ...
+
+
+class FeatureExtraction(Protocol):
+    """A backbone for the feature cache: ``feature_extractor(task)``, a
+    :class:`dpcdsl.data.cache.Extractor`."""
+
+    def feature_extractor(self, task: Any) -> Any: ...
+
+
+class EndToEndTraining(Protocol):
+    """Training the full model: ``train_model(cell, task, run_dir, ...)`` and
+    ``evaluate_run(run_dir)``, its mIOU."""
+
+    def train_model(self, cell: Any, task: Any, run_dir: Any, **options: Any) -> Any: ...
+
+    def evaluate_run(self, run_dir: Any) -> float: ...
+
+
+@dataclass(frozen=True)
+class Capability:
+    """An optional part of the contract: what it is called in messages, its
+    :class:`~typing.Protocol`, and the defaults of the hooks that have one."""
+
+    title: str
+    protocol: type
+    defaults: Mapping[str, Callable[..., Any]]
+
+    @property
+    def hooks(self) -> tuple[str, ...]:
+        return tuple(n for n in vars(self.protocol) if not n.startswith("_"))
+
+
+def _threads_unchanged(threads: int) -> None:
+    del threads
+
+
+#: the optional capabilities of a backend
+CAPABILITIES: dict[str, Capability] = {
+    "runtime": Capability("running a module", Runtime, {"set_threads": _threads_unchanged}),
+    "proxy": Capability("proxy training", ProxyTraining, {}),
+    "features": Capability("feature extraction", FeatureExtraction, {}),
+    "end_to_end": Capability("end-to-end training", EndToEndTraining, {}),
+}
+#: the hooks every backend must define
+REQUIRED: tuple[str, ...] = ("name", "priority", "lowerings", "emit", "build",
+                             "export_weights", "import_weights")
+#: each optional hook's capability
+CAPABILITY_OF: dict[str, Capability] = {
+    hook: cap for cap in CAPABILITIES.values() for hook in cap.hooks}
 
 _loaded: dict[str, Any] = {}
 
@@ -70,18 +133,25 @@ def available() -> dict[str, metadata.EntryPoint]:
 
 
 def check_contract(backend: Any, name: str) -> Any:
-    """``backend``, or an error that names every hook it lacks."""
-    missing = [h for h in HOOKS if not hasattr(backend, h)]
-    broken = [h for h in HOOKS if h not in missing and h not in OPTIONAL
-              and h not in ("name", "priority", "lowerings")
-              and not callable(getattr(backend, h))]
+    """``backend``, or an error that names every required hook it lacks."""
+    missing = [h for h in REQUIRED if not hasattr(backend, h)]
+    broken = [h for h in REQUIRED[3:] if h not in missing and not callable(getattr(backend, h))]
     if missing or broken:
         what = [f"missing {', '.join(missing)}"] if missing else []
         what += [f"not callable: {', '.join(broken)}"] if broken else []
         raise DpcError.at(None, f"backend '{name}' does not meet the backend contract "
                           f"({'; '.join(what)})",
-                          hint="see dpcdsl.backends.Backend for every hook it must define")
+                          hint="see dpcdsl.backends.Backend for what every backend defines")
     return backend
+
+
+def hook(backend: Any, name: str) -> Any:
+    """The optional hook ``name`` of ``backend``, its default where the capability has
+    one, or None."""
+    found = getattr(backend, name, None)
+    if found is None:
+        found = CAPABILITY_OF[name].defaults.get(name)
+    return found
 
 
 def get(name: str) -> Any:
@@ -94,41 +164,65 @@ def get(name: str) -> Any:
         raise DpcError.at(None, f"unknown backend '{name}'.{did_you_mean(name, eps)}"
                           .rstrip("."), hint=f"installed backends: {known}")
     try:
-        backend = eps[name].load()
+        # the check reads every required hook, which loads a lazy backend's framework
+        backend = check_contract(eps[name].load(), name)
     except ImportError as e:
         hint = f"install the framework of '{name}': pip install 'dpcdsl[{name}]'"
         raise DpcError.at(None, f"backend '{name}' cannot be loaded: {e}",
                           hint=hint) from None
-    _loaded[name] = check_contract(backend, name)
+    _loaded[name] = backend
     return backend
 
 
-def default(hook: str = "build") -> Any:
-    """The installed backend of highest priority that provides ``hook``."""
-    found = []
-    for name in available():
+def _priority(ep: metadata.EntryPoint) -> tuple[int, str] | None:
+    """A backend's (priority, name), read without loading its framework where the
+    backend's package loads it lazily; None for one that cannot be imported."""
+    try:
+        return int(_loaded[ep.name].priority if ep.name in _loaded else ep.load().priority), \
+            ep.name
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+
+
+def default(hook_name: str = "build") -> Any:
+    """The installed backend of highest priority that provides ``hook_name``. Backends
+    are tried from the highest priority down, so only the chosen one's framework (and
+    those of any above it that cannot be loaded) is imported."""
+    ranked = sorted((r for r in map(_priority, available().values()) if r is not None),
+                    reverse=True)
+    for _, name in ranked:
         try:
             backend = get(name)
         except DpcError:
             continue
-        if getattr(backend, hook, None) is not None:
-            found.append(backend)
-    if not found:
-        raise DpcError.at(None, f"no installed backend provides {hook}",
-                          hint="install one: pip install 'dpcdsl[torch]'")
-    return max(found, key=lambda b: (b.priority, b.name))
+        if _provides(backend, hook_name):
+            return backend
+    cap = CAPABILITY_OF.get(hook_name)
+    what = f"{cap.title} ({hook_name})" if cap else hook_name
+    raise DpcError.at(None, f"no installed backend provides {what}",
+                      hint="install one: pip install 'dpcdsl[torch]'")
 
 
-def resolve(name: str | None, hook: str = "build") -> Any:
-    """The backend called ``name``, or the default one for ``hook``; a named backend
-    without the hook is an error that says which backends have it."""
+def _provides(backend: Any, hook_name: str) -> bool:
+    if hook_name in REQUIRED:
+        return True
+    return getattr(backend, hook_name, None) is not None
+
+
+def resolve(name: str | None, hook_name: str = "build") -> Any:
+    """The backend called ``name``, or the default one for ``hook_name``; a named
+    backend without the hook is an error that names the capability it lacks and the
+    backends that have it."""
     if name is None:
-        return default(hook)
+        return default(hook_name)
     backend = get(name)
-    if getattr(backend, hook, None) is None:
-        have = [n for n in sorted(available()) if getattr(_try(n), hook, None) is not None]
-        raise DpcError.at(None, f"backend '{name}' does not provide {hook}",
-                          hint="backends that do: " + (", ".join(have) or "none installed"))
+    if not _provides(backend, hook_name):
+        cap = CAPABILITY_OF[hook_name]
+        have = [n for n in sorted(available())
+                if (other := _try(n)) is not None and _provides(other, hook_name)]
+        raise DpcError.at(None, f"backend '{name}' has no {cap.title}: it does not define "
+                          f"{hook_name}", hint="backends that do: "
+                          + (", ".join(have) or "none installed"))
     return backend
 
 

@@ -421,6 +421,7 @@ def _runtime(spec: Any, threads: int | None, device: str | None, seed: int | Non
     defaults. The thread count is said once, so a slow run explains itself."""
     import os
 
+    from dpcdsl import backends
     from dpcdsl.backends import resolve
     from dpcdsl.data.task import device_name
     from dpcdsl.search.executors import usable_cpus
@@ -438,7 +439,7 @@ def _runtime(spec: Any, threads: int | None, device: str | None, seed: int | Non
     n = threads or (int(given) if given.isdigit() and int(given) > 0 else usable_cpus())
     os.environ["OMP_NUM_THREADS"] = str(n)  # JAX sizes its pool from it when it starts
     backend = resolve(spec.backend, "proxy_steps")
-    backend.set_threads(n)
+    backends.hook(backend, "set_threads")(n)
     if not quiet:
         err.print(f"{backend.name} backend on {spec.device}, {n} CPU thread"
                   f"{'s' if n != 1 else ''}, seed {spec.seed}", markup=False, highlight=False)

@@ -9,8 +9,6 @@ PyTorch's layout through :mod:`dpcdsl_jax._weights`.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import keyword
 from collections.abc import Callable, Mapping
 
@@ -58,8 +56,7 @@ LOWERINGS: dict[str, Lowering] = {
     **{act: codegen.activation(act) for act in ACTIVATIONS if act != "none"},
 }
 #: layer class or function name -> the source the emitter copies into a file
-LAYERS: dict[str, Callable[[], str]] = {
-    name: functools.partial(inspect.getsource, obj) for name, obj in _layers.LAYERS.items()}
+LAYERS: dict[str, Callable[[], str]] = codegen.layer_sources(_layers.LAYERS)
 
 
 JAX = Dialect(

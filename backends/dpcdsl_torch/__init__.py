@@ -1,55 +1,45 @@
 """The PyTorch backend of dpcdsl, registered as ``torch`` under the entry-point group
-``dpcdsl.backends``: cells compile to readable, standalone ``nn.Module`` source."""
+``dpcdsl.backends``: cells compile to readable, standalone ``nn.Module`` source.
 
-from dpcdsl_torch._emit import (
-    BN_EPS,
-    BN_MOMENTUM,
-    LAYERS,
-    LOWERINGS,
-    build,
-    class_name,
-    emit,
-    source_of,
-)
-from dpcdsl_torch._runtime import forward, set_threads
-from dpcdsl_torch._weights import export_weights, import_weights, load_weights, save_weights
-from dpcdsl_torch.model import Backbone, SegmentationModel, TimmBackbone, TinyBackbone, backbone
-from dpcdsl_torch.proxy import ProxyHead, feature_extractor, proxy_steps
-from dpcdsl_torch.train import evaluate_run, load_run
-from dpcdsl_torch.train import train as train_model
+PyTorch is imported when a hook is first used, not with the package: choosing the
+default backend reads ``name`` and ``priority`` only."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 name = "torch"
 #: the default backend where several are installed (the highest priority wins)
 priority = 10
-lowerings = LOWERINGS
 
-__all__ = [
-    "Backbone",
-    "BN_EPS",
-    "BN_MOMENTUM",
-    "LAYERS",
-    "LOWERINGS",
-    "SegmentationModel",
-    "TimmBackbone",
-    "TinyBackbone",
-    "backbone",
-    "build",
-    "class_name",
-    "emit",
-    "evaluate_run",
-    "export_weights",
-    "forward",
-    "import_weights",
-    "load_run",
-    "load_weights",
-    "lowerings",
-    "name",
-    "priority",
-    "ProxyHead",
-    "feature_extractor",
-    "proxy_steps",
-    "save_weights",
-    "set_threads",
-    "source_of",
-    "train_model",
-]
+#: each public name, and the submodule that defines it (under another name for two)
+_WHERE: dict[str, tuple[str, str]] = {
+    **{n: ("_emit", n) for n in ("BN_EPS", "BN_MOMENTUM", "LAYERS", "LOWERINGS", "build",
+                                 "class_name", "emit", "source_of")},
+    "lowerings": ("_emit", "LOWERINGS"),
+    **{n: ("_runtime", n) for n in ("forward", "set_threads")},
+    **{n: ("_weights", n) for n in ("export_weights", "import_weights", "load_weights",
+                                    "save_weights")},
+    **{n: ("model", n) for n in ("Backbone", "SegmentationModel", "TimmBackbone",
+                                 "TinyBackbone", "backbone")},
+    **{n: ("proxy", n) for n in ("ProxyHead", "feature_extractor", "proxy_steps")},
+    **{n: ("train", n) for n in ("evaluate_run", "load_run")},
+    "train_model": ("train", "train"),
+}
+
+
+def __getattr__(attr: str) -> Any:
+    where = _WHERE.get(attr)
+    if where is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{where[0]}"), where[1])
+    globals()[attr] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
+
+
+__all__ = ["name", "priority", *_WHERE]

@@ -10,8 +10,6 @@ straight-line code in topological order.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import keyword
 from collections.abc import Callable, Mapping
 
@@ -60,8 +58,7 @@ LOWERINGS: dict[str, Lowering] = {
     **{act: codegen.activation(act) for act in ACTIVATIONS if act != "none"},
 }
 #: layer class name -> the source the emitter copies into a file
-LAYERS: dict[str, Callable[[], str]] = {
-    name: functools.partial(inspect.getsource, cls) for name, cls in _layers.LAYERS.items()}
+LAYERS: dict[str, Callable[[], str]] = codegen.layer_sources(_layers.LAYERS)
 
 
 TORCH = Dialect(

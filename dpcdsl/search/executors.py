@@ -315,15 +315,18 @@ class PoolExecutor:
         return False
 
     def close(self) -> None:
-        """Idle workers are told to stop; busy ones (an interrupted search) are killed."""
-        for slot in list(self.workers):
-            w = self.workers[slot]
+        """Idle workers are told to stop, all at once, so that they end together; busy
+        ones (an interrupted search) are killed."""
+        for slot, w in self.workers.items():
             if slot not in self.running:
                 try:
                     w.conn.send(None)
-                    w.process.join(timeout=5)
                 except (BrokenPipeError, OSError):
                     pass
+        deadline = time.monotonic() + 5
+        for slot in list(self.workers):
+            if slot not in self.running:
+                self.workers[slot].process.join(timeout=max(0.0, deadline - time.monotonic()))
             self._drop(slot)
         self.running.clear()
 

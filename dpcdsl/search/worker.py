@@ -37,8 +37,8 @@ def run_job(job: Job, report: Report | None = None,
     start = time.perf_counter()
     try:
         if job.threads:  # explicit, so that nothing depends on what ran before
-            backends.resolve(job.backend or job.task.get("backend"),
-                             "proxy_steps").set_threads(job.threads)
+            trainer = backends.resolve(job.backend or job.task.get("backend"), "proxy_steps")
+            backends.hook(trainer, "set_threads")(job.threads)
         cells = [Space.from_text(text, file="<trial>").concrete() for text in job.cells]
         task = Task.model_validate(job.task)
         parsed = time.perf_counter() - start

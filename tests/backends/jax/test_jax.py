@@ -62,7 +62,14 @@ def eval_outputs(tm, jm, xs):
     jm.eval()
     with torch.no_grad():
         ty = tm(*xs).numpy().transpose(0, 2, 3, 1)
-    return np.asarray(jm(*[nhwc(x) for x in xs])), ty
+    return np.asarray(jitted(jm, *[nhwc(x) for x in xs])), ty
+
+
+@nnx.jit
+def jitted(module, *xs):
+    """``module(*xs)`` compiled whole, as training runs it (op by op, each op's
+    program is compiled alone for each shape, which is most of these tests' time)."""
+    return module(*xs)
 
 
 @pytest.mark.parametrize("size", [(33, 33), (17, 29)])
@@ -132,7 +139,7 @@ def test_train_mode_bn_outputs_and_statistics_agree(example: Example) -> None:
     no_dropout_train(tm, jm)
     xs = example.inputs(seed=4)
     ty = tm(*xs).detach().numpy().transpose(0, 2, 3, 1)
-    jy = np.asarray(jm(*[nhwc(x) for x in xs]))
+    jy = np.asarray(jitted(jm, *[nhwc(x) for x in xs]))
     assert rel_err(jy, ty) <= 1e-5
     tw, jw = dpcdsl_torch.export_weights(tm), dpcdsl_jax.export_weights(jm)
     for k in tw:
@@ -201,7 +208,8 @@ STANDALONE = textwrap.dedent("""
     model = getattr(mod, sys.argv[2])(rngs=nnx.Rngs(int(sys.argv[3])))
     model.eval()
     inputs = np.load(sys.argv[4])
-    np.save(sys.argv[5], np.asarray(model(*[inputs[k] for k in sorted(inputs)])))
+    run = nnx.jit(lambda m, *xs: m(*xs))  # compiled whole, as jitted() below
+    np.save(sys.argv[5], np.asarray(run(model, *[inputs[k] for k in sorted(inputs)])))
 """)
 
 
@@ -220,14 +228,14 @@ def test_emitted_file_runs_without_dpcdsl(example: Example, tmp_path) -> None:
                     str(tmp_path / "y.npy")], check=True, cwd=tmp_path)
     jm = dpcdsl_jax.build(example.cell, example.in_channels, seed=3)
     jm.eval()
-    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), np.asarray(jm(*xs)))
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), np.asarray(jitted(jm, *xs)))
 
 
 @pytest.mark.slow
 def test_hostile_names() -> None:
     cell = Space.from_text(HOSTILE).concrete()
     jm = dpcdsl_jax.build(cell, 4)
-    assert jm(jnp.ones((2, 9, 9, 4))).shape == (2, 9, 9, 8)
+    assert jitted(jm, jnp.ones((2, 9, 9, 4))).shape == (2, 9, 9, 8)
     names = {k.split(".")[0] for k in dpcdsl_jax.export_weights(jm)}
     tm = dpcdsl_torch.build(cell, 4)
     assert names == {k.split(".")[0] for k in dpcdsl_torch.export_weights(tm)}
