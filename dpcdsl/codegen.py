@@ -26,7 +26,7 @@ from typing import Any
 from dpcdsl import ir
 from dpcdsl.analysis import infer_channels
 from dpcdsl.errors import DpcError
-from dpcdsl.ops import Attrs, pool_window
+from dpcdsl.ops import ACTIVATIONS, Attrs, pool_window
 from dpcdsl.printer import print_cell
 
 #: (layer constructor or None, forward expression) for one node, given its Python
@@ -295,3 +295,21 @@ def activation(act: str) -> Lowering:
     """An activation op, as ``activate(x, "<act>")``: the function each backend's
     layers define (and copy into an emitted file)."""
     return expression(lambda ins, a: f"activate({ins[0]}, {act!r})")
+
+
+def lowerings(overrides: Mapping[str, Lowering]) -> dict[str, Lowering]:
+    """A backend's table: the lowerings every backend writes the same way (the layer
+    classes each backend's library defines under the same names, and the expressions
+    every framework spells alike), with the backend's own ``overrides`` over them. The
+    table is the backend's own: an op registered from outside the core adds its entry
+    to it."""
+    common: dict[str, Lowering] = {
+        "conv": layer_lowering("ConvBNReLU", conv_args),
+        "sepconv": layer_lowering("SepConvBNReLU", conv_args),
+        "pool": pool_lowering("GridPool", "WindowPool"),
+        "sum": SUM,
+        "mul": MUL,
+        "identity": IDENTITY,
+        **{act: activation(act) for act in ACTIVATIONS if act != "none"},
+    }
+    return {**common, **overrides}

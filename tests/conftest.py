@@ -13,7 +13,9 @@ from __future__ import annotations
 import copy
 import gc
 import os
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,26 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(MemoryReport(config), "dpcdsl-memory")
     _share_the_cores()
+    _share_jax_compilations(config)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = getattr(config, "_dpcdsl_jax_cache", None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _share_jax_compilations(config: pytest.Config) -> None:
+    """One persistent JAX compilation cache for the run (its workers and the processes
+    the tests start inherit it): the tests build the same cells again and again, each
+    time as a new module class, which JAX's in-memory caches do not recognise but the
+    compiled program's hash does. A run that names its own cache keeps it."""
+    if hasattr(config, "workerinput") or "JAX_COMPILATION_CACHE_DIR" in os.environ:
+        return  # a worker inherits the controller's; or the caller chose one
+    folder = tempfile.mkdtemp(prefix="dpcdsl-jax-cache-")
+    config._dpcdsl_jax_cache = folder  # type: ignore[attr-defined]
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = folder
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.1")
 
 
 def _share_the_cores() -> None:

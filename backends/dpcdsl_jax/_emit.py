@@ -16,7 +16,6 @@ from flax import nnx
 
 from dpcdsl import codegen, ir
 from dpcdsl.codegen import Dialect, Lowering, emit_module
-from dpcdsl.ops import ACTIVATIONS
 from dpcdsl_jax import _layers
 
 BN_MOMENTUM = 0.0003
@@ -36,12 +35,10 @@ def _resize(a: Mapping[str, object], x: str, size: str) -> str:
 
 
 
-#: op name -> its Flax NNX lowering; an op registered from outside the core adds its
-#: entry here (and its layer classes to LAYERS)
-LOWERINGS: dict[str, Lowering] = {
-    "conv": codegen.layer_lowering("ConvBNReLU", codegen.conv_args),
-    "sepconv": codegen.layer_lowering("SepConvBNReLU", codegen.conv_args),
-    "pool": codegen.pool_lowering("GridPool", "WindowPool"),
+#: op name -> its Flax NNX lowering: the shared ones (:func:`dpcdsl.codegen.lowerings`)
+#: and these; an op registered from outside the core adds its entry here (and its layer
+#: classes to LAYERS)
+LOWERINGS: dict[str, Lowering] = codegen.lowerings({
     "upsample": codegen.expression(
         lambda ins, a: _resize(a, ins[0], f"{ins[1]}.shape[1:3]")),
     "resize": codegen.expression(
@@ -49,12 +46,8 @@ LOWERINGS: dict[str, Lowering] = {
                                codegen.resize_target(a, lambda x: f"{x}.shape[1:3]", ins))),
     "concat": codegen.expression(
         lambda ins, a: f"jnp.concatenate([{', '.join(ins)}], axis=-1)"),
-    "sum": codegen.SUM,
-    "mul": codegen.MUL,
     "dropout": _dropout,
-    "identity": codegen.IDENTITY,
-    **{act: codegen.activation(act) for act in ACTIVATIONS if act != "none"},
-}
+})
 #: layer class or function name -> the source the emitter copies into a file
 LAYERS: dict[str, Callable[[], str]] = codegen.layer_sources(_layers.LAYERS)
 

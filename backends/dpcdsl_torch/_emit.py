@@ -18,7 +18,6 @@ from torch import nn
 
 from dpcdsl import codegen, ir
 from dpcdsl.codegen import Dialect, Lowering, emit_module
-from dpcdsl.ops import ACTIVATIONS
 from dpcdsl_torch import _layers
 
 BN_MOMENTUM = 0.0003
@@ -38,12 +37,10 @@ def _mode(a: Mapping[str, object]) -> str:
 
 
 
-#: op name -> its PyTorch lowering; an op registered from outside the core adds its
-#: entry here (and its layer classes to LAYERS)
-LOWERINGS: dict[str, Lowering] = {
-    "conv": codegen.layer_lowering("ConvBNReLU", codegen.conv_args),
-    "sepconv": codegen.layer_lowering("SepConvBNReLU", codegen.conv_args),
-    "pool": codegen.pool_lowering("GridPool", "WindowPool"),
+#: op name -> its PyTorch lowering: the shared ones (:func:`dpcdsl.codegen.lowerings`)
+#: and these; an op registered from outside the core adds its entry here (and its layer
+#: classes to LAYERS)
+LOWERINGS: dict[str, Lowering] = codegen.lowerings({
     "upsample": codegen.expression(
         lambda ins, a: f"F.interpolate({ins[0]}, size={ins[1]}.shape[-2:], {_mode(a)})"),
     "resize": codegen.expression(
@@ -51,12 +48,8 @@ LOWERINGS: dict[str, Lowering] = {
                        + (f"scale_factor={a['scale']}" if a["scale"] else
                           f"size={tuple(a['size'])}") + f", {_mode(a)})"),
     "concat": codegen.expression(lambda ins, a: f"torch.cat([{', '.join(ins)}], dim=1)"),
-    "sum": codegen.SUM,
-    "mul": codegen.MUL,
     "dropout": _dropout,
-    "identity": codegen.IDENTITY,
-    **{act: codegen.activation(act) for act in ACTIVATIONS if act != "none"},
-}
+})
 #: layer class name -> the source the emitter copies into a file
 LAYERS: dict[str, Callable[[], str]] = codegen.layer_sources(_layers.LAYERS)
 

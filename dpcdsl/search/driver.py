@@ -35,7 +35,7 @@ from dpcdsl.printer import format_module
 from dpcdsl.program import standalone_text
 from dpcdsl.proxy import ensure_cache, fed, head_cell
 from dpcdsl.rewrite import at_size
-from dpcdsl.search.executors import EXECUTORS, Placement, make_executor, place
+from dpcdsl.search.executors import EXECUTORS, Executor, Placement, make_executor, place
 from dpcdsl.search.ledger import InFlight, Ledger
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.progress import SearchProgress
@@ -533,7 +533,7 @@ def _no_room(study: optuna.Study, max_madds: int | None, none_fit: bool = False
                        hint="raise --max-madds, or narrow the space to cheaper options")
 
 
-def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
+def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Executor,
             task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger,
             flight: InFlight, vet: _Vet | None = None,
             same: Callable[[Any], str] | None = None,
@@ -564,7 +564,7 @@ def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Any,
                   on_step)
 
 
-def _start(trial: Trial, drawn: tuple[Any, str], study: optuna.Study, executor: Any,
+def _start(trial: Trial, drawn: tuple[Any, str], study: optuna.Study, executor: Executor,
            task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger, flight: InFlight,
            on_step: Callable[..., None] | None = None) -> str | None:
     """Train the trial's cell, unless its computation was trained (a duplicate, told at

@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import optuna
 
@@ -81,11 +81,36 @@ def place(executor: str, workers: int | None = None, threads: int | None = None,
     return Placement(executor, workers, threads)
 
 
+@runtime_checkable
+class Executor(Protocol):
+    """Where trials run, as the driver uses it: ``name`` and ``slots`` (how many trials
+    it runs at once); ``submit`` starts a trial with a free slot, reporting each
+    evaluation to ``report`` (which raises ``optuna.TrialPruned`` to stop it) and each
+    step to ``on_step``; ``busy`` counts the trials submitted and not yet collected;
+    ``collect`` waits until at least one has ended and gives their outcomes; ``close``
+    stops what is left. Every executor here (and :class:`~dpcdsl.search.fusion.
+    FusingExecutor`, which wraps one) implements it; an executor object of one's own
+    passed to the search must too."""
+
+    name: str
+    slots: int
+
+    @property
+    def busy(self) -> int: ...
+
+    def submit(self, number: int, job: Job, report: Report | None = None,
+               on_step: Callable[[int], None] | None = None) -> None: ...
+
+    def collect(self) -> list[tuple[int, Outcome]]: ...
+
+    def close(self) -> None: ...
+
+
 class _Expired(BaseException):
     """A trial's time is up (a BaseException, so the trial's own handlers pass it on)."""
 
 
-class LocalExecutor:
+class LocalExecutor(Executor):
     name = "local"
     slots = 1
     GRACE_S = 5.0
@@ -196,7 +221,7 @@ class _Running:
     report: Report | None = None
 
 
-class PoolExecutor:
+class PoolExecutor(Executor):
     """N worker slots, each a persistent process (spawned) that takes trial after
     trial; a worker that dies or runs past the timeout is replaced by a fresh one."""
 
@@ -346,7 +371,7 @@ def _ray_job(job: Job, number: int, progress: Any = None) -> Outcome:
         device=",".join(str(g) for g in ray.get_gpu_ids()))
 
 
-class RayExecutor:
+class RayExecutor(Executor):
     """Ray core tasks, each asking for ``gpus_per_trial`` (a fraction is fine) and
     ``cpus_per_trial``; on the cluster at ``address``, or on a local Ray started for the
     run (and stopped after it). A task whose worker dies is retried once by Ray."""
@@ -451,7 +476,7 @@ EXECUTORS = ("auto", "local", "pool", "ray")
 def make_executor(name: Any, workers: int = 2, timeout: float | None = None,
                   gpus: list[str] | None = None, ray_address: str | None = None,
                   gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
-                  threads: int | None = None, fuse: int = 1) -> Any:
+                  threads: int | None = None, fuse: int = 1) -> Executor:
     """An executor by name (``auto`` is resolved by :func:`place` first), or an executor
     object itself; with ``fuse`` > 1, wrapped to train up to that many trials fused in
     each job (:class:`dpcdsl.search.fusion.FusingExecutor`), the timeout per trial
@@ -465,6 +490,12 @@ def make_executor(name: Any, workers: int = 2, timeout: float | None = None,
     from dpcdsl.errors import DpcError, did_you_mean
 
     if not isinstance(name, str):  # an executor object itself
+        if not isinstance(name, Executor):
+            lacks = [a for a in ("name", "slots", "busy", "submit", "collect", "close")
+                     if not hasattr(name, a)]
+            raise DpcError.at(None, f"{type(name).__name__} is not an executor: it lacks "
+                              f"{', '.join(lacks)}",
+                              hint="see dpcdsl.search.executors.Executor")
         return name
     if name == "local":
         return LocalExecutor(timeout, threads)

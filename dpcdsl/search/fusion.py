@@ -16,10 +16,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 import optuna
 
+from dpcdsl.search.executors import Executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.worker import Report
 
@@ -32,12 +32,12 @@ class _Trial:
     on_step: Callable[[int], None] | None
 
 
-class FusingExecutor:
+class FusingExecutor(Executor):
     """Up to ``fuse`` trials per job of ``inner``: its slots times ``fuse`` trials at
     once. A group starts when it is full and the inner executor has a free slot, or,
     part full, when the driver waits for results (the end of a budget)."""
 
-    def __init__(self, inner: Any, fuse: int) -> None:
+    def __init__(self, inner: Executor, fuse: int) -> None:
         self.inner, self.fuse = inner, fuse
         self.name = inner.name
         self.slots = inner.slots * fuse

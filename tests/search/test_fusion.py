@@ -11,8 +11,9 @@ import pytest
 from optuna.trial import TrialState
 
 from dpcdsl.data.task import load_task
+from dpcdsl.errors import DpcError
 from dpcdsl.search.driver import SearchConfig, search
-from dpcdsl.search.executors import LocalExecutor, make_executor
+from dpcdsl.search.executors import Executor, LocalExecutor, make_executor
 from dpcdsl.search.fusion import FusingExecutor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.study import counted
@@ -129,6 +130,14 @@ def test_the_fusing_executor_groups_trials_and_hands_each_its_outcome():
     assert len(inner.jobs) == 1
     assert [n for n, _ in ex.collect()] == [3] and inner.jobs[-1][1].cells == ("c3",)
     assert ex.busy == 0
+
+
+def test_every_executor_meets_the_declared_interface_and_other_objects_are_named():
+    for ex in (make_executor("local"), make_executor("local", fuse=2), _Slow()):
+        assert isinstance(ex, Executor)
+    with pytest.raises(DpcError, match="object is not an executor: it lacks name, slots, "
+                       "busy, submit, collect, close"):
+        make_executor(object())
 
 
 def test_a_fused_job_gets_the_trials_timeout_times_its_size():
