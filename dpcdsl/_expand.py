@@ -394,7 +394,7 @@ class Expander:
             raise DpcError.at(node.span, f"the node name '{node.name}' is made twice: a "
                               "generated name for a nested op or branch clashes with "
                               "another node", hint="rename the statement that clashes",
-                              sources=self.p.sources)
+                              sources=self.p.sources, code="DPC203")
         if self.target is not None:
             t = self.target.get(node.name)
             if t is None or t.op != node.op or t.inputs != node.inputs or t.attrs != node.attrs:

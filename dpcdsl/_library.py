@@ -45,5 +45,5 @@ def path(name: str) -> Path:
         known = names()
         raise DpcError.at(None, f"no head named '{name}' in the library."
                           f"{did_you_mean(name, known)}".rstrip("."),
-                          hint="heads: " + ", ".join(known))
+                          hint="heads: " + ", ".join(known), code="DPC206")
     return file

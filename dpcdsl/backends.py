@@ -141,7 +141,8 @@ def check_contract(backend: Any, name: str) -> Any:
         what += [f"not callable: {', '.join(broken)}"] if broken else []
         raise DpcError.at(None, f"backend '{name}' does not meet the backend contract "
                           f"({'; '.join(what)})",
-                          hint="see dpcdsl.backends.Backend for what every backend defines")
+                          hint="see dpcdsl.backends.Backend for what every backend defines",
+                          code="DPC901")
     return backend
 
 
@@ -162,14 +163,14 @@ def get(name: str) -> Any:
     if name not in eps:
         known = ", ".join(sorted(eps)) or "none (is dpcdsl installed?)"
         raise DpcError.at(None, f"unknown backend '{name}'.{did_you_mean(name, eps)}"
-                          .rstrip("."), hint=f"installed backends: {known}")
+                          .rstrip("."), hint=f"installed backends: {known}", code="DPC901")
     try:
         # the check reads every required hook, which loads a lazy backend's framework
         backend = check_contract(eps[name].load(), name)
     except ImportError as e:
         hint = f"install the framework of '{name}': pip install 'dpcdsl[{name}]'"
         raise DpcError.at(None, f"backend '{name}' cannot be loaded: {e}",
-                          hint=hint) from None
+                          hint=hint, code="DPC901") from None
     _loaded[name] = backend
     return backend
 
@@ -200,7 +201,7 @@ def default(hook_name: str = "build") -> Any:
     cap = CAPABILITY_OF.get(hook_name)
     what = f"{cap.title} ({hook_name})" if cap else hook_name
     raise DpcError.at(None, f"no installed backend provides {what}",
-                      hint="install one: pip install 'dpcdsl[torch]'")
+                      hint="install one: pip install 'dpcdsl[torch]'", code="DPC901")
 
 
 def _provides(backend: Any, hook_name: str) -> bool:
@@ -222,7 +223,7 @@ def resolve(name: str | None, hook_name: str = "build") -> Any:
                 if (other := _try(n)) is not None and _provides(other, hook_name)]
         raise DpcError.at(None, f"backend '{name}' has no {cap.title}: it does not define "
                           f"{hook_name}", hint="backends that do: "
-                          + (", ".join(have) or "none installed"))
+                          + (", ".join(have) or "none installed"), code="DPC901")
     return backend
 
 
@@ -265,7 +266,7 @@ def _channels(cell: Any, in_channels: int | Mapping[str, int] | None) -> Any:
             "{" + ", ".join(f"{i!r}: 256" for i in cell.inputs) + "}"
         raise DpcError.at(cell.span, f"in_channels is needed: the channels of the input "
                           f"{inputs} of cell '{cell.name}'",
-                          hint=f"pass e.g. in_channels={example}")
+                          hint=f"pass e.g. in_channels={example}", code="DPC604")
     return in_channels
 
 

@@ -213,7 +213,7 @@ def unsupported(node: ir.Node, backend: str) -> DpcError:
     """The one error for an op a backend's lowering table lacks."""
     return DpcError.at(node.span, f"the {backend} backend has no lowering for op "
                        f"'{node.op}'", hint=f"add '{node.op}' to the backend's LOWERINGS "
-                       "table (docs/architecture.md, \"Adding an op\")")
+                       "table (docs/architecture.md, \"Adding an op\")", code="DPC901")
 
 
 def flags(attrs: Attrs) -> str:

@@ -26,6 +26,7 @@ class Span(BaseModel):
 
 #: every diagnostic code, with what it means; editors and tests match these, not the
 #: message text. A code keeps its meaning once published; new problems get new codes.
+#: The hundreds say the phase that finds the problem (:data:`PHASES`).
 CODES: dict[str, str] = {
     "DPC100": "syntax error",
     "DPC110": "an import cannot be read, or imports itself",
@@ -36,6 +37,7 @@ CODES: dict[str, str] = {
     "DPC203": "a name defined twice",
     "DPC204": "a built-in name (an op or a word) redefined",
     "DPC205": "a cell named where a tensor is needed",
+    "DPC206": "no cell, head or file of that name",
     "DPC211": "a value where a tensor is needed",
     "DPC212": "a repeat of several branches where one tensor is needed",
     "DPC213": "a tensor where a value is needed",
@@ -56,10 +58,38 @@ CODES: dict[str, str] = {
     "DPC504": "recursion without a bound or a base case",
     "DPC601": "inputs an op cannot take: channels or sizes that do not fit",
     "DPC602": "a space where an architecture is needed, or a decision out of range",
+    "DPC603": "an output stride a cell's rates cannot take",
+    "DPC604": "the channels of a cell's inputs missing",
     "DPC701": "a task file",
     "DPC702": "a DeepLab JSON cell",
     "DPC703": "a weight file or checkpoint",
-    "DPC900": "any other bad input: a file, an option, a backend",
+    "DPC704": "a dataset: missing, empty, or not what the task says",
+    "DPC705": "a feature cache that is damaged or was built for another task",
+    "DPC706": "a backbone: unknown, at a stride it lacks, or weights it cannot fetch",
+    "DPC707": "a device the task names that this machine lacks",
+    "DPC801": "a search option or setting: an unknown name or a value out of range",
+    "DPC802": "a run folder or storage: in use, holding a search already, holding none, "
+              "or damaged",
+    "DPC803": "a search that cannot go on: changed on resume, nothing within its budget, "
+              "nothing to re-rank",
+    "DPC804": "cells trained together that read different inputs",
+    "DPC901": "a backend: unknown, not loadable, or lacking a capability or a lowering",
+    "DPC902": "a program or package that is not installed (graphviz, Ray, PostgreSQL)",
+    "DPC903": "an output file of a kind that cannot be written",
+    "DPC905": "the formatter would change a file's meaning (a bug to report)",
+}
+
+#: the phase each hundred of :data:`CODES` belongs to
+PHASES: dict[int, str] = {
+    1: "syntax: reading and parsing source files",
+    2: "names: scopes and what a name refers to",
+    3: "calls: ops, cells and their arguments",
+    4: "values: the values of arguments and choices",
+    5: "structure: cells, returns, repeats and recursion",
+    6: "shapes: channels, sizes, strides and decisions",
+    7: "data and interop: tasks, datasets, caches, backbones, weights, DeepLab JSON",
+    8: "search: options, run folders, storage and budgets",
+    9: "environment: backends, programs and output files",
 }
 
 
@@ -101,8 +131,8 @@ class Diagnostic(BaseModel):
     span: Span
     message: str
     hint: str | None = None
+    code: str  # one of CODES
     severity: str = "error"
-    code: str = "DPC900"
 
     @field_validator("code")
     @classmethod
@@ -165,7 +195,7 @@ class DpcError(Exception):
 
     @classmethod
     def at(cls, span: Span | None, message: str, hint: str | None = None,
-           sources: Mapping[str, str] | None = None, code: str = "DPC900") -> DpcError:
+           sources: Mapping[str, str] | None = None, *, code: str) -> DpcError:
         return cls([Diagnostic(span=span or Span(file=""), message=message, hint=hint,
                                code=code)], sources)
 

@@ -57,7 +57,7 @@ def render(cell: ir.Cell, path: str | Path) -> Path:
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in ("dot", "gv", "svg", "png", "pdf"):
         raise DpcError.at(None, f"cannot draw to '{path.name}': use a .dot, .svg, .png or "
-                          ".pdf file name")
+                          ".pdf file name", code="DPC903")
     if fmt in ("dot", "gv"):
         path.write_text(to_dot(cell))
         return path
@@ -78,4 +78,4 @@ def _pipe(cell: ir.Cell, fmt: str) -> bytes:
     except graphviz.ExecutableNotFound:
         raise DpcError.at(None, "the graphviz program `dot` is not installed",
                           hint="install it (Debian: `apt-get install graphviz`), or write "
-                               "a .dot file instead") from None
+                               "a .dot file instead", code="DPC902") from None

@@ -49,7 +49,7 @@ def with_options(file: str | Path, cell_name: str | None = None, what: str | Non
         if key not in known:
             raise DpcError.at(None, f"{what or f'cell {cell.name!r}'} has no parameter "
                               f"'{key}'.{did_you_mean(key, known)}".rstrip("."),
-                              hint="parameters: " + ", ".join(known))
+                              hint="parameters: " + ", ".join(known), code="DPC302")
     params = tuple(p.model_copy(update={"default": _literal(options[p.name])})
                    if p.name in options else p for p in cell.params)
     items = tuple(item.model_copy(update={"params": params}) if item is cell else item

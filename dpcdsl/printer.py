@@ -151,7 +151,7 @@ def formatted(text: str, file: str = "<string>") -> str:
     if not same:
         raise DpcError.at(module.span or Span(file=file), NOT_CLOSED.format(file=file),
                           hint="please report this input: it is a formatter bug",
-                          sources={file: text})
+                          sources={file: text}, code="DPC905")
     return out
 
 

@@ -50,14 +50,14 @@ class Program:
             own = self.own_cells()
             if not own:
                 raise DpcError.at(ir.Span(file=self.file, line=1, column=1),
-                                  "this file defines no cell", sources=self.sources)
+                                  "this file defines no cell", sources=self.sources, code="DPC206")
             return own[-1]
         if name not in self.cells:
             raise DpcError.at(
                 ir.Span(file=self.file, line=1, column=1),
                 f"no cell named '{name}' in {self.file}.{did_you_mean(name, self.cells)}",
                 hint="cells here: " + ", ".join(self.cells) if self.cells else None,
-                sources=self.sources)
+                sources=self.sources, code="DPC206")
         return self.cells[name]
 
 

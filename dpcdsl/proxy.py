@@ -123,7 +123,7 @@ def train_fused(cells: Sequence[ir.Cell], task: Task, backend: str | None = None
             raise DpcError.at(c.span, f"cell '{c.name}' reads the inputs {list(c.inputs)}, "
                               f"cell '{first.name}' reads {list(first.inputs)}",
                               hint="only cells that read the same inputs train fused "
-                                   "(the cells of one space do)")
+                                   "(the cells of one space do)", code="DPC804")
     start = time.perf_counter()
     task = fed(first, task)  # before the cache is built
     mode = mode_for(progress)

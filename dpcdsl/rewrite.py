@@ -26,7 +26,8 @@ def at_output_stride(cell: ir.Cell, output_stride: int) -> ir.Cell:
     if output_stride == BASE_OUTPUT_STRIDE:
         return cell
     if output_stride < 1:
-        raise DpcError.at(cell.span, f"output stride must be positive, got {output_stride}")
+        raise DpcError.at(cell.span, f"output stride must be positive, got {output_stride}",
+                          code="DPC603")
 
     def attrs_of(node: ir.Node) -> dict[str, Any] | None:
         rule = OPS[node.op].at_output_stride
@@ -54,7 +55,8 @@ def _scaled(node: ir.Node, output_stride: int, rate: int) -> int:
         raise DpcError.at(node.span, f"node '{node.name}': rate {rate} does not scale to "
                           f"output stride {output_stride} (16 / {output_stride} x {rate} is "
                           "not a positive integer)",
-                          hint="use output stride 8 or 16, or rates that divide evenly")
+                          hint="use output stride 8 or 16, or rates that divide evenly",
+                          code="DPC603")
     return scaled
 
 

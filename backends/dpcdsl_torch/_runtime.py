@@ -30,12 +30,13 @@ def device_of(task: Task) -> torch.device:
         raise DpcError.at(None, f"{task.file}: device = \"{name}\", but this machine has no "
                           "CUDA GPU that PyTorch can use",
                           hint="set device = \"cpu\" in the task file (or --device cpu), "
-                               "or run on a machine with a GPU")
+                               "or run on a machine with a GPU", code="DPC707")
     if name.startswith("cuda:") and int(name[5:]) >= torch.cuda.device_count():
         raise DpcError.at(None, f"{task.file}: device = \"{name}\", but this machine has "
                           f"{torch.cuda.device_count()} GPU(s)",
-                          hint="pick a GPU index below the count, or device = \"cuda\"")
+                          hint="pick a GPU index below the count, or device = \"cuda\"",
+                          code="DPC707")
     if name == "mps" and not torch.backends.mps.is_available():
         raise DpcError.at(None, f"{task.file}: device = \"mps\", but this machine has no "
-                          "Apple GPU", hint="set device = \"cpu\" in the task file")
+                          "Apple GPU", hint="set device = \"cpu\" in the task file", code="DPC707")
     return torch.device(name)

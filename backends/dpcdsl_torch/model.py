@@ -32,7 +32,7 @@ OUTPUT_STRIDES = (8, 16)
 def _check_stride(output_stride: int) -> None:
     if output_stride not in OUTPUT_STRIDES:
         raise DpcError.at(None, f"output stride {output_stride} is not supported",
-                          hint="use 8 or 16")
+                          hint="use 8 or 16", code="DPC706")
 
 
 def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
@@ -59,7 +59,7 @@ class Backbone(nn.Module):
                 return i
         raise DpcError.at(None, f"the backbone has no stride-{stride} features (its "
                           f"strides: {', '.join(map(str, self.reductions))})",
-                          hint="pick backbone.inputs among these strides")
+                          hint="pick backbone.inputs among these strides", code="DPC706")
 
 
 class TinyBackbone(Backbone):
@@ -158,23 +158,24 @@ class TimmBackbone(Backbone):
             raise DpcError.at(None, f"the timm backbone '{name}' needs timm, which does not "
                               f"import here: {e}",
                               hint="pip install 'dpcdsl[timm]' (timm needs a torchvision "
-                              "built for the installed torch), or use the 'tiny' backbone"
+                              "built for the installed torch), or use the 'tiny' backbone",
+                              code="DPC902"
                               ) from None
         if not timm.is_model(name):
             raise DpcError.at(None, f"timm has no model named '{name}'",
                               hint="see timm.list_models(), e.g. 'resnet50', "
-                              "'mobilenetv2_100', 'xception71.tf_in1k'")
+                              "'mobilenetv2_100', 'xception71.tf_in1k'", code="DPC706")
         if pretrained and pretrained_file is not None:
             path = Path(pretrained_file)
             if not path.is_file():
-                raise DpcError.at(None, f"pretrained_file {path} does not exist")
+                raise DpcError.at(None, f"pretrained_file {path} does not exist", code="DPC706")
             kwargs["pretrained_cfg_overlay"] = {"file": str(path)}
         if pretrained and pretrained_file is None:
             unreachable = _hub_unreachable(name)
             if unreachable is not None:  # at once, not after the hub's retries
                 raise DpcError.at(None, f"cannot fetch the pretrained weights of the timm "
                                   f"model '{name}': {unreachable}, and they are not in the "
-                                  "local cache", hint=PRETRAINED_OFFLINE)
+                                  "local cache", hint=PRETRAINED_OFFLINE, code="DPC706")
         try:
             body: Any = timm.create_model(name, features_only=True, pretrained=pretrained,
                                           output_stride=output_stride, **kwargs)
@@ -182,12 +183,13 @@ class TimmBackbone(Backbone):
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             if pretrained and pretrained_file is None:
                 raise DpcError.at(None, f"cannot fetch the pretrained weights of the timm "
-                                  f"model '{name}': {first}", hint=PRETRAINED_OFFLINE) from None
+                                  f"model '{name}': {first}", hint=PRETRAINED_OFFLINE,
+                                  code="DPC706") from None
             what = f"cannot load {pretrained_file} into" if pretrained else "cannot build"
             raise DpcError.at(None, f"{what} the timm model '{name}' at output stride "
                               f"{output_stride}: {first}",
                               hint="check that the file holds this model's weights, or pick "
-                              "a model that supports output_stride") from None
+                              "a model that supports output_stride", code="DPC706") from None
         self.body = body
         self.output_stride = output_stride
         self.channels = list(body.feature_info.channels())
@@ -227,12 +229,13 @@ class SegmentationModel(nn.Module):
                  strides: Sequence[int] | None = None, align_corners: bool = True) -> None:
         super().__init__()
         if num_classes < 1:
-            raise DpcError.at(None, f"num_classes must be positive, got {num_classes}")
+            raise DpcError.at(None, f"num_classes must be positive, got {num_classes}",
+                              code="DPC706")
         if not isinstance(backbone, Backbone):
             raise DpcError.at(None, f"{type(backbone).__name__} is not a Backbone",
                               hint="subclass dpcdsl_torch.Backbone: a forward that returns "
                               "a list of feature maps, plus channels, reductions and "
-                              "output_stride")
+                              "output_stride", code="DPC706")
         self.backbone = backbone
         self.align_corners = align_corners
         # a path, .dpc text or a head's name stands for its one architecture
@@ -253,7 +256,7 @@ class SegmentationModel(nn.Module):
             if len(decoder.inputs) != 2:
                 raise DpcError.at(decoder.span, f"the decoder cell '{decoder.name}' has "
                                   f"{len(decoder.inputs)} inputs; it needs two: the head's "
-                                  "output and the stride-4 features")
+                                  "output and the stride-4 features", code="DPC501")
             self.low_level = backbone.level(4)
             dec_in: Mapping[str, int] = {decoder.inputs[0]: out_channels,
                                          decoder.inputs[1]: backbone.channels[self.low_level]}

@@ -104,7 +104,8 @@ def train(cell: ir.Cell, task: Task, run_dir: str | Path, resume: bool = False,
     run = Path(run_dir)
     if (run / SIDECAR).exists() and not (resume or overwrite):
         raise DpcError.at(None, f"{run} already holds a training run",
-                          hint="pass --resume to continue it, or choose another --run-dir")
+                          hint="pass --resume to continue it, or choose another --run-dir",
+                          code="DPC802")
     check_dataset(task)  # before the backbone, whose weights may come over the network
     run.mkdir(parents=True, exist_ok=True)
     model = make_model(cell, task, task.dataset.num_classes)
@@ -163,7 +164,7 @@ def _restore(run: Path, model: SegmentationModel,
     sidecar = run / SIDECAR
     if not sidecar.is_file():
         raise DpcError.at(None, f"nothing to resume in {run}: {SIDECAR} is missing",
-                          hint="start the run without --resume")
+                          hint="start the run without --resume", code="DPC802")
     record = _sidecar(sidecar)
     import_weights(model, weightfile.read(run / CHECKPOINT))
     momentum = weightfile.read(run / OPTIMIZER)
@@ -179,12 +180,12 @@ def _sidecar(path: Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except (OSError, ValueError) as e:
         raise DpcError.at(None, f"{path} is damaged: {e}",
-                          hint="train the run again into a new --run-dir") from None
+                          hint="train the run again into a new --run-dir", code="DPC703") from None
     missing = SIDECAR_KEYS - set(record) if isinstance(record, dict) else SIDECAR_KEYS
     if missing:
         raise DpcError.at(None, f"{path} is damaged: it holds no training record (no "
                           f"{', '.join(sorted(missing))})",
-                          hint="train the run again into a new --run-dir")
+                          hint="train the run again into a new --run-dir", code="DPC703")
     return record
 
 
@@ -193,14 +194,14 @@ def load_run(run_dir: str | Path) -> tuple[SegmentationModel, Task, dict[str, An
     run = Path(run_dir)
     sidecar = run / SIDECAR
     if not sidecar.is_file():
-        raise DpcError.at(None, f"{run} holds no checkpoint ({SIDECAR} is missing)")
+        raise DpcError.at(None, f"{run} holds no checkpoint ({SIDECAR} is missing)", code="DPC802")
     record = _sidecar(sidecar)
     try:
         task = Task.model_validate({**record["task"], "file": record.get("task_file", "<run>")})
         cell = Space.from_text(record["cell"]).concrete()
     except (KeyError, TypeError, ValueError) as e:
         raise DpcError.at(None, f"{sidecar} is damaged: {type(e).__name__}: {e}",
-                          hint="train the run again into a new --run-dir") from None
+                          hint="train the run again into a new --run-dir", code="DPC703") from None
     model = make_model(cell, task, task.dataset.num_classes)
     import_weights(model, weightfile.read(run / CHECKPOINT))
     return model, task, record

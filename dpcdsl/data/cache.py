@@ -67,7 +67,7 @@ class FeatureCache:
         raise DpcError.at(None, f"the feature cache {self.path} holds no stride-{stride} "
                           f"features (it holds strides {', '.join(map(str, self.strides))})",
                           hint="set backbone.inputs in the task file; the cache is rebuilt "
-                          "for the levels it names")
+                          "for the levels it names", code="DPC705")
 
     def channels(self, stride: int) -> int:
         return int(self.level(stride)["channels"])
@@ -159,12 +159,12 @@ def open_cache(task: Task, dtype: str = "float16") -> FeatureCache | None:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise DpcError.at(None, f"the feature cache {path} is damaged: meta.json cannot be "
                           f"read ({type(e).__name__}: {e})",
-                          hint=f"remove {path}; it is rebuilt") from None
+                          hint=f"remove {path}; it is rebuilt", code="DPC705") from None
     levels = {int(level["stride"]) for level in meta.get("levels", ())}
     if built != _identity(task.model_dump(mode="json")) or levels != set(task.backbone.levels):
         raise DpcError.at(None, f"the feature cache {path} was not built for this task "
                           "(its record names another dataset, backbone or crop)",
-                          hint=f"remove {path}; it is rebuilt for this task")
+                          hint=f"remove {path}; it is rebuilt for this task", code="DPC705")
     return FeatureCache(path, meta)
 
 
@@ -178,7 +178,7 @@ def build_cache(task: Task, extract: Extractor, dtype: str = "float16", batch: i
         return done
     if sorted(extract.strides) != sorted(task.backbone.levels):
         raise DpcError.at(None, f"the feature extractor gives strides {list(extract.strides)}"
-                          f", the task needs {list(task.backbone.levels)}")
+                          f", the task needs {list(task.backbone.levels)}", code="DPC706")
     final = cache_path(task, dtype)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(final)
@@ -249,7 +249,7 @@ def _write_split(folder: Path, name: str, data: Dataset, extract: Extractor, dty
             levels = [np.asarray(f).astype(dtype) for f in extract.run(images)]
             if len(levels) != len(extract.strides):
                 raise DpcError.at(None, f"the feature extractor gave {len(levels)} feature "
-                                  f"maps for {len(extract.strides)} strides")
+                                  f"maps for {len(extract.strides)} strides", code="DPC706")
             if not files:
                 files.append(_npy_writer(folder / f"{name}_labels.npy",
                                          (len(data), *labels.shape[1:]), labels.dtype))

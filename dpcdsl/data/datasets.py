@@ -33,11 +33,11 @@ def open_split(task: Task, split: str,
     if spec.kind == "synthetic":
         if spec.num_classes != NUM_CLASSES:
             raise DpcError.at(None, f"{task.file}: dataset.num_classes is {spec.num_classes}, "
-                              f"but synthetic scenes have {NUM_CLASSES} classes")
+                              f"but synthetic scenes have {NUM_CLASSES} classes", code="DPC704")
         if spec.image_size != task.train.crop:
             raise DpcError.at(None, f"{task.file}: synthetic scenes of {spec.image_size} "
                               f"pixels need train.crop = {spec.image_size}, not "
-                              f"{task.train.crop}")
+                              f"{task.train.crop}", code="DPC704")
         count = spec.train_size if split == "train" else spec.val_size
         return SyntheticScenes(count, spec.image_size, task.seed, split)
     assert spec.root is not None  # the task file's check
@@ -45,12 +45,13 @@ def open_split(task: Task, split: str,
     data.normalisation = normalisation or IMAGENET
     if data.num_classes != spec.num_classes:
         raise DpcError.at(None, f"{task.file}: dataset.num_classes is {spec.num_classes}, "
-                          f"but {spec.kind} has {data.num_classes} classes")
+                          f"but {spec.kind} has {data.num_classes} classes", code="DPC704")
     if spec.ignore_index != data.ignore_index:
         raise DpcError.at(None, f"{task.file}: dataset.ignore_index is {spec.ignore_index}, "
-                          f"but {spec.kind} labels use {data.ignore_index}")
+                          f"but {spec.kind} labels use {data.ignore_index}", code="DPC704")
     if len(data) == 0:
-        raise DpcError.at(None, f"{spec.kind} at {spec.root}: the {split_name} split is empty")
+        raise DpcError.at(None, f"{spec.kind} at {spec.root}: the {split_name} split is empty",
+                          code="DPC704")
     return data
 
 

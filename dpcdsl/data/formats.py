@@ -66,7 +66,7 @@ CLASS_NAMES: dict[str, tuple[str, ...]] = {
 
 
 def _fail(message: str, hint: str | None = None) -> DpcError:
-    return DpcError.at(None, message, hint=hint)
+    return DpcError.at(None, message, hint=hint, code="DPC704")
 
 
 def _folder(path: Path, what: str) -> Path:

@@ -289,7 +289,8 @@ def _toml_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise DpcError.at(None, f"task_toml: a {type(value).__name__} cannot be written as a "
-                      f"TOML value ({value!r})", hint="use a string, number, boolean or list")
+                      f"TOML value ({value!r})", hint="use a string, number, boolean or list",
+                      code="DPC701")
 
 
 def _diagnostic(err: Any, text: str, file: str) -> Diagnostic:

@@ -127,7 +127,7 @@ def _check_names(cfg: SearchConfig) -> None:
                               ("executor", cfg.executor, EXECUTORS)):
         if isinstance(name, str) and name not in known:
             raise DpcError.at(None, f"unknown {what} '{name}'.{did_you_mean(name, known)}"
-                              .rstrip("."), hint=f"{what}s: " + ", ".join(known))
+                              .rstrip("."), hint=f"{what}s: " + ", ".join(known), code="DPC801")
     for what, value, default in (("timeout", cfg.timeout, "no limit"),
                                  ("max_madds", cfg.max_madds, "no limit"),
                                  ("workers", cfg.workers, "one per usable CPU"),
@@ -135,7 +135,8 @@ def _check_names(cfg: SearchConfig) -> None:
                                  ("fuse", cfg.fuse, "1, each trial alone")):
         if value is not None and not value > 0:
             raise DpcError.at(None, f"{what} must be positive, got {value:g}",
-                              hint=f"leave --{what.replace('_', '-')} out for {default}")
+                              hint=f"leave --{what.replace('_', '-')} out for {default}",
+                              code="DPC801")
 
 
 def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[str, str]:
@@ -180,7 +181,7 @@ def _check_resume(study: optuna.Study, current: dict[str, str],
     changed = {k: (recorded.get(k), v) for k, v in current.items() if recorded.get(k) != v}
     refused = {k: d for k, d in changed.items() if k not in allow}
     if refused:
-        raise DpcError([Diagnostic(span=Span(file=""), code="DPC900", message=(
+        raise DpcError([Diagnostic(span=Span(file=""), code="DPC803", message=(
             f"--resume with a different {k}: the study has {old}, this run {new}"),
             hint=f"resume with what the study was started with, or allow it explicitly "
                  f"with --allow-changed {k}") for k, (old, new) in refused.items()])
@@ -198,9 +199,11 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
         if cfg.storage or (cfg.run_dir / "study.db").exists() else []
     if STUDY in names and not cfg.resume:
         raise DpcError.at(None, f"{cfg.run_dir} already holds a search",
-                          hint="continue it with --resume, or choose another --run-dir")
+                          hint="continue it with --resume, or choose another --run-dir",
+                          code="DPC802")
     if cfg.resume and STUDY not in names:
-        raise DpcError.at(None, f"nothing to resume in {cfg.run_dir}: no study there")
+        raise DpcError.at(None, f"nothing to resume in {cfg.run_dir}: no study there",
+                          code="DPC802")
     record_storage(cfg.run_dir, cfg.storage)
     try:
         study = optuna.create_study(study_name=STUDY, storage=url,
@@ -211,7 +214,7 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
     except optuna.exceptions.DuplicatedStudyError:  # another driver created it just now
         raise DpcError.at(None, f"the storage of {cfg.run_dir} already holds a search "
                           "(another driver started it at the same moment)",
-                          hint="join it with --resume") from None
+                          hint="join it with --resume", code="DPC802") from None
     if not cfg.resume:
         study.set_user_attr("space_file", str(Path(cfg.space_file).resolve()))
         study.set_user_attr("cell", space.name)
@@ -410,7 +413,7 @@ def suggest_cell(trial: Trial, space: Space, labelled: bool = True,
         else:
             i = trial.suggest_int(path, 0, len(counts) - 1)
         if counts[i] == 0:
-            raise DpcError.at(None, f"{path} = {labels[i]} is an empty option here")
+            raise DpcError.at(None, f"{path} = {labels[i]} is an empty option here", code="DPC602")
         return i
 
     cell, decisions = space.decide(choose, labelled=True)
@@ -524,13 +527,14 @@ def _no_room(study: optuna.Study, max_madds: int | None, none_fit: bool = False
             f"{MAX_REJECTED} draws in a row cannot be built"
         return DpcError.at(None, f"{what} at the task's feature sizes, e.g.: {common}",
                            hint="a larger crop or a lower backbone output stride, or "
-                                "narrow the space to options that fit")
+                                "narrow the space to options that fit", code="DPC803")
     costs = [int(t.user_attrs["over_budget"]) for t in study.trials
              if "over_budget" in t.user_attrs]
     return DpcError.at(None, f"{MAX_REJECTED} draws in a row cost more than the budget of "
                        f"{max_madds / 1e9:.3g}B multiply-adds (the cheapest: "
                        f"{min(costs) / 1e9:.3g}B)",
-                       hint="raise --max-madds, or narrow the space to cheaper options")
+                       hint="raise --max-madds, or narrow the space to cheaper options",
+                       code="DPC803")
 
 
 def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Executor,

@@ -387,7 +387,7 @@ class RayExecutor(Executor):
             import ray
         except ImportError:
             raise DpcError.at(None, "the ray executor needs Ray",
-                              hint="pip install 'dpcdsl[ray]'") from None
+                              hint="pip install 'dpcdsl[ray]'", code="DPC902") from None
         self.ray = ray
         self.started = not ray.is_initialized()
         if self.started:
@@ -495,7 +495,7 @@ def make_executor(name: Any, workers: int = 2, timeout: float | None = None,
                      if not hasattr(name, a)]
             raise DpcError.at(None, f"{type(name).__name__} is not an executor: it lacks "
                               f"{', '.join(lacks)}",
-                              hint="see dpcdsl.search.executors.Executor")
+                              hint="see dpcdsl.search.executors.Executor", code="DPC801")
         return name
     if name == "local":
         return LocalExecutor(timeout, threads)
@@ -506,5 +506,5 @@ def make_executor(name: Any, workers: int = 2, timeout: float | None = None,
                            threads)
     raise DpcError.at(None, f"unknown executor '{name}'."
                       f"{did_you_mean(name, EXECUTORS)}".rstrip("."),
-                      hint="executors: " + ", ".join(EXECUTORS))
+                      hint="executors: " + ", ".join(EXECUTORS), code="DPC801")
 

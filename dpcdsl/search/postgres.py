@@ -52,12 +52,12 @@ def local_server(folder: Path, database: str = "dpcdsl") -> Iterator[str]:
     bin_dir = server_programs()
     if bin_dir is None:
         raise DpcError.at(None, "PostgreSQL's server programs (initdb, pg_ctl) are not "
-                          "installed", hint="apt-get install postgresql")
+                          "installed", hint="apt-get install postgresql", code="DPC902")
     try:
         import psycopg2  # noqa: F401
     except ImportError:
         raise DpcError.at(None, "the PostgreSQL storage needs the psycopg2 driver",
-                          hint="pip install 'dpcdsl[postgres]'") from None
+                          hint="pip install 'dpcdsl[postgres]'", code="DPC902") from None
     as_root = os.geteuid() == 0
     if as_root:  # the postgres user may not reach ``folder``: a folder of its own
         folder = Path(tempfile.mkdtemp(prefix="dpcdsl-pg-"))
@@ -73,7 +73,8 @@ def local_server(folder: Path, database: str = "dpcdsl") -> Iterator[str]:
         done = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
         if done.returncode != 0:
             raise DpcError.at(None, f"{Path(args[0]).name} failed (exit code "
-                              f"{done.returncode}): {(done.stderr or done.stdout).strip()}")
+                              f"{done.returncode}): {(done.stderr or done.stdout).strip()}",
+                              code="DPC802")
 
     port = _free_port()
     run(str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "dpcdsl",

@@ -337,7 +337,8 @@ def _rerank_section(run_dir: Path | None) -> list[str]:
     data = load_json(path, "re-ranking record")
     if not isinstance(data, dict) or not {"end_to_end", "rows", "spearman"} <= set(data):
         raise DpcError.at(Span(file=str(path)), "the re-ranking record is damaged: it holds "
-                          "no re-ranking", hint=f"remove {path}, or run dpcc rerank again")
+                          "no re-ranking", hint=f"remove {path}, or run dpcc rerank again",
+                          code="DPC802")
     how = "end to end" if data["end_to_end"] else f"on the proxy task for {data['steps']} steps"
     k = len(data["rows"])
     warn = (f" <b>Warning:</b> a rank correlation over K = {k} cells says little; re-rank "

@@ -78,7 +78,7 @@ def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool =
         update={"steps": steps, "eval_every": steps})})
     unique = [t for t in ranked(study) if "duplicate_of" not in t.user_attrs][:top]
     if not unique:
-        raise DpcError.at(None, f"{run_dir} has no finished trial to re-rank")
+        raise DpcError.at(None, f"{run_dir} has no finished trial to re-rank", code="DPC803")
     rows = []
     for i, t in enumerate(unique, 1):
         cell = Space.from_text(t.user_attrs["cell"]).concrete()

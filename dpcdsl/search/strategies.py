@@ -76,7 +76,7 @@ def settings_for(name: str, given: Mapping[str, Any] | None = None,
         if key not in known:
             hint = f"settings of '{name}': " + (", ".join(known) or "none")
             raise DpcError.at(None, f"{what} '{name}' has no setting '{key}'."
-                              f"{did_you_mean(key, known)}".rstrip("."), hint=hint)
+                              f"{did_you_mean(key, known)}".rstrip("."), hint=hint, code="DPC801")
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if key in FRACTIONS:
             ok, want = number and 0 <= value <= 1, "a fraction between 0 and 1"
@@ -85,7 +85,8 @@ def settings_for(name: str, given: Mapping[str, Any] | None = None,
             ok = number and isinstance(value, int) and value >= least
             want = "an integer of at least 0" if least == 0 else "a positive integer"
         if not ok:
-            raise DpcError.at(None, f"{what} setting {key} = {value!r}: expected {want}")
+            raise DpcError.at(None, f"{what} setting {key} = {value!r}: expected {want}",
+                              code="DPC801")
         out[key] = value
     return out
 
@@ -95,7 +96,7 @@ def make_pruner(name: str, given: Mapping[str, Any] | None = None
     """The pruner ``name`` (:data:`PRUNERS`) with its settings."""
     if name not in PRUNERS:
         raise DpcError.at(None, f"unknown pruner '{name}'.{did_you_mean(name, PRUNERS)}"
-                          .rstrip("."), hint="pruners: " + ", ".join(PRUNERS))
+                          .rstrip("."), hint="pruners: " + ", ".join(PRUNERS), code="DPC801")
     s = settings_for(name, given, PRUNERS, "pruner")
     if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=s["startup"],
@@ -117,7 +118,7 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, int | float]:
             out[key.strip()] = int(text) if text.strip().lstrip("-").isdigit() else float(text)
         except ValueError:
             raise DpcError.at(None, f"a setting reads KEY=NUMBER, got {pair!r}",
-                              hint="e.g. --setting population=8") from None
+                              hint="e.g. --setting population=8", code="DPC801") from None
     return out
 
 
@@ -263,4 +264,4 @@ def make_sampler(name: str, space: Space, seed: int | None = None,
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
                                               n_startup_trials=chosen["startup"])
     raise DpcError.at(None, f"unknown strategy '{name}'.{did_you_mean(name, STRATEGIES)}"
-                      .rstrip("."), hint="strategies: " + ", ".join(STRATEGIES))
+                      .rstrip("."), hint="strategies: " + ", ".join(STRATEGIES), code="DPC801")

@@ -68,12 +68,12 @@ def find_storage(run_dir: Path, storage: str | None) -> str | None:
         url = named.read_text().strip()
         if f":{_HIDDEN}@" in url:
             raise DpcError.at(None, f"the search in {run_dir} is kept in {url}",
-                              hint="give --storage with that URL and its password")
+                              hint="give --storage with that URL and its password", code="DPC802")
         return url
     if not (run_dir / "study.db").exists():
         raise DpcError.at(None, f"{run_dir} holds no search: no study.db, and no "
                           f"{STORAGE_FILE} naming another storage",
-                          hint="give the run folder of a search, or --storage URL")
+                          hint="give the run folder of a search, or --storage URL", code="DPC802")
     return None
 
 
@@ -96,7 +96,7 @@ def open_storage(run_dir: Path, storage: str | None) -> optuna.storages.BaseStor
         raise DpcError.at(None, f"cannot open the Optuna storage {url}: {first}",
                           hint="a database URL such as sqlite:///runs/x/study.db or "
                                "postgresql://user@host/db, or journal:runs/x/journal.log; "
-                               "without --storage the run folder's study.db is used"
+                               "without --storage the run folder's study.db is used", code="DPC802"
                           ) from None
 
 
@@ -213,7 +213,8 @@ def run_lock(run_dir: Path) -> Iterator[None]:
             f.seek(0)
             holder = f.read().strip() or "another process"
             raise DpcError.at(None, f"{run_dir} is in use by a running search ({holder})",
-                              hint="wait for it to end, or stop it; then --resume") from None
+                              hint="wait for it to end, or stop it; then --resume",
+                              code="DPC802") from None
         f.seek(0)
         f.truncate()
         f.write(f"pid {os.getpid()}")
