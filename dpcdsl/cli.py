@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from collections import Counter
@@ -147,38 +148,6 @@ CellOpt = Annotated[str | None, typer.Option("--cell", "-c",
 class Format(str, Enum):
     text = "text"
     json = "json"
-
-
-class Strategy(str, Enum):
-    random = "random"
-    ers = "ers"
-    evolution = "evolution"
-    tpe = "tpe"
-
-
-class Executor(str, Enum):
-    auto = "auto"
-    local = "local"
-    pool = "pool"
-    ray = "ray"
-
-
-class Pruner(str, Enum):
-    none = "none"
-    median = "median"
-    asha = "asha"
-
-
-class Identity(str, Enum):
-    """What defines a search (dpcdsl.search.driver.identity)."""
-
-    space = "space"
-    task = "task"
-    strategy = "strategy"
-    prune = "prune"
-    seed = "seed"
-    backend = "backend"
-    max_madds = "max_madds"
 
 
 class Pooling(str, Enum):
@@ -519,86 +488,83 @@ def eval_(run_dir: Annotated[Path, typer.Argument(help="a run folder from dpcc t
     out.print(f"mIOU {default('evaluate_run').evaluate_run(run_dir):.1f}")
 
 
-@app.command()
-@handled
-def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
-           strategy: Annotated[Strategy, typer.Option(
-               help="the search strategy")] = Strategy.random,
-           trials: Annotated[int, typer.Option(help="finished trials to run", min=1)] = 20,
-           executor: Annotated[Executor, typer.Option(
-               help="where trials run; auto: a pool of one worker per CPU on a multi-core "
-                    "CPU (or per GPU given), else this process")] = Executor.auto,
-           workers: Annotated[int | None, typer.Option(
-               help="pool or Ray workers [default: one per usable CPU, or per GPU given; "
-                    "Ray: 2]", min=1, show_default=False)] = None,
-           threads: Annotated[int | None, typer.Option(
-               help="CPU threads per trial [default: each worker's share of the usable "
-                    "CPUs]", min=1, show_default=False)] = None,
-           fuse: Annotated[int, typer.Option(
-               help="trials trained fused in each job, their heads in one step on the "
-                    "same batch: for GPUs (results equal training alone)", min=1)] = 1,
-           run_dir: Annotated[Path, typer.Option("--run-dir")] = Path("runs/search"),
-           storage: Annotated[str | None, typer.Option(
-               help="an Optuna storage URL (default: SQLite in the run folder)")] = None,
-           resume: Annotated[bool, typer.Option(help="continue the run folder's study")] = False,
-           prune: Annotated[Pruner, typer.Option(help="stop weak trials early")] = Pruner.none,
-           seed: Annotated[int, typer.Option()] = 0,
-           timeout: Annotated[float | None, typer.Option(help="seconds per trial")] = None,
-           gpus: Annotated[str | None, typer.Option(
-               help="GPU ids for pool workers, e.g. 0,1")] = None,
-           ray_address: Annotated[str | None, typer.Option(
-               help="a Ray cluster (default: a local Ray for the run)")] = None,
-           gpus_per_trial: Annotated[float, typer.Option(help="ray: GPUs per trial")] = 0.0,
-           cpus_per_trial: Annotated[float, typer.Option(help="ray: CPUs per trial")] = 1.0,
-           quiet: QuietOpt = False,
-           allow_changed: Annotated[list[Identity] | None, typer.Option(
-               help="with --resume: what may differ from the study's start "
-                    "(recorded in the study)")] = None,
-           max_madds: Annotated[str | None, typer.Option(
-               help="a multiply-add budget (0.5B, 500M, 5e8): candidates over it at the "
-                    "task's feature sizes are drawn again, never trained")] = None,
-           setting: Annotated[list[str] | None, typer.Option(
-               "--setting", help="a strategy setting KEY=VALUE, e.g. population=8 (see "
-                                 "docs/search.md; over the task file's \\[strategy])")] = None,
-           prune_setting: Annotated[list[str] | None, typer.Option(
-               "--prune-setting", help="a pruner setting KEY=VALUE, e.g. startup=10 (see "
-                                       "docs/search.md; over the task file's \\[pruner])")
-                                    ] = None,
-           retry_failed: Annotated[bool, typer.Option(
-               "--retry-failed", help="train again an architecture that failed to build "
-                                      "or diverged before (default: reuse its failure)")
-                                   ] = False,
-           baseline: Annotated[Path | None, typer.Option(
-               help="a cell trained once on the same proxy task, which the report compares "
-                    "with: a .dpc file, or a library head or example by name (aspp)",
-               callback=lambda v: None if v is None else _head_or_file(v))] = None,
-           ) -> None:
+def _search_options() -> list[inspect.Parameter]:
+    """The options of ``dpcc search``, one per field of the search's configuration
+    (:mod:`dpcdsl.search.config`), each made from the field's declaration."""
+    from dpcdsl.search.config import fields
+
+    params = []
+    for f in fields():
+        meta = f.meta
+        if not meta["cli"]:
+            continue
+        name = meta.get("cli_name") or f.flat.replace("_", "-")
+        kind, default = str(meta.get("kind")), meta.get("cli_default", f.default)
+        extra = {k: meta[k] for k in ("min",) if k in meta}
+        kind_type: Any = {"count": str | None, "settings": list[str] | None,
+                          "list": str | None, "flag": bool, "head": Path | None}.get(kind)
+        if "choices" in meta:
+            choice = Enum(f.flat.title().replace("_", ""),  # type: ignore[misc]
+                          {c: c for c in meta["choices"]}, type=str)
+            kind_type = list[choice] | None if kind == "many" else choice  # type: ignore
+            default = None if kind == "many" else choice(default)
+        elif kind in ("settings", "list", "count"):
+            default = None
+        elif kind == "head":
+            extra["callback"] = lambda v: None if v is None else _head_or_file(v)
+        annotation = kind_type or _field_type(f.group, f.name)
+        params.append(inspect.Parameter(
+            f.flat, inspect.Parameter.KEYWORD_ONLY, default=default,
+            annotation=Annotated[annotation, typer.Option(f"--{name}", help=meta["help"],
+                                                          **extra)]))
+    return params
+
+
+def _field_type(group: str, name: str) -> Any:
+    from typing import get_type_hints
+
+    from dpcdsl.search.config import GROUPS
+
+    return get_type_hints(GROUPS[group])[name]
+
+
+def _search_config(file: Path, task: Path, cell: str | None, quiet: bool,
+                   options: dict[str, Any]) -> Any:
+    """The search's configuration from ``dpcc search``'s options, each parsed from its
+    text as its field declares."""
+    from dpcdsl.search.config import FLAT, SearchConfig
+    from dpcdsl.search.strategies import parse_settings
+
+    parse: dict[str | None, Callable[[Any], Any]] = {
+        "count": lambda v: None if v is None else parse_count(v),
+        "settings": lambda v: parse_settings(v or []),
+        "list": lambda v: v.split(",") if v else None,
+        "many": lambda v: tuple(a.value for a in v or ()),
+    }
+    values = {}
+    for flat, value in options.items():
+        kind = FLAT[flat].meta.get("kind")
+        value = value.value if isinstance(value, Enum) else value
+        values[flat] = parse.get(kind, lambda v: v)(value)
+    return SearchConfig(file, task, cell=cell, progress=_progress(quiet), **values)
+
+
+def search(file: FileArg, task: TaskOpt, cell: CellOpt = None, quiet: QuietOpt = False,
+           **options: Any) -> None:
     """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
     from dpcdsl.data.task import load_task
-    from dpcdsl.search.driver import SearchConfig
     from dpcdsl.search.driver import search as run_search
     from dpcdsl.search.report import ranked
-    from dpcdsl.search.strategies import parse_settings, room_warning
+    from dpcdsl.search.strategies import room_warning
 
-    cfg = SearchConfig(space_file=file, task_file=task, cell=cell, strategy=strategy.value,
-                       trials=trials, executor=executor.value, workers=workers, threads=threads,
-                       fuse=fuse,
-                       run_dir=run_dir, storage=storage, resume=resume, prune=prune.value,
-                       seed=seed,
-                       timeout=timeout, gpus=gpus.split(",") if gpus else None,
-                       ray_address=ray_address, gpus_per_trial=gpus_per_trial,
-                       cpus_per_trial=cpus_per_trial,
-                       progress=_progress(quiet),
-                       allow_changed=tuple(a.value for a in allow_changed or ()),
-                       max_madds=None if max_madds is None else parse_count(max_madds),
-                       retry_failed=retry_failed, baseline=baseline,
-                       settings=parse_settings(setting or []),
-                       prune_settings=parse_settings(prune_setting or []))
-    warning = room_warning(strategy.value, trials, cfg.strategy_settings(load_task(task)))
+    cfg = _search_config(file, task, cell, quiet, options)
+    warning = room_warning(cfg.strategy.name, cfg.strategy.trials,
+                           cfg.strategy_settings(load_task(task)))
     if warning:
         err.print(f"warning: {warning}", markup=False)
     study = run_search(cfg)
     rows = ranked(study)
+    run_dir = cfg.storage.run_dir
     if not rows:  # an honest exit: no trial finished, so there is no best cell
         reasons = Counter(t.user_attrs.get("failure", t.state.name.lower())
                           for t in study.trials)
@@ -612,6 +578,14 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None,
     out.print(f"best of {len(rows)} trials: mIOU {best.value:.2f} (trial {best.number})")
     out.print(best.user_attrs["cell"], end="", markup=False)
     out.print(f"results in {run_dir}: best.dpc, best.svg, best/, leaderboard.csv, report.html")
+
+
+# the options after the file, the task, the cell and --quiet come from the search's
+# configuration: a new option of SearchConfig is an option here without an edit
+_own = [p for p in inspect.signature(search, eval_str=True).parameters.values()
+        if p.kind is not inspect.Parameter.VAR_KEYWORD]
+search.__signature__ = inspect.Signature(_own + _search_options())  # type: ignore[attr-defined]
+search = app.command()(handled(search))
 
 
 @app.command()

@@ -73,6 +73,7 @@ CODES: dict[str, str] = {
     "DPC803": "a search that cannot go on: changed on resume, nothing within its budget, "
               "nothing to re-rank",
     "DPC804": "cells trained together that read different inputs",
+    "DPC805": "a training whose loss became NaN or infinite",
     "DPC901": "a backend: unknown, not loadable, or lacking a capability or a lowering",
     "DPC902": "a program or package that is not installed (graphviz, Ray, PostgreSQL)",
     "DPC903": "an output file of a kind that cannot be written",
@@ -88,7 +89,7 @@ PHASES: dict[int, str] = {
     5: "structure: cells, returns, repeats and recursion",
     6: "shapes: channels, sizes, strides and decisions",
     7: "data and interop: tasks, datasets, caches, backbones, weights, DeepLab JSON",
-    8: "search: options, run folders, storage and budgets",
+    8: "search and training: options, run folders, storage, budgets, divergence",
     9: "environment: backends, programs and output files",
 }
 

@@ -148,65 +148,94 @@ def _train(cells: Sequence[ir.Cell], task: Task, cache: FeatureCache, backend: s
     clock.lap("build")
     spec = task.train
     feats, labels = cache.inputs(heads[0], task, "train"), cache.labels("train")
-    losses: list[list[float]] = [[] for _ in cells]
-    evals: list[list[tuple[int, float]]] = [[] for _ in cells]
-    matrices = [ConfusionMatrix(cache.num_classes, cache.ignore_index) for _ in cells]
-    stopped: dict[int, Exception] = {}
-    active = list(range(len(cells)))
+    val = cache.inputs(heads[0], task, "val")
+    state = _Heads(cells, cache.num_classes, cache.ignore_index, callbacks)
     start = time.perf_counter()
     for k, idx in zip(range(1, spec.steps + 1), batches(len(labels), spec.batch, task.seed)):
         batch = ([np.asarray(f[idx], np.float32) for f in feats],
                  sample_labels(np.asarray(labels[idx]), spec.proxy_loss_stride))
         clock.lap("data")
-        got = dict(zip(active, step(*batch, tuple(active)), strict=True))
+        got = dict(zip(state.active, step(*batch, tuple(state.active)), strict=True))
         clock.lap("steps")
-        for i, loss in got.items():
-            if np.isfinite(loss):
-                losses[i].append(loss)
-            else:
-                stopped[i] = Diverged.at(None, f"cell '{cells[i].name}': the loss is {loss} "
-                                         f"at step {k} of {spec.steps}",
-                                         hint="lower train.lr, or check the cell")
-        active = [i for i in active if i not in stopped]
-        if not active:
+        if not state.took(k, spec.steps, got):
             break
-        shown.step(k, float(np.mean([got[i] for i in active])))
+        shown.step(k, float(np.mean([got[i] for i in state.active])))
         if on_step is not None:
             on_step(k)
         if k % spec.eval_every == 0 or k == spec.steps:
             clock.lap("steps")
-            for i, matrix in zip(active, evaluate(predict, cache, cache.inputs(
-                    heads[0], task, "val"), active), strict=True):
-                matrices[i] = matrix
-                evals[i].append((k, matrix.miou()))
+            matrices = evaluate(predict, cache, val, state.active)
             clock.lap("eval")
-            shown.evaluated(k, max(evals[i][-1][1] for i in active))
-            for i in active:
-                try:
-                    if callbacks[i] is not None:
-                        callbacks[i](k, evals[i][-1][1])  # type: ignore[misc]
-                except Exception as e:  # a pruner's stop, for this cell alone
-                    stopped[i] = e
-            active = [i for i in active if i not in stopped]
-            if not active:
+            shown.evaluated(k, state.evaluated(k, matrices))
+            if not state.told(k):
                 break
         clock.lap("steps")
     wall = time.perf_counter() - start
     results: list[ProxyResult | Exception] = []
     for i, (cell, head) in enumerate(zip(cells, heads, strict=True)):
-        if i in stopped:
-            results.append(stopped[i])
+        if i in state.stopped:
+            results.append(state.stopped[i])
             continue
         report = cost(head, cache.in_channels(head, task), cache.sizes(head, task))
         clock.lap("cost")
         results.append(ProxyResult(
-            cell=cell.name, hash=cell.hash, backend=trainer.name, miou=evals[i][-1][1],
+            cell=cell.name, hash=cell.hash, backend=trainer.name, miou=state.evals[i][-1][1],
             per_class_iou=[None if np.isnan(v) else float(v) * 100
-                           for v in matrices[i].iou()],
-            losses=losses[i], evals=evals[i], steps=len(losses[i]), wall_s=wall,
-            params=report.params, madds=report.madds, computed_madds=report.computed_madds,
-            fused=len(cells), timings=clock.totals()))
+                           for v in state.matrices[i].iou()],
+            losses=state.losses[i], evals=state.evals[i], steps=len(state.losses[i]),
+            wall_s=wall, params=report.params, madds=report.madds,
+            computed_madds=report.computed_madds, fused=len(cells), timings=clock.totals()))
     return results
+
+
+class _Heads:
+    """What the heads trained together have done so far: each one's losses,
+    evaluations and last confusion matrix; the ones still training (``active``) and
+    why the others stopped (a divergence, or a callback's exception: a pruner's)."""
+
+    def __init__(self, cells: Sequence[ir.Cell], num_classes: int, ignore_index: int,
+                 callbacks: list[Callback | None]) -> None:
+        self.cells, self.callbacks = cells, callbacks
+        self.losses: list[list[float]] = [[] for _ in cells]
+        self.evals: list[list[tuple[int, float]]] = [[] for _ in cells]
+        self.matrices = [ConfusionMatrix(num_classes, ignore_index) for _ in cells]
+        self.stopped: dict[int, Exception] = {}
+        self.active = list(range(len(cells)))
+
+    def took(self, k: int, steps: int, got: dict[int, float]) -> bool:
+        """Record step ``k``'s losses; a head whose loss is not finite stops. Whether
+        any head trains on."""
+        for i, loss in got.items():
+            if np.isfinite(loss):
+                self.losses[i].append(loss)
+            else:
+                self.stopped[i] = Diverged.at(
+                    None, f"cell '{self.cells[i].name}': the loss is {loss} at step {k} of "
+                          f"{steps}", hint="lower train.lr, or check the cell", code="DPC805")
+        return self._prune()
+
+    def evaluated(self, k: int, matrices: list[ConfusionMatrix]) -> float:
+        """Record the active heads' evaluations at step ``k``; the best mIOU."""
+        for i, matrix in zip(self.active, matrices, strict=True):
+            self.matrices[i] = matrix
+            self.evals[i].append((k, matrix.miou()))
+        return max(self.evals[i][-1][1] for i in self.active)
+
+    def told(self, k: int) -> bool:
+        """Each active head's callback is told its evaluation at step ``k``; one that
+        raises stops that head alone. Whether any head trains on."""
+        for i in self.active:
+            callback = self.callbacks[i]
+            try:
+                if callback is not None:
+                    callback(k, self.evals[i][-1][1])
+            except Exception as e:  # a pruner's stop, for this cell alone
+                self.stopped[i] = e
+        return self._prune()
+
+    def _prune(self) -> bool:
+        self.active = [i for i in self.active if i not in self.stopped]
+        return bool(self.active)
 
 
 class _Clock:

@@ -13,7 +13,7 @@ from dpcdsl.errors import CODES, PHASES
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(ROOT / "dpcdsl").rglob("*.py"), *(ROOT / "backends").rglob("*.py")])
-#: what makes a diagnostic: DpcError.at(...) and Diagnostic(...)
+#: what makes a diagnostic: DpcError.at(...) (or a subclass's .at), Diagnostic(...)
 MAKERS = {"DpcError.at", "Diagnostic"}
 
 
@@ -22,7 +22,8 @@ def sites() -> list[tuple[str, ast.Call]]:
     for path in SOURCES:
         tree = ast.parse(path.read_text(), str(path))
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and ast.unparse(node.func) in MAKERS:
+            if isinstance(node, ast.Call) and (ast.unparse(node.func) in MAKERS or (
+                    isinstance(node.func, ast.Attribute) and node.func.attr == "at")):
                 found.append((f"{path.relative_to(ROOT)}:{node.lineno}", node))
     return found
 

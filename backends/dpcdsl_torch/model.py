@@ -221,12 +221,13 @@ class SegmentationModel(nn.Module):
     16 / output_stride. The optional ``decoder`` reads the head's output and the
     stride-4 features. Logits are resized bilinearly to the image's size, with
     ``align_corners`` as the DeepLab reference (True) or PyTorch's default (False).
+    The keywords ``bn_momentum`` and ``bn_eps`` set the cells' BatchNorm.
     """
 
     def __init__(self, backbone: Backbone, cell: ir.Cell | str | Path, num_classes: int,
                  decoder: ir.Cell | str | Path | None = None, seed: int = 0,
-                 bn_momentum: float = BN_MOMENTUM, bn_eps: float = BN_EPS,
-                 strides: Sequence[int] | None = None, align_corners: bool = True) -> None:
+                 strides: Sequence[int] | None = None, align_corners: bool = True,
+                 **bn: float) -> None:
         super().__init__()
         if num_classes < 1:
             raise DpcError.at(None, f"num_classes must be positive, got {num_classes}",
@@ -247,7 +248,7 @@ class SegmentationModel(nn.Module):
         self.levels = [backbone.level(s) for s in wiring.values()]
         head_in = {i: backbone.channels[k] for i, k in zip(cell.inputs, self.levels)}
         head_cell = at_output_stride(cell, backbone.output_stride)
-        bn = {"bn_momentum": bn_momentum, "bn_eps": bn_eps}
+        bn = {"bn_momentum": BN_MOMENTUM, "bn_eps": BN_EPS, **bn}  # the cells' BatchNorm
         self.head = build(head_cell, head_in, seed=seed, **bn)
         out_channels = infer_channels(head_cell, head_in)[head_cell.output]
         self.decoder: nn.Module | None = None

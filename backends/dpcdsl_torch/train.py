@@ -134,7 +134,7 @@ def train(cell: ir.Cell, task: Task, run_dir: str | Path, resume: bool = False,
                                ignore_index=train_data.ignore_index)
         if not torch.isfinite(loss):
             raise Diverged.at(None, f"the loss is {loss.item()} at step {k}",
-                              hint="lower train.lr")
+                              hint="lower train.lr", code="DPC805")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -18,7 +18,7 @@ import json
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +35,7 @@ from dpcdsl.printer import format_module
 from dpcdsl.program import standalone_text
 from dpcdsl.proxy import ensure_cache, fed, head_cell
 from dpcdsl.rewrite import at_size
+from dpcdsl.search.config import ExecutionOptions, SearchConfig
 from dpcdsl.search.executors import EXECUTORS, Executor, Placement, make_executor, place
 from dpcdsl.search.ledger import InFlight, Ledger
 from dpcdsl.search.messages import Job, Outcome
@@ -50,61 +51,6 @@ from dpcdsl.search.strategies import (
 )
 from dpcdsl.search.study import STUDY, open_storage, orphaned, record_storage, run_lock
 from dpcdsl.space import Space, option_values
-
-
-@dataclass
-class SearchConfig:
-    space_file: Path
-    task_file: Path
-    cell: str | None = None
-    strategy: str = "random"
-    trials: int = 20
-    # auto, local, pool or ray, or an executor object (the command line's default is
-    # auto: see dpcdsl.search.executors.place)
-    executor: Any = "local"
-    workers: int | None = None  # pool or ray slots (None: as place() decides)
-    threads: int | None = None  # CPU threads per trial (None: its share of the CPUs)
-    # trials trained fused in each job, their heads in one step (dpcdsl.search.fusion):
-    # for GPUs, which one small head leaves mostly idle; 1 trains each alone
-    fuse: int = 1
-    run_dir: Path = Path("runs/search")
-    storage: str | None = None
-    resume: bool = False
-    prune: str = "none"
-    seed: int = 0
-    timeout: float | None = None
-    gpus: list[str] | None = None
-    ray_address: str | None = None
-    gpus_per_trial: float = 0.0
-    cpus_per_trial: float = 1.0
-    progress: bool | str = True  # "bar", "log" or "none"; True: a bar on a terminal, else log
-    # what a --resume may change from the study's identity (space, task, strategy, ...)
-    allow_changed: tuple[str, ...] = ()
-    # a multiply-add budget: a candidate costing more at the task's feature sizes is
-    # drawn again, never trained (the cost model decides, before any training)
-    max_madds: int | None = None
-    # train again an architecture whose earlier trial failed for good (cannot be built,
-    # diverged); by default its failure is reused, as a finished result is
-    retry_failed: bool = False
-    # the strategy's settings (dpcdsl.search.strategies.SETTINGS), over the task file's
-    # [strategy] table
-    settings: dict[str, Any] = field(default_factory=dict)
-
-    # the pruner's settings (dpcdsl.search.strategies.PRUNERS), over the task file's
-    # [pruner] table
-    prune_settings: dict[str, Any] = field(default_factory=dict)
-    # a cell (a file, or a library head or example by name: "aspp") trained once on the
-    # same proxy task, for the report to compare with
-    baseline: str | Path | None = None
-
-    def strategy_settings(self, task: Task) -> dict[str, Any]:
-        """The settings given for the strategy, the task file's under the config's."""
-        return {**task.strategy, **self.settings}
-
-    def pruner_settings(self, task: Task) -> dict[str, Any]:
-        """The settings given for the pruner, the task file's under the config's."""
-        return {**task.pruner, **self.prune_settings}
-
 
 #: the study attribute ``params`` of studies whose parameters are option labels (older
 #: ones hold option indices, and keep them on resume)
@@ -122,17 +68,19 @@ REDRAWN = ("over budget", "unbuildable")
 def _check_names(cfg: SearchConfig) -> None:
     """The strategy, pruner and executor names, with "did you mean"; a search that would
     fail on one of them fails before it writes a study, a cache or a run folder."""
-    for what, name, known in (("strategy", cfg.strategy, STRATEGIES),
-                              ("pruner", cfg.prune, PRUNERS),
-                              ("executor", cfg.executor, EXECUTORS)):
+    st, ex = cfg.strategy, cfg.execution
+    for what, name, known in (("strategy", st.name, STRATEGIES),
+                              ("pruner", st.prune, PRUNERS),
+                              ("executor", ex.executor, EXECUTORS)):
         if isinstance(name, str) and name not in known:
             raise DpcError.at(None, f"unknown {what} '{name}'.{did_you_mean(name, known)}"
-                              .rstrip("."), hint=f"{what}s: " + ", ".join(known), code="DPC801")
-    for what, value, default in (("timeout", cfg.timeout, "no limit"),
-                                 ("max_madds", cfg.max_madds, "no limit"),
-                                 ("workers", cfg.workers, "one per usable CPU"),
-                                 ("threads", cfg.threads, "each worker's share of the CPUs"),
-                                 ("fuse", cfg.fuse, "1, each trial alone")):
+                              .rstrip("."), hint=f"{what}s: " + ", ".join(known),
+                              code="DPC801")
+    for what, value, default in (("timeout", ex.timeout, "no limit"),
+                                 ("max_madds", st.max_madds, "no limit"),
+                                 ("workers", ex.workers, "one per usable CPU"),
+                                 ("threads", ex.threads, "each worker's share of the CPUs"),
+                                 ("fuse", ex.fuse, "1, each trial alone")):
         if value is not None and not value > 0:
             raise DpcError.at(None, f"{what} must be positive, got {value:g}",
                               hint=f"leave --{what.replace('_', '-')} out for {default}",
@@ -153,15 +101,15 @@ def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[
     # the strategy's and the pruner's settings count under their own keys
     task_data = task.model_dump(mode="json", exclude={"file", "cache_dir", "strategy",
                                                       "pruner"})
+    st = cfg.strategy
     out = {"space": digest("\n".join([space.name, *sources])),
            "task": digest(json.dumps(task_data, sort_keys=True)),
-           "strategy": cfg.strategy, "prune": cfg.prune, "seed": str(cfg.seed),
-           "backend": backend}
-    if cfg.max_madds is not None:
-        out["max_madds"] = str(cfg.max_madds)
+           "strategy": st.name, "prune": st.prune, "seed": str(st.seed), "backend": backend}
+    if st.max_madds is not None:
+        out["max_madds"] = str(st.max_madds)
     for key, name, table, given in (
-            ("strategy", cfg.strategy, SETTINGS, cfg.strategy_settings(task)),
-            ("prune", cfg.prune, PRUNERS, cfg.pruner_settings(task))):
+            ("strategy", st.name, SETTINGS, cfg.strategy_settings(task)),
+            ("prune", st.prune, PRUNERS, cfg.pruner_settings(task))):
         defaults = table.get(name, {})
         changed = {k: v for k, v in settings_for(name, given, table, key).items()
                    if v != defaults.get(k)}
@@ -194,46 +142,46 @@ def _check_resume(study: optuna.Study, current: dict[str, str],
 
 def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
                 settings: dict[str, Any], prune_settings: dict[str, Any]) -> optuna.Study:
-    url = open_storage(cfg.run_dir, cfg.storage)
+    kept, st = cfg.storage, cfg.strategy
+    url = open_storage(kept.run_dir, kept.url)
     names = [s.study_name for s in optuna.get_all_study_summaries(url)] \
-        if cfg.storage or (cfg.run_dir / "study.db").exists() else []
-    if STUDY in names and not cfg.resume:
-        raise DpcError.at(None, f"{cfg.run_dir} already holds a search",
+        if kept.url or (kept.run_dir / "study.db").exists() else []
+    if STUDY in names and not kept.resume:
+        raise DpcError.at(None, f"{kept.run_dir} already holds a search",
                           hint="continue it with --resume, or choose another --run-dir",
                           code="DPC802")
-    if cfg.resume and STUDY not in names:
-        raise DpcError.at(None, f"nothing to resume in {cfg.run_dir}: no study there",
+    if kept.resume and STUDY not in names:
+        raise DpcError.at(None, f"nothing to resume in {kept.run_dir}: no study there",
                           code="DPC802")
-    record_storage(cfg.run_dir, cfg.storage)
+    record_storage(kept.run_dir, kept.url)
     try:
         study = optuna.create_study(study_name=STUDY, storage=url,
-                                    load_if_exists=cfg.resume, direction="maximize",
-                                    sampler=make_sampler(cfg.strategy, space, cfg.seed,
-                                                         settings),
-                                    pruner=make_pruner(cfg.prune, prune_settings))
+                                    load_if_exists=kept.resume, direction="maximize",
+                                    sampler=make_sampler(st.name, space, st.seed, settings),
+                                    pruner=make_pruner(st.prune, prune_settings))
     except optuna.exceptions.DuplicatedStudyError:  # another driver created it just now
-        raise DpcError.at(None, f"the storage of {cfg.run_dir} already holds a search "
+        raise DpcError.at(None, f"the storage of {cfg.storage.run_dir} already holds a search "
                           "(another driver started it at the same moment)",
                           hint="join it with --resume", code="DPC802") from None
-    if not cfg.resume:
-        study.set_user_attr("space_file", str(Path(cfg.space_file).resolve()))
+    if not cfg.storage.resume:
+        study.set_user_attr("space_file", str(Path(cfg.space.file).resolve()))
         study.set_user_attr("cell", space.name)
-        study.set_user_attr("task_file", str(Path(cfg.task_file).resolve()))
-        study.set_user_attr("strategy", cfg.strategy)
+        study.set_user_attr("task_file", str(Path(cfg.task.file).resolve()))
+        study.set_user_attr("strategy", cfg.strategy.name)
         study.set_user_attr("identity", current)
         study.set_user_attr("params", ORDERED)
     else:
-        _check_resume(study, current, cfg.allow_changed)
+        _check_resume(study, current, cfg.storage.allow_changed)
     # what the report's settings table shows, as this run uses them
     study.set_user_attr("settings", {"strategy": settings, "pruner": prune_settings,
-                                     "trials": cfg.trials})
-    if cfg.resume:
+                                     "trials": st.trials})
+    if kept.resume:
         if not isinstance(study.sampler, ArchitectureSampler):
             # TPE draws on from where the study is, not from its first draw again (which
             # would propose the same architectures after every resume); the
             # architecture samplers seed each trial's draw by its number instead
-            study.sampler = make_sampler(cfg.strategy, space, cfg.seed * 1_000_003 +
-                                         len(study.get_trials(deepcopy=False)), settings)
+            seed = st.seed * 1_000_003 + len(study.get_trials(deepcopy=False))
+            study.sampler = make_sampler(st.name, space, seed, settings)
     return study
 
 
@@ -263,26 +211,25 @@ def _rerun_interrupted(study: optuna.Study) -> None:
 def search(cfg: SearchConfig) -> optuna.Study:
     """Run (or resume) a search; returns the Optuna study."""
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = Space.from_file(cfg.space_file, cfg.cell)
-    task = load_task(cfg.task_file)
+    space = Space.from_file(cfg.space.file, cfg.space.cell)
+    task = load_task(cfg.task.file)
     _check_names(cfg)  # every option, before anything is written
-    if cfg.strategy in SETTINGS:
-        settings_for(cfg.strategy, cfg.strategy_settings(task))
-    settings_for(cfg.prune, cfg.pruner_settings(task), PRUNERS, "pruner")
+    if cfg.strategy.name in SETTINGS:
+        settings_for(cfg.strategy.name, cfg.strategy_settings(task))
+    settings_for(cfg.strategy.prune, cfg.pruner_settings(task), PRUNERS, "pruner")
     task = fed(space.cell_def, task)  # the task feeds every input of the space's cells
     # the trials' backend, resolved once here, so that a worker loads that one alone
     trainer = backends.resolve(task.backend, "proxy_steps").name
-    cfg.run_dir.mkdir(parents=True, exist_ok=True)
-    with run_lock(cfg.run_dir):
+    cfg.storage.run_dir.mkdir(parents=True, exist_ok=True)
+    with run_lock(cfg.storage.run_dir):
         return _search(cfg, space, task, trainer)
 
 
-def _placement(cfg: SearchConfig, task: Task) -> Placement | None:
+def _placement(ex: ExecutionOptions, task: Task) -> Placement | None:
     """Where the trials run (None for an executor object, which places itself)."""
-    if not isinstance(cfg.executor, str):
+    if not isinstance(ex.executor, str):
         return None
-    return place(cfg.executor, cfg.workers, cfg.threads, task.device, cfg.gpus,
-                 cfg.cpus_per_trial)
+    return place(ex.executor, ex.workers, ex.threads, task.device, ex.gpus, ex.cpus_per_trial)
 
 
 def _describe(p: Placement, fuse: int = 1) -> str:
@@ -294,87 +241,69 @@ def _describe(p: Placement, fuse: int = 1) -> str:
             f"each){fused}")
 
 
-def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna.Study:
+def _executor(ex: ExecutionOptions, placed: Placement | None) -> Executor:
+    if placed is None:  # an executor object
+        return make_executor(ex, 1)
+    return make_executor(replace(ex, executor=placed.executor), placed.workers,
+                         placed.threads)
+
+
+def _prepare(cfg: SearchConfig, space: Space, task: Task, trainer: str
+             ) -> tuple[optuna.Study, Any]:
+    """The study, opened or resumed; the run folder's copies of the space and the task;
+    the feature cache, built once; the baseline, trained once."""
+    kept = cfg.storage
     study = _open_study(cfg, space, identity(cfg, space, task, trainer),
                         cfg.strategy_settings(task), cfg.pruner_settings(task))
     # the task as this run uses it, paths resolved: report and rerank read it from the
     # run folder, wherever they are started
-    (cfg.run_dir / "space.dpc").write_text(standalone_text(space.program))
-    (cfg.run_dir / "task.json").write_text(
+    (kept.run_dir / "space.dpc").write_text(standalone_text(space.program))
+    (kept.run_dir / "task.json").write_text(
         json.dumps({**task.model_dump(mode="json"), "file": task.file}, indent=1) + "\n")
-    if cfg.resume:
+    if kept.resume:
         _rerun_interrupted(study)
-    cache = ensure_cache(task, progress=cfg.progress)  # once, first
+    cache = ensure_cache(task, progress=cfg.execution.progress)  # once, first
     names = cache.meta.get("class_names") or list(open_split(task, "train").class_names)
     if names and study.user_attrs.get("class_names") != names:
         study.set_user_attr("class_names", names)  # the report's per-class columns
-    if cfg.baseline is not None:
-        _train_baseline(study, cfg.baseline, task, trainer, cfg.progress)
-    vet = _Vet(task, cache, cfg.max_madds)
-    same = _same_key(task, cache)
-    size = space.count()
-    rejected = 0  # draws over the budget, or that cannot be built, in a row
-    placed = _placement(cfg, task)
-    executor = make_executor(placed.executor if placed else cfg.executor,
-                             placed.workers if placed else 1, cfg.timeout, cfg.gpus,
-                             cfg.ray_address, cfg.gpus_per_trial, cfg.cpus_per_trial,
-                             placed.threads if placed else cfg.threads, cfg.fuse)
-    task_json = {**task.model_dump(mode="json"), "file": task.file, "backend": trainer}
-    pending: dict[int, Trial] = {}  # running or waiting for a running one (InFlight)
-    flight = InFlight()
+    if cfg.task.baseline is not None:
+        _train_baseline(study, cfg.task.baseline, task, trainer, cfg.execution.progress)
+    return study, cache
+
+
+def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna.Study:
+    study, cache = _prepare(cfg, space, task, trainer)
+    placed = _placement(cfg.execution, task)
+    run = _Run(study, space, _executor(cfg.execution, placed),
+               {**task.model_dump(mode="json"), "file": task.file, "backend": trainer},
+               cfg, _ledger(study), vet=_Vet(task, cache, cfg.strategy.max_madds),
+               same=_same_key(task, cache), steps=task.train.steps)
     start = time.time()
+    with SearchProgress(cfg.strategy.trials, cfg.execution.progress,
+                        log_file=cfg.storage.run_dir / LOG) as bar:
+        if placed is not None:  # on the terminal too, above the bar
+            (bar.say if bar.mode != "none" else bar.record)(
+                f"trials run {_describe(placed, cfg.execution.fuse)}")
+        try:
+            run.loop(bar)
+        finally:
+            run.executor.close()
+    study.set_user_attr("last_run_s", time.time() - start)
+    from dpcdsl.search.report import write_outputs
+
+    write_outputs(study, cfg.storage.run_dir)
+    return study
+
+
+def _ledger(study: optuna.Study) -> Ledger:
+    """The study's ledger, in the study's style of parameters, shared with its
+    architecture sampler."""
     style = study.user_attrs.get("params")
     ledger = Ledger(study, labelled=style in (LABELLED, ORDERED), ordered=style == ORDERED)
     if isinstance(study.sampler, ArchitectureSampler):
         study.sampler.ledger = ledger
         study.sampler.ordered = ledger.ordered
-
-    with SearchProgress(cfg.trials, cfg.progress, log_file=cfg.run_dir / LOG) as bar:
-        if placed is not None:  # on the terminal too, above the bar
-            (bar.say if bar.mode != "none" else bar.record)(
-                f"trials run {_describe(placed, cfg.fuse)}")
-        try:
-            while True:
-                ledger.refresh()
-                bar.update(len(ledger.counted), ledger.best, ledger.failures,
-                           ledger.take_fresh())
-                if ledger.spent(cfg.trials):
-                    break
-                while executor.busy < executor.slots and ledger.room(cfg.trials, pending) > 0:
-                    trial = ledger.ask()
-                    if ledger.beyond(trial.number, cfg.trials, pending):
-                        trial.set_user_attr("surplus", True)  # another driver took it
-                        ledger.told(study.tell(trial, state=TrialState.FAIL))
-                        break
-                    outcome = _launch(trial, space, study, executor, task_json, cfg, ledger,
-                                      flight, vet, same,
-                                      bar.within(trial.number, task.train.steps))
-                    rejected = rejected + 1 if outcome in REDRAWN else 0
-                    if rejected >= MAX_REJECTED or len(vet.refused) >= size:
-                        raise _no_room(study, cfg.max_madds, len(vet.refused) >= size)
-                    if outcome in (None, "held"):
-                        pending[trial.number] = trial
-                    if ledger.spent(cfg.trials):
-                        break
-                if not pending:  # the rest of the budget runs under other drivers
-                    time.sleep(1.0)
-                    ledger.sync()
-                for number, result in executor.collect():
-                    ledger.told(_tell(study, pending.pop(number), result))
-                    if result.traceback:
-                        _keep_traceback(cfg.run_dir, number, result.traceback)
-                    for trial, drawn in flight.ended(number):  # they waited for it
-                        if _start(trial, drawn, study, executor, task_json, cfg, ledger,
-                                  flight, bar.within(trial.number, task.train.steps)) \
-                                not in (None, "held"):
-                            del pending[trial.number]
-        finally:
-            executor.close()
-    study.set_user_attr("last_run_s", time.time() - start)
-    from dpcdsl.search.report import write_outputs
-
-    write_outputs(study, cfg.run_dir)
-    return study
+    return ledger
 
 
 def suggest_cell(trial: Trial, space: Space, labelled: bool = True,
@@ -537,82 +466,154 @@ def _no_room(study: optuna.Study, max_madds: int | None, none_fit: bool = False
                        code="DPC803")
 
 
-def _launch(trial: Trial, space: Space, study: optuna.Study, executor: Executor,
-            task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger,
-            flight: InFlight, vet: _Vet | None = None,
-            same: Callable[[Any], str] | None = None,
-            on_step: Callable[..., None] | None = None) -> str | None:
-    """Decide the trial's cell and start it; a cell that cannot be built at the task's
-    sizes or is over the budget is told at once, and so is what :func:`_start` tells
-    (returns how it ended; None: running, "held": waiting for a running trial of the
-    same computation)."""
+@dataclass
+class _Run:
+    """One driver's search loop: it draws trials while the executor has room and the
+    budget allows, and tells the study what each ended with. A drawn cell that cannot
+    be built at the task's sizes or is over the budget is told at once and drawn again;
+    a duplicate of a finished computation is told its result; one of a computation
+    running here waits for it (:class:`~dpcdsl.search.ledger.InFlight`)."""
 
-    try:
-        cell = suggest_cell(trial, space, ledger.labelled, ledger.ordered)
-    except DpcError as e:
-        trial.set_user_attr("failure", f"error: {e.diagnostics[0].message}")
-        ledger.told(study.tell(trial, state=TrialState.FAIL))
-        return "failed"
-    trial.set_user_attr("cell", cell.canonical_text())
-    trial.set_user_attr("hash", cell.hash)
-    verdict = vet(cell) if vet is not None else None
-    if verdict is not None:  # not trained, and not counted: the search draws again
-        outcome, detail = verdict
-        trial.set_user_attr("unbuildable" if outcome == "unbuildable" else "over_budget",
-                            detail)
-        ledger.told(study.tell(trial, state=TrialState.FAIL))
-        return outcome
-    key = cell.hash if same is None else same(cell)
-    trial.set_user_attr("same_as", key)
-    return _start(trial, (cell, key), study, executor, task_json, cfg, ledger, flight,
-                  on_step)
+    study: optuna.Study
+    space: Space
+    executor: Executor
+    task_json: dict[str, Any]
+    cfg: SearchConfig
+    ledger: Ledger
+    flight: InFlight = field(default_factory=InFlight)
+    vet: _Vet | None = None
+    same: Callable[[Any], str] | None = None
+    steps: int = 0  # the task's training steps, for the progress line
+    pending: dict[int, Trial] = field(default_factory=dict)  # running, or held
+    rejected: int = 0  # draws in a row over the budget, or that cannot be built
 
+    def __post_init__(self) -> None:
+        self.size = self.space.count()  # a space whose every architecture was refused
 
-def _start(trial: Trial, drawn: tuple[Any, str], study: optuna.Study, executor: Executor,
-           task_json: dict[str, Any], cfg: SearchConfig, ledger: Ledger, flight: InFlight,
-           on_step: Callable[..., None] | None = None) -> str | None:
-    """Train the trial's cell, unless its computation was trained (a duplicate, told at
-    once), failed for good (told), or is running here (held until it ends).
-    ``drawn`` is the cell and the key of its computation."""
-    cell, key = drawn
-    done = ledger.completed.get(key)  # the same computation at the task's sizes
-    if done is not None:
-        for attr in ("miou", "params", "madds", "computed_madds", "wall_s", "per_class_iou"):
-            if attr in done.user_attrs:
-                trial.set_user_attr(attr, done.user_attrs[attr])
-        trial.set_user_attr("duplicate_of", done.number)
-        ledger.told(study.tell(trial, done.value))
-        return "duplicate"
-    failed = ledger.failed.get(key)
-    # a cell that cannot be built, or diverges with this seed, fails the same way again;
-    # a timeout or a dead worker may not
-    if failed is not None and not cfg.retry_failed \
-            and str(failed.user_attrs.get("failure", "")).startswith(DETERMINISTIC):
-        trial.set_user_attr("failure", failed.user_attrs["failure"])
-        trial.set_user_attr("duplicate_of", failed.number)
-        ledger.told(study.tell(trial, state=TrialState.FAIL))
-        return "failed"
-    if flight.hold(key, trial, drawn):
-        return "held"
-    job = Job(cell=cell.canonical_text(), task=task_json)
+    def loop(self, bar: SearchProgress) -> None:
+        trials, ledger = self.cfg.strategy.trials, self.ledger
+        while True:
+            ledger.refresh()
+            bar.update(len(ledger.counted), ledger.best, ledger.failures, ledger.take_fresh())
+            if ledger.spent(trials):
+                return
+            self.fill(bar)
+            if not self.pending:  # the rest of the budget runs under other drivers
+                time.sleep(1.0)
+                ledger.sync()
+            self.collect(bar)
 
-    def report(step: int, miou: float, part: int = 0) -> None:
-        if on_step is not None:  # where the trial is, whichever process runs it
-            on_step(step, miou)
-        trial.report(miou, step)
-        if trial.should_prune():
-            raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
+    def fill(self, bar: SearchProgress) -> None:
+        """Draw and start trials while a slot is free and the budget has room."""
+        trials, ledger, study = self.cfg.strategy.trials, self.ledger, self.study
+        while self.executor.busy < self.executor.slots \
+                and ledger.room(trials, self.pending) > 0:
+            trial = ledger.ask()
+            if ledger.beyond(trial.number, trials, self.pending):
+                trial.set_user_attr("surplus", True)  # another driver took it
+                ledger.told(study.tell(trial, state=TrialState.FAIL))
+                return
+            outcome = self.launch(trial, bar.within(trial.number, self.steps))
+            self.rejected = self.rejected + 1 if outcome in REDRAWN else 0
+            none_fit = self.vet is not None and len(self.vet.refused) >= self.size
+            if self.rejected >= MAX_REJECTED or none_fit:
+                raise _no_room(study, self.cfg.strategy.max_madds, none_fit)
+            if outcome in (None, "held"):
+                self.pending[trial.number] = trial
+            if ledger.spent(trials):
+                return
 
-    # every evaluation's mIOU is the trial's intermediate value (Optuna's learning
-    # curves, optuna-dashboard), and the pruner, if any, rules on it
-    reports = executor.name in ("local", "pool", "ray")
-    try:
-        executor.submit(trial.number, job, report if reports else None, on_step=on_step)
-    except optuna.TrialPruned:
-        ledger.told(study.tell(trial, state=TrialState.PRUNED))
-        return "pruned"
-    flight.started(trial.number, key)
-    return None
+    def collect(self, bar: SearchProgress) -> None:
+        """Tell the study what ended, then start the trials that waited for it."""
+        for number, result in self.executor.collect():
+            self.ledger.told(_tell(self.study, self.pending.pop(number), result))
+            if result.traceback:
+                _keep_traceback(self.cfg.storage.run_dir, number, result.traceback)
+            for trial, drawn in self.flight.ended(number):  # they waited for it
+                on_step = bar.within(trial.number, self.steps)
+                if self.start(trial, drawn, on_step) not in (None, "held"):
+                    del self.pending[trial.number]
+
+    def launch(self, trial: Trial, on_step: Callable[..., None] | None = None
+               ) -> str | None:
+        """Decide the trial's cell and start it; a cell that cannot be built at the
+        task's sizes or is over the budget is told at once, and so is what
+        :meth:`start` tells (returns how it ended; None: running, "held": waiting for
+        a running trial of the same computation)."""
+        study, ledger = self.study, self.ledger
+        try:
+            cell = suggest_cell(trial, self.space, ledger.labelled, ledger.ordered)
+        except DpcError as e:
+            trial.set_user_attr("failure", f"error: {e.diagnostics[0].message}")
+            ledger.told(study.tell(trial, state=TrialState.FAIL))
+            return "failed"
+        trial.set_user_attr("cell", cell.canonical_text())
+        trial.set_user_attr("hash", cell.hash)
+        verdict = self.vet(cell) if self.vet is not None else None
+        if verdict is not None:  # not trained, and not counted: the search draws again
+            outcome, detail = verdict
+            trial.set_user_attr("unbuildable" if outcome == "unbuildable" else
+                                "over_budget", detail)
+            ledger.told(study.tell(trial, state=TrialState.FAIL))
+            return str(outcome)
+        key = cell.hash if self.same is None else self.same(cell)
+        trial.set_user_attr("same_as", key)
+        return self.start(trial, (cell, key), on_step)
+
+    def start(self, trial: Trial, drawn: tuple[Any, str],
+              on_step: Callable[..., None] | None = None) -> str | None:
+        """Train the trial's cell, unless its computation was trained (a duplicate,
+        told at once), failed for good (told), or is running here (held until it
+        ends). ``drawn`` is the cell and the key of its computation."""
+        cell, key = drawn
+        told = self._reuse(trial, key)
+        if told is not None:
+            return told
+        if self.flight.hold(key, trial, drawn):
+            return "held"
+        job = Job(cell=cell.canonical_text(), task=self.task_json)
+
+        def report(step: int, miou: float, part: int = 0) -> None:
+            if on_step is not None:  # where the trial is, whichever process runs it
+                on_step(step, miou)
+            trial.report(miou, step)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at step {step} (mIOU {miou:.1f})")
+
+        # every evaluation's mIOU is the trial's intermediate value (Optuna's learning
+        # curves, optuna-dashboard), and the pruner, if any, rules on it
+        reports = self.executor.name in ("local", "pool", "ray")
+        try:
+            self.executor.submit(trial.number, job, report if reports else None,
+                                 on_step=on_step)
+        except optuna.TrialPruned:
+            self.ledger.told(self.study.tell(trial, state=TrialState.PRUNED))
+            return "pruned"
+        self.flight.started(trial.number, key)
+        return None
+
+    def _reuse(self, trial: Trial, key: str) -> str | None:
+        """Tell the trial what a finished trial of the same computation scored, or its
+        failure where that would repeat; None where it must train."""
+        done = self.ledger.completed.get(key)  # the same computation at the task's sizes
+        if done is not None:
+            for attr in ("miou", "params", "madds", "computed_madds", "wall_s",
+                         "per_class_iou"):
+                if attr in done.user_attrs:
+                    trial.set_user_attr(attr, done.user_attrs[attr])
+            trial.set_user_attr("duplicate_of", done.number)
+            self.ledger.told(self.study.tell(trial, done.value))
+            return "duplicate"
+        failed = self.ledger.failed.get(key)
+        # a cell that cannot be built, or diverges with this seed, fails the same way
+        # again; a timeout or a dead worker may not
+        if failed is not None and not self.cfg.strategy.retry_failed \
+                and str(failed.user_attrs.get("failure", "")).startswith(DETERMINISTIC):
+            trial.set_user_attr("failure", failed.user_attrs["failure"])
+            trial.set_user_attr("duplicate_of", failed.number)
+            self.ledger.told(self.study.tell(trial, state=TrialState.FAIL))
+            return "failed"
+        return None
 
 
 #: the folder of a run that holds one traceback file per failed trial, and its log (the

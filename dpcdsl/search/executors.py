@@ -34,6 +34,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import optuna
 
+from dpcdsl.search.config import EXECUTORS, ExecutionOptions
 from dpcdsl.search.messages import Job, Outcome, Progress
 from dpcdsl.search.worker import Report, run_job
 
@@ -470,25 +471,27 @@ class RayExecutor(Executor):
             self.ray.shutdown()
 
 
-EXECUTORS = ("auto", "local", "pool", "ray")
 
 
-def make_executor(name: Any, workers: int = 2, timeout: float | None = None,
-                  gpus: list[str] | None = None, ray_address: str | None = None,
-                  gpus_per_trial: float = 0.0, cpus_per_trial: float = 1.0,
-                  threads: int | None = None, fuse: int = 1) -> Executor:
-    """An executor by name (``auto`` is resolved by :func:`place` first), or an executor
-    object itself; with ``fuse`` > 1, wrapped to train up to that many trials fused in
-    each job (:class:`dpcdsl.search.fusion.FusingExecutor`), the timeout per trial
+def make_executor(options: ExecutionOptions | Any, workers: int = 2,
+                  threads: int | None = None) -> Executor:
+    """The executor ``options`` names (``auto`` is resolved by :func:`place` first),
+    with ``workers`` slots and ``threads`` per trial (default: the options'); an
+    executor name alone stands for options with that executor, and an executor object
+    is itself. With ``fuse`` > 1, it is wrapped to train up to that many trials fused
+    in each job (:class:`dpcdsl.search.fusion.FusingExecutor`), the timeout per trial
     scaled to the job."""
-    if fuse > 1:
+    ex = options if isinstance(options, ExecutionOptions) else \
+        ExecutionOptions(executor=options)
+    if ex.fuse > 1:
         from dpcdsl.search.fusion import FusingExecutor
 
-        return FusingExecutor(make_executor(
-            name, workers, None if timeout is None else timeout * fuse, gpus, ray_address,
-            gpus_per_trial, cpus_per_trial, threads), fuse)
+        timeout = None if ex.timeout is None else ex.timeout * ex.fuse
+        return FusingExecutor(make_executor(replace(ex, fuse=1, timeout=timeout), workers,
+                                            threads), ex.fuse)
     from dpcdsl.errors import DpcError, did_you_mean
 
+    name, timeout, threads = ex.executor, ex.timeout, threads or ex.threads
     if not isinstance(name, str):  # an executor object itself
         if not isinstance(name, Executor):
             lacks = [a for a in ("name", "slots", "busy", "submit", "collect", "close")
@@ -500,10 +503,10 @@ def make_executor(name: Any, workers: int = 2, timeout: float | None = None,
     if name == "local":
         return LocalExecutor(timeout, threads)
     if name == "pool":
-        return PoolExecutor(workers, timeout, gpus, threads=threads)
+        return PoolExecutor(workers, timeout, ex.gpus, threads=threads)
     if name == "ray":
-        return RayExecutor(workers, timeout, ray_address, gpus_per_trial, cpus_per_trial,
-                           threads)
+        return RayExecutor(workers, timeout, ex.ray_address, ex.gpus_per_trial,
+                           ex.cpus_per_trial, threads)
     raise DpcError.at(None, f"unknown executor '{name}'."
                       f"{did_you_mean(name, EXECUTORS)}".rstrip("."),
                       hint="executors: " + ", ".join(EXECUTORS), code="DPC801")

@@ -31,31 +31,12 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from dpcdsl.errors import DpcError, did_you_mean
+
+# the strategies, pruners and their settings are declared with the search's options
+from dpcdsl.search.config import PRUNERS, SETTINGS, STRATEGIES  # noqa: E402
 from dpcdsl.search.ledger import Ledger
 from dpcdsl.space import Decisions, Space, option_values
 
-STRATEGIES = ("random", "ers", "evolution", "tpe")
-#: each strategy's settings and their defaults (``dpcc search --setting KEY=VALUE``, or
-#: the task file's ``[strategy]`` table); the first one of each is its warm-up
-SETTINGS: dict[str, dict[str, int | float]] = {
-    "random": {},
-    # uniform warm-up trials; how many best trials to mutate around; the share of
-    # trials that are such mutations
-    "ers": {"warmup": 10, "top": 5, "local": 0.5},
-    # trials in the population (also the uniform warm-up); contenders per tournament
-    "evolution": {"population": 20, "tournament": 5},
-    # TPE's uniform start-up trials
-    "tpe": {"startup": 10},
-}
-#: the pruners (``dpcc search --prune``), their settings and defaults
-#: (``--prune-setting KEY=VALUE``, or the task file's ``[pruner]`` table): the median
-#: rule's finished trials before it prunes and evaluations each trial may make first;
-#: ASHA's reduction factor and its first rung in evaluations (0: Optuna's estimate)
-PRUNERS: dict[str, dict[str, int | float]] = {
-    "none": {},
-    "median": {"startup": 5, "warmup": 0},
-    "asha": {"reduction": 4, "min_steps": 0},
-}
 #: settings that are a fraction in [0, 1], and integers that may be 0; every other one
 #: is a positive integer
 FRACTIONS = {"local"}

@@ -324,7 +324,7 @@ def test_a_local_trial_that_reaches_no_step_is_stopped_by_the_alarm(monkeypatch)
 @pytest.mark.slow
 def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
     from dpcdsl.data.task import load_task
-    from dpcdsl.search.driver import _launch
+    from dpcdsl.search.driver import _Run
     from dpcdsl.search.executors import LocalExecutor
     from dpcdsl.search.ledger import InFlight, Ledger
     from dpcdsl.search.strategies import make_sampler
@@ -336,8 +336,9 @@ def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
                                 pruner=optuna.pruners.ThresholdPruner(upper=-1.0))
     trial = study.ask()
     cfg = SearchConfig(space_file, task_file, run_dir=tmp_path, prune="median")
-    ended = _launch(trial, space, study, LocalExecutor(), task.model_dump(mode="json"), cfg,
-                    Ledger(study), InFlight())
+    run = _Run(study, space, LocalExecutor(), task.model_dump(mode="json"), cfg,
+               Ledger(study), InFlight())
+    ended = run.launch(trial)
     assert ended == "pruned" and study.trials[0].state == TrialState.PRUNED
     assert study.trials[0].intermediate_values  # the trainer reported before the stop
 

@@ -12,6 +12,7 @@ from optuna.trial import TrialState
 
 from dpcdsl.data.task import load_task
 from dpcdsl.errors import DpcError
+from dpcdsl.search.config import ExecutionOptions
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.executors import Executor, LocalExecutor, make_executor
 from dpcdsl.search.fusion import FusingExecutor
@@ -133,7 +134,7 @@ def test_the_fusing_executor_groups_trials_and_hands_each_its_outcome():
 
 
 def test_every_executor_meets_the_declared_interface_and_other_objects_are_named():
-    for ex in (make_executor("local"), make_executor("local", fuse=2), _Slow()):
+    for ex in (make_executor("local"), make_executor(ExecutionOptions(fuse=2)), _Slow()):
         assert isinstance(ex, Executor)
     with pytest.raises(DpcError, match="object is not an executor: it lacks name, slots, "
                        "busy, submit, collect, close"):
@@ -141,7 +142,7 @@ def test_every_executor_meets_the_declared_interface_and_other_objects_are_named
 
 
 def test_a_fused_job_gets_the_trials_timeout_times_its_size():
-    ex = make_executor("local", timeout=2.0, fuse=4)
+    ex = make_executor(ExecutionOptions(executor="local", timeout=2.0, fuse=4))
     assert isinstance(ex, FusingExecutor) and isinstance(ex.inner, LocalExecutor)
     assert ex.inner.timeout == 8.0 and ex.slots == 4
 
