@@ -30,11 +30,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, wait
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import optuna
 
 from dpcdsl.search.config import EXECUTORS, ExecutionOptions
+from dpcdsl.search.contract import Executor
 from dpcdsl.search.messages import Job, Outcome, Progress
 from dpcdsl.search.worker import Report, run_job
 
@@ -80,31 +81,6 @@ def place(executor: str, workers: int | None = None, threads: int | None = None,
         threads = (max(1, int(cpus_per_trial)) if executor == "ray"
                    else max(1, cpus // workers))
     return Placement(executor, workers, threads)
-
-
-@runtime_checkable
-class Executor(Protocol):
-    """Where trials run, as the driver uses it: ``name`` and ``slots`` (how many trials
-    it runs at once); ``submit`` starts a trial with a free slot, reporting each
-    evaluation to ``report`` (which raises ``optuna.TrialPruned`` to stop it) and each
-    step to ``on_step``; ``busy`` counts the trials submitted and not yet collected;
-    ``collect`` waits until at least one has ended and gives their outcomes; ``close``
-    stops what is left. Every executor here (and :class:`~dpcdsl.search.fusion.
-    FusingExecutor`, which wraps one) implements it; an executor object of one's own
-    passed to the search must too."""
-
-    name: str
-    slots: int
-
-    @property
-    def busy(self) -> int: ...
-
-    def submit(self, number: int, job: Job, report: Report | None = None,
-               on_step: Callable[[int], None] | None = None) -> None: ...
-
-    def collect(self) -> list[tuple[int, Outcome]]: ...
-
-    def close(self) -> None: ...
 
 
 class _Expired(BaseException):

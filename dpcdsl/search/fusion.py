@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import optuna
 
-from dpcdsl.search.executors import Executor
+from dpcdsl.search.contract import Executor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.worker import Report
 
