@@ -8,12 +8,20 @@ import functools
 import math
 import re
 import threading
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Tree
-from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import (
+    LarkError,
+    UnexpectedCharacters,
+    UnexpectedEOF,
+    UnexpectedInput,
+    VisitError,
+)
+from lark.tree import Meta
 
 from dpcdsl import ir, limits
 from dpcdsl.errors import Diagnostic, DpcError, source_lines
@@ -91,9 +99,11 @@ def parse(text: str, file: str = "<string>") -> ir.Module:
                           sources={file: text}, code="DPC100") from None
     finally:
         _comments.tokens = []
-    builder = _Builder(file, text)
     with limits.stack_guard(ir.Span(file=file, line=1, column=1), "the text", {file: text}):
-        module = builder.module(tree)
+        try:
+            module = _ToIR(file, text).transform(tree)
+        except VisitError as e:  # lark wraps what a rule's method raised
+            raise e.orig_exc from None
         return _attach_comments(module, comments)
 
 
@@ -203,131 +213,142 @@ def _generic_message(e: UnexpectedInput) -> str:
     return f"unexpected {got}"
 
 
-class _Builder:
+@dataclass(frozen=True)
+class _Depth:
+    """A cell's ``depth N``, until the cell takes it."""
+
+    value: int
+
+
+@v_args(meta=True)
+class _ToIR(Transformer[Token, Any]):
+    """The parse tree to surface IR: one method per rule of the grammar (lark calls the
+    method named after each rule, with its children already made into IR). A rule
+    without a method is an error, never a tree passed on unnoticed."""
+
     def __init__(self, file: str, text: str = "") -> None:
+        super().__init__(visit_tokens=False)
         self.file = file
         self.text = text
 
-    def span(self, tree: Tree | Token) -> ir.Span | None:
-        if isinstance(tree, Token):
-            return ir.Span(file=self.file, line=tree.line or 0, column=tree.column or 0,
-                           end_line=tree.end_line or 0, end_column=tree.end_column or 0)
-        m = tree.meta
-        if getattr(m, "empty", True):
-            return None
-        return ir.Span(file=self.file, line=m.line, column=m.column,
-                       end_line=m.end_line, end_column=m.end_column)
+    def __default__(self, data: str, children: list[Any], meta: Meta) -> Any:
+        raise AssertionError(f"the grammar rule '{data}' makes no IR")
 
-    def integer(self, token: Token) -> int:
+    def _span(self, meta: Meta) -> ir.Span | None:
+        if getattr(meta, "empty", True):
+            return None
+        return ir.Span(file=self.file, line=meta.line, column=meta.column,
+                       end_line=meta.end_line, end_column=meta.end_column)
+
+    def _token_span(self, token: Token) -> ir.Span:
+        return ir.Span(file=self.file, line=token.line or 0, column=token.column or 0,
+                       end_line=token.end_line or 0, end_column=token.end_column or 0)
+
+    def _integer(self, token: Token) -> int:
         """An integer literal, at most :data:`dpcdsl.limits.MAX_INT`."""
         digits = str(token).lstrip("0") or "0"
         if len(digits) > len(str(limits.MAX_INT)) or int(digits) > limits.MAX_INT:
             shown = digits if len(digits) <= 20 else f"{digits[:8]}... ({len(digits)} digits)"
-            raise DpcError.at(self.span(token), f"the integer {shown} is too large",
+            raise DpcError.at(self._token_span(token), f"the integer {shown} is too large",
                               hint=f"integers are at most {limits.MAX_INT:,}",
                               sources={self.file: self.text}, code=limits.CODE)
         return int(digits)
 
-    def module(self, tree: Tree) -> ir.Module:
-        return ir.Module(items=tuple(self.item(c) for c in tree.children),
-                         span=self.span(tree))
+    # the top level and statements
 
-    def item(self, t: Tree) -> Any:
-        if t.data == "import_stmt":
-            return ir.Import(path=str(t.children[0])[1:-1], span=self.span(t))
-        if t.data == "let_stmt":
-            return self.stmt(t)
-        return self.cell(t)
+    def start(self, meta: Meta, children: list[Any]) -> ir.Module:
+        return ir.Module(items=tuple(children), span=self._span(meta))
 
-    def cell(self, t: Tree) -> ir.CellDef:
-        children = list(t.children)
-        name = children[0]
-        params = [c for c in children[1:] if isinstance(c, Tree) and c.data == "param"]
-        depth_tree = next((c for c in children if isinstance(c, Tree) and c.data == "depth"),
-                          None)
-        stmts = [c for c in children[1:] if isinstance(c, Tree)
-                 and c.data not in ("param", "depth")]
+    def import_stmt(self, meta: Meta, children: list[Any]) -> ir.Import:
+        return ir.Import(path=str(children[0])[1:-1], span=self._span(meta))
+
+    def let_stmt(self, meta: Meta, children: list[Any]) -> ir.Let:
+        return ir.Let(name=str(children[0]), value=children[1], span=self._span(meta))
+
+    def cell_def(self, meta: Meta, children: list[Any]) -> ir.CellDef:
+        name, *rest = children
+        depth = next((c.value for c in rest if isinstance(c, _Depth)), None)
         return ir.CellDef(
-            name=str(name),
-            params=tuple(
-                ir.Param(name=str(p.children[0]),
-                         stride=None if p.children[1] is None else self.integer(p.children[1]),
-                         default=None if p.children[2] is None else self.expr(p.children[2]),
-                         span=self.span(p))
-                for p in params
-            ),
-            depth=self.integer(depth_tree.children[0]) if depth_tree is not None else None,
-            body=tuple(self.stmt(s) for s in stmts),
-            span=self.span(t),
-        )
+            name=str(name), params=tuple(c for c in rest if isinstance(c, ir.Param)),
+            depth=depth, span=self._span(meta),
+            body=tuple(c for c in rest if c is not None
+                       and not isinstance(c, ir.Param | _Depth)))
 
-    def stmt(self, t: Tree) -> Any:
-        span = self.span(t)
-        if t.data == "let_stmt":
-            return ir.Let(name=str(t.children[0]), value=self.expr(t.children[1]), span=span)
-        if t.data == "assign":
-            return ir.Assign(target=str(t.children[0]), value=self.expr(t.children[1]),
-                             span=span)
-        if t.data == "repeat":
-            count, name, *body = t.children
-            return ir.Repeat(count=self.integer(count), name=str(name),
-                             body=tuple(self.stmt(s) for s in body), span=span)
-        if t.data == "return_stmt":
-            return ir.Return(value=self.expr(t.children[0]), span=span)
-        raise AssertionError(t.data)  # pragma: no cover - the grammar has no other
+    def depth(self, meta: Meta, children: list[Any]) -> _Depth:
+        return _Depth(self._integer(children[0]))
 
-    def args(self, children: list[Any]) -> tuple[tuple[Any, ...], tuple[ir.Kwarg, ...]]:
-        args, kwargs = [], []
-        for c in children:
-            if c is None:
-                continue
-            e = self.expr(c)
-            (kwargs if isinstance(e, ir.Kwarg) else args).append(e)
-        return tuple(args), tuple(kwargs)
+    def param(self, meta: Meta, children: list[Any]) -> ir.Param:
+        name, stride, default = children
+        return ir.Param(name=str(name),
+                        stride=None if stride is None else self._integer(stride),
+                        default=default, span=self._span(meta))
 
-    def expr(self, t: Tree | Token) -> Any:
-        span = self.span(t)
-        if isinstance(t, Token):  # pragma: no cover - every atom is aliased
-            return ir.Name(id=str(t), span=span)
-        d = t.data
-        if d == "int":
-            return ir.Int(value=self.integer(t.children[0]), span=span)
-        if d == "float":
-            value = float(t.children[0])
-            if not math.isfinite(value):  # 1e999: no finite float, and no text for inf
-                raise DpcError.at(span, f"the number {t.children[0]} is too large",
-                                  hint="numbers must be finite (at most about 1.8e308)",
-                                  sources={self.file: self.text}, code="DPC100")
-            return ir.Float(value=value, span=span)
-        if d in ("true", "false"):
-            return ir.Bool(value=d == "true", span=span)
-        if d == "earlier":
-            return ir.Earlier(span=span)
-        if d == "name":
-            return ir.Name(id=str(t.children[0]), span=span)
-        if d == "kwarg":
-            return ir.Kwarg(name=str(t.children[0]), value=self.expr(t.children[1]),
-                            span=span)
-        if d == "call":
-            args, kwargs = self.args(t.children[1:])
-            return ir.Call(func=str(t.children[0]), args=args, kwargs=kwargs, span=span)
-        if d == "one_of":
-            *options, apply = t.children
-            applied = None
-            if apply is not None:
-                a_args, a_kwargs = self.args(apply.children)
-                applied = a_args + a_kwargs
-            return ir.OneOf(options=tuple(self.expr(o) for o in options if o is not None),
-                            apply=applied, span=span)
-        if d == "tuple":
-            return ir.Tuple(items=tuple(self.expr(c) for c in t.children if c is not None),
-                            span=span)
-        if d == "set":
-            return ir.SetLit(items=tuple(self.expr(c) for c in t.children if c is not None),
-                             span=span)
-        if d == "expr":  # pragma: no cover
-            return self.expr(t.children[0])
-        raise AssertionError(d)  # pragma: no cover
+    def assign(self, meta: Meta, children: list[Any]) -> ir.Assign:
+        return ir.Assign(target=str(children[0]), value=children[1], span=self._span(meta))
+
+    def repeat(self, meta: Meta, children: list[Any]) -> ir.Repeat:
+        count, name, *body = children
+        return ir.Repeat(count=self._integer(count), name=str(name), body=tuple(body),
+                         span=self._span(meta))
+
+    def return_stmt(self, meta: Meta, children: list[Any]) -> ir.Return:
+        return ir.Return(value=children[0], span=self._span(meta))
+
+    # expressions
+
+    def call(self, meta: Meta, children: list[Any]) -> ir.Call:
+        args, kwargs = _split(children[1:])
+        return ir.Call(func=str(children[0]), args=args, kwargs=kwargs,
+                       span=self._span(meta))
+
+    def one_of(self, meta: Meta, children: list[Any]) -> ir.OneOf:
+        *options, applied = children
+        return ir.OneOf(options=tuple(o for o in options if o is not None), apply=applied,
+                        span=self._span(meta))
+
+    def apply(self, meta: Meta, children: list[Any]) -> tuple[Any, ...]:
+        args, kwargs = _split(children)
+        return args + kwargs
+
+    def kwarg(self, meta: Meta, children: list[Any]) -> ir.Kwarg:
+        return ir.Kwarg(name=str(children[0]), value=children[1], span=self._span(meta))
+
+    def tuple(self, meta: Meta, children: list[Any]) -> ir.Tuple:
+        return ir.Tuple(items=tuple(c for c in children if c is not None),
+                        span=self._span(meta))
+
+    def set(self, meta: Meta, children: list[Any]) -> ir.SetLit:
+        return ir.SetLit(items=tuple(c for c in children if c is not None),
+                         span=self._span(meta))
+
+    def int(self, meta: Meta, children: list[Any]) -> ir.Int:
+        return ir.Int(value=self._integer(children[0]), span=self._span(meta))
+
+    def float(self, meta: Meta, children: list[Any]) -> ir.Float:
+        value = float(children[0])
+        if not math.isfinite(value):  # 1e999: no finite float, and no text for inf
+            raise DpcError.at(self._span(meta), f"the number {children[0]} is too large",
+                              hint="numbers must be finite (at most about 1.8e308)",
+                              sources={self.file: self.text}, code="DPC100")
+        return ir.Float(value=value, span=self._span(meta))
+
+    def true(self, meta: Meta, children: list[Any]) -> ir.Bool:
+        return ir.Bool(value=True, span=self._span(meta))
+
+    def false(self, meta: Meta, children: list[Any]) -> ir.Bool:
+        return ir.Bool(value=False, span=self._span(meta))
+
+    def earlier(self, meta: Meta, children: list[Any]) -> ir.Earlier:
+        return ir.Earlier(span=self._span(meta))
+
+    def name(self, meta: Meta, children: list[Any]) -> ir.Name:
+        return ir.Name(id=str(children[0]), span=self._span(meta))
+
+
+def _split(children: list[Any]) -> tuple[tuple[Any, ...], tuple[ir.Kwarg, ...]]:
+    """A call's arguments: the positional ones, then the keyword ones."""
+    args = tuple(c for c in children if c is not None and not isinstance(c, ir.Kwarg))
+    return args, tuple(c for c in children if isinstance(c, ir.Kwarg))
 
 
 def _statements(block: tuple[Any, ...]) -> list[Any]:

@@ -105,3 +105,18 @@ def test_an_input_may_say_its_stride_and_it_prints_back():
     assert Space.from_text(concrete.canonical_text()).concrete() == concrete
     plain = Space.from_text(text.replace(" @ 16", "").replace(" @ 4", "")).concrete()
     assert plain.strides == () and "@" not in plain.canonical_text()
+
+
+def test_every_grammar_rule_makes_ir_and_an_unknown_one_is_an_error():
+    """The transformer has one method per rule that reaches it (the `?` rules inline
+    into their child); a rule it does not know is an error, not a tree passed on."""
+    from lark import Tree
+
+    from dpcdsl.syntax import _parser, _ToIR
+
+    origins = {r.alias or r.origin.name for r in _parser().rules}
+    kept = {str(o) for o in origins if not str(o).startswith(("_", "__"))}
+    inlined = {str(r.origin.name) for r in _parser().rules if r.options.expand1}
+    assert kept - inlined <= {n for n in dir(_ToIR) if not n.startswith("_")}
+    with pytest.raises(AssertionError, match="the grammar rule 'mystery' makes no IR"):
+        _ToIR("f.dpc").transform(Tree("mystery", []))
