@@ -13,17 +13,26 @@ from dpcdsl.errors import CODES, PHASES
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(ROOT / "dpcdsl").rglob("*.py"), *(ROOT / "backends").rglob("*.py")])
-#: what makes a diagnostic: DpcError.at(...) (or a subclass's .at), Diagnostic(...)
-MAKERS = {"DpcError.at", "Diagnostic"}
+
+
+def error_classes(trees: list[ast.Module]) -> set[str]:
+    """DpcError and every class of the project derived from it."""
+    found = {"DpcError"}
+    while True:
+        more = {n.name for t in trees for n in ast.walk(t) if isinstance(n, ast.ClassDef)
+                and any(ast.unparse(b) in found for b in n.bases)} - found
+        if not more:
+            return found
+        found |= more
 
 
 def sites() -> list[tuple[str, ast.Call]]:
+    trees = {path: ast.parse(path.read_text(), str(path)) for path in SOURCES}
+    makers = {"Diagnostic"} | {f"{c}.at" for c in error_classes(list(trees.values()))}
     found = []
-    for path in SOURCES:
-        tree = ast.parse(path.read_text(), str(path))
+    for path, tree in trees.items():
         for node in ast.walk(tree):
-            if isinstance(node, ast.Call) and (ast.unparse(node.func) in MAKERS or (
-                    isinstance(node.func, ast.Attribute) and node.func.attr == "at")):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in makers:
                 found.append((f"{path.relative_to(ROOT)}:{node.lineno}", node))
     return found
 
@@ -33,6 +42,7 @@ SITES = sites()
 
 def test_the_sites_are_found() -> None:
     assert len(SITES) > 100
+    assert any("Diverged.at" in ast.unparse(call.func) for _, call in SITES)
 
 
 @pytest.mark.parametrize("where, call", SITES, ids=[w for w, _ in SITES])
