@@ -19,6 +19,7 @@ from lark.exceptions import (
     UnexpectedCharacters,
     UnexpectedEOF,
     UnexpectedInput,
+    UnexpectedToken,
     VisitError,
 )
 from lark.tree import Meta
@@ -149,8 +150,7 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> DpcError:
         while len(lines) > 1 and not lines[-1].strip():
             lines.pop()
         line, column = len(lines), len(lines[-1]) + 1
-    message = _keyword_as_name(e, text, line, column) or \
-        e.match_examples(_raw_parse, SYNTAX_ERRORS, use_accepts=True)
+    message = _keyword_as_name(e, text, line, column) or _matching_example(e)
     if message is None:
         message = _generic_message(e)
     end = column + 1
@@ -165,6 +165,42 @@ def _syntax_error(e: UnexpectedInput, text: str, file: str) -> DpcError:
 #: words that start a statement, inside a cell or at the top level, so they cannot
 #: name a node
 STATEMENT_KEYWORDS = ("let", "repeat", "return", "import", "cell")
+
+
+@functools.cache
+def _example_errors() -> tuple[tuple[str, UnexpectedInput], ...]:
+    """The error each snippet of :data:`SYNTAX_ERRORS` makes, parsed once (what the
+    parser accepts there computed now, while its parser is at hand)."""
+    found = []
+    for label, snippets in SYNTAX_ERRORS:
+        for snippet in snippets:
+            try:
+                _raw_parse(snippet)
+            except UnexpectedInput as ut:
+                if isinstance(ut, UnexpectedToken):
+                    ut.accepts  # noqa: B018 - a lazy property: computed and kept
+                found.append((label, ut))
+    return tuple(found)
+
+
+def _matching_example(e: UnexpectedInput) -> str | None:
+    """The message of the example error that ``e`` matches, as lark's
+    ``match_examples(..., use_accepts=True)`` decides it (the same parser state and,
+    for a token, the same accepted tokens; an example at the same token wins), over
+    example errors parsed once rather than at every error."""
+    candidate = None
+    for label, ut in _example_errors():
+        if ut.state != e.state:
+            continue
+        if isinstance(e, UnexpectedToken) and isinstance(ut, UnexpectedToken) \
+                and ut.accepts != e.accepts:
+            continue
+        if isinstance(e, UnexpectedToken | UnexpectedEOF) \
+                and isinstance(ut, UnexpectedToken | UnexpectedEOF) and ut.token == e.token:
+            return label
+        if candidate is None:
+            candidate = label
+    return candidate
 
 
 def _keyword_as_name(e: UnexpectedInput, text: str, line: int, column: int) -> str | None:
