@@ -42,10 +42,28 @@ def same(fused: ProxyResult, alone: ProxyResult) -> None:
     assert (fused.params, fused.madds) == (alone.params, alone.madds)
 
 
+@pytest.fixture(scope="module")
+def alone(task):
+    """Each cell trained alone, once per backend for the tests of this module (they are
+    one xdist group, so one worker trains them)."""
+    done: dict[str, list[ProxyResult]] = {}
+
+    def get(backend: str) -> list[ProxyResult]:
+        if backend not in done:
+            done[backend] = [train(c, task, backend=backend) for c in cells()]
+        return done[backend]
+
+    return get
+
+
+FUSED = pytest.mark.xdist_group("fused")
+
+
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 @pytest.mark.slow
-def test_fused_heads_train_as_they_would_alone(task, backend):
-    alone = [train(c, task, backend=backend) for c in cells()]
+@FUSED
+def test_fused_heads_train_as_they_would_alone(task, alone, backend):
+    alone = alone(backend)
     fused = train_fused(cells(), task, backend=backend)
     for f, a in zip(fused, alone, strict=True):
         assert isinstance(f, ProxyResult) and f.fused == 3 and a.fused == 1
@@ -56,11 +74,12 @@ def test_fused_heads_train_as_they_would_alone(task, backend):
 
 @pytest.mark.parametrize("backend", ["torch", "jax"])
 @pytest.mark.slow
-def test_a_head_pruned_stops_alone_and_the_others_train_on(task, backend):
+@FUSED
+def test_a_head_pruned_stops_alone_and_the_others_train_on(task, alone, backend):
     def prune(step, miou):
         raise optuna.TrialPruned(f"pruned at step {step}")
 
-    alone = [train(c, task, backend=backend) for c in cells()[::2]]
+    alone = alone(backend)[::2]
     fused = train_fused(cells(), task, backend=backend, callbacks=[None, prune, None])
     assert isinstance(fused[1], optuna.TrialPruned) and "step 10" in str(fused[1])
     same(fused[0], alone[0])
