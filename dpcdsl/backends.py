@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
+from dpcdsl._plugins import BACKENDS, installed_backends
 from dpcdsl.errors import DpcError, did_you_mean
 
-GROUP = "dpcdsl.backends"
+GROUP = BACKENDS
 
 #: the channels of a cell's inputs: one number for all, or one per input name
 InChannels = int | Mapping[str, int]
@@ -129,7 +130,7 @@ _loaded: dict[str, Any] = {}
 
 def available() -> dict[str, metadata.EntryPoint]:
     """Installed backends by name (their frameworks are not imported)."""
-    return {ep.name: ep for ep in metadata.entry_points(group=GROUP)}
+    return installed_backends()
 
 
 def check_contract(backend: Any, name: str) -> Any:

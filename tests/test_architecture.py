@@ -100,3 +100,42 @@ def test_the_core_names_no_framework_and_no_backend(name: str) -> None:
                                                               "dpcdsl_torch", "dpcdsl_jax"}
         elif isinstance(node, ast.Constant) and id(node) not in docstrings:
             assert node.value not in ("torch", "jax"), f"line {node.lineno} names a backend"
+
+
+def documented_layers() -> dict[str, int]:
+    """The layers of docs/architecture.md ("## Layers", a numbered list): each name in
+    backticks, with its layer's number."""
+    import re
+
+    docs = (ROOT / "docs" / "architecture.md").read_text()
+    section = docs.split("## Layers", 1)[1].split("\n## ", 1)[0]
+    layers: dict[str, int] = {}
+    for number, text in re.findall(r"^(\d)\. (.*?)(?=^\d\. |\Z)", section, re.M | re.S):
+        for name in re.findall(r"`([a-z_]+)`", text):
+            layers.setdefault(name, int(number))
+    return layers
+
+
+def layer_of(module: str, layers: dict[str, int]) -> int | None:
+    if module == "dpcdsl":  # the package's facade re-exports the top layer
+        return max(layers.values())
+    parts = module.split(".")
+    return layers.get(parts[0] if parts[0] != "dpcdsl" else parts[1])
+
+
+def test_every_module_has_a_documented_layer() -> None:
+    layers = documented_layers()
+    assert len(set(layers.values())) == 5
+    assert [m for m in MODULES if layer_of(m, layers) is None] == []
+
+
+def test_imports_go_to_the_same_layer_or_below() -> None:
+    layers, g = documented_layers(), import_graph()
+    upward = [(a, b) for a, b in g.edges
+              if layer_of(b, layers) > layer_of(a, layers)]  # type: ignore[operator]
+    assert upward == []
+
+
+def test_an_upward_import_would_be_found() -> None:
+    layers = documented_layers()
+    assert layer_of("dpcdsl.checker", layers) < layer_of("dpcdsl.search.driver", layers)

@@ -42,6 +42,7 @@ from pydantic import (
 )
 
 from dpcdsl._files import read_text
+from dpcdsl._plugins import installed_backends
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean, source_lines
 from dpcdsl.ir import Span
 
@@ -57,10 +58,8 @@ class _Section(BaseModel):
 
 def _installed_backend(name: str | None) -> str | None:
     """A backend name must be one that is installed (no framework is imported here)."""
-    from dpcdsl import backends
-
-    if name is not None and name not in backends.available():
-        known = sorted(backends.available())
+    if name is not None and name not in installed_backends():
+        known = sorted(installed_backends())
         raise ValueError(f"unknown backend '{name}'.{did_you_mean(name, known)} Installed: "
                          f"{', '.join(known) or 'none'}")
     return name
