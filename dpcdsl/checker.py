@@ -366,6 +366,9 @@ class Checker:
                                s, "`return` belongs at the end of a cell, not in a repeat",
                                hint=f"assign the branch instead: `{repeat_name} = ...`")
                 self.tensor(s.value, scope, slot_is_stmt=True)
+            else:  # a statement kind the checker has no rule for is a bug, not a pass
+                raise TypeError(f"the checker has no rule for a {type(s).__name__} "
+                                "statement")
         if top_level:
             if not returns:
                 self.error("DPC502", cell, f"cell '{cell.name}' has no `return`",

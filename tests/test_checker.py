@@ -286,3 +286,16 @@ def test_rates_that_read_only_padding_at_the_size_are_a_warning():
     assert "rates (h 18, 21) are at least the 16x16 feature map" in diags[0].message
     assert "rates (w 16)" in diags[1].message  # a 1x1 conv (line 4) has no taps to lose
     assert check(prog) == [] and check(prog, (64, 64)) == []
+
+
+def test_a_statement_the_checker_has_no_rule_for_is_an_error_not_skipped():
+    import dataclasses
+
+    from dpcdsl import ir
+
+    prog = load_text("cell a(x) { y = conv(x) return y }")
+    cell = prog.cells["a"]
+    odd = cell.model_copy(update={"body": (ir.Import(path="x.dpc"), *cell.body)})
+    module = prog.module.model_copy(update={"items": (odd,)})
+    with pytest.raises(TypeError, match="no rule for a Import statement"):
+        check(dataclasses.replace(prog, module=module, cells={"a": odd}, checks={}))
