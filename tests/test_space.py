@@ -231,3 +231,16 @@ def test_sampling_the_cell_call_reproducer_is_uniform_by_chi_square():
     seen = Counter(space.sample(rng)[0].hash for _ in range(9000))
     stat, p = chisquare([seen[c.hash] for c in cells])
     assert len(cells) == 3 and p > 0.001, (stat, p, seen)
+
+
+def test_the_benchmarks_recursive_space_loads_within_the_limits():
+    """bench_dsl counts a recursive space: it must stay one that the limits accept."""
+    import importlib.util
+
+    from tests.conftest import ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_dsl", ROOT / "benchmarks" /
+                                                  "bench_dsl.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert len(str(Space.from_text(bench.HUGE).count())) > 500
