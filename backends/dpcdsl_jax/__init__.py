@@ -8,8 +8,7 @@ first used, not with the package."""
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from dpcdsl._plugins import lazy_exports
 
 name = "jax"
 priority = 0
@@ -28,17 +27,6 @@ _WHERE: dict[str, tuple[str, str]] = {
 }
 
 
-def __getattr__(attr: str) -> Any:
-    where = _WHERE.get(attr)
-    if where is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {attr!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{where[0]}"), where[1])
-    globals()[attr] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
-
+__getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
 __all__ = ["name", "priority", *_WHERE]

@@ -447,8 +447,6 @@ class RayExecutor(Executor):
             self.ray.shutdown()
 
 
-
-
 def make_executor(options: ExecutionOptions | Any, workers: int = 2,
                   threads: int | None = None) -> Executor:
     """The executor ``options`` names (``auto`` is resolved by :func:`place` first),
@@ -474,7 +472,7 @@ def make_executor(options: ExecutionOptions | Any, workers: int = 2,
                      if not hasattr(name, a)]
             raise DpcError.at(None, f"{type(name).__name__} is not an executor: it lacks "
                               f"{', '.join(lacks)}",
-                              hint="see dpcdsl.search.executors.Executor", code="DPC801")
+                              hint="see dpcdsl.search.contract.Executor", code="DPC801")
         return name
     if name == "local":
         return LocalExecutor(timeout, threads)
