@@ -488,6 +488,24 @@ def eval_(run_dir: Annotated[Path, typer.Argument(help="a run folder from dpcc t
     out.print(f"mIOU {default('evaluate_run').evaluate_run(run_dir):.1f}")
 
 
+def _settings(pairs: list[str] | None) -> dict[str, Any]:
+    from dpcdsl.search.strategies import parse_settings
+
+    return parse_settings(pairs or [])
+
+
+#: each kind of search option (the ``kind`` of its field): its type on the command
+#: line (None: a list of its choices) and how its value is read from there
+_KINDS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
+    "count": (str | None, lambda v: None if v is None else parse_count(v)),
+    "settings": (list[str] | None, _settings),
+    "list": (str | None, lambda v: v.split(",") if v else None),
+    "many": (None, lambda v: tuple(a.value for a in v or ())),
+    "flag": (bool, lambda v: v),
+    "head": (Path | None, lambda v: v),
+}
+
+
 def _search_options() -> list[inspect.Parameter]:
     """The options of ``dpcc search``, one per field of the search's configuration
     (:mod:`dpcdsl.search.config`), each made from the field's declaration."""
@@ -501,8 +519,7 @@ def _search_options() -> list[inspect.Parameter]:
         name = meta.get("cli_name") or f.flat.replace("_", "-")
         kind, default = str(meta.get("kind")), meta.get("cli_default", f.default)
         extra = {k: meta[k] for k in ("min",) if k in meta}
-        kind_type: Any = {"count": str | None, "settings": list[str] | None,
-                          "list": str | None, "flag": bool, "head": Path | None}.get(kind)
+        kind_type = _KINDS[kind][0] if kind in _KINDS else None
         if "choices" in meta:
             choice = Enum(f.flat.title().replace("_", ""),  # type: ignore[misc]
                           {c: c for c in meta["choices"]}, type=str)
@@ -533,19 +550,12 @@ def _search_config(file: Path, task: Path, cell: str | None, quiet: bool,
     """The search's configuration from ``dpcc search``'s options, each parsed from its
     text as its field declares."""
     from dpcdsl.search.config import FLAT, SearchConfig
-    from dpcdsl.search.strategies import parse_settings
 
-    parse: dict[str | None, Callable[[Any], Any]] = {
-        "count": lambda v: None if v is None else parse_count(v),
-        "settings": lambda v: parse_settings(v or []),
-        "list": lambda v: v.split(",") if v else None,
-        "many": lambda v: tuple(a.value for a in v or ()),
-    }
     values = {}
     for flat, value in options.items():
         kind = FLAT[flat].meta.get("kind")
         value = value.value if isinstance(value, Enum) else value
-        values[flat] = parse.get(kind, lambda v: v)(value)
+        values[flat] = _KINDS[kind][1](value) if kind in _KINDS else value
     return SearchConfig(file, task, cell=cell, progress=_progress(quiet), **values)
 
 
