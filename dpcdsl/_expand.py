@@ -2,9 +2,10 @@
 
 Every choice point asks a *decider* for an option index, so one walk serves every
 use: building a concrete cell (no choices), uniform sampling, decoding decisions,
-enumeration and encoding (replaying prefixes of decisions). Counting mirrors the walk
-and is memoised, so a one_of is sampled in proportion to the size of each option's
-sub-space, which makes sampling uniform over whole architectures.
+enumeration and encoding (replaying prefixes of decisions). Counting runs the same
+description of each statement (``_WALKS``) and is memoised, so a one_of is sampled in
+proportion to the size of each option's sub-space, which makes sampling uniform over
+whole architectures.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import abc
 import functools
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +64,11 @@ class Ctx:
     earlier: tuple[str, ...] | None
     vid: int  # identifies the value bindings, for count memos
     rename: dict[str, str] = field(default_factory=dict)
+
+    def copy(self) -> Ctx:
+        """The context with bindings of its own, for a walk that binds names."""
+        return Ctx(self.cell, dict(self.env), self.prefix, self.ret_slot, self.depth,
+                   self.earlier, self.vid, self.rename)
 
     @property
     def ckey(self) -> tuple[Any, ...]:
@@ -180,7 +186,7 @@ class Expander:
         self.decisions: dict[str, int] = {}
         self.target = {n.name: n for n in target.nodes} if target is not None else None
         with limits.stack_guard(self.top.span, f"cell '{self.top.name}'", self.p.sources):
-            out = self.block(self.top.body, self._top_ctx, d)
+            out = self.block(self.top.body, self._top_ctx.copy(), d)
         cell = ir.construct(ir.Cell, span=self.top.span, name=self.top.name,
                             inputs=self._inputs, strides=self._strides,
                             channels=self._channels,
@@ -200,40 +206,26 @@ class Expander:
         self.decisions[path] = idx
         return idx
 
-    # the walk dispatches on the statement's class through one table per walk
-    # (``_STATEMENTS`` for building, ``_COUNTS`` for counting), and on ``type(x) is``
-    # for expressions: it is the hot path of sampling, and isinstance calls were a fifth
-    # of its time. A test checks that both tables cover every statement class.
+    # each statement class is described once, by a generator in ``_WALKS``: it yields the
+    # parts the statement is made of (a tensor expression at a slot, or a body in a
+    # context), is sent back the node each part made, and binds names in the context.
+    # Building (here) and counting (``count_block``) both run these descriptions, so
+    # they walk the same parts in the same contexts. Expressions dispatch on
+    # ``type(x) is``: it is the hot path of sampling, and isinstance calls were a fifth
+    # of its time.
     def block(self, body: tuple[Any, ...], ctx: Ctx, d: Decider) -> str:
         out = ""
         for s in body:
-            out = _STATEMENTS[type(s)](self, s, ctx, d) or out
+            parts = _WALKS[type(s)](self, s, ctx)
+            try:
+                part = next(parts)
+                while True:
+                    made = self.tensor(part.expr, ctx, d, *self._slot(part.slot))[0] \
+                        if isinstance(part, _Tensor) else self.block(part.body, part.ctx, d)
+                    part = parts.send(made)
+            except StopIteration as done:
+                out = done.value or out
         return out
-
-    def _let(self, s: ir.Let, ctx: Ctx, d: Decider) -> str:
-        ctx.env[s.name] = ("value", self._template(s.value, ctx))
-        return ""
-
-    def _assign(self, s: ir.Assign, ctx: Ctx, d: Decider) -> str:
-        slot = ctx.rename.get(s.target, ctx.prefix + s.target)
-        out = self.tensor(s.value, ctx, d, *self._slot(slot))[0]
-        ctx.env[s.target] = ("tensor", out)
-        return out
-
-    def _repeat(self, s: ir.Repeat, ctx: Ctx, d: Decider) -> str:
-        branches: list[str] = []
-        for i in range(s.count):
-            slot = f"{ctx.prefix}{s.name}{i}"
-            inner = Ctx(ctx.cell, dict(ctx.env), slot + "_", ctx.ret_slot, ctx.depth,
-                        tuple(branches), ctx.vid, {s.name: slot})
-            branches.append(self.block(s.body, inner, d))
-        ctx.env[s.name] = ("group", branches)
-        for i, b in enumerate(branches):
-            ctx.env[f"{s.name}{i}"] = ("tensor", b)
-        return ""
-
-    def _return(self, s: ir.Return, ctx: Ctx, d: Decider) -> str:
-        return self.tensor(s.value, ctx, d, *self._slot(ctx.ret_slot))[0]
 
     def _slot(self, slot: str) -> tuple[Callable[[str], str], str]:
         """A statement's naming rule (every op it makes directly is ``slot``) and the
@@ -251,38 +243,45 @@ class Expander:
         if type(e) is ir.Call:
             return [self.call(e, ctx, d, slot_for(e.func))]
         if type(e) is ir.OneOf:
-            if e.apply is not None:
-                calls, counts = self._oneof_plan(e, ctx)
-                op_probe: Probe = None
-                if self.target is not None:
-                    def op_probe(i: int) -> bool:  # type: ignore[misc]
-                        return self._probe_call(calls[i], slot_for, want)
-                idx = self.choose(d, path, counts, op_probe, e.options)
-                return [self.call(calls[idx], ctx, d, slot_for(calls[idx].func))]
-            options, counts = self._oneof_plan(e, ctx)
-            probe: Probe = None
-            if self.target is not None:
-                def probe(i: int) -> bool:  # type: ignore[misc]
-                    o = options[i]
-                    if want is None and type(o) in (str, ir.Name):  # any tensor may do
-                        return True
-                    if type(o) is str:
-                        return o == want
-                    if type(o) is ir.Name:
-                        v = ctx.env[o.id][1]
-                        return v == want
-                    if type(o) is ir.OneOf:  # a nested choice: its own probes decide
-                        return True
-                    return self._probe_call(o, slot_for, want)
-            idx = self.choose(d, path, counts, probe, options)
-            o = options[idx]
-            if type(o) is str:
-                return [o]
-            if type(o) is ir.Name:  # the common `one_of(x, earlier)`: no sub-path
-                kind, value = ctx.env[o.id]
-                return list(value) if kind == "group" else [value]
-            return self.tensor(o, ctx, d, slot_for, path + ".sub", want)
+            return self.one_of(e, ctx, d, slot_for, path, want)
         raise AssertionError(f"not a tensor: {e!r}")  # pragma: no cover - checked
+
+    def one_of(self, e: ir.OneOf, ctx: Ctx, d: Decider, slot_for: Callable[[str], str],
+               path: str, want: str | None) -> list[str]:
+        """A choice point: the decider picks an option, weighed by its sub-space."""
+        options, counts = self._oneof_plan(e, ctx)
+        if e.apply is not None:  # one_of(ops...)(args): the options are calls
+            op_probe: Probe = None
+            if self.target is not None:
+                def op_probe(i: int) -> bool:  # type: ignore[misc]
+                    return self._probe_call(options[i], slot_for, want)
+            idx = self.choose(d, path, counts, op_probe, e.options)
+            return [self.call(options[idx], ctx, d, slot_for(options[idx].func))]
+        probe: Probe = None
+        if self.target is not None:
+            def probe(i: int) -> bool:  # type: ignore[misc]
+                return self._probe_option(options[i], ctx, slot_for, want)
+        idx = self.choose(d, path, counts, probe, options)
+        o = options[idx]
+        if type(o) is str:
+            return [o]
+        if type(o) is ir.Name:  # the common `one_of(x, earlier)`: no sub-path
+            kind, value = ctx.env[o.id]
+            return list(value) if kind == "group" else [value]
+        return self.tensor(o, ctx, d, slot_for, path + ".sub", want)
+
+    def _probe_option(self, o: Any, ctx: Ctx, slot_for: Callable[[str], str],
+                      want: str | None) -> bool:
+        """Can the option ``o`` of a plain one_of still make the target's tensor?"""
+        if want is None and type(o) in (str, ir.Name):  # any tensor may do
+            return True
+        if type(o) is str:
+            return o == want
+        if type(o) is ir.Name:
+            return bool(ctx.env[o.id][1] == want)
+        if type(o) is ir.OneOf:  # a nested choice: its own probes decide
+            return True
+        return self._probe_call(o, slot_for, want)
 
     def _oneof_plan(self, e: ir.OneOf, ctx: Ctx) -> tuple[list[Any], list[int]]:
         """A one_of's options (applied calls, or expressions with `earlier` spelled out
@@ -423,73 +422,62 @@ class Expander:
             return self.count_block(self.top.body, self._top_ctx)
 
     def count_block(self, body: tuple[Any, ...], ctx: Ctx) -> int:
+        """The size of a body's sub-space: the product of its statements' parts, each
+        walked as building walks it (``_WALKS``), sent back no node name."""
         n = 1
-        ctx = Ctx(ctx.cell, dict(ctx.env), ctx.prefix, ctx.ret_slot, ctx.depth, ctx.earlier,
-                  ctx.vid, ctx.rename)
+        ctx = ctx.copy()
         for s in body:
-            n *= _COUNTS[type(s)](self, s, ctx)
-            if n == 0:
-                return 0
-            if n.bit_length() > limits.MAX_COUNT_BITS:
-                limits.check_count(n, self.top.span, self.p.sources)
-        return n
-
-    def _count_let(self, s: ir.Let, ctx: Ctx) -> int:
-        """A let binds a value for the statements after it (``ctx`` is this block's)."""
-        ctx.env[s.name] = ("value", self._resolve(s.value, ctx.env))
-        ctx.vid = self._vid((ctx.vid, s.name, ctx.env[s.name][1]))
-        return 1
-
-    def _count_value(self, s: ir.Assign | ir.Return, ctx: Ctx) -> int:
-        return self.count_tensor(s.value, ctx)
-
-    def _count_repeat(self, s: ir.Repeat, ctx: Ctx) -> int:
-        n = 1
-        for i in range(s.count):
-            inner = Ctx(ctx.cell, ctx.env, ctx.prefix, ctx.ret_slot, ctx.depth, ("",) * i,
-                        ctx.vid)
-            n *= self.count_block(s.body, inner)
+            parts = _WALKS[type(s)](self, s, ctx)
+            for part in _unnamed(parts):
+                n *= self.count_tensor(part.expr, ctx) if isinstance(part, _Tensor) \
+                    else self.count_block(part.body, part.ctx)
+                if n == 0:
+                    parts.close()
+                    return 0
+                if n.bit_length() > limits.MAX_COUNT_BITS:
+                    limits.check_count(n, self.top.span, self.p.sources)
         return n
 
     def count_tensor(self, e: Any, ctx: Ctx) -> int:
-        if isinstance(e, ir.Name | ir.Earlier):
+        """The size of the sub-space of the tensor expression ``e`` (memoised)."""
+        if type(e) is ir.Name or type(e) is ir.Earlier:
             return 1
         key = (id(e), *ctx.ckey)
         n = self._count_memo.get(key)
         if n is not None:
             return n
-        if isinstance(e, ir.Call):
-            n = 1
-            spec = OPS.get(e.func)
-            for a in e.args:
-                n *= self.count_tensor(a, ctx)
-                if n.bit_length() > limits.MAX_COUNT_BITS:
-                    limits.check_count(n, self.top.span, self.p.sources)
-            for k in e.kwargs:
-                if spec is not None and spec.arg(k.name) is not None and \
-                        spec.arg(k.name).kind == "tensor":  # type: ignore[union-attr]
-                    n *= self.count_tensor(k.value, ctx)
-                elif spec is not None:
-                    n *= self._template_count(self._template(k.value, ctx))
-                # a value passed to a cell is chosen where the cell's body uses it, as
-                # sampling does, so the body's count (below) holds its choices
-            if spec is not None and spec.arg("channels") is not None and \
-                    e.kwarg("channels") is None:
-                n *= self._template_count(ctx.env.get("channels", ("value", None))[1])
-            if spec is None and n:
-                n *= self._count_cell(e, ctx)
-        elif isinstance(e, ir.OneOf):
-            if e.apply is not None:
-                n = sum(self.count_tensor(c, ctx) for c in self._applied(e))
-            else:
-                n = sum(len(ctx.earlier or ()) if isinstance(o, ir.Earlier)
-                        else self.count_tensor(o, ctx) for o in e.options)
-        else:  # pragma: no cover - checked
-            raise AssertionError(e)
+        n = self._count_call(e, ctx) if type(e) is ir.Call else self._count_one_of(e, ctx)
         if n.bit_length() > limits.MAX_COUNT_BITS:
             limits.check_count(n, self.top.span, self.p.sources)
         self._count_memo[key] = n
         return n
+
+    def _count_call(self, e: ir.Call, ctx: Ctx) -> int:
+        """Its tensor arguments' sub-spaces times its values' choices; a cell's body."""
+        n = 1
+        spec = OPS.get(e.func)
+        for a in e.args:
+            n *= self.count_tensor(a, ctx)
+            if n.bit_length() > limits.MAX_COUNT_BITS:
+                limits.check_count(n, self.top.span, self.p.sources)
+        if spec is None:  # a value passed to a cell is chosen where the cell's body
+            # uses it, as sampling does, so the body's count holds its choices
+            return n * self._count_cell(e, ctx) if n else 0
+        for k in e.kwargs:
+            arg = spec.arg(k.name)
+            n *= self.count_tensor(k.value, ctx) if arg is not None and arg.kind == "tensor" \
+                else self._template_count(self._template(k.value, ctx))
+        if spec.arg("channels") is not None and e.kwarg("channels") is None:
+            n *= self._template_count(ctx.env.get("channels", ("value", None))[1])
+        return n
+
+    def _count_one_of(self, e: ir.OneOf, ctx: Ctx) -> int:
+        """The sum of its options' sub-spaces; `earlier` is one per earlier branch."""
+        assert type(e) is ir.OneOf, e  # the checker lets no other tensor through
+        if e.apply is not None:
+            return sum(self.count_tensor(c, ctx) for c in self._applied(e))
+        return sum(len(ctx.earlier or ()) if type(o) is ir.Earlier
+                   else self.count_tensor(o, ctx) for o in e.options)
 
     def _count_cell(self, e: ir.Call, ctx: Ctx) -> int:
         cell = self.p.cells[e.func]
@@ -589,13 +577,74 @@ def _same(a: ir.Cell, b: ir.Cell) -> bool:
 
 _NO_TARGET = object()
 
-#: how each statement class is walked when building, and when counting
-_STATEMENTS: dict[type, Callable[..., str]] = {
-    ir.Let: Expander._let, ir.Assign: Expander._assign, ir.Repeat: Expander._repeat,
-    ir.Return: Expander._return}
-_COUNTS: dict[type, Callable[..., int]] = {
-    ir.Let: Expander._count_let, ir.Assign: Expander._count_value,
-    ir.Repeat: Expander._count_repeat, ir.Return: Expander._count_value}
+@dataclass(frozen=True, slots=True)
+class _Tensor:
+    """A part of a statement: the tensor expression ``expr``, its nodes named ``slot``."""
+
+    expr: Any
+    slot: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Body:
+    """A part of a statement: the statements ``body``, walked in the context ``ctx``."""
+
+    body: tuple[Any, ...]
+    ctx: Ctx
+
+
+Walk = Generator["_Tensor | _Body", str, str]
+
+
+def _let(x: Expander, s: ir.Let, ctx: Ctx) -> Walk:
+    """A value for the statements after it; no part. ``vid`` names the new bindings."""
+    value = x._template(s.value, ctx)
+    ctx.env[s.name] = ("value", value)
+    ctx.vid = x._vid((ctx.vid, s.name, value))
+    return ""
+    yield  # a generator with no part
+
+
+def _assign(x: Expander, s: ir.Assign, ctx: Ctx) -> Walk:
+    made = yield _Tensor(s.value, ctx.rename.get(s.target, ctx.prefix + s.target))
+    ctx.env[s.target] = ("tensor", made)
+    return made
+
+
+def _return(x: Expander, s: ir.Return, ctx: Ctx) -> Walk:
+    return (yield _Tensor(s.value, ctx.ret_slot))
+
+
+def _repeat(x: Expander, s: ir.Repeat, ctx: Ctx) -> Walk:
+    """Branch i is the body in a context of its own, where `earlier` is the branches
+    before it and the branch's name is its slot."""
+    branches: list[str] = []
+    for i in range(s.count):
+        slot = f"{ctx.prefix}{s.name}{i}"
+        inner = Ctx(ctx.cell, dict(ctx.env), slot + "_", ctx.ret_slot, ctx.depth,
+                    tuple(branches), ctx.vid, {s.name: slot})
+        branches.append((yield _Body(s.body, inner)))
+    ctx.env[s.name] = ("group", branches)
+    for i, b in enumerate(branches):
+        ctx.env[f"{s.name}{i}"] = ("tensor", b)
+    return ""
+
+
+#: the one description of each statement class, which building and counting both run
+_WALKS: dict[type, Callable[[Expander, Any, Ctx], Walk]] = {
+    ir.Let: _let, ir.Assign: _assign, ir.Repeat: _repeat, ir.Return: _return}
+
+
+def _unnamed(parts: Walk) -> Iterator[_Tensor | _Body]:
+    """The parts of a statement, each sent back an empty name (counting names no
+    node)."""
+    try:
+        part = next(parts)
+        while True:
+            yield part
+            part = parts.send("")
+    except StopIteration:
+        return
 
 
 def _callee_depth(cell: ir.CellDef, ctx: Ctx) -> int | None:
