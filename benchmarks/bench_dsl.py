@@ -17,9 +17,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.checker import check  # noqa: E402
-from dpcdsl.program import load_text  # noqa: E402
-from dpcdsl.space import Space  # noqa: E402
+from dpcdsl.lang.checker import check  # noqa: E402
+from dpcdsl.lang.program import load_text  # noqa: E402
+from dpcdsl.lang.space import Space  # noqa: E402
 
 PAPER = (ROOT / "examples" / "dpc_paper.dpc").read_text()
 # depth 10: its largest architectures (1,024 sepconvs summed) stay within

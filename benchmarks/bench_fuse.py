@@ -3,7 +3,7 @@
 K DPC heads drawn uniformly from the paper's space train on the same cached
 MobileNet-v2 features (320 channels at 33x33: a 513 crop at output stride 16, batch
 8; the synthetic scenes' 5 classes), through the real proxy loop: once each alone
-(:func:`dpcdsl.proxy.train`), once fused (:func:`dpcdsl.proxy.train_fused`), from the
+(:func:`dpcdsl.train.proxy.train`), once fused (:func:`dpcdsl.train.proxy.train_fused`), from the
 same weights and batches. Runs are interleaved (alone, fused, fused, alone), so the
 ratio holds on a noisy machine. The benchmark also checks that each head's losses
 fused equal its losses alone.
@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.data.task import task_from_text, task_toml  # noqa: E402
-from dpcdsl.proxy import ensure_cache, train, train_fused  # noqa: E402
-from dpcdsl.space import Space  # noqa: E402
+from dpcdsl.lang.space import Space  # noqa: E402
+from dpcdsl.train.data.task import task_from_text, task_toml  # noqa: E402
+from dpcdsl.train.proxy import ensure_cache, train, train_fused  # noqa: E402
 
 TASK = {
     "dataset": {"kind": "synthetic", "num_classes": 5, "train_size": 32, "val_size": 8,

@@ -24,7 +24,7 @@ import dpcdsl_jax  # noqa: E402
 import dpcdsl_torch  # noqa: E402
 from _common import ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.space import Space  # noqa: E402
+from dpcdsl.lang.space import Space  # noqa: E402
 
 CASES = {"aspp": "aspp.dpc", "dpc_top1": "dpc_cityscapes.dpc"}
 

@@ -24,10 +24,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.data.task import load_task  # noqa: E402
-from dpcdsl.proxy import train  # noqa: E402
+from dpcdsl.lang.space import Space  # noqa: E402
 from dpcdsl.search.rerank import spearman  # noqa: E402
-from dpcdsl.space import Space  # noqa: E402
+from dpcdsl.train.data.task import load_task  # noqa: E402
+from dpcdsl.train.proxy import train  # noqa: E402
 
 STRIDES = (1, 16)
 

@@ -35,8 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import dpcdsl_torch  # noqa: E402
 from _common import ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.data.task import load_task  # noqa: E402
-from dpcdsl.space import Space  # noqa: E402
+from dpcdsl.lang.space import Space  # noqa: E402
+from dpcdsl.train.data.task import load_task  # noqa: E402
 
 BATCH, CROP, REPS = 8, 256, 7
 #: the paper's Cityscapes setting
@@ -170,8 +170,8 @@ def paper_ratio(cell, reps: int = 3) -> dict:
 
 RSS = textwrap.dedent("""
     import os, sys, threading, time
-    from dpcdsl.data.cache import build_cache
-    from dpcdsl.data.task import task_from_text
+    from dpcdsl.train.data.cache import build_cache
+    from dpcdsl.train.data.task import task_from_text
     from dpcdsl_torch import feature_extractor
     page = os.sysconf("SC_PAGE_SIZE") // 1024
     def rss():

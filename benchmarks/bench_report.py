@@ -27,8 +27,8 @@ from optuna.trial import TrialState, create_trial
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
+from dpcdsl.lang.space import Space  # noqa: E402
 from dpcdsl.search.report import write_outputs  # noqa: E402
-from dpcdsl.space import Space  # noqa: E402
 
 CLASSES = 19
 

@@ -28,9 +28,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import RESULTS, ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.data.task import task_toml  # noqa: E402
 from dpcdsl.search.driver import SearchConfig, search  # noqa: E402
 from dpcdsl.search.messages import Job, Outcome, Scores  # noqa: E402
+from dpcdsl.train.data.task import task_toml  # noqa: E402
 
 TASK = {
     "dataset": {"train_size": 8, "val_size": 4, "image_size": 64},

@@ -22,9 +22,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.data.task import task_toml  # noqa: E402
 from dpcdsl.search.driver import SearchConfig, search  # noqa: E402
 from dpcdsl.search.report import ranked  # noqa: E402
+from dpcdsl.train.data.task import task_toml  # noqa: E402
 
 TASK = {
     "dataset": {"train_size": 64, "val_size": 16, "image_size": 128},

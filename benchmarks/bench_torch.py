@@ -30,8 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 from dpcdsl_torch import build  # noqa: E402
 
-from dpcdsl.rewrite import at_output_stride  # noqa: E402
-from dpcdsl.space import Space  # noqa: E402
+from dpcdsl.compiler.rewrite import at_output_stride  # noqa: E402
+from dpcdsl.lang.space import Space  # noqa: E402
 from tests.backends.torch.handwritten import TopOneDPC  # noqa: E402
 
 

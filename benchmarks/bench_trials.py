@@ -27,8 +27,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, machine, write_result  # noqa: E402
 
-from dpcdsl.data.task import task_toml  # noqa: E402
 from dpcdsl.search.driver import SearchConfig, search  # noqa: E402
+from dpcdsl.train.data.task import task_toml  # noqa: E402
 
 SHORT = {
     "dataset": {"train_size": 32, "val_size": 8, "image_size": 128},

@@ -202,7 +202,7 @@ def _grammar() -> dict[str, Any]:
     if not _GRAMMAR:
         from lark.grammar import NonTerminal
 
-        from dpcdsl.syntax import _parser
+        from dpcdsl.lang.syntax import _parser
 
         lark = _parser()
         rules: dict[str, list[tuple[Any, ...]]] = {}
@@ -381,12 +381,12 @@ def run_one(text: str, samples: int = 3) -> tuple[str, str, str | None]:
     (a located DpcError, as promised), ``invalid_architecture`` (a space that holds
     an architecture whose channels or sizes do not fit, refused when its text is
     checked) or one of :data:`FAILURES`."""
-    from dpcdsl.checker import check
     from dpcdsl.errors import DpcError
-    from dpcdsl.printer import format_module
-    from dpcdsl.program import load_text
-    from dpcdsl.space import Space
-    from dpcdsl.syntax import parse
+    from dpcdsl.lang.checker import check
+    from dpcdsl.lang.printer import format_module
+    from dpcdsl.lang.program import load_text
+    from dpcdsl.lang.space import Space
+    from dpcdsl.lang.syntax import parse
 
     try:
         module = parse(text, FILE)
@@ -448,8 +448,8 @@ def run_one(text: str, samples: int = 3) -> tuple[str, str, str | None]:
 
 
 def _init_worker(memory_mb: int) -> None:
-    import dpcdsl.checker  # noqa: F401  (import before the limit counts memory)
-    import dpcdsl.space  # noqa: F401
+    import dpcdsl.lang.checker  # noqa: F401  (import before the limit counts memory)
+    import dpcdsl.lang.space  # noqa: F401
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     with open("/proc/self/statm") as f:

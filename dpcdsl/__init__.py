@@ -10,26 +10,27 @@ imports no deep-learning framework; backends load on first use.
 418414128120
 """
 
-from dpcdsl.analysis import CostReport as CostReport
-from dpcdsl.analysis import cost as cost
-from dpcdsl.analysis import infer_channels as infer_channels
 from dpcdsl.backends import compile as compile
 from dpcdsl.backends import emit as emit
-from dpcdsl.checker import check as check
-from dpcdsl.checker import check_file as check_file
 from dpcdsl.errors import Diagnostic as Diagnostic
 from dpcdsl.errors import DpcError as DpcError
-from dpcdsl.flat import Cell as Cell
+from dpcdsl.lang import heads as heads
+from dpcdsl.lang.analysis import CostReport as CostReport
+from dpcdsl.lang.analysis import cost as cost
+from dpcdsl.lang.analysis import infer_channels as infer_channels
+from dpcdsl.lang.checker import check as check
+from dpcdsl.lang.checker import check_file as check_file
+from dpcdsl.lang.flat import Cell as Cell
+from dpcdsl.lang.printer import format_module as format
+from dpcdsl.lang.program import Program as Program
+from dpcdsl.lang.program import load as load
+from dpcdsl.lang.program import load_text as load_text
+from dpcdsl.lang.space import Space as Space
+from dpcdsl.lang.space import count as count
+from dpcdsl.lang.syntax import parse as parse
 from dpcdsl.ops import OPS as OPS
 from dpcdsl.ops import OpSpec as OpSpec
 from dpcdsl.ops import register as register_op
-from dpcdsl.printer import format_module as format
-from dpcdsl.program import Program as Program
-from dpcdsl.program import load as load
-from dpcdsl.program import load_text as load_text
-from dpcdsl.space import Space as Space
-from dpcdsl.space import count as count
-from dpcdsl.syntax import parse as parse
 
 __version__ = "0.1.0"
 
@@ -49,6 +50,7 @@ __all__ = [
     "count",
     "emit",
     "format",
+    "heads",
     "infer_channels",
     "load",
     "load_text",

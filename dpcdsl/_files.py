@@ -15,6 +15,11 @@ from typing import Any
 from dpcdsl import limits
 from dpcdsl.errors import DpcError, Span
 
+#: the installed package's folder, and the folder above it: the source tree's root, where
+#: ``grammar/`` and ``examples/`` are when the package runs from a checkout
+PACKAGE = Path(__file__).resolve().parent
+SOURCE_ROOT = PACKAGE.parent
+
 
 def read_text(path: str | Path, what: str = "file", max_bytes: int | None = None) -> str:
     """The UTF-8 text of ``path``. A file that cannot be read, is larger than

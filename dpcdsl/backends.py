@@ -30,7 +30,7 @@ class Backend(Protocol):
 
     ``name``; ``priority`` (where a hook is not asked of a named backend, the installed
     one of highest priority that has it is used); ``lowerings``, its table of one
-    lowering per op of the op registry (:class:`dpcdsl.codegen.Dialect`);
+    lowering per op of the op registry (:class:`dpcdsl.compiler.codegen.Dialect`);
     ``emit(cell, in_channels, **options)``, standalone source that imports only its
     framework; ``build(cell, in_channels, seed=0, **options)``, the live module made
     from that source; ``export_weights(module)`` / ``import_weights(module, weights)``,
@@ -79,7 +79,7 @@ class ProxyTraining(Protocol):
 
 class FeatureExtraction(Protocol):
     """A backbone for the feature cache: ``feature_extractor(task)``, a
-    :class:`dpcdsl.data.cache.Extractor`."""
+    :class:`dpcdsl.train.data.cache.Extractor`."""
 
     def feature_extractor(self, task: Any) -> Any: ...
 
@@ -239,7 +239,7 @@ def compile(source: Any, cell: str | None = None, backend: str | None = None,
             in_channels: int | Mapping[str, int] | None = None, seed: int = 0,
             output_stride: int = 16, **options: Any) -> Any:
     """A live module for a concrete cell: from a ``.dpc`` path, ``.dpc`` text, a
-    :class:`~dpcdsl.program.Program` or an :class:`~dpcdsl.ir.Cell`. Rates are written
+    :class:`~dpcdsl.lang.program.Program` or an :class:`~dpcdsl.lang.ir.Cell`. Rates are written
     for output stride 16 and scale to ``output_stride``; ``backend`` defaults to the
     installed backend of highest priority. ``in_channels`` is required: the channels of
     every input (a number, or a mapping from input name).
@@ -272,11 +272,11 @@ def _channels(cell: Any, in_channels: int | Mapping[str, int] | None) -> Any:
 
 
 def concrete_cell(source: Any, cell: str | None = None, output_stride: int = 16) -> Any:
-    """An :class:`~dpcdsl.ir.Cell` from a path, text, program or cell, at
+    """An :class:`~dpcdsl.lang.ir.Cell` from a path, text, program or cell, at
     ``output_stride``."""
-    from dpcdsl import ir
-    from dpcdsl.rewrite import at_output_stride
-    from dpcdsl.space import as_space
+    from dpcdsl.compiler.rewrite import at_output_stride
+    from dpcdsl.lang import ir
+    from dpcdsl.lang.space import as_space
 
     concrete = source if isinstance(source, ir.Cell) else as_space(source, cell).concrete()
     return at_output_stride(concrete, output_stride)

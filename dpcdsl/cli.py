@@ -17,11 +17,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from dpcdsl import ir
-from dpcdsl.analysis import cost as cost_of
-from dpcdsl.checker import check_file
 from dpcdsl.errors import DpcError, did_you_mean
-from dpcdsl.space import Space
+from dpcdsl.lang import ir
+from dpcdsl.lang.analysis import cost as cost_of
+from dpcdsl.lang.checker import check_file
+from dpcdsl.lang.space import Space
 
 app = typer.Typer(name="dpcc",
                   help="dpcdsl: write, check, compile, train and search multi-scale "
@@ -126,7 +126,7 @@ def _int(text: str) -> int:
 
 def _head_or_file(value: Path | list[Path]) -> Path | list[Path]:
     """A name of the head library (``lraspp``) stands for its file."""
-    from dpcdsl import heads
+    from dpcdsl.lang import heads
 
     def one(v: Path) -> Path:
         found = heads.resolve(v)
@@ -173,7 +173,7 @@ def _for_task(file: Path, cell: str | None, spec: Any) -> ir.Cell:
     """The concrete cell to train on a task. A head that ends in its own classifier (a
     parameter ``classes``: torchvision's deeplabv3, fcn, lraspp) gets the task's
     classes, and a note says that the trainer's 1x1 classifier follows it."""
-    from dpcdsl.heads import with_options
+    from dpcdsl.lang.heads import with_options
 
     space = Space.from_file(file, cell)
     param = next((p for p in space.cell_def.options if p.name == "classes"), None)
@@ -222,7 +222,7 @@ def fmt(files: Annotated[list[Path], typer.Argument(help=".dpc files", metavar="
                                                  "would change")] = False) -> None:
     """Rewrite FILES in the canonical layout."""
     from dpcdsl._files import read_source
-    from dpcdsl.printer import formatted
+    from dpcdsl.lang.printer import formatted
 
     changed = []
     for f in files:
@@ -353,7 +353,7 @@ def compile_(file: FileArg, cell: CellOpt = None,
 
 def _task_file(value: Path | None) -> Path | None:
     """A packaged task's name (``demo_task``) stands for its file."""
-    from dpcdsl import heads
+    from dpcdsl.lang import heads
 
     if value is None:
         return None
@@ -392,8 +392,8 @@ def _runtime(spec: Any, threads: int | None, device: str | None, seed: int | Non
 
     from dpcdsl import backends
     from dpcdsl.backends import resolve
-    from dpcdsl.data.task import device_name
     from dpcdsl.search.executors import usable_cpus
+    from dpcdsl.train.data.task import device_name
 
     updates: dict[str, Any] = {}
     if device is not None:
@@ -420,8 +420,8 @@ def _runtime(spec: Any, threads: int | None, device: str | None, seed: int | Non
 def cache_(task: TaskOpt, quiet: QuietOpt = False, threads: ThreadsOpt = None,
            device: DeviceOpt = None, seed: SeedOpt = None) -> None:
     """Build the task's feature cache ahead of time (the backbone runs once)."""
-    from dpcdsl.data.task import load_task
-    from dpcdsl.proxy import ensure_cache
+    from dpcdsl.train.data.task import load_task
+    from dpcdsl.train.proxy import ensure_cache
 
     spec = _runtime(load_task(task), threads, device, seed, quiet)
     cache = ensure_cache(spec, progress=_progress(quiet))
@@ -440,8 +440,8 @@ def proxy(file: FileArg, task: TaskOpt, cell: CellOpt = None,
           format: Fmt = Format.text, quiet: QuietOpt = False, threads: ThreadsOpt = None,
           device: DeviceOpt = None, seed: SeedOpt = None) -> None:
     """Train one cell on the proxy task (cached features) and print its mIOU."""
-    from dpcdsl.data.task import load_task
-    from dpcdsl.proxy import train
+    from dpcdsl.train.data.task import load_task
+    from dpcdsl.train.proxy import train
 
     spec = _runtime(load_task(task), threads, device, seed, quiet)
     c = _for_task(file, cell, spec)
@@ -466,8 +466,8 @@ def train_(file: FileArg, task: TaskOpt, cell: CellOpt = None,
            seed: SeedOpt = None) -> None:
     """Train the full model (backbone + cell + classifier) end to end."""
     from dpcdsl.backends import resolve
-    from dpcdsl.data.task import load_task
-    from dpcdsl.progress import StepProgress
+    from dpcdsl.train.data.task import load_task
+    from dpcdsl.train.progress import StepProgress
 
     spec = _runtime(load_task(task), threads, device, seed, quiet)
     c = _for_task(file, cell, spec)
@@ -562,10 +562,10 @@ def _search_config(file: Path, task: Path, cell: str | None, quiet: bool,
 def search(file: FileArg, task: TaskOpt, cell: CellOpt = None, quiet: QuietOpt = False,
            **options: Any) -> None:
     """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
-    from dpcdsl.data.task import load_task
     from dpcdsl.search.driver import search as run_search
     from dpcdsl.search.report import ranked
     from dpcdsl.search.strategies import room_warning
+    from dpcdsl.train.data.task import load_task
 
     cfg = _search_config(file, task, cell, quiet, options)
     warning = room_warning(cfg.strategy.name, cfg.strategy.trials,
@@ -626,8 +626,8 @@ def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
            quiet: QuietOpt = False, threads: ThreadsOpt = None, device: DeviceOpt = None,
            seed: SeedOpt = None) -> None:
     """Retrain the top cells longer (or end to end) and compare the rankings."""
-    from dpcdsl.data.task import load_task
     from dpcdsl.search.rerank import rerank as run_rerank
+    from dpcdsl.train.data.task import load_task
 
     result = run_rerank(run_dir, top, steps, end_to_end, storage,
                         load_task(task) if task is not None else None,
@@ -648,7 +648,7 @@ def viz(file: FileArg, cell: CellOpt = None,
         seed: Annotated[int | None, typer.Option(help="draw a sample of a space")] = None,
         ) -> None:
     """Draw a cell (or, with --seed, a sample of a space) with graphviz."""
-    from dpcdsl.graph import render
+    from dpcdsl.compiler.graph import render
 
     space = Space.from_file(file, cell)
     if seed is None and not space.is_concrete:
@@ -676,7 +676,7 @@ def import_deeplab(json_file: Annotated[Path, typer.Argument(help="DeepLab JSON 
                        help="reference (the stride-1 window the reference computes) or "
                             "paper (the grid)")] = Pooling.reference) -> None:
     """Convert the reference implementation's JSON cell to .dpc."""
-    from dpcdsl.interop import deeplab
+    from dpcdsl.compiler.interop import deeplab
 
     text, _ = deeplab.read(json_file, name, pooling=pooling.value,
                            crop=parse_size(crop) if crop else None)
@@ -693,7 +693,7 @@ def export_deeplab(file: FileArg, cell: CellOpt = None,
                    output: Annotated[Path | None, typer.Option("-o", "--output")] = None
                    ) -> None:
     """Write a DPC-shaped cell as the reference implementation's JSON."""
-    from dpcdsl.interop import deeplab
+    from dpcdsl.compiler.interop import deeplab
 
     c = _concrete(file, cell)
     if output is None:
@@ -710,7 +710,7 @@ def export_deeplab(file: FileArg, cell: CellOpt = None,
 @handled
 def heads() -> None:
     """List the library of heads (torchvision's and smp's, as .dpc files)."""
-    from dpcdsl import heads as library
+    from dpcdsl.lang import heads as library
 
     t = Table("head", "inputs", "reproduces", box=None)
     for name in library.names():
@@ -733,10 +733,10 @@ def tour(examples: Annotated[Path | None, typer.Option(
     """Check, count, cost and draw every example: the language end to end."""
     from rich.progress import track
 
-    from dpcdsl.graph import render
+    from dpcdsl.compiler.graph import render
 
     if examples is None:
-        from dpcdsl.heads import examples_dir
+        from dpcdsl.lang.heads import examples_dir
 
         examples = examples_dir()
     files = sorted(examples.glob("*.dpc"))

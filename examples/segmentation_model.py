@@ -13,7 +13,7 @@ import torch
 from dpcdsl_torch import SegmentationModel, TinyBackbone, export_weights, save_weights
 
 import dpcdsl
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
 
 HERE = Path(__file__).resolve().parent
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from dpcdsl.data.task import task_toml
+from dpcdsl.train.data.task import task_toml
 from tests.memory import MemoryReport, rss_mib, trim_heap
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from dpcdsl import ir
+from dpcdsl.lang import ir
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(
     lambda s: s not in {"cell", "let", "import", "repeat", "as", "return", "one_of",

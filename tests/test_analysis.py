@@ -1,8 +1,8 @@
 import pytest
 
-from dpcdsl.analysis import cost, feature_size, reference_window
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
+from dpcdsl.lang.analysis import cost, feature_size, reference_window
+from dpcdsl.lang.space import Space
 from tests.conftest import EXAMPLES
 
 TOP1 = Space.from_file(EXAMPLES / "dpc_cityscapes.dpc").concrete()

@@ -40,7 +40,7 @@ def test_compile_from_text() -> None:
 
 
 def test_core_imports_no_framework() -> None:
-    code = ("import sys, dpcdsl, dpcdsl.cli, dpcdsl.space, dpcdsl.analysis, dpcdsl.backends; "
+    code = ("import sys, dpcdsl, dpcdsl.cli, dpcdsl.lang.space, dpcdsl.lang.analysis, dpcdsl.backends; "
             "print(sorted(m for m in ('torch', 'jax', 'flax') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"
@@ -55,7 +55,7 @@ def test_the_facade_shadows_no_submodule() -> None:
     for name in submodules:
         module = importlib.import_module(f"dpcdsl.{name}")
         assert getattr(dpcdsl, name) is module
-    analysis = importlib.import_module("dpcdsl.analysis")
+    analysis = importlib.import_module("dpcdsl.lang.analysis")
     assert analysis.infer_channels is dpcdsl.infer_channels
     assert all(hasattr(dpcdsl, name) for name in dpcdsl.__all__)
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from dpcdsl.checker import check, check_file
-from dpcdsl.program import load, load_text
+from dpcdsl.lang.checker import check, check_file
+from dpcdsl.lang.program import load, load_text
 from tests.conftest import EXAMPLES, GOLDEN
 
 
@@ -202,7 +202,7 @@ def test_good_values_passed_to_a_cell_pass():
     "cell a(x) { return one_of(h(x), h(x, k = {1, 3})) }",
 ])
 def test_one_of_options_that_can_make_the_same_architecture_are_refused(text):
-    from dpcdsl.program import load_text
+    from dpcdsl.lang.program import load_text
 
     diags = check(load_text(text, "f.dpc"))
     assert [d.code for d in diags] == ["DPC306"]
@@ -216,7 +216,7 @@ def test_one_of_options_that_can_make_the_same_architecture_are_refused(text):
     "cell a(x) { return one_of(conv(x), conv(relu(x))) }",
 ])
 def test_one_of_options_that_differ_are_accepted(text):
-    from dpcdsl.program import load_text
+    from dpcdsl.lang.program import load_text
 
     assert check(load_text(text, "f.dpc")) == []
 
@@ -230,7 +230,7 @@ def test_one_of_options_that_differ_are_accepted(text):
 ])
 def test_a_name_that_a_generated_name_can_clash_with_is_a_check_error(text, name):
     """Found by check, in a space, before a sample that makes both names is built."""
-    from dpcdsl.program import load_text
+    from dpcdsl.lang.program import load_text
 
     diags = check(load_text(text, "f.dpc"))
     assert [d.code for d in diags] == ["DPC203"] and f"'{name}' is a name made up" in \
@@ -241,14 +241,14 @@ def test_a_name_that_a_generated_name_can_clash_with_is_a_check_error(text, name
 
 @pytest.mark.parametrize("value", ["2.56", "0", "reference", "{4, 0}"])
 def test_the_cells_own_channels_meets_the_check_of_every_conv(value):
-    from dpcdsl.program import load_text
+    from dpcdsl.lang.program import load_text
 
     diags = check(load_text(f"cell m(x, channels = {value}) {{ return conv(x) }}", "f.dpc"))
     assert [d.code for d in diags] == ["DPC401"] and "m(channels = ...)" in diags[0].message
 
 
 def test_a_one_value_tuple_is_a_square_pair_and_prints_back():
-    from dpcdsl.space import Space
+    from dpcdsl.lang.space import Space
 
     cell = Space.from_text("cell m(x) { return pool(x, grid = (2,)) }").concrete()
     assert cell.nodes[0].attr("grid") == (2, 2)
@@ -256,8 +256,8 @@ def test_a_one_value_tuple_is_a_square_pair_and_prints_back():
 
 
 def test_architectures_of_a_space_that_do_not_fit_are_warned_with_their_share():
-    from dpcdsl.checker import checked, errors
-    from dpcdsl.program import load_text
+    from dpcdsl.lang.checker import checked, errors
+    from dpcdsl.lang.program import load_text
 
     small = ("cell w(x, channels = 8) {\n  a = one_of(conv(x), conv(x, channels = 16))\n"
              "  return sum(a, conv(x))\n}\n")
@@ -291,7 +291,7 @@ def test_rates_that_read_only_padding_at_the_size_are_a_warning():
 def test_a_statement_the_checker_has_no_rule_for_is_an_error_not_skipped():
     import dataclasses
 
-    from dpcdsl import ir
+    from dpcdsl.lang import ir
 
     prog = load_text("cell a(x) { y = conv(x) return y }")
     cell = prog.cells["a"]

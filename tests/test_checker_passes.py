@@ -7,11 +7,11 @@ import typing
 
 import pytest
 
-from dpcdsl import ir
-from dpcdsl._node import IRNode
-from dpcdsl.checker import PASSES, check
-from dpcdsl.checker._base import Pass
-from dpcdsl.program import load_text
+from dpcdsl.lang import ir
+from dpcdsl.lang._node import IRNode
+from dpcdsl.lang.checker import PASSES, check
+from dpcdsl.lang.checker._base import Pass
+from dpcdsl.lang.program import load_text
 
 SURFACE = {c.__name__ for u in (ir.Expr, ir.Statement, ir.Item) for c in typing.get_args(u)}
 SURFACE |= {"Param", "Module"}
@@ -19,7 +19,7 @@ SURFACE |= {"Param", "Module"}
 
 def test_the_surface_classes_are_all_of_them() -> None:
     found = {name for name, obj in vars(ir).items() if isinstance(obj, type)
-             and issubclass(obj, IRNode) and obj.__module__ == "dpcdsl.ir" and name != "Stmt"}
+             and issubclass(obj, IRNode) and obj.__module__ == "dpcdsl.lang.ir" and name != "Stmt"}
     assert found == SURFACE
 
 

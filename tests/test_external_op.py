@@ -9,14 +9,15 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from dpcdsl import backends, codegen, graph
-from dpcdsl.analysis import cost
-from dpcdsl.checker import check
+from dpcdsl import backends
+from dpcdsl.compiler import codegen, graph
 from dpcdsl.errors import DpcError
+from dpcdsl.lang.analysis import cost
+from dpcdsl.lang.checker import check
+from dpcdsl.lang.program import load_text
+from dpcdsl.lang.space import Space
 from dpcdsl.ops import OPS, Arg, OpSpec, register, unregister
-from dpcdsl.program import load_text
-from dpcdsl.proxy import train
-from dpcdsl.space import Space
+from dpcdsl.train.proxy import train
 from tests.backends.conformance import IN_CHANNELS, probe_cell, probe_inputs
 
 SCALE = OpSpec(
@@ -99,7 +100,7 @@ def test_a_backend_without_its_lowering_says_so(scale_op: None) -> None:
 
 @pytest.mark.slow
 def test_trains_on_the_proxy_task(scale_op: None, task_file) -> None:
-    from dpcdsl.data.task import load_task
+    from dpcdsl.train.data.task import load_task
 
     task = load_task(task_file(dataset={"train_size": 8, "val_size": 4},
                                train={"steps": 4}))

@@ -7,10 +7,10 @@ import numpy as np
 import optuna
 import pytest
 
-from dpcdsl.data.task import task_from_text, task_toml
 from dpcdsl.errors import DpcError
-from dpcdsl.proxy import ProxyResult, train, train_fused
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
+from dpcdsl.train.data.task import task_from_text, task_toml
+from dpcdsl.train.proxy import ProxyResult, train, train_fused
 from tests.test_proxy import SMALL
 
 # different structures, each with dropout (the heads' random streams must stay apart)
@@ -111,9 +111,9 @@ def test_one_head_draws_its_dropout_as_it_always_did(task):
     import torch
     from torch.nn import functional as F
 
-    from dpcdsl.analysis import infer_channels
-    from dpcdsl.proxy import ensure_cache, head_cell, head_weights
-    from dpcdsl.training import batches
+    from dpcdsl.lang.analysis import infer_channels
+    from dpcdsl.train.proxy import ensure_cache, head_cell, head_weights
+    from dpcdsl.train.training import batches
 
     cell = cells()[0]
     head = head_cell(cell, task)

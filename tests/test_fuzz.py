@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 from dpcdsl import backends
-from dpcdsl.analysis import infer
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
+from dpcdsl.lang.analysis import infer
+from dpcdsl.lang.space import Space
 from tests.conftest import ROOT
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
@@ -74,7 +74,7 @@ def test_grammar_derivations_are_valid_syntax_and_semantic_mutations_reach_the_c
     parseable while changing what the checker sees."""
     import random
 
-    from dpcdsl.syntax import parse
+    from dpcdsl.lang.syntax import parse
 
     texts = [fuzz_dsl.grammar_text(random.Random(seed), 6) for seed in range(300)]
     ok = 0

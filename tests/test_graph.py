@@ -3,9 +3,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from dpcdsl.compiler.graph import OUTPUT, render, to_dot, to_networkx
 from dpcdsl.errors import DpcError
-from dpcdsl.graph import OUTPUT, render, to_dot, to_networkx
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
 from tests.conftest import EXAMPLES
 
 TOP1 = Space.from_file(EXAMPLES / "dpc_cityscapes.dpc").concrete()

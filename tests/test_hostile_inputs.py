@@ -10,11 +10,11 @@ import time
 import pytest
 
 from dpcdsl import limits
-from dpcdsl.analysis import cost, infer
-from dpcdsl.checker import check
 from dpcdsl.errors import DpcError
-from dpcdsl.program import load, load_text
-from dpcdsl.space import Space
+from dpcdsl.lang.analysis import cost, infer
+from dpcdsl.lang.checker import check
+from dpcdsl.lang.program import load, load_text
+from dpcdsl.lang.space import Space
 
 MAIN = "cell main(x) {\n  return conv(x, kernel = 1)\n}\n"
 SECRET = "dpcdsl-test-secret-7f3a"

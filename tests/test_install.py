@@ -83,7 +83,7 @@ def test_a_packaged_task_is_reachable_by_name(installed):
 
 
 def test_weight_files_follow_the_umask(tmp_path):
-    from dpcdsl import weightfile
+    from dpcdsl.train import weightfile
 
     old = os.umask(0o022)
     try:

@@ -7,10 +7,10 @@ import typing
 
 import pytest
 
-from dpcdsl import _expand, ir
-from dpcdsl._node import IRNode, Visitor
-from dpcdsl.printer import ExprPrinter, StmtPrinter
-from dpcdsl.syntax import parse
+from dpcdsl.lang import _expand, ir
+from dpcdsl.lang._node import IRNode, Visitor
+from dpcdsl.lang.printer import ExprPrinter, StmtPrinter
+from dpcdsl.lang.syntax import parse
 
 EXPRS = {c.__name__ for c in typing.get_args(ir.Expr)}
 STATEMENTS = {c.__name__ for c in typing.get_args(ir.Statement)}
@@ -20,7 +20,7 @@ ITEMS = {c.__name__ for c in typing.get_args(ir.Item)}
 def _surface_classes() -> set[str]:
     out = set()
     for name, obj in vars(ir).items():
-        if isinstance(obj, type) and issubclass(obj, IRNode) and obj.__module__ == "dpcdsl.ir" \
+        if isinstance(obj, type) and issubclass(obj, IRNode) and obj.__module__ == "dpcdsl.lang.ir" \
                 and name not in ("Stmt",):
             out.add(name)
     return out

@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from dpcdsl import ir, limits
-from dpcdsl.checker import check, check_file
+from dpcdsl import limits
 from dpcdsl.errors import DpcError
-from dpcdsl.printer import format_module
-from dpcdsl.program import load, load_text
-from dpcdsl.space import Space
-from dpcdsl.syntax import parse
+from dpcdsl.lang import ir
+from dpcdsl.lang.checker import check, check_file
+from dpcdsl.lang.printer import format_module
+from dpcdsl.lang.program import load, load_text
+from dpcdsl.lang.space import Space
+from dpcdsl.lang.syntax import parse
 from tests.conftest import EXAMPLES
 
 #: a generous bound on a refusal's time: the unbounded work took minutes, and a
@@ -139,7 +140,7 @@ def test_an_integer_of_thousands_of_digits_is_a_located_error():
 
 
 def test_a_deeplab_json_too_long_or_too_deep_is_refused(tmp_path):
-    from dpcdsl.interop.deeplab import read
+    from dpcdsl.compiler.interop.deeplab import read
 
     long = tmp_path / "long.json"
     branch = {"op": "conv", "kernel": 1, "rate": [1, 1], "input": -1}
@@ -248,7 +249,8 @@ def test_echoed_source_is_printed_literally_not_as_markup(tmp_path):
 def test_fmt_never_writes_text_that_does_not_parse_back(tmp_path, monkeypatch):
     from typer.testing import CliRunner
 
-    from dpcdsl import cli, printer
+    from dpcdsl import cli
+    from dpcdsl.lang import printer
 
     f = tmp_path / "a.dpc"
     original = "let big = 1.5\ncell a(x) {\n    return relu(x)\n}\n"

@@ -1,8 +1,8 @@
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from dpcdsl.printer import format_module
-from dpcdsl.syntax import parse
+from dpcdsl.lang.printer import format_module
+from dpcdsl.lang.syntax import parse
 from tests.conftest import EXAMPLES
 from tests.strategies import modules
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from dpcdsl.progress import CountProgress, StepProgress, mode_for
+from dpcdsl.train.progress import CountProgress, StepProgress, mode_for
 from tests.conftest import EXAMPLES, ROOT
 from tests.waiting import wait_until
 

@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from dpcdsl.data.task import load_task, task_from_text, task_toml
 from dpcdsl.errors import DpcError
-from dpcdsl.proxy import Diverged, ProxyResult, train
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
+from dpcdsl.train.data.task import load_task, task_from_text, task_toml
+from dpcdsl.train.proxy import Diverged, ProxyResult, train
 from tests.conftest import EXAMPLES, SMALL_TASK, merged
 
 ONE_BY_ONE = "cell one(x, channels = 256) { return conv(x, kernel = 1) }"
@@ -144,7 +144,7 @@ def test_output_stride_8_trains_the_end_to_end_head(small, monkeypatch):
 def test_the_jax_proxy_runs_without_torch_once_the_cache_exists(tmp_path, small):
     """Only the feature cache needs a backend with a backbone (torch: the JAX backend has
     no feature extractor); training on a built cache with JAX never imports torch."""
-    from dpcdsl.proxy import ensure_cache
+    from dpcdsl.train.proxy import ensure_cache
 
     task_file = tmp_path / "task.toml"
     task_file.write_text(small(backend="jax"))
@@ -152,9 +152,9 @@ def test_the_jax_proxy_runs_without_torch_once_the_cache_exists(tmp_path, small)
     code = (
         "import sys\n"
         "sys.modules['torch'] = None  # any import of torch now fails\n"
-        "from dpcdsl.data.task import load_task\n"
-        "from dpcdsl.proxy import train\n"
-        "from dpcdsl.space import Space\n"
+        "from dpcdsl.train.data.task import load_task\n"
+        "from dpcdsl.train.proxy import train\n"
+        "from dpcdsl.lang.space import Space\n"
         f"task = load_task({str(task_file)!r})\n"
         f"cell = Space.from_text({ONE_BY_ONE!r}).concrete()\n"
         "r = train(cell, task)\n"
@@ -241,8 +241,8 @@ def test_a_head_with_its_own_classifier_gets_the_task_classes_and_says_so(task_f
     assert "note: cell 'fcn' ends in its own classifier: its classes are set to the task's 5" \
         in r.stderr
     # the head trained is the one with 5 classes, not torchvision's 21
-    from dpcdsl.analysis import cost
-    from dpcdsl.heads import with_options
+    from dpcdsl.lang.analysis import cost
+    from dpcdsl.lang.heads import with_options
 
     def params(classes: int) -> int:
         head = with_options(EXAMPLES / "heads" / "fcn.dpc", classes=classes).concrete()

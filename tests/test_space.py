@@ -9,8 +9,8 @@ from scipy.stats import chisquare
 
 from dpcdsl import limits
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
-from dpcdsl.syntax import parse
+from dpcdsl.lang.space import Space
+from dpcdsl.lang.syntax import parse
 from tests.conftest import EXAMPLES
 from tests.strategies import paper_like, small_spaces
 
@@ -166,7 +166,7 @@ def test_every_example_samples_and_round_trips(path):
 def test_uniform_draws_are_randrange_draws():
     """The sampler's inlined draw is random.randrange's method, so seeds keep their
     meaning: the same seed gives the same draws."""
-    from dpcdsl._expand import Ones, Uniform
+    from dpcdsl.lang._expand import Ones, Uniform
 
     reference, ours = random.Random(11), Uniform(random.Random(11))
     for n in [2, 3, 7, 64, 81, 1000] * 50:  # choices among values
@@ -177,7 +177,7 @@ def test_uniform_draws_are_randrange_draws():
 
 
 def test_sampled_cells_are_ordinary_models():
-    from dpcdsl import ir
+    from dpcdsl.lang import ir
 
     space = Space.from_file(EXAMPLES / "dpc_paper.dpc")
     cell, _ = space.sample(3)
@@ -209,8 +209,8 @@ def test_count_equals_the_distinct_architectures_enumeration_finds(text):
     exact count is the number of architectures, each found once, none twice."""
     from hypothesis import assume
 
-    from dpcdsl.checker import check
-    from dpcdsl.program import load_text
+    from dpcdsl.lang.checker import check
+    from dpcdsl.lang.program import load_text
 
     program = load_text(text)
     assume(not check(program))

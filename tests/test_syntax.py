@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dpcdsl.errors import DpcError
-from dpcdsl.syntax import SYNTAX_ERRORS, parse
+from dpcdsl.lang.syntax import SYNTAX_ERRORS, parse
 from tests.conftest import EXAMPLES
 
 
@@ -91,8 +91,8 @@ def test_a_number_too_large_for_a_float_is_refused_with_its_place():
 
 
 def test_an_input_may_say_its_stride_and_it_prints_back():
-    from dpcdsl.printer import format_module
-    from dpcdsl.space import Space
+    from dpcdsl.lang.printer import format_module
+    from dpcdsl.lang.space import Space
 
     text = "cell d(context @ 16, low @ 4, channels = 8) {\n  return concat(context, low)\n}\n"
     module = parse(text)
@@ -112,7 +112,7 @@ def test_every_grammar_rule_makes_ir_and_an_unknown_one_is_an_error():
     into their child); a rule it does not know is an error, not a tree passed on."""
     from lark import Tree
 
-    from dpcdsl.syntax import _parser, _ToIR
+    from dpcdsl.lang.syntax import _parser, _ToIR
 
     origins = {r.alias or r.origin.name for r in _parser().rules}
     kept = {str(o) for o in origins if not str(o).startswith(("_", "__"))}

@@ -1,6 +1,6 @@
-"""Lowering: a concrete :class:`~dpcdsl.ir.Cell` to standalone Flax NNX source.
+"""Lowering: a concrete :class:`~dpcdsl.lang.ir.Cell` to standalone Flax NNX source.
 
-The same generator as the PyTorch backend (:mod:`dpcdsl.codegen`) with the JAX dialect
+The same generator as the PyTorch backend (:mod:`dpcdsl.compiler.codegen`) with the JAX dialect
 below; :func:`build` executes the emitted source. Layout at the boundary: the emitted
 module takes and returns **NHWC** arrays, JAX's native layout; from PyTorch's NCHW use
 ``x.transpose(0, 2, 3, 1)``, and back with ``y.transpose(0, 3, 1, 2)``. Weights move in
@@ -14,8 +14,9 @@ from collections.abc import Callable, Mapping
 
 from flax import nnx
 
-from dpcdsl import codegen, ir
-from dpcdsl.codegen import Dialect, Lowering, emit_module
+from dpcdsl.compiler import codegen
+from dpcdsl.compiler.codegen import Dialect, Lowering, emit_module
+from dpcdsl.lang import ir
 from dpcdsl_jax import _layers
 
 BN_MOMENTUM = 0.0003
@@ -35,7 +36,7 @@ def _resize(a: Mapping[str, object], x: str, size: str) -> str:
 
 
 
-#: op name -> its Flax NNX lowering: the shared ones (:func:`dpcdsl.codegen.lowerings`)
+#: op name -> its Flax NNX lowering: the shared ones (:func:`dpcdsl.compiler.codegen.lowerings`)
 #: and these; an op registered from outside the core adds its entry here (and its layer
 #: classes to LAYERS)
 LOWERINGS: dict[str, Lowering] = codegen.lowerings({

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dpcdsl import weightfile
+from dpcdsl.train import weightfile
 
 HWIO_TO_OIHW = (3, 2, 0, 1)
 OIHW_TO_HWIO = (2, 3, 1, 0)

@@ -1,6 +1,6 @@
 """JAX steps of the proxy task: cells, each plus a 1x1 classifier, on cached features,
 trained fused with the jitted steps of :mod:`dpcdsl_jax.train` (the loop itself is
-:func:`dpcdsl.proxy.train`). Cached features are NCHW; they become NHWC here."""
+:func:`dpcdsl.train.proxy.train`). Cached features are NCHW; they become NHWC here."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from dpcdsl import ir
-from dpcdsl.analysis import infer_channels
-from dpcdsl.data.cache import FeatureCache
-from dpcdsl.data.task import Task
+from dpcdsl.lang import ir
+from dpcdsl.lang.analysis import infer_channels
+from dpcdsl.train.data.cache import FeatureCache
+from dpcdsl.train.data.task import Task
 from dpcdsl_jax._emit import build
 from dpcdsl_jax._weights import import_weights
 from dpcdsl_jax.train import Head, make_steps, optimizer, poly_sgd

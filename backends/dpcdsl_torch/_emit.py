@@ -1,7 +1,7 @@
-"""Lowering: a concrete :class:`~dpcdsl.ir.Cell` to standalone PyTorch source.
+"""Lowering: a concrete :class:`~dpcdsl.lang.ir.Cell` to standalone PyTorch source.
 
 There is one lowering path. :func:`emit` writes the source through the shared
-generator (:mod:`dpcdsl.codegen`) and the torch dialect below; :func:`build` executes
+generator (:mod:`dpcdsl.compiler.codegen`) and the torch dialect below; :func:`build` executes
 that same source, as torch.fx does with the forward it generates. The emitted file has
 the layer classes the cell needs, copied from :mod:`dpcdsl_torch._layers`, and one
 ``nn.Module`` class for the cell: ``__init__`` builds a layer per node, ``forward`` is
@@ -16,8 +16,9 @@ from collections.abc import Callable, Mapping
 import torch
 from torch import nn
 
-from dpcdsl import codegen, ir
-from dpcdsl.codegen import Dialect, Lowering, emit_module
+from dpcdsl.compiler import codegen
+from dpcdsl.compiler.codegen import Dialect, Lowering, emit_module
+from dpcdsl.lang import ir
 from dpcdsl_torch import _layers
 
 BN_MOMENTUM = 0.0003
@@ -37,7 +38,7 @@ def _mode(a: Mapping[str, object]) -> str:
 
 
 
-#: op name -> its PyTorch lowering: the shared ones (:func:`dpcdsl.codegen.lowerings`)
+#: op name -> its PyTorch lowering: the shared ones (:func:`dpcdsl.compiler.codegen.lowerings`)
 #: and these; an op registered from outside the core adds its entry here (and its layer
 #: classes to LAYERS)
 LOWERINGS: dict[str, Lowering] = codegen.lowerings({

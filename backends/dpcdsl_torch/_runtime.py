@@ -6,8 +6,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from dpcdsl.data.task import Task
 from dpcdsl.errors import DpcError
+from dpcdsl.train.data.task import Task
 
 
 def forward(module: nn.Module, inputs: list[np.ndarray]) -> np.ndarray:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dpcdsl import weightfile
+from dpcdsl.train import weightfile
 
 SKIPPED = ("num_batches_tracked",)
 

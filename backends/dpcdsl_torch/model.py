@@ -17,13 +17,13 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dpcdsl import ir
-from dpcdsl.analysis import infer_channels
-from dpcdsl.data.formats import IMAGENET, Normalisation
-from dpcdsl.data.task import input_strides
+from dpcdsl.compiler.rewrite import at_output_stride
 from dpcdsl.errors import DpcError
-from dpcdsl.rewrite import at_output_stride
-from dpcdsl.space import as_space
+from dpcdsl.lang import ir
+from dpcdsl.lang.analysis import infer_channels
+from dpcdsl.lang.space import as_space
+from dpcdsl.train.data.formats import IMAGENET, Normalisation
+from dpcdsl.train.data.task import input_strides
 from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build
 
 OUTPUT_STRIDES = (8, 16)

@@ -1,6 +1,6 @@
 """PyTorch pieces of the proxy task: the backbone as a feature extractor for the cache,
 and the train and predict steps of cells, each plus a 1x1 classifier, trained fused
-(the loop itself is :func:`dpcdsl.proxy.train`)."""
+(the loop itself is :func:`dpcdsl.train.proxy.train`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from dpcdsl import ir
-from dpcdsl.analysis import infer_channels
-from dpcdsl.data.cache import Extractor, FeatureCache
-from dpcdsl.data.task import Task
+from dpcdsl.lang import ir
+from dpcdsl.lang.analysis import infer_channels
+from dpcdsl.train.data.cache import Extractor, FeatureCache
+from dpcdsl.train.data.task import Task
 from dpcdsl_torch._emit import build
 from dpcdsl_torch._runtime import device_of
 from dpcdsl_torch._weights import import_weights

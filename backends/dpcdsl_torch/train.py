@@ -21,15 +21,16 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from dpcdsl import ir, weightfile
-from dpcdsl.data.augment import augment
-from dpcdsl.data.datasets import Dataset, check_dataset, open_split
-from dpcdsl.data.formats import FileDataset
-from dpcdsl.data.metrics import ConfusionMatrix
-from dpcdsl.data.task import Task
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
-from dpcdsl.training import Diverged, batches
+from dpcdsl.lang import ir
+from dpcdsl.lang.space import Space
+from dpcdsl.train import weightfile
+from dpcdsl.train.data.augment import augment
+from dpcdsl.train.data.datasets import Dataset, check_dataset, open_split
+from dpcdsl.train.data.formats import FileDataset
+from dpcdsl.train.data.metrics import ConfusionMatrix
+from dpcdsl.train.data.task import Task
+from dpcdsl.train.training import Diverged, batches
 from dpcdsl_torch._runtime import device_of
 from dpcdsl_torch._weights import export_weights, import_weights
 from dpcdsl_torch.model import SegmentationModel, backbone

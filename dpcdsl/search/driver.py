@@ -4,7 +4,7 @@ The driver alone writes the study (SQLite in the run folder by default, or any O
 storage URL). Each trial records its cell's ``.dpc`` text, canonical hash, parameters,
 multiply-adds, mIOU, wall time, and any failure reason. A duplicate architecture is not
 trained again: its result is copied and the trial marked ``duplicate_of``. Duplicates
-are found at the task's feature sizes (``same_as``, :func:`dpcdsl.rewrite.at_size`):
+are found at the task's feature sizes (``same_as``, :func:`dpcdsl.compiler.rewrite.at_size`):
 cells that differ only in rates reading padding there are one computation. After a
 kill, ``resume`` continues the same study: finished trials stay, trials that were
 running are marked failed ("interrupted") and run again, and the budget counts finished
@@ -27,14 +27,12 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from dpcdsl import backends
-from dpcdsl.analysis import cost
-from dpcdsl.data.datasets import open_split
-from dpcdsl.data.task import Task, load_task
+from dpcdsl.compiler.rewrite import at_size
 from dpcdsl.errors import Diagnostic, DpcError, Span, did_you_mean
-from dpcdsl.printer import format_module
-from dpcdsl.program import standalone_text
-from dpcdsl.proxy import ensure_cache, fed, head_cell
-from dpcdsl.rewrite import at_size
+from dpcdsl.lang.analysis import cost
+from dpcdsl.lang.printer import format_module
+from dpcdsl.lang.program import standalone_text
+from dpcdsl.lang.space import Space, option_values
 from dpcdsl.search.config import ExecutionOptions, SearchConfig
 from dpcdsl.search.executors import EXECUTORS, Executor, Placement, make_executor, place
 from dpcdsl.search.ledger import InFlight, Ledger
@@ -50,7 +48,9 @@ from dpcdsl.search.strategies import (
     settings_for,
 )
 from dpcdsl.search.study import STUDY, open_storage, orphaned, record_storage, run_lock
-from dpcdsl.space import Space, option_values
+from dpcdsl.train.data.datasets import open_split
+from dpcdsl.train.data.task import Task, load_task
+from dpcdsl.train.proxy import ensure_cache, fed, head_cell
 
 #: the study attribute ``params`` of studies whose parameters are option labels (older
 #: ones hold option indices, and keep them on resume)
@@ -390,8 +390,8 @@ def _train_baseline(study: optuna.Study, baseline: str | Path, task: Task, train
                     progress: bool | str) -> None:
     """Train the baseline cell once on the search's proxy task (again only when the
     cell or the task changed) and keep its result in the study for the report."""
-    from dpcdsl.heads import resolve
-    from dpcdsl.proxy import train
+    from dpcdsl.lang.heads import resolve
+    from dpcdsl.train.proxy import train
 
     cell = Space.from_file(resolve(baseline)).concrete()
     known = study.user_attrs.get("baseline")
@@ -430,7 +430,7 @@ class _Vet:
 
 def _same_key(task: Task, cache: Any) -> Callable[[Any], str]:
     """``key(cell)``: the hash of the computation the cell is at the task's feature
-    sizes (:func:`dpcdsl.rewrite.at_size`), so that architectures differing only in
+    sizes (:func:`dpcdsl.compiler.rewrite.at_size`), so that architectures differing only in
     rates that read padding there are trained once. A cell whose shapes do not fit
     keeps its own hash (its trial fails and says why)."""
 

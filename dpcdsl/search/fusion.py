@@ -1,5 +1,5 @@
 """Fused trials (``dpcc search --fuse K``): up to K trials trained in one job, their
-heads in one step on the same cached batch (:func:`dpcdsl.proxy.train_fused`).
+heads in one step on the same cached batch (:func:`dpcdsl.train.proxy.train_fused`).
 
 One small head leaves most of a GPU idle; K heads in one step fill it, share the
 batch's transfer and the host's per-step work. Each trial's result equals its training

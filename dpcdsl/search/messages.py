@@ -52,7 +52,7 @@ class Scores:
     computed_madds: int  # madds less the atrous taps that read only padding
     per_class_iou: list[float | None]
     evals: list[tuple[int, float]]
-    # seconds by phase: parse (the cell's text), then the trainer's (dpcdsl.proxy)
+    # seconds by phase: parse (the cell's text), then the trainer's (dpcdsl.train.proxy)
     timings: dict[str, float]
     threads: int | None  # the CPU threads it trained with (None: the framework's default)
     final_loss: float  # the last field: the driver stores it last (see driver.py)

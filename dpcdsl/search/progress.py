@@ -1,4 +1,4 @@
-"""What a search shows while it runs (the modes of :mod:`dpcdsl.progress`): a bar with
+"""What a search shows while it runs (the modes of :mod:`dpcdsl.train.progress`): a bar with
 trials finished, the best so far, an ETA and where each running trial is (its step and
 latest mIOU) on a terminal; elsewhere one timestamped line per finished trial (its
 mIOU or failure, the best so far, trials per hour and the ETA) and a heartbeat line
@@ -15,7 +15,7 @@ from typing import TextIO
 
 from optuna.trial import FrozenTrial, TrialState
 
-from dpcdsl.progress import MODES, Reporter, mode_for
+from dpcdsl.train.progress import MODES, Reporter, mode_for
 
 __all__ = ["MODES", "SearchProgress", "mode_for"]
 

@@ -28,8 +28,9 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from dpcdsl._files import load_json
+from dpcdsl.compiler.graph import render, to_svg
 from dpcdsl.errors import DpcError, Span
-from dpcdsl.graph import render, to_svg
+from dpcdsl.lang.space import Space
 from dpcdsl.search.summary import (
     STATES,
     TOP_SHARE,
@@ -44,7 +45,6 @@ from dpcdsl.search.summary import (
     summarise,
 )
 from dpcdsl.search.summary import ranked as _ranked
-from dpcdsl.space import Space
 
 #: the best distinct cells written to ``best/`` and carried as text in the report
 BEST_FILES = 50

@@ -15,12 +15,12 @@ import optuna
 from pydantic import ValidationError
 
 from dpcdsl._files import load_json
-from dpcdsl.data.task import Task, load_task
 from dpcdsl.errors import DpcError, Span
-from dpcdsl.progress import StepProgress
+from dpcdsl.lang.space import Space
 from dpcdsl.search.report import ranked, write_outputs
 from dpcdsl.search.study import STUDY, find_storage, open_storage
-from dpcdsl.space import Space
+from dpcdsl.train.data.task import Task, load_task
+from dpcdsl.train.progress import StepProgress
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -94,7 +94,7 @@ def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool =
                                              callback=shown.evaluated)
             score = float(record["evals"][-1][1])
         else:
-            from dpcdsl.proxy import train
+            from dpcdsl.train.proxy import train
 
             score = train(cell, task, progress=progress, label=label).miou
         rows.append({"trial": t.number, "proxy_miou": float(t.value or 0),

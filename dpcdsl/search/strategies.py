@@ -31,11 +31,11 @@ from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
 from dpcdsl.errors import DpcError, did_you_mean
+from dpcdsl.lang.space import Decisions, Space, option_values
 
 # the strategies, pruners and their settings are declared with the search's options
 from dpcdsl.search.config import PRUNERS, SETTINGS, STRATEGIES  # noqa: E402
 from dpcdsl.search.ledger import Ledger
-from dpcdsl.space import Decisions, Space, option_values
 
 #: settings that are a fraction in [0, 1], and integers that may be 0; every other one
 #: is a positive integer

@@ -30,9 +30,9 @@ def run_job(job: Job, report: Report | None = None,
     import optuna
 
     from dpcdsl import backends
-    from dpcdsl.data.task import Task
-    from dpcdsl.proxy import train, train_fused
-    from dpcdsl.space import Space
+    from dpcdsl.lang.space import Space
+    from dpcdsl.train.data.task import Task
+    from dpcdsl.train.proxy import train, train_fused
 
     start = time.perf_counter()
     try:
@@ -114,7 +114,7 @@ def _reason(e: BaseException) -> str:
     import optuna
 
     from dpcdsl.errors import DpcError
-    from dpcdsl.training import Diverged
+    from dpcdsl.train.training import Diverged
 
     if isinstance(e, optuna.TrialPruned):
         return str(e)

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from dpcdsl import ir
-from dpcdsl.analysis import infer
-from dpcdsl.canonical import weights_of
+from dpcdsl.compiler.canonical import weights_of
+from dpcdsl.lang import ir
+from dpcdsl.lang.analysis import infer
+from dpcdsl.lang.space import Space
 from dpcdsl.ops import OPS
-from dpcdsl.space import Space
 
 #: the probe cell's inputs: ``x``, and ``small``, a map half its size
 IN_CHANNELS = {"x": 4, "small": 4}

@@ -5,9 +5,9 @@ from __future__ import annotations
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from dpcdsl import ir
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
+from dpcdsl.lang import ir
+from dpcdsl.lang.space import Space
 
 KEYWORDS = {"cell", "let", "import", "repeat", "as", "return", "one_of", "earlier", "true",
             "false", "depth"}

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 from dpcdsl import backends
-from dpcdsl.analysis import cost
-from dpcdsl.canonical import weights_of
+from dpcdsl.compiler.canonical import weights_of
+from dpcdsl.lang.analysis import cost
+from dpcdsl.lang.space import Space
 from dpcdsl.ops import OPS
-from dpcdsl.space import Space
 from tests.backends.conformance import (
     IN_CHANNELS,
     SIZES,
@@ -124,7 +124,7 @@ def test_the_size_rule_keeps_the_computation(op: str, rate: tuple[int, int],
     """``at_size``'s canonical form of a node computes the same outputs (same weights)
     on inputs of that size: on the 6x8 probe map every rate of 6 and up on h (8 and up
     on w) reads only padding beyond the centre tap, so it becomes 6 (8)."""
-    from dpcdsl.rewrite import at_size
+    from dpcdsl.compiler.rewrite import at_size
 
     cell = Space.from_text(f"cell probe(x, small) {{ return {op}(x, kernel = 3, rate = "
                            f"({rate[0]}, {rate[1]}), channels = 6) }}").concrete()

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from dpcdsl.data.augment import SCALES, augment, resize
+from dpcdsl.train.data.augment import SCALES, augment, resize
 
 
 def test_scales_are_deeplabs():
@@ -45,7 +45,7 @@ def test_deterministic_for_a_generator_seed():
 
 
 def test_labels_sampled_to_the_feature_size_align_corners():
-    from dpcdsl.data.augment import sample_labels
+    from dpcdsl.train.data.augment import sample_labels
 
     labels = np.arange(513 * 257, dtype=np.int64).reshape(513, 257) % 251
     out = sample_labels(labels, 16)

@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from dpcdsl_torch import feature_extractor
 
-from dpcdsl.data.cache import build_cache, cache_path, open_cache
-from dpcdsl.data.synthetic import SyntheticScenes
-from dpcdsl.data.task import task_from_text, task_toml
 from dpcdsl.errors import DpcError
+from dpcdsl.train.data.cache import build_cache, cache_path, open_cache
+from dpcdsl.train.data.synthetic import SyntheticScenes
+from dpcdsl.train.data.task import task_from_text, task_toml
 from tests.conftest import SMALL_TASK, merged
 
 
@@ -66,8 +66,8 @@ def test_built_once_then_reused(tmp_path):
 
 KILLED = textwrap.dedent("""
     import dataclasses, sys, time
-    from dpcdsl.data.cache import build_cache
-    from dpcdsl.data.task import task_from_text, task_toml
+    from dpcdsl.train.data.cache import build_cache
+    from dpcdsl.train.data.task import task_from_text, task_toml
     from dpcdsl_torch import feature_extractor
     task = task_from_text(sys.argv[1])
     extract = feature_extractor(task)

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dpcdsl.data.datasets import open_split
-from dpcdsl.data.task import task_from_text
 from dpcdsl.errors import DpcError
+from dpcdsl.train.data.datasets import open_split
+from dpcdsl.train.data.task import task_from_text
 from tests.data.trees import gray, ids_map, palette, rgb
 
 

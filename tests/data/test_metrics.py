@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from dpcdsl.data.metrics import ConfusionMatrix
+from dpcdsl.train.data.metrics import ConfusionMatrix
 
 
 def test_hand_computed_example_with_ignored_pixels():

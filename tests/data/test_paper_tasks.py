@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 from dpcdsl_torch import train_model
 
-from dpcdsl.data.cache import open_cache
-from dpcdsl.data.task import Task, load_task
-from dpcdsl.proxy import train
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
+from dpcdsl.train.data.cache import open_cache
+from dpcdsl.train.data.task import Task, load_task
+from dpcdsl.train.proxy import train
 from tests.conftest import EXAMPLES
 from tests.data.trees import tree
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from dpcdsl.data.task import load_task, task_from_text, task_toml
 from dpcdsl.errors import DpcError
+from dpcdsl.train.data.task import load_task, task_from_text, task_toml
 from tests.conftest import EXAMPLES
 
 

@@ -17,10 +17,11 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import dpcdsl
-from dpcdsl import backends, heads
-from dpcdsl.analysis import cost
+from dpcdsl import backends
+from dpcdsl.compiler.rewrite import at_output_stride
 from dpcdsl.errors import DpcError
-from dpcdsl.rewrite import at_output_stride
+from dpcdsl.lang import heads
+from dpcdsl.lang.analysis import cost
 from tests.heads.references import REFERENCES, Reference
 
 NAMES = sorted(REFERENCES)

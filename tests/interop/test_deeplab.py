@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
+from dpcdsl.compiler.interop import deeplab
 from dpcdsl.errors import DpcError
-from dpcdsl.interop import deeplab
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
 from tests.conftest import EXAMPLES
 
 JSON = EXAMPLES / "deeplab" / "dense_prediction_cell_branch5_top1_cityscapes.json"
@@ -174,7 +174,7 @@ def test_imported_pyramid_pooling_computes_as_the_reference(output_stride):
     import dpcdsl_torch
     import torch
 
-    from dpcdsl.rewrite import at_output_stride
+    from dpcdsl.compiler.rewrite import at_output_stride
 
     branches = [{"op": "conv", "kernel": 1, "rate": [1, 1], "input": -1},
                 {"op": "pyramid_pooling", "grid_size": [1, 1], "input": -1},

@@ -33,7 +33,7 @@ def _arm(moment: str) -> None:
         return calls[0] == n
 
     if moment == "cache":
-        from dpcdsl.data import cache
+        from dpcdsl.train.data import cache
 
         write = cache._write_split
 
@@ -46,7 +46,7 @@ def _arm(moment: str) -> None:
 
         cache._write_split = write_split
     elif moment == "mid_trial":
-        from dpcdsl import proxy
+        from dpcdsl.train import proxy
 
         train = proxy.train
 
@@ -84,7 +84,7 @@ def _arm(moment: str) -> None:
         import time
         from pathlib import Path
 
-        from dpcdsl import proxy
+        from dpcdsl.train import proxy
 
         marker, train = Path(moment.split(":", 1)[1]), proxy.train
 

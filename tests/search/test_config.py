@@ -35,8 +35,8 @@ def test_every_flat_name_is_one_field() -> None:
 
 
 def test_the_identity_keys_are_what_identity_records() -> None:
-    from dpcdsl.data.task import task_from_text
-    from dpcdsl.space import Space
+    from dpcdsl.lang.space import Space
+    from dpcdsl.train.data.task import task_from_text
 
     space = Space.from_text("cell s(x) { return conv(x, kernel = {1, 3}) }")
     task = task_from_text("[dataset]\nkind = \"synthetic\"\n")

@@ -13,13 +13,13 @@ import pytest
 from optuna.trial import TrialState
 
 import dpcdsl
-from dpcdsl.data.task import task_toml
 from dpcdsl.errors import DpcError
+from dpcdsl.lang.space import Space
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.executors import PoolExecutor
 from dpcdsl.search.messages import Job
 from dpcdsl.search.study import STUDY, counted, driver_tag, storage_url
-from dpcdsl.space import Space
+from dpcdsl.train.data.task import task_toml
 from tests.conftest import SMALL_TASK
 from tests.search import faults
 from tests.search.conftest import RAY, SPACE, dpcc, trials_of
@@ -215,7 +215,7 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     # the baseline trained once on the same proxy, and the dataset's class names
     page = (run / "report.html").read_text()
     assert "Baseline: aspp reaches mIOU <b>" in page
-    from dpcdsl.data.synthetic import CLASS_NAMES
+    from dpcdsl.train.data.synthetic import CLASS_NAMES
     study = optuna.load_study(study_name=STUDY, storage=storage_url(run, None))
     assert study.user_attrs["class_names"] == list(CLASS_NAMES)
     assert study.user_attrs["settings"] == {"strategy": {}, "pruner": {}, "trials": 2}
@@ -323,11 +323,11 @@ def test_a_local_trial_that_reaches_no_step_is_stopped_by_the_alarm(monkeypatch)
 
 @pytest.mark.slow
 def test_pruning_stops_a_trial_through_the_trainer(files, tmp_path):
-    from dpcdsl.data.task import load_task
     from dpcdsl.search.driver import _Run
     from dpcdsl.search.executors import LocalExecutor
     from dpcdsl.search.ledger import InFlight, Ledger
     from dpcdsl.search.strategies import make_sampler
+    from dpcdsl.train.data.task import load_task
 
     space_file, task_file = files()
     space = Space.from_file(space_file)

@@ -10,8 +10,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from dpcdsl.data.task import load_task
 from dpcdsl.errors import DpcError
+from dpcdsl.lang.space import Space
 from dpcdsl.search.config import ExecutionOptions
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.executors import Executor, LocalExecutor, make_executor
@@ -19,7 +19,7 @@ from dpcdsl.search.fusion import FusingExecutor
 from dpcdsl.search.messages import Job, Outcome
 from dpcdsl.search.study import counted
 from dpcdsl.search.worker import run_job
-from dpcdsl.space import Space
+from dpcdsl.train.data.task import load_task
 from tests.search.conftest import RAY, dpcc, trials_of
 
 SPACE = """

@@ -11,15 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from dpcdsl.analysis import cost
-from dpcdsl.data.cache import open_cache
-from dpcdsl.data.task import load_task
 from dpcdsl.errors import DpcError
-from dpcdsl.proxy import fed, train
+from dpcdsl.lang.analysis import cost
+from dpcdsl.lang.space import Space
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.rerank import rerank
 from dpcdsl.search.study import counted
-from dpcdsl.space import Space
+from dpcdsl.train.data.cache import open_cache
+from dpcdsl.train.data.task import load_task
+from dpcdsl.train.proxy import fed, train
 from tests.conftest import EXAMPLES
 
 DECODERS = """

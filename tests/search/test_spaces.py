@@ -11,14 +11,14 @@ from pathlib import Path
 import optuna
 import pytest
 
-from dpcdsl.analysis import cost
-from dpcdsl.checker import check_file
-from dpcdsl.data.cache import open_cache
-from dpcdsl.data.task import task_from_text
-from dpcdsl.proxy import fed, head_cell
+from dpcdsl.lang.analysis import cost
+from dpcdsl.lang.checker import check_file
+from dpcdsl.lang.space import Space
 from dpcdsl.search.driver import SearchConfig, search
 from dpcdsl.search.study import counted
-from dpcdsl.space import Space
+from dpcdsl.train.data.cache import open_cache
+from dpcdsl.train.data.task import task_from_text
+from dpcdsl.train.proxy import fed, head_cell
 from tests.conftest import EXAMPLES
 
 SPACES = EXAMPLES / "spaces"

@@ -11,6 +11,7 @@ import optuna
 import pytest
 
 from dpcdsl.errors import DpcError
+from dpcdsl.lang.space import Space, option_labels
 from dpcdsl.search.driver import suggest_cell
 from dpcdsl.search.strategies import (
     STRATEGIES,
@@ -18,7 +19,6 @@ from dpcdsl.search.strategies import (
     decisions_of,
     make_sampler,
 )
-from dpcdsl.space import Space, option_labels
 from tests.conftest import EXAMPLES
 
 SPACE = Space.from_file(EXAMPLES / "dpc_paper.dpc")

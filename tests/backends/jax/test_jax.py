@@ -22,9 +22,9 @@ from flax import nnx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dpcdsl.analysis import cost, infer_channels
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
+from dpcdsl.lang.analysis import cost, infer_channels
+from dpcdsl.lang.space import Space
 from tests.backends.names import HOSTILE, IDENT, named_cell
 from tests.backends.torch.conftest import EXAMPLE_NAMES, Example, load_example
 from tests.conftest import EXAMPLES, without_layers

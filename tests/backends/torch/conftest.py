@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from dpcdsl import ir
-from dpcdsl.space import Space
+from dpcdsl.lang import ir
+from dpcdsl.lang.space import Space
 from tests.conftest import EXAMPLES
 
 

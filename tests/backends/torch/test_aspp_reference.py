@@ -6,7 +6,7 @@ import torch
 from dpcdsl_torch import build
 from torchvision.models.segmentation.deeplabv3 import ASPP
 
-from dpcdsl.rewrite import at_output_stride
+from dpcdsl.compiler.rewrite import at_output_stride
 from tests.backends.torch.conftest import load_example
 
 #: torchvision's DeepLabv3 runs its backbone at output stride 8 with these rates

@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.utils.flop_counter import FlopCounterMode
 
-from dpcdsl.analysis import cost
-from dpcdsl.space import Space
+from dpcdsl.lang.analysis import cost
+from dpcdsl.lang.space import Space
 from tests.backends.torch.conftest import Example, load_example
 from tests.conftest import EXAMPLES
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
 from tests.backends.names import HOSTILE, IDENT, named_cell
 from tests.backends.torch.conftest import Example
 from tests.conftest import without_layers
@@ -141,7 +141,7 @@ def test_layers_module_lists_every_layer() -> None:
 
 
 def test_unsupported_output_stride_is_a_clear_error() -> None:
-    from dpcdsl.rewrite import at_output_stride
+    from dpcdsl.compiler.rewrite import at_output_stride
 
     cell = Space.from_text("cell c(x) { return conv(x, kernel = 3, rate = 3) }").concrete()
     with pytest.raises(DpcError, match="rate 3 does not scale to output stride 32"):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from dpcdsl.analysis import cost
+from dpcdsl.lang.analysis import cost
 from dpcdsl.ops import OPS
 from tests.backends.conformance import IN_CHANNELS, SIZES, probe_cell, probe_inputs
 
@@ -34,7 +34,7 @@ def test_flops_are_twice_the_computed_multiply_adds(op: str, kernel: int,
     """On the 6x8 probe map the module skips the taps that read only padding; the cost
     model's computed multiply-adds say what it runs, its nominal ones what a plain
     conv would."""
-    from dpcdsl.space import Space
+    from dpcdsl.lang.space import Space
 
     cell = Space.from_text(f"cell probe(x, small) {{ return {op}(x, kernel = {kernel}, "
                            f"rate = ({rate[0]}, {rate[1]}), channels = 6) }}").concrete()

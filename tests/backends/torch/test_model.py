@@ -16,7 +16,7 @@ from dpcdsl_torch import (
 )
 
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
 from tests.backends.torch.conftest import load_example
 from tests.conftest import EXAMPLES
 
@@ -171,7 +171,7 @@ def test_a_cuda_task_on_a_machine_without_a_gpu_is_a_clear_error(tmp_path) -> No
 
     from dpcdsl_torch import feature_extractor
 
-    from dpcdsl.data.task import task_from_text
+    from dpcdsl.train.data.task import task_from_text
 
     task = task_from_text(f"device = 'cuda'\ncache_dir = '{tmp_path}'\n[dataset]\n"
                           "kind = 'synthetic'\n", "t.toml")

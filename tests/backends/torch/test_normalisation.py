@@ -12,10 +12,10 @@ from dpcdsl_torch import feature_extractor
 from dpcdsl_torch.train import make_model, open_splits
 from PIL import Image
 
-from dpcdsl.data.cache import build_cache
-from dpcdsl.data.formats import IMAGENET
-from dpcdsl.data.task import task_from_text
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
+from dpcdsl.train.data.cache import build_cache
+from dpcdsl.train.data.formats import IMAGENET
+from dpcdsl.train.data.task import task_from_text
 
 XCEPTION = ((0.5, 0.5, 0.5), (0.5, 0.5, 0.5))
 

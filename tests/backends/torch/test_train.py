@@ -12,9 +12,9 @@ from dpcdsl_torch import evaluate_run, train_model
 from dpcdsl_torch._weights import export_weights
 from dpcdsl_torch.train import load_run
 
-from dpcdsl.data.task import task_from_text, task_toml
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
+from dpcdsl.train.data.task import task_from_text, task_toml
 from tests.conftest import EXAMPLES, SMALL_TASK, merged
 
 #: end to end on 8 images (no feature cache), 6 steps

@@ -8,7 +8,7 @@ import torch
 from dpcdsl_torch import build, export_weights, import_weights, load_weights, save_weights
 
 from dpcdsl.errors import DpcError
-from dpcdsl.space import Space
+from dpcdsl.lang.space import Space
 from tests.backends.torch.conftest import Example, load_example
 
 
