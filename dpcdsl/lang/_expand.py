@@ -14,7 +14,7 @@ import abc
 import functools
 import random
 from collections import Counter
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -209,23 +209,20 @@ class Expander:
 
     # each statement class is described once, by a generator in ``_WALKS``: it yields the
     # parts the statement is made of (a tensor expression at a slot, or a body in a
-    # context), is sent back the node each part made, and binds names in the context.
-    # Building (here) and counting (``count_block``) both run these descriptions, so
-    # they walk the same parts in the same contexts. Expressions dispatch on
-    # ``type(x) is``: it is the hot path of sampling, and isinstance calls were a fifth
-    # of its time.
+    # context); the walk that runs it writes the node each part made into the part
+    # (``made``), and the description binds names in the context from it. Building
+    # (here) and counting (``count_block``) both run these descriptions, so they walk the
+    # same parts in the same contexts. A body's tensor is the last one its statements
+    # made. Expressions dispatch on ``type(x) is``: it is the hot path of sampling, and
+    # isinstance calls were a fifth of its time.
     def block(self, body: tuple[Any, ...], ctx: Ctx, d: Decider) -> str:
         out = ""
         for s in body:
-            parts = _WALKS[type(s)](self, s, ctx)
-            try:
-                part = next(parts)
-                while True:
-                    made = self.tensor(part.expr, ctx, d, *self._slot(part.slot))[0] \
-                        if isinstance(part, _Tensor) else self.block(part.body, part.ctx, d)
-                    part = parts.send(made)
-            except StopIteration as done:
-                out = done.value or out
+            for part in _WALKS[type(s)](self, s, ctx):
+                if type(part) is _Tensor:
+                    out = part.made = self.tensor(part.expr, ctx, d, *self._slot(part.slot))[0]
+                else:
+                    part.made = self.block(part.body, part.ctx, d)  # type: ignore[union-attr]
         return out
 
     def _slot(self, slot: str) -> tuple[Callable[[str], str], str]:
@@ -361,19 +358,23 @@ class Expander:
         fixed = tuple((attrs[i][0], attrs[i][3]) for i in order)
         chosen = [(order.index(i), name, vplan, kind)  # in the op's argument order
                   for i, (name, vplan, kind, const) in enumerate(attrs) if const is _NO_TARGET]
-        plan = self._plans[key] = _CallPlan(spec, positions, slot_fors, paths, fixed, chosen)
+        plan = self._plans[key] = _CallPlan(spec, positions, slot_fors, paths, fixed, chosen,
+                                            tuple(zip(positions, slot_fors, paths,
+                                                      (None,) * n)))
         return plan
 
     def call(self, e: ir.Call, ctx: Ctx, d: Decider, slot: str) -> str:
         plan = self._plans.get((id(e), ctx.vid, slot)) or self._call_plan(e, ctx, slot)
-        target = self.target.get(slot) if self.target is not None else None
-        if self.target is not None and plan.spec is not None and \
-                (target is None or target.op != e.func):
-            raise Mismatch(slot)
+        target = None
+        args: Any = plan.args
+        if self.target is not None:  # encoding: the walk follows the target cell
+            target = self.target.get(slot)
+            if plan.spec is not None and (target is None or target.op != e.func):
+                raise Mismatch(slot)
+            if target is not None and len(target.inputs) == len(plan.positions):
+                args = zip(plan.positions, plan.slot_fors, plan.paths, target.inputs)
         inputs: list[str] = []
-        wants = target.inputs if target is not None and \
-            len(target.inputs) == len(plan.positions) else (None,) * len(plan.positions)
-        for a, slot_for, path, want in zip(plan.positions, plan.slot_fors, plan.paths, wants):
+        for a, slot_for, path, want in args:
             inputs += self.tensor(a, ctx, d, slot_for, path, want)
         if plan.spec is None:
             return self.inline(e, ctx, d, slot, inputs)
@@ -424,16 +425,14 @@ class Expander:
 
     def count_block(self, body: tuple[Any, ...], ctx: Ctx) -> int:
         """The size of a body's sub-space: the product of its statements' parts, each
-        walked as building walks it (``_WALKS``), sent back no node name."""
+        walked as building walks it (``_WALKS``); counting names no node."""
         n = 1
         ctx = ctx.copy()
         for s in body:
-            parts = _WALKS[type(s)](self, s, ctx)
-            for part in _unnamed(parts):
+            for part in _WALKS[type(s)](self, s, ctx):
                 n *= self.count_tensor(part.expr, ctx) if isinstance(part, _Tensor) \
                     else self.count_block(part.body, part.ctx)
                 if n == 0:
-                    parts.close()
                     return 0
                 if n.bit_length() > limits.MAX_COUNT_BITS:
                     limits.check_count(n, self.top.span, self.p.sources)
@@ -578,23 +577,27 @@ def _same(a: ir.Cell, b: ir.Cell) -> bool:
 
 _NO_TARGET = object()
 
-@dataclass(frozen=True, slots=True)
 class _Tensor:
-    """A part of a statement: the tensor expression ``expr``, its nodes named ``slot``."""
+    """A part of a statement: the tensor expression ``expr``, its nodes named ``slot``;
+    ``made``, once walked, the node that holds its value ("" when counting)."""
 
-    expr: Any
-    slot: str
+    __slots__ = ("expr", "made", "slot")
+
+    def __init__(self, expr: Any, slot: str) -> None:
+        self.expr, self.slot, self.made = expr, slot, ""
 
 
-@dataclass(frozen=True, slots=True)
 class _Body:
-    """A part of a statement: the statements ``body``, walked in the context ``ctx``."""
+    """A part of a statement: the statements ``body``, walked in the context ``ctx``;
+    ``made``, once walked, the node that holds its value."""
 
-    body: tuple[Any, ...]
-    ctx: Ctx
+    __slots__ = ("body", "ctx", "made")
+
+    def __init__(self, body: tuple[Any, ...], ctx: Ctx) -> None:
+        self.body, self.ctx, self.made = body, ctx, ""
 
 
-Walk = Generator["_Tensor | _Body", str, str]
+Walk = Iterator[_Tensor | _Body]
 
 
 def _let(x: Expander, s: ir.Let, ctx: Ctx) -> Walk:
@@ -602,18 +605,17 @@ def _let(x: Expander, s: ir.Let, ctx: Ctx) -> Walk:
     value = x._template(s.value, ctx)
     ctx.env[s.name] = ("value", value)
     ctx.vid = x._vid((ctx.vid, s.name, value))
-    return ""
-    yield  # a generator with no part
+    yield from ()
 
 
 def _assign(x: Expander, s: ir.Assign, ctx: Ctx) -> Walk:
-    made = yield _Tensor(s.value, ctx.rename.get(s.target, ctx.prefix + s.target))
-    ctx.env[s.target] = ("tensor", made)
-    return made
+    part = _Tensor(s.value, ctx.rename.get(s.target, ctx.prefix + s.target))
+    yield part
+    ctx.env[s.target] = ("tensor", part.made)
 
 
 def _return(x: Expander, s: ir.Return, ctx: Ctx) -> Walk:
-    return (yield _Tensor(s.value, ctx.ret_slot))
+    yield _Tensor(s.value, ctx.ret_slot)
 
 
 def _repeat(x: Expander, s: ir.Repeat, ctx: Ctx) -> Walk:
@@ -622,30 +624,18 @@ def _repeat(x: Expander, s: ir.Repeat, ctx: Ctx) -> Walk:
     branches: list[str] = []
     for i in range(s.count):
         slot = f"{ctx.prefix}{s.name}{i}"
-        inner = Ctx(ctx.cell, dict(ctx.env), slot + "_", ctx.ret_slot, ctx.depth,
-                    tuple(branches), ctx.vid, {s.name: slot})
-        branches.append((yield _Body(s.body, inner)))
+        part = _Body(s.body, Ctx(ctx.cell, dict(ctx.env), slot + "_", ctx.ret_slot,
+                                 ctx.depth, tuple(branches), ctx.vid, {s.name: slot}))
+        yield part
+        branches.append(part.made)
     ctx.env[s.name] = ("group", branches)
     for i, b in enumerate(branches):
         ctx.env[f"{s.name}{i}"] = ("tensor", b)
-    return ""
 
 
 #: the one description of each statement class, which building and counting both run
 _WALKS: dict[type, Callable[[Expander, Any, Ctx], Walk]] = {
     ir.Let: _let, ir.Assign: _assign, ir.Repeat: _repeat, ir.Return: _return}
-
-
-def _unnamed(parts: Walk) -> Iterator[_Tensor | _Body]:
-    """The parts of a statement, each sent back an empty name (counting names no
-    node)."""
-    try:
-        part = next(parts)
-        while True:
-            yield part
-            part = parts.send("")
-    except StopIteration:
-        return
 
 
 def _callee_depth(cell: ir.CellDef, ctx: Ctx) -> int | None:
@@ -666,6 +656,8 @@ class _CallPlan:
     fixed: tuple[tuple[str, Any], ...]  # the attributes sorted by name; a chosen one
     #                                     holds a placeholder
     chosen: list[tuple[int, str, Any, str]]  # index in ``fixed``, name, value plan, kind
+    #: each tensor argument with its naming rule and choice path, and no target
+    args: tuple[tuple[Any, Callable[[str], str], str, None], ...] = ()
 
 
 @dataclass(frozen=True)
