@@ -1,6 +1,7 @@
-"""What other packages plug in, found through their entry points without importing
-them: the lowest layer's view of the backend registry (:mod:`dpcdsl.backends` loads
-and checks backends; a task file only needs to know which names are installed)."""
+"""What other packages plug in, found through their entry points: backends, found
+without importing them (:mod:`dpcdsl.backends` loads and checks them; a task file only
+needs to know which names are installed), and op plugins (:func:`dpcdsl.ops.load_plugins`
+loads them)."""
 
 from __future__ import annotations
 
@@ -12,11 +13,18 @@ from typing import Any
 
 #: the entry-point group backends register under
 BACKENDS = "dpcdsl.backends"
+#: the entry-point group op plugins register under
+OPS = "dpcdsl.ops"
 
 
 def installed_backends() -> dict[str, metadata.EntryPoint]:
     """Installed backends by name (their frameworks are not imported)."""
     return {ep.name: ep for ep in metadata.entry_points(group=BACKENDS)}
+
+
+def installed_op_plugins() -> dict[str, metadata.EntryPoint]:
+    """Installed op plugins by name (not imported)."""
+    return {ep.name: ep for ep in metadata.entry_points(group=OPS)}
 
 
 def lazy_exports(package: str, where: Mapping[str, tuple[str, str]]

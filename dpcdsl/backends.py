@@ -9,13 +9,14 @@ highest ``priority`` that provides the hook (:func:`default`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any, Protocol, runtime_checkable
 
 from dpcdsl._plugins import BACKENDS, installed_backends
 from dpcdsl.errors import DpcError, did_you_mean
+from dpcdsl.ops import plugin_lowerings
 
 GROUP = BACKENDS
 
@@ -172,6 +173,14 @@ def get(name: str) -> Any:
         hint = f"install the framework of '{name}': pip install 'dpcdsl[{name}]'"
         raise DpcError.at(None, f"backend '{name}' cannot be loaded: {e}",
                           hint=hint, code="DPC901") from None
+    extra = plugin_lowerings(name)  # the installed op plugins' join the backend's table
+    if extra and not isinstance(backend.lowerings, MutableMapping):
+        raise DpcError.at(None, f"backend '{name}' cannot take the lowerings of the "
+                          f"installed op plugins ({', '.join(sorted(extra))}): its "
+                          "`lowerings` cannot be added to", code="DPC901",
+                          hint="make the backend's `lowerings` a dict")
+    if extra:
+        backend.lowerings.update(extra)
     _loaded[name] = backend
     return backend
 

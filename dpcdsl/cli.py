@@ -724,6 +724,25 @@ def heads() -> None:
 
 @app.command()
 @handled
+def ops() -> None:
+    """List the ops: each one's inputs, arguments and where it comes from (built in, or
+    the installed op plugin that adds it)."""
+    from dpcdsl.ops import BUILTIN, OPS, load_plugins
+
+    source = {spec.name: "built in" for spec in BUILTIN}
+    for plugin, module in load_plugins().items():
+        source.update({spec.name: f"plugin {plugin}" for spec in module.OPS})
+    t = Table("op", "inputs", "arguments", "from", "what it does", box=None)
+    for name, spec in OPS.items():
+        lo, hi = spec.min_inputs, spec.max_inputs
+        inputs = f"{lo}" if lo == hi else f"{lo}+" if hi is None else f"{lo}-{hi}"
+        args = ", ".join(a.name for a in spec.args if a.kind != "tensor")
+        t.add_row(name, inputs, args, source.get(name, "registered"), spec.doc)
+    out.print(t)
+
+
+@app.command()
+@handled
 def tour(examples: Annotated[Path | None, typer.Option(
              help="folder of .dpc examples (default: the packaged examples)",
              show_default=False)] = None,

@@ -78,6 +78,7 @@ CODES: dict[str, str] = {
     "DPC902": "a program or package that is not installed (graphviz, Ray, PostgreSQL)",
     "DPC903": "an output file of a kind that cannot be written",
     "DPC905": "the formatter would change a file's meaning (a bug to report)",
+    "DPC906": "an op plugin: not loadable, or defining an op that exists or no op",
 }
 
 #: the phase each hundred of :data:`CODES` belongs to

@@ -13,6 +13,7 @@ from dpcdsl._files import SOURCE_SUFFIX, read_source, read_text
 from dpcdsl.errors import Diagnostic, DpcError
 from dpcdsl.lang import ir
 from dpcdsl.lang.syntax import parse
+from dpcdsl.ops import load_plugins
 
 #: the environment variable that lists more folders to import from (``os.pathsep``
 #: between them), searched after the importing file's own folder
@@ -65,7 +66,9 @@ class Program:
 def load_text(text: str, file: str = "<string>", base: Path | None = None,
               search_path: Sequence[str | Path] | None = None) -> Program:
     """Parse ``text`` and resolve its imports relative to ``base`` (default: cwd), then
-    to the folders of ``search_path`` (default: ``$DPCDSL_PATH``)."""
+    to the folders of ``search_path`` (default: ``$DPCDSL_PATH``). The installed op
+    plugins are loaded first: a program may use their ops."""
+    load_plugins()
     module = parse(text, file)
     prog = Program(module=module, file=file, sources={file: text})
     folders = _search_path(search_path)

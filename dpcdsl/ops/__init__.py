@@ -3,13 +3,16 @@
 ``OPS`` maps an op's name to its :class:`OpSpec`. Checks, costs, canonical weights,
 pictures, output-stride rewrites and the DeepLab interop read it; each backend lowers
 every op through its own per-op table. :func:`register` adds an op from outside the
-core (see ``docs/architecture.md``, "Adding an op").
+core (see ``docs/architecture.md``, "Adding an op"); an installed package adds ops
+through the entry-point group ``dpcdsl.ops`` (:func:`load_plugins`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
+from dpcdsl.ops import _plugins
 from dpcdsl.ops._builtin import (
     ACTIVATIONS,
     BUILTIN,
@@ -67,6 +70,17 @@ def register(spec: OpSpec, *, replace: bool = False) -> OpSpec:
     return spec
 
 
+def load_plugins() -> dict[str, Any]:
+    """Every installed op plugin (entry-point group ``dpcdsl.ops``), by name, its ops
+    registered; loaded once per process."""
+    return _plugins.load_plugins(OPS, register)
+
+
+def plugin_lowerings(backend: str) -> dict[str, Any]:
+    """What the installed op plugins give the backend ``backend``: op -> lowering."""
+    return _plugins.plugin_lowerings(backend, load_plugins())
+
+
 def unregister(name: str) -> None:
     """Remove an op registered with :func:`register` (tests use it to clean up)."""
     if any(spec.name == name for spec in BUILTIN):
@@ -93,6 +107,8 @@ __all__ = [
     "WORDS",
     "Weight",
     "feature_size",
+    "load_plugins",
+    "plugin_lowerings",
     "pool_window",
     "pooled_size",
     "reference_window",

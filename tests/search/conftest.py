@@ -20,6 +20,7 @@ import optuna
 import pytest
 
 from dpcdsl.search.study import STUDY, storage_url
+from tests.plugins import install_scale_plugin
 from tests.waiting import wait_until
 
 SPACE = """
@@ -77,7 +78,12 @@ def ray_cluster() -> Iterator[RayCluster]:
     # a short folder: Ray's socket paths must fit in 107 characters
     temp = tempfile.mkdtemp(prefix="dpcray")
     port = free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16)}
+    # the cluster's Python has the op plugin `scale` installed, as a user installs a
+    # plugin on every node (tests/search/test_op_plugins.py searches with its op)
+    site = install_scale_plugin(Path(tempfile.mkdtemp(prefix="dpcsite")))
+    path = os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])])
+    env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(16),
+           "PYTHONPATH": path}
     cluster = RayCluster(f"127.0.0.1:{port}", env)
     # --block: the cluster's processes belong to this one, and end with it
     head = subprocess.Popen(
@@ -105,3 +111,4 @@ def ray_cluster() -> Iterator[RayCluster]:
             head.kill()
             head.communicate()
         shutil.rmtree(temp, ignore_errors=True)
+        shutil.rmtree(site, ignore_errors=True)
