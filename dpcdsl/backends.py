@@ -246,25 +246,27 @@ def _try(name: str) -> Any:
 
 def compile(source: Any, cell: str | None = None, backend: str | None = None,
             in_channels: int | Mapping[str, int] | None = None, seed: int = 0,
-            output_stride: int = 16, **options: Any) -> Any:
+            output_stride: int = 16, params: Mapping[str, Any] | None = None,
+            **options: Any) -> Any:
     """A live module for a concrete cell: from a ``.dpc`` path, ``.dpc`` text, a
     :class:`~dpcdsl.lang.program.Program` or an :class:`~dpcdsl.lang.ir.Cell`. Rates are written
     for output stride 16 and scale to ``output_stride``; ``backend`` defaults to the
     installed backend of highest priority. ``in_channels`` is required: the channels of
-    every input (a number, or a mapping from input name).
+    every input (a number, or a mapping from input name). ``params`` set the cell's
+    parameters (``{"channels": 64}``).
 
     >>> head = dpcdsl.compile("examples/aspp.dpc", cell="aspp", in_channels=2048)
     """
-    concrete = concrete_cell(source, cell, output_stride)
+    concrete = concrete_cell(source, cell, output_stride, params)
     return resolve(backend).build(concrete, _channels(concrete, in_channels), seed=seed,
                                   **options)
 
 
 def emit(source: Any, cell: str | None = None, backend: str | None = None,
          in_channels: int | Mapping[str, int] | None = None, output_stride: int = 16,
-         **options: Any) -> str:
+         params: Mapping[str, Any] | None = None, **options: Any) -> str:
     """Standalone source for a concrete cell; the same inputs as :func:`compile`."""
-    concrete = concrete_cell(source, cell, output_stride)
+    concrete = concrete_cell(source, cell, output_stride, params)
     return str(resolve(backend).emit(concrete, _channels(concrete, in_channels), **options))
 
 
@@ -280,14 +282,21 @@ def _channels(cell: Any, in_channels: int | Mapping[str, int] | None) -> Any:
     return in_channels
 
 
-def concrete_cell(source: Any, cell: str | None = None, output_stride: int = 16) -> Any:
+def concrete_cell(source: Any, cell: str | None = None, output_stride: int = 16,
+                  params: Mapping[str, Any] | None = None) -> Any:
     """An :class:`~dpcdsl.lang.ir.Cell` from a path, text, program or cell, at
-    ``output_stride``."""
+    ``output_stride``, its parameters set by ``params``."""
     from dpcdsl.compiler.rewrite import at_output_stride
     from dpcdsl.lang import ir
     from dpcdsl.lang.space import as_space
 
-    concrete = source if isinstance(source, ir.Cell) else as_space(source, cell).concrete()
+    if isinstance(source, ir.Cell) and params:
+        raise DpcError.at(source.span, f"params cannot be set on the built cell "
+                          f"'{source.name}': its parameters are resolved",
+                          hint="pass its .dpc source (a path, text or program) with params",
+                          code="DPC302")
+    concrete = source if isinstance(source, ir.Cell) else \
+        as_space(source, cell, params).concrete()
     return at_output_stride(concrete, output_stride)
 
 

@@ -145,6 +145,12 @@ FileArg = Annotated[Path, typer.Argument(
     show_default=False, metavar="FILE", callback=_head_or_file)]
 CellOpt = Annotated[str | None, typer.Option("--cell", "-c",
                                              help="cell name (default: the file's last)")]
+ParamOpt = Annotated[list[str] | None, typer.Option(
+    "--param", "-p", metavar="NAME=VALUE", show_default=False,
+    help="set a parameter of the cell, once per parameter: channels=64, act=gelu, "
+         "rate=(6, 12), kernel={1, 3} (a set makes a space)")]
+
+
 class Format(str, Enum):
     text = "text"
     json = "json"
@@ -165,8 +171,31 @@ def _progress(quiet: bool) -> str:
     return "none" if quiet else "bar" if err.is_terminal else "log"
 
 
-def _concrete(file: Path, cell: str | None) -> ir.Cell:
-    return Space.from_file(file, cell).concrete()
+def _space(file: Path, cell: str | None, params: list[str] | None = None) -> Space:
+    """The space of a cell of ``file`` with the parameters ``--param`` sets."""
+    from dpcdsl.lang.space import as_space
+
+    return as_space(file, cell, _params(params))
+
+
+def _concrete(file: Path, cell: str | None, params: list[str] | None = None) -> ir.Cell:
+    return _space(file, cell, params).concrete()
+
+
+def _params(pairs: list[str] | None) -> dict[str, Any]:
+    """``--param NAME=VALUE`` options: each value read as .dpc text."""
+    from dpcdsl.lang.params import parse_value
+
+    found: dict[str, Any] = {}
+    for pair in pairs or ():
+        name, sep, text = (part.strip() for part in pair.partition("="))
+        if not sep or not name.isidentifier() or not text:
+            raise typer.BadParameter(f"'{pair}': expected NAME=VALUE, e.g. channels=64",
+                                     param_hint="--param")
+        if name in found:
+            raise typer.BadParameter(f"'{name}' is given twice", param_hint="--param")
+        found[name] = parse_value(name, text)
+    return found
 
 
 def _for_task(file: Path, cell: str | None, spec: Any) -> ir.Cell:
@@ -241,11 +270,11 @@ def fmt(files: Annotated[list[Path], typer.Argument(help=".dpc files", metavar="
 
 @app.command()
 @handled
-def count(file: FileArg, cell: CellOpt = None) -> None:
+def count(file: FileArg, cell: CellOpt = None, param: ParamOpt = None) -> None:
     """Print the exact number of architectures in a cell's space."""
     from dpcdsl.limits import count_text
 
-    out.print(count_text(Space.from_file(file, cell).count()))
+    out.print(count_text(_space(file, cell, param).count()))
 
 
 @app.command()
@@ -256,11 +285,11 @@ def sample(file: FileArg, cell: CellOpt = None,
            decisions: Annotated[bool, typer.Option(help="print the decisions too")] = False,
            output: Annotated[Path | None, typer.Option(
                "-o", "--output", help="write them here (default: stdout)")] = None,
-           ) -> None:
+           param: ParamOpt = None) -> None:
     """Draw architectures uniformly from a space; print them as .dpc text."""
     import random
 
-    space = Space.from_file(file, cell)
+    space = _space(file, cell, param)
     rng = random.Random(seed)
     texts = []
     for i in range(n):
@@ -282,9 +311,9 @@ def cost(file: FileArg, cell: CellOpt = None,
              "--in-channels", help="input channels: C, or NAME=C per input")] = ["2048"],  # noqa: B006
          size: Annotated[list[str], typer.Option(
              "--size", help="feature size: HxW, or NAME=HxW per input")] = ["65x129"],  # noqa: B006
-         format: Fmt = Format.text) -> None:
+         format: Fmt = Format.text, param: ParamOpt = None) -> None:
     """Parameters and multiply-adds per node of a concrete cell."""
-    c = _concrete(file, cell)
+    c = _concrete(file, cell, param)
     report = cost_of(c, _per_input(in_channels, _int, c.inputs, "--in-channels"),
                      _per_input(size, parse_size, c.inputs, "--size"))
     if format == "json":
@@ -329,11 +358,11 @@ def compile_(file: FileArg, cell: CellOpt = None,
                  help="backbone output stride; rates scale by 16 / output stride")] = 16,
              output: Annotated[Path | None, typer.Option(
                  "-o", "--output", help="write the source here (default: stdout)")] = None,
-             ) -> None:
+             param: ParamOpt = None) -> None:
     """Compile a concrete cell to standalone source for a backend."""
     from dpcdsl.backends import emit, resolve
 
-    c = _concrete(file, cell)
+    c = _concrete(file, cell, param)
     if not in_channels:
         example = " ".join(f"--in-channels {i}=256" for i in c.inputs) if len(c.inputs) > 1 \
             else "--in-channels 2048"
@@ -646,11 +675,11 @@ def viz(file: FileArg, cell: CellOpt = None,
                                              help="out.svg, out.png or out.dot")] = Path(
             "cell.svg"),
         seed: Annotated[int | None, typer.Option(help="draw a sample of a space")] = None,
-        ) -> None:
+        param: ParamOpt = None) -> None:
     """Draw a cell (or, with --seed, a sample of a space) with graphviz."""
     from dpcdsl.compiler.graph import render
 
-    space = Space.from_file(file, cell)
+    space = _space(file, cell, param)
     if seed is None and not space.is_concrete:
         from dpcdsl.limits import count_text
 

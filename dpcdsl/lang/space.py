@@ -21,6 +21,7 @@ from dpcdsl.lang._expand import Decider, Expander, Probe, Uniform, depth_first
 from dpcdsl.lang._library import path as head_path
 from dpcdsl.lang.checker import checked
 from dpcdsl.lang.flat import float_text
+from dpcdsl.lang.params import with_params
 from dpcdsl.lang.printer import print_expr
 from dpcdsl.lang.program import Program, load, load_text
 from dpcdsl.limits import count_text
@@ -244,17 +245,24 @@ def count(source: str | Path | Program, cell: str | None = None) -> int:
     return as_space(source, cell).count()
 
 
-def as_space(source: Any, cell: str | None) -> Space:
+def as_space(source: Any, cell: str | None, params: Mapping[str, Any] | None = None,
+             what: str | None = None) -> Space:
     """A space from a program, a ``.dpc`` path, ``.dpc`` text, or the name of a head of
-    the library (``"lraspp"``: :mod:`dpcdsl.lang.heads`)."""
+    the library (``"lraspp"``: :mod:`dpcdsl.lang.heads`); ``params`` set the cell's
+    parameters (:func:`dpcdsl.lang.params.with_params`; ``what`` names the cell in its
+    errors)."""
     if isinstance(source, Program):
-        return Space(source, cell)
-    if isinstance(source, str) and source.isidentifier():  # no .dpc text is one word
-        return Space.from_file(head_path(source), cell)
-    if isinstance(source, Path) or (isinstance(source, str) and source.endswith(".dpc")
-                                    and "\n" not in source):
-        return Space.from_file(source, cell)
-    return Space.from_text(source, cell)
+        program = source
+    elif isinstance(source, str) and source.isidentifier():  # no .dpc text is one word
+        program = load(head_path(source))
+    elif isinstance(source, Path) or (isinstance(source, str) and source.endswith(".dpc")
+                                      and "\n" not in source):
+        program = load(source)
+    else:
+        program = load_text(source)
+    if params:
+        program = with_params(program, cell, params, what)
+    return Space(program, cell)
 
 
 __all__ = ["Decisions", "Space", "as_space", "count", "option_labels", "option_values"]
