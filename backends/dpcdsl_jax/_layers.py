@@ -296,6 +296,40 @@ class WindowPool(nnx.Module):
         return resize_bilinear(y, x.shape[1:3], align_corners=self.align_corners)
 
 
+def max_pool(x: jax.Array, window: tuple[int, int], step: tuple[int, int]) -> jax.Array:
+    """The maximum over each window of an NHWC array, windows ``step`` apart, no
+    padding."""
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, (1, *window, 1), (1, *step, 1),
+                                 "VALID")
+
+
+def adaptive_max_pool(x: jax.Array, grid: tuple[int, int]) -> jax.Array:
+    """The maximum over each cell of a g_h x g_w grid, with PyTorch's cell bounds
+    floor(i * n / g) to ceil((i + 1) * n / g)."""
+    for axis, g in ((1, grid[0]), (2, grid[1])):
+        n = x.shape[axis]
+        cells = [jax.lax.slice_in_dim(x, i * n // g, -(-(i + 1) * n // g), axis=axis)
+                 .max(axis=axis, keepdims=True) for i in range(g)]
+        x = jnp.concatenate(cells, axis=axis)
+    return x
+
+
+class LayerNorm2d(nnx.Module):
+    """Layer norm over the channels (the last axis) at each position, with a scale and
+    shift per channel: PyTorch's layer_norm, with its biased variance."""
+
+    def __init__(self, channels: int, eps: float = 1e-6, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
+        self.weight = nnx.Param(jnp.ones(channels, jnp.float32))
+        self.bias = nnx.Param(jnp.zeros(channels, jnp.float32))
+        self.eps = eps
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        mean = x.mean(axis=-1, keepdims=True)
+        var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
+        return (x - mean) / jnp.sqrt(var + self.eps) * self.weight[...] + self.bias[...]
+
+
 #: what the emitter may copy into a file, in order (functions before the classes that
 #: call them)
 LAYERS: dict[str, Callable[..., object]] = {
@@ -312,4 +346,7 @@ LAYERS: dict[str, Callable[..., object]] = {
     "SepConvBNReLU": SepConvBNReLU,
     "GridPool": GridPool,
     "WindowPool": WindowPool,
+    "max_pool": max_pool,
+    "adaptive_max_pool": adaptive_max_pool,
+    "LayerNorm2d": LayerNorm2d,
 }

@@ -222,6 +222,30 @@ class WindowPool(nn.Module):
                              align_corners=self.align_corners)
 
 
+def max_pool(x: torch.Tensor, window: tuple[int, int], step: tuple[int, int]) -> torch.Tensor:
+    """The maximum over each window, windows ``step`` apart, no padding."""
+    return F.max_pool2d(x, window, stride=step)
+
+
+def adaptive_max_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """The maximum over each cell of a g_h x g_w grid (PyTorch's cell bounds)."""
+    return F.adaptive_max_pool2d(x, grid)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels at each position of an NCHW map, with a scale and
+    shift per channel: segmentation_models_pytorch's LayerNorm2d."""
+
+    def __init__(self, channels: int, eps: float = 1e-6, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5) -> None:
+        super().__init__(channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight,
+                         self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
 #: every layer class, by the op that uses it
 LAYERS: dict[str, Callable[..., object]] = {
     "activate": activate,
@@ -233,4 +257,7 @@ LAYERS: dict[str, Callable[..., object]] = {
     "SepConvBNReLU": SepConvBNReLU,
     "GridPool": GridPool,
     "WindowPool": WindowPool,
+    "max_pool": max_pool,
+    "adaptive_max_pool": adaptive_max_pool,
+    "LayerNorm2d": LayerNorm2d,
 }

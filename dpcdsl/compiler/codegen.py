@@ -280,6 +280,12 @@ def expression(write: Callable[[list[str], Attrs], str]) -> Lowering:
 SUM = expression(lambda ins, a: " + ".join(ins))
 MUL = expression(lambda ins, a: " * ".join(ins))  # broadcasting does the gates
 IDENTITY = expression(lambda ins, a: ins[0])
+#: the functions of the same names in each backend's layers
+MAXPOOL = expression(
+    lambda ins, a: f"adaptive_max_pool({ins[0]}, {tuple(a['grid'])})"
+    if tuple(a["grid"]) != (0, 0) else
+    f"max_pool({ins[0]}, {tuple(a['window'])}, "
+    f"{tuple(a['step']) if tuple(a['step']) != (0, 0) else tuple(a['window'])})")
 
 
 def resize_target(attrs: Attrs, shape: Callable[[str], str], ins: list[str]) -> str:
@@ -310,6 +316,9 @@ def lowerings(overrides: Mapping[str, Lowering]) -> dict[str, Lowering]:
         "sum": SUM,
         "mul": MUL,
         "identity": IDENTITY,
+        "maxpool": MAXPOOL,
+        "layernorm": layer_lowering("LayerNorm2d", lambda a, cin, cout:
+                                    f"{cin[0]}, eps={a['eps']!r}"),
         **{act: activation(act) for act in ACTIVATIONS if act != "none"},
     }
     return {**common, **overrides}

@@ -472,6 +472,51 @@ POOL_JSON = DeeplabForm(
 )
 
 
+def _maxpool_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    """A fixed grid (adaptive), or each window's maximum, windows ``step`` apart with no
+    padding (floor: PyTorch's MaxPool2d)."""
+    c, size = ins[0].channels, ins[0].size
+    if tuple(attrs["grid"]) != (0, 0):
+        return Tensor(c, tuple(attrs["grid"]))  # type: ignore[arg-type]
+    if size is None:
+        return Tensor(c, None)
+    window, step = tuple(attrs["window"]), _maxpool_step(attrs)
+    if window[0] > size[0] or window[1] > size[1]:
+        raise OpError(f"a {window[0]}x{window[1]} max-pool window is larger than the "
+                      f"{size[0]}x{size[1]} map")
+    return Tensor(c, ((size[0] - window[0]) // step[0] + 1,
+                      (size[1] - window[1]) // step[1] + 1))
+
+
+def _maxpool_step(attrs: Attrs) -> tuple[int, int]:
+    """The windows' stride: the window's own unless given (PyTorch's default)."""
+    step = tuple(attrs["step"])
+    return tuple(attrs["window"]) if step == (0, 0) else step  # type: ignore[return-value]
+
+
+def _maxpool_validate(values: Mapping[str, list[Any]], size: Size | None) -> list[Problem]:
+    if "grid" in values and ("window" in values or "step" in values):
+        return [Problem("grid", "an adaptive max-pool (grid) takes no window or step",
+                        hint="maxpool(x, grid = 2), or maxpool(x, window = 2, step = 2)")]
+    return []
+
+
+def _maxpool_label(attrs: Attrs) -> str:
+    if tuple(attrs["grid"]) != (0, 0):
+        return "maxpool to {}x{}".format(*attrs["grid"])
+    window, step = tuple(attrs["window"]), _maxpool_step(attrs)
+    return "maxpool {}x{}".format(*window) + ("" if step == window else
+                                              " step {}x{}".format(*step))
+
+
+def _layernorm_weights(attrs: Attrs, ins: list[Tensor], out: Tensor) -> dict[str, Weight]:
+    return {"weight": Weight((out.channels,), "norm"), "bias": Weight((out.channels,), "norm")}
+
+
+def _eps(eps: float) -> str | None:
+    return None if 0 < eps < 1 else f"expected a number in (0, 1), got {eps:g}"
+
+
 BUILTIN: tuple[OpSpec, ...] = (
     OpSpec(
         "conv", 1, 1,
@@ -543,4 +588,19 @@ BUILTIN: tuple[OpSpec, ...] = (
            example="dropout(x, p = 0.2)"),
     OpSpec("identity", 1, 1, (), "the input, unchanged", passthrough=True,
            example="identity(x)"),
+    OpSpec("maxpool", 1, 1,
+           (Arg("window", "pair", (2, 2), doc="the window of each maximum"),
+            Arg("step", "pair", (0, 0), doc="the windows' stride (default: the window)"),
+            Arg("grid", "pair", (0, 0),
+                doc="adaptive instead: the maximum over each cell of a fixed grid, with "
+                    "PyTorch's cell bounds (nn.AdaptiveMaxPool2d)")),
+           "maximum over windows with no padding (nn.MaxPool2d), or over a grid's cells",
+           out=_maxpool_out, validate=_maxpool_validate, label=_maxpool_label,
+           color="#d8ecd2", example="maxpool(x)"),
+    OpSpec("layernorm", 1, 1,
+           (Arg("eps", "float", 1e-6, check=_eps, doc="added to the variance"),),
+           "layer norm over the channels at each position, with a scale and shift per "
+           "channel (smp's LayerNorm2d)",
+           weights=_layernorm_weights, label=lambda a: "layernorm", color="#f4f4f4",
+           example="layernorm(x)"),
 )

@@ -1,0 +1,48 @@
+"""Ops that claim a library's module are compared with that module: ``layernorm`` with
+segmentation_models_pytorch's LayerNorm2d (UPerNet's), ``maxpool`` with PyTorch's
+MaxPool2d and AdaptiveMaxPool2d. The conformance suite then holds the JAX backend to
+the PyTorch one."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from segmentation_models_pytorch.decoders.upernet.decoder import LayerNorm2d
+from torch import nn
+
+import dpcdsl
+
+
+def head(text: str, channels: int = 5) -> nn.Module:
+    return dpcdsl.compile(f"cell h(x) {{ return {text} }}", in_channels=channels,
+                          backend="torch").eval()
+
+
+def test_layernorm_is_smps_layernorm2d() -> None:
+    torch.manual_seed(0)
+    ours, theirs = head("layernorm(x)"), LayerNorm2d(5, eps=1e-6)
+    with torch.no_grad():
+        theirs.weight.normal_()
+        theirs.bias.normal_()
+    ours.load_state_dict({f"out.{k}": v for k, v in theirs.state_dict().items()})
+    x = torch.randn(2, 5, 7, 9)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("text, module", [
+    ("maxpool(x)", nn.MaxPool2d(2)),
+    ("maxpool(x, window = 3, step = (1, 2))", nn.MaxPool2d(3, stride=(1, 2))),
+    ("maxpool(x, window = (2, 3), step = 2)", nn.MaxPool2d((2, 3), stride=2)),
+    ("maxpool(x, grid = (4, 3))", nn.AdaptiveMaxPool2d((4, 3))),
+    ("maxpool(x, grid = 1)", nn.AdaptiveMaxPool2d(1)),
+])
+def test_maxpool_is_pytorchs(text: str, module: nn.Module) -> None:
+    x = torch.randn(2, 5, 11, 14)
+    torch.testing.assert_close(head(text)(x), module(x), rtol=0, atol=0)
+
+
+def test_a_window_larger_than_the_map_is_refused_at_check() -> None:
+    diags = dpcdsl.check(dpcdsl.load_text("cell h(x) { return maxpool(x, window = 9) }"),
+                         size=(5, 5))
+    assert [d.code for d in diags] == ["DPC601"]
+    assert "a 9x9 max-pool window is larger than the 5x5 map" in diags[0].message
