@@ -296,6 +296,48 @@ class WindowPool(nnx.Module):
         return resize_bilinear(y, x.shape[1:3], align_corners=self.align_corners)
 
 
+class TransposedConv(nnx.Module):
+    """PyTorch's ConvTranspose2d on NHWC arrays: the input dilated by the stride, padded
+    by kernel - 1 - pad (plus out_pad after), then convolved with the flipped kernel.
+    ``kernel`` is (k, k, out, in), so that the weights' export (HWIO to OIHW) gives
+    PyTorch's (in, out, k, k)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int, stride: int, pad: int,
+                 out_pad: int, bias: bool, *, rngs: nnx.Rngs) -> None:
+        bound = 1.0 / (cout * kernel * kernel) ** 0.5
+        self.kernel = nnx.Param(jax.random.uniform(rngs.params(), (kernel, kernel, cout, cin),
+                                                   jnp.float32, -bound, bound))
+        self.bias = nnx.Param(jnp.zeros(cout, jnp.float32)) if bias else None
+        self.stride, self.pad, self.out_pad = stride, pad, out_pad
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        kernel = self.kernel[...]
+        k = kernel.shape[0]
+        lo = k - 1 - self.pad
+        y = jax.lax.conv_general_dilated(
+            x, kernel[::-1, ::-1].transpose(0, 1, 3, 2), (1, 1),
+            ((lo, lo + self.out_pad), (lo, lo + self.out_pad)),
+            lhs_dilation=(self.stride, self.stride),
+            dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return y if self.bias is None else y + self.bias[...]
+
+
+class UpConvBNReLU(nnx.Module):
+    """A transposed conv (no bias unless ``bias``), then a norm and an activation."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 4, stride: int = 2, pad: int = 1,
+                 out_pad: int = 0, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, bn_momentum: float = 0.0003, bn_eps: float = 1e-5, *,
+                 rngs: nnx.Rngs) -> None:
+        self.conv = TransposedConv(cin, cout, kernel, stride, pad, out_pad, bias, rngs=rngs)
+        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
+        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
+        self.act = act
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return activate(normed(self.conv(x), self.bn, self.gn), self.act)
+
+
 def max_pool(x: jax.Array, window: tuple[int, int], step: tuple[int, int]) -> jax.Array:
     """The maximum over each window of an NHWC array, windows ``step`` apart, no
     padding."""
@@ -346,6 +388,8 @@ LAYERS: dict[str, Callable[..., object]] = {
     "SepConvBNReLU": SepConvBNReLU,
     "GridPool": GridPool,
     "WindowPool": WindowPool,
+    "TransposedConv": TransposedConv,
+    "UpConvBNReLU": UpConvBNReLU,
     "max_pool": max_pool,
     "adaptive_max_pool": adaptive_max_pool,
     "LayerNorm2d": LayerNorm2d,

@@ -222,6 +222,24 @@ class WindowPool(nn.Module):
                              align_corners=self.align_corners)
 
 
+class UpConvBNReLU(nn.Module):
+    """A transposed conv (nn.ConvTranspose2d; no bias unless ``bias``), then a norm and
+    an activation: Linknet's TransposeX2 with kernel 4, stride 2, pad 1 and a bias."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 4, stride: int = 2, pad: int = 1,
+                 out_pad: int = 0, norm: str = "bn", groups: int = 32, act: str = "relu",
+                 bias: bool = False, bn_momentum: float = 0.0003, bn_eps: float = 1e-5) -> None:
+        super().__init__()
+        self.conv = nn.ConvTranspose2d(cin, cout, kernel, stride=stride, padding=pad,
+                                       output_padding=out_pad, bias=bias)
+        self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
+        self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
+        self.act = act
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return activate(normed(self.conv(x), self.bn, self.gn), self.act)
+
+
 def max_pool(x: torch.Tensor, window: tuple[int, int], step: tuple[int, int]) -> torch.Tensor:
     """The maximum over each window, windows ``step`` apart, no padding."""
     return F.max_pool2d(x, window, stride=step)
@@ -257,6 +275,7 @@ LAYERS: dict[str, Callable[..., object]] = {
     "SepConvBNReLU": SepConvBNReLU,
     "GridPool": GridPool,
     "WindowPool": WindowPool,
+    "UpConvBNReLU": UpConvBNReLU,
     "max_pool": max_pool,
     "adaptive_max_pool": adaptive_max_pool,
     "LayerNorm2d": LayerNorm2d,

@@ -246,6 +246,13 @@ def conv_args(attrs: Attrs, cin: list[int], cout: int) -> str:
     return f"{cin[0]}, {cout}, kernel={attrs['kernel']}{rate}{stride}{flags(attrs)}"
 
 
+def upconv_args(attrs: Attrs, cin: list[int], cout: int) -> str:
+    """The arguments of a transposed conv layer: channels, kernel, stride, padding."""
+    return (f"{cin[0]}, {cout}, kernel={attrs['kernel']}, stride={attrs['stride']}, "
+            f"pad={attrs['pad']}" + (f", out_pad={attrs['out_pad']}" if attrs["out_pad"]
+                                     else "") + flags(attrs))
+
+
 def pool_lowering(grid_cls: str, window_cls: str) -> Lowering:
     """``pool``: the paper's grid form with ``grid_cls``, the reference's stride-1 window
     with ``window_cls`` (the window worked out here, from the crop and output stride)."""
@@ -316,6 +323,7 @@ def lowerings(overrides: Mapping[str, Lowering]) -> dict[str, Lowering]:
         "sum": SUM,
         "mul": MUL,
         "identity": IDENTITY,
+        "upconv": layer_lowering("UpConvBNReLU", upconv_args),
         "maxpool": MAXPOOL,
         "layernorm": layer_lowering("LayerNorm2d", lambda a, cin, cout:
                                     f"{cin[0]}, eps={a['eps']!r}"),

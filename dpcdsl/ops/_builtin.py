@@ -517,6 +517,51 @@ def _eps(eps: float) -> str | None:
     return None if 0 < eps < 1 else f"expected a number in (0, 1), got {eps:g}"
 
 
+def _upconv_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    """nn.ConvTranspose2d's size: (h - 1) * stride - 2 * pad + kernel + out_pad."""
+    _check_groups(attrs, int(attrs["channels"]))
+    size = ins[0].size
+    if size is None:
+        return Tensor(int(attrs["channels"]), None)
+    k, s, p, op = attrs["kernel"], attrs["stride"], attrs["pad"], attrs["out_pad"]
+    out = tuple((n - 1) * s - 2 * p + k + op for n in size)
+    if min(out) < 1:
+        raise OpError(f"a transposed conv of kernel {k}, stride {s} and pad {p} leaves no "
+                      f"output of the {size[0]}x{size[1]} map")
+    return Tensor(int(attrs["channels"]), out)  # type: ignore[arg-type]
+
+
+def _upconv_weights(attrs: Attrs, ins: list[Tensor], out: Tensor) -> dict[str, Weight]:
+    """nn.ConvTranspose2d's weight, (in, out, k, k), and its norm."""
+    k, cin = attrs["kernel"], ins[0].channels
+    weights = {"conv.weight": Weight((cin, out.channels, k, k))}
+    if attrs.get("bias", False):
+        weights["conv.bias"] = Weight((out.channels,))
+    return {**weights, **norm("", out.channels, attrs)}
+
+
+def _upconv_madds(attrs: Attrs, ins: list[Tensor], out: Tensor,
+                  weights: Mapping[str, Weight]) -> int:
+    """Every weight once per input position: each input pixel spreads over a k x k patch
+    of the output."""
+    h, w = ins[0].size or (0, 0)
+    return weights["conv.weight"].size * h * w
+
+
+def _upconv_validate(values: Mapping[str, list[Any]], size: Size | None) -> list[Problem]:
+    for k in values.get("kernel", []):
+        for p in values.get("pad", []):
+            if isinstance(k, int) and isinstance(p, int) and 2 * p >= k + 1:
+                return [Problem("pad", f"a pad of {p} takes more than the kernel of {k} "
+                                "adds", hint="pad at most kernel // 2")]
+    for s in values.get("stride", [2]):
+        for op in values.get("out_pad", []):
+            if isinstance(s, int) and isinstance(op, int) and op >= s:
+                return [Problem("out_pad", f"out_pad {op} must be smaller than the stride "
+                                f"{s}", hint="nn.ConvTranspose2d's output_padding < stride")]
+    return []
+
+
 BUILTIN: tuple[OpSpec, ...] = (
     OpSpec(
         "conv", 1, 1,
@@ -588,6 +633,19 @@ BUILTIN: tuple[OpSpec, ...] = (
            example="dropout(x, p = 0.2)"),
     OpSpec("identity", 1, 1, (), "the input, unchanged", passthrough=True,
            example="identity(x)"),
+    OpSpec("upconv", 1, 1,
+           (Arg("kernel", "int", 4, doc="the kernel, even or odd"),
+            Arg("stride", "int", 2, check=_positive, doc="the upsampling factor"),
+            Arg("pad", "natural", 1, doc="taken off each side (ConvTranspose2d's padding)"),
+            Arg("out_pad", "natural", 0,
+                doc="added to one side (ConvTranspose2d's output_padding)"),
+            *CONV_COMMON),
+           "transposed conv (nn.ConvTranspose2d: (h - 1) * stride - 2 * pad + kernel + "
+           "out_pad), then norm and activation",
+           out=_upconv_out, weights=_upconv_weights, madds=_upconv_madds,
+           validate=_upconv_validate,
+           label=lambda a: f"upconv {a['kernel']}x{a['kernel']} x{a['stride']}{_tail(a)}",
+           color="#fde2c8", example="upconv(x, channels = 6)"),
     OpSpec("maxpool", 1, 1,
            (Arg("window", "pair", (2, 2), doc="the window of each maximum"),
             Arg("step", "pair", (0, 0), doc="the windows' stride (default: the window)"),

@@ -26,7 +26,7 @@ CELL_CHANNELS: Any = type("CellChannels", (), {"__repr__": lambda self: "CELL_CH
 Size = tuple[int, int]
 Attrs = Mapping[str, Any]
 #: the kinds of argument ("any": a cell parameter, whose kind its uses decide)
-KINDS = ("int", "pair", "float", "bool", "word", "tensor", "any")
+KINDS = ("int", "natural", "pair", "float", "bool", "word", "tensor", "any")
 
 
 class OpError(Exception):

@@ -182,6 +182,10 @@ def _positive(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool) and x >= 1
 
 
+def _natural(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
 def _pair(v: Any) -> bool:
     parts = v if isinstance(v, tuple) else (v,)
     return len(parts) in (1, 2) and all(_positive(x) for x in parts)
@@ -194,6 +198,7 @@ def _finite(v: Any) -> bool:
 #: for each kind of argument: whether a value fits it, and what it expects
 _KINDS: dict[str, tuple[Any, str]] = {
     "int": (_positive, "a positive integer"),
+    "natural": (_natural, "an integer of 0 or more"),
     "pair": (_pair, "a positive integer n or a pair (h, w)"),
     "float": (_finite, "a finite number"),
     "bool": (lambda v: isinstance(v, bool), "true or false"),

@@ -46,3 +46,29 @@ def test_a_window_larger_than_the_map_is_refused_at_check() -> None:
                          size=(5, 5))
     assert [d.code for d in diags] == ["DPC601"]
     assert "a 9x9 max-pool window is larger than the 5x5 map" in diags[0].message
+
+
+def test_upconv_makes_linknets_decoder_block() -> None:
+    """smp's Linknet DecoderBlock: a 1x1 conv to a quarter of the channels, its
+    TransposeX2 (a biased transposed conv of kernel 4, stride 2, pad 1, then BN and
+    ReLU), a 1x1 conv to the output channels, and the skip added."""
+    from segmentation_models_pytorch.decoders.linknet.decoder import DecoderBlock
+
+    torch.manual_seed(0)
+    theirs = DecoderBlock(16, 8)
+    ours = dpcdsl.compile("cell block(x, skip) { a = conv(x, kernel = 1, channels = 4) "
+                          "b = upconv(a, channels = 4, bias = true) "
+                          "c = conv(b, kernel = 1, channels = 8) return sum(c, skip) }",
+                          in_channels={"x": 16, "skip": 8}, backend="torch")
+    state = ours.state_dict()
+    assert [tuple(v.shape) for v in state.values()] == \
+        [tuple(v.shape) for v in theirs.state_dict().values()]
+    with torch.no_grad():
+        for k, v in state.items():
+            if k.endswith("running_var"):
+                v.uniform_(0.5, 2.0)
+            elif k.endswith("running_mean") or k.endswith("bias"):
+                v.normal_()
+    theirs.load_state_dict(dict(zip(theirs.state_dict(), state.values())))
+    x, skip = torch.randn(2, 16, 5, 7), torch.randn(2, 8, 10, 14)
+    torch.testing.assert_close(ours.eval()(x, skip), theirs.eval()(x, skip))
