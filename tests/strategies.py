@@ -26,6 +26,8 @@ def values(depth: int = 2) -> st.SearchStrategy:
         atoms,
         st.lists(inner, min_size=1, max_size=3).map(lambda i: ir.Tuple(items=tuple(i))),
         st.lists(inner, max_size=3).map(lambda i: ir.SetLit(items=tuple(i))),
+        st.builds(lambda op, a, b: ir.Arith(op=op, left=a, right=b),
+                  st.sampled_from(sorted(ir.ARITH)), inner, inner),
     )
 
 
@@ -101,7 +103,8 @@ def small_spaces(draw: st.DrawFn) -> str:
     def op() -> str:
         template = draw(st.sampled_from(_OPS))
         return template.format(
-            kernel=draw(st.sampled_from(["1", "3", "{1, 3}"])),
+            kernel=draw(st.sampled_from(["1", "3", "{1, 3}", "{0, 1} * 2 + 1",
+                                         "7 // 2", "{1, 3} - 0"])),
             pair=draw(st.sampled_from(["1", "2", "{1, 2}", "(1, {1, 2})", "({1, 2}, {1, 3})"])),
             p=draw(st.sampled_from(["0.1", "{0.1, 0.2}"])),
             act=draw(st.sampled_from(["relu", "{relu, gelu}"])))
@@ -113,8 +116,8 @@ def small_spaces(draw: st.DrawFn) -> str:
     lines = []
     helper = draw(st.sampled_from(["none", "param", "recursive"]))
     if helper == "param":
-        lines.append("cell h(x, k = 1) {\n  return one_of(conv(x, kernel = k), "
-                     "sepconv(x, kernel = 3, rate = {1, 2}))\n}")
+        lines.append("cell h(x, k = 1) {\n  return one_of(conv(x, kernel = 2 * k - 1), "
+                     "sepconv(x, kernel = 3, rate = {1, 2} * k))\n}")
     elif helper == "recursive":
         depth = draw(st.integers(0, 2))
         lines.append(f"cell t(x) depth {depth} {{\n  return one_of({applied('x')}, t(t(x)), "
@@ -128,7 +131,7 @@ def small_spaces(draw: st.DrawFn) -> str:
         elif kind == "plain":
             expr = f"one_of({src}, {applied(src)})"
         elif helper == "param":
-            expr = f"h({src}, k = {draw(st.sampled_from(['1', '3', '{1, 3}']))})"
+            expr = f"h({src}, k = {draw(st.sampled_from(['1', '2', '{1, 2}', '{2, 3} - 1']))})"
         elif helper == "recursive":
             expr = f"t({src})"
         else:

@@ -21,6 +21,7 @@ from typing import Any
 from dpcdsl import limits
 from dpcdsl.errors import DpcError
 from dpcdsl.lang import ir
+from dpcdsl.lang.printer import print_expr
 from dpcdsl.lang.program import Program
 from dpcdsl.ops import CELL_CHANNELS, OPS, WORDS
 
@@ -130,7 +131,30 @@ class Expander:
             return ir.Tuple(items=tuple(self._resolve(i, env) for i in e.items), span=e.span)
         if isinstance(e, ir.SetLit):
             return ir.SetLit(items=tuple(self._resolve(i, env) for i in e.items), span=e.span)
+        if isinstance(e, ir.Arith):
+            return self._computed(e, self._resolve(e.left, env), self._resolve(e.right, env))
         return e
+
+    def _computed(self, e: ir.Arith, left: Any, right: Any) -> Any:
+        """The value of ``left op right`` (resolved): an integer, or the set of the
+        distinct results where an operand is a set (a choice among them)."""
+        results: list[int] = []
+        for a in left.items if isinstance(left, ir.SetLit) else (left,):
+            for b in right.items if isinstance(right, ir.SetLit) else (right,):
+                if not (type(a) is ir.Int and type(b) is ir.Int):
+                    raise DpcError.at(e.span, "arithmetic takes integers, got "
+                                      f"{print_expr(a if type(a) is not ir.Int else b)}",
+                                      sources=self.p.sources, code="DPC401")
+                if e.op == "//" and b.value == 0:
+                    raise DpcError.at(e.span, "division by 0", sources=self.p.sources,
+                                      code="DPC401")
+                value = ir.ARITH[e.op](a.value, b.value)
+                if value not in results:
+                    results.append(value)
+        if not isinstance(left, ir.SetLit) and not isinstance(right, ir.SetLit):
+            return ir.Int(value=results[0], span=e.span)
+        return ir.SetLit(items=tuple(ir.Int(value=v, span=e.span) for v in results),
+                         span=e.span)
 
     def _template(self, e: Any, ctx: Ctx) -> Any:
         key = (id(e), ctx.vid)

@@ -15,6 +15,7 @@ or hashing, so ``parse(print(ir)) == ir`` compares structure only.
 
 from __future__ import annotations
 
+import operator
 from typing import ClassVar, Union
 
 from pydantic import Field
@@ -77,6 +78,18 @@ class Call(IRNode):
         return next((k for k in self.kwargs if k.name == name), None)
 
 
+class Arith(IRNode):
+    """Integer arithmetic on values: ``left op right``, ``op`` one of :data:`ARITH`."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+#: what each arithmetic operator computes, on integers (``//`` floors, as Python's)
+ARITH = {"+": operator.add, "-": operator.sub, "*": operator.mul, "//": operator.floordiv}
+
+
 class OneOf(IRNode):
     """A choice point. ``apply`` is set for ``one_of(ops...)(args...)``."""
 
@@ -84,7 +97,7 @@ class OneOf(IRNode):
     apply: tuple[Expr, ...] | None = None
 
 
-Expr = Union[Int, Float, Bool, Name, Earlier, Tuple, SetLit, Call, OneOf, Kwarg]  # noqa: UP007  (pydantic resolves the forward refs)
+Expr = Union[Int, Float, Bool, Name, Earlier, Tuple, SetLit, Call, OneOf, Kwarg, Arith]  # noqa: UP007  (pydantic resolves the forward refs)
 
 
 # ------------------------------------------------------------------------- statements
@@ -161,7 +174,7 @@ class Module(IRNode):
         return {i.name: i for i in self.items if isinstance(i, CellDef)}
 
 
-for _model in (Tuple, SetLit, Kwarg, Call, OneOf, Let, Assign, Repeat, Return, Param,
+for _model in (Tuple, SetLit, Kwarg, Call, OneOf, Arith, Let, Assign, Repeat, Return, Param,
                CellDef, Module):
     _model.model_rebuild()
 del _model

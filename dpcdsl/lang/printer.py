@@ -57,6 +57,21 @@ class ExprPrinter(Visitor[str]):
         text = f"one_of({_args(e.options)})"
         return text if e.apply is None else f"{text}({_args(e.apply)})"
 
+    def visit_Arith(self, e: ir.Arith) -> str:
+        """Parentheses where the tree differs from the operators' order: around a
+        looser operand, and around a right operand of the same binding."""
+        level = PRECEDENCE[e.op]
+        left, right = self.visit(e.left), self.visit(e.right)
+        if isinstance(e.left, ir.Arith) and PRECEDENCE[e.left.op] < level:
+            left = f"({left})"
+        if isinstance(e.right, ir.Arith) and PRECEDENCE[e.right.op] <= level:
+            right = f"({right})"
+        return f"{left} {e.op} {right}"
+
+
+#: how tightly each arithmetic operator binds
+PRECEDENCE = {"+": 1, "-": 1, "*": 2, "//": 2}
+
 
 _EXPR = ExprPrinter()
 

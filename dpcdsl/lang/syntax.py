@@ -381,6 +381,21 @@ class _ToIR(Transformer[Token, Any]):
     def name(self, meta: Meta, children: list[Any]) -> ir.Name:
         return ir.Name(id=str(children[0]), span=self._span(meta))
 
+    def _arith(self, op: str, meta: Meta, children: list[Any]) -> ir.Arith:
+        return ir.Arith(op=op, left=children[0], right=children[1], span=self._span(meta))
+
+    def add(self, meta: Meta, children: list[Any]) -> ir.Arith:
+        return self._arith("+", meta, children)
+
+    def sub(self, meta: Meta, children: list[Any]) -> ir.Arith:
+        return self._arith("-", meta, children)
+
+    def mul(self, meta: Meta, children: list[Any]) -> ir.Arith:
+        return self._arith("*", meta, children)
+
+    def floordiv(self, meta: Meta, children: list[Any]) -> ir.Arith:
+        return self._arith("//", meta, children)
+
 
 def _split(children: list[Any]) -> tuple[tuple[Any, ...], tuple[ir.Kwarg, ...]]:
     """A call's arguments: the positional ones, then the keyword ones."""

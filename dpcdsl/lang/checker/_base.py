@@ -200,6 +200,12 @@ class Pass(Visitor[None]):
             for item in e.items:
                 self.visit(item, scope, replace(at, in_set=True))
 
+    def visit_Arith(self, e: ir.Arith, scope: Scope, at: Place) -> None:
+        if not at.tensor:  # its operands are values of no argument's kind
+            operand = Place(tensor=False, in_set=at.in_set)
+            self.visit(e.left, scope, operand)
+            self.visit(e.right, scope, operand)
+
     def visit_Name(self, e: ir.Name, scope: Scope, at: Place) -> None:
         """A leaf: what it names is each pass's concern."""
 
@@ -249,7 +255,23 @@ def values(e: Any, scope: Scope) -> list[Any]:
         return [v for i in e.items for v in values(i, scope)]
     if isinstance(e, ir.Tuple):
         return _tuples([values(item, scope) for item in e.items])
+    if isinstance(e, ir.Arith):
+        return arith(e.op, values(e.left, scope), values(e.right, scope))
     return []
+
+
+def arith(op: str, left: list[Any], right: list[Any]) -> list[Any]:
+    """The values ``left op right`` can take, where both are integers (and a division's
+    right is not 0); the pairs as :func:`_tuples` takes them."""
+    out = []
+    for a, b in _tuples([left, right]):
+        if _integer(a) and _integer(b) and not (op == "//" and b == 0):
+            out.append(ir.ARITH[op](a, b))
+    return out
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 #: above this many combinations a tuple of sets is checked by a cover, not all of them

@@ -59,6 +59,10 @@ class Calls(Pass):
         self._value(e, scope, at)
         super().visit_SetLit(e, scope, at)
 
+    def visit_Arith(self, e: ir.Arith, scope: Scope, at: Place) -> None:
+        self._value(e, scope, at)
+        super().visit_Arith(e, scope, at)
+
     # ------------------------------------------------------------------ calls
     def visit_Call(self, e: ir.Call, scope: Scope, at: Place) -> None:
         if at.tensor:

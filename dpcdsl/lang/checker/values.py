@@ -71,6 +71,24 @@ class Values(Pass):
             self.error("DPC402", e, "a set lists the same value twice",
                        hint="each value of a choice must be distinct")
 
+    def visit_Arith(self, e: ir.Arith, scope: Scope, at: Place) -> None:
+        """Integers on both sides, and no division by 0."""
+        if at.tensor:
+            return
+        before = len(self.diags)
+        super().visit_Arith(e, scope, at)
+        if len(self.diags) > before or not _names_known(e, scope):
+            return
+        for side in (e.left, e.right):
+            bad = next((v for v in values(side, scope) if not _integer(v)), None)
+            if bad is not None:
+                self.error("DPC401", side, f"arithmetic takes integers, got {_show(bad)}",
+                           hint="+, -, * and // work on integers (channels, kernels, "
+                                "rates)")
+                return
+        if e.op == "//" and 0 in values(e.right, scope):
+            self.error("DPC401", e.right, "division by 0")
+
     # ------------------------------------------------------------------ arguments
     def visit_Kwarg(self, kw: ir.Kwarg, scope: Scope, at: Place) -> None:
         arg = at.arg
@@ -170,6 +188,10 @@ class Values(Pass):
             kw = e.kwarg(problem.arg) if problem.arg is not None else None
             self.error("DPC403", kw if kw is not None else e, problem.message, hint=problem.hint,
                        severity=problem.severity)
+
+
+def _integer(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _names_known(e: Any, scope: Scope) -> bool:
