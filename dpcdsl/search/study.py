@@ -101,11 +101,13 @@ def open_storage(run_dir: Path, storage: str | None) -> optuna.storages.BaseStor
 
 
 #: what a database answers when another process created the study tables at the same
-#: moment (SQLite, PostgreSQL, MySQL): the tables are there, so opening again succeeds
-_SCHEMA_RACE = ("already exists", "unique constraint failed", "duplicate key", "duplicate entry")
+#: moment (SQLite, PostgreSQL, MySQL), or held SQLite's lock while it did: the tables
+#: are there, or will be, so opening again succeeds
+_SCHEMA_RACE = ("already exists", "unique constraint failed", "duplicate key",
+                "duplicate entry", "database is locked")
 
 
-def _database(url: str, attempts: int = 3) -> optuna.storages.BaseStorage:
+def _database(url: str, attempts: int = 5) -> optuna.storages.BaseStorage:
     """Optuna's RDB storage for ``url`` (cached, as Optuna's own choice). Opening a new
     database creates its tables; two processes doing so at once (drivers starting
     together, or a report read while a search starts) make one fail, so that one opens
@@ -117,10 +119,23 @@ def _database(url: str, attempts: int = 3) -> optuna.storages.BaseStorage:
         try:
             return open_once()
         except Exception as e:
-            if not any(m in str(e).lower() for m in _SCHEMA_RACE):
+            if not _schema_race(e):
                 raise
             time.sleep(0.2 * attempt)
     return open_once()
+
+
+def _schema_race(e: BaseException | None) -> bool:
+    """Is ``e``, or an error it was raised from, a race on a new database's tables?
+    Optuna wraps the database's error in its own (StorageInternalError: "An exception
+    is raised during the commit"), so the causes are read too."""
+    for _ in range(8):  # a chain is short; this bounds a cycle
+        if e is None:
+            return False
+        if any(m in str(e).lower() for m in _SCHEMA_RACE):
+            return True
+        e = e.__cause__ or e.__context__
+    return False
 
 
 def _sqlite(url: str) -> optuna.storages.RDBStorage:

@@ -36,3 +36,20 @@ def test_processes_that_open_a_new_database_at_once_all_get_it(tmp_path):
         for p in procs:
             p.join(timeout=60)
         assert results == [("ok", 0)] * 4, results
+
+
+def test_a_race_optuna_wraps_in_its_own_error_is_still_a_race() -> None:
+    import optuna
+    from sqlalchemy.exc import OperationalError
+
+    from dpcdsl.search.study import _schema_race
+
+    try:
+        try:
+            raise OperationalError("INSERT INTO version_info", {}, Exception("database is locked"))
+        except OperationalError as inner:
+            raise optuna.exceptions.StorageInternalError("An exception is raised during "
+                                                         "the commit.") from inner
+    except optuna.exceptions.StorageInternalError as e:
+        assert _schema_race(e)
+    assert not _schema_race(ValueError("no such table: trials"))

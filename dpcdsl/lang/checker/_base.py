@@ -265,12 +265,13 @@ def arith(op: str, left: list[Any], right: list[Any]) -> list[Any]:
     right is not 0); the pairs as :func:`_tuples` takes them."""
     out = []
     for a, b in _tuples([left, right]):
-        if _integer(a) and _integer(b) and not (op == "//" and b == 0):
+        if integer(a) and integer(b) and not (op == "//" and b == 0):
             out.append(ir.ARITH[op](a, b))
     return out
 
 
-def _integer(v: Any) -> bool:
+def integer(v: Any) -> bool:
+    """Is ``v`` an integer value (not a boolean)?"""
     return isinstance(v, int) and not isinstance(v, bool)
 
 

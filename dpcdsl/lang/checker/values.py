@@ -11,7 +11,7 @@ from typing import Any
 from dpcdsl import limits
 from dpcdsl.errors import did_you_mean
 from dpcdsl.lang import ir
-from dpcdsl.lang.checker._base import Pass, Place, Scope, calls, values
+from dpcdsl.lang.checker._base import Pass, Place, Scope, calls, integer, values
 from dpcdsl.ops import OPS, WORDS, Arg, OpSpec
 
 NOT_A_VALUE = "a value (number, tuple, set or name) is needed here"
@@ -80,7 +80,7 @@ class Values(Pass):
         if len(self.diags) > before or not _names_known(e, scope):
             return
         for side in (e.left, e.right):
-            bad = next((v for v in values(side, scope) if not _integer(v)), None)
+            bad = next((v for v in values(side, scope) if not integer(v)), None)
             if bad is not None:
                 self.error("DPC401", side, f"arithmetic takes integers, got {_show(bad)}",
                            hint="+, -, * and // work on integers (channels, kernels, "
@@ -188,10 +188,6 @@ class Values(Pass):
             kw = e.kwarg(problem.arg) if problem.arg is not None else None
             self.error("DPC403", kw if kw is not None else e, problem.message, hint=problem.hint,
                        severity=problem.severity)
-
-
-def _integer(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
 
 
 def _names_known(e: Any, scope: Scope) -> bool:
