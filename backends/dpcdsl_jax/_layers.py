@@ -51,15 +51,20 @@ def resize_nearest(x: jax.Array, size: tuple[int, ...]) -> jax.Array:
     return x
 
 
-def adaptive_avg_pool(x: jax.Array, grid: tuple[int, int]) -> jax.Array:
-    """Average an NHWC array over a g_h x g_w grid of cells, with PyTorch's cell
-    bounds floor(i * n / g) to ceil((i + 1) * n / g)."""
+def grid_pool(x: jax.Array, grid: tuple[int, int], reduce: str) -> jax.Array:
+    """Reduce an NHWC array over each cell of a g_h x g_w grid (``reduce``: mean or
+    max), with PyTorch's cell bounds floor(i * n / g) to ceil((i + 1) * n / g)."""
     for axis, g in ((1, grid[0]), (2, grid[1])):
         n = x.shape[axis]
-        cells = [jax.lax.slice_in_dim(x, i * n // g, -(-(i + 1) * n // g), axis=axis)
-                 .mean(axis=axis, keepdims=True) for i in range(g)]
+        cells = [getattr(jax.lax.slice_in_dim(x, i * n // g, -(-(i + 1) * n // g), axis=axis),
+                         reduce)(axis=axis, keepdims=True) for i in range(g)]
         x = jnp.concatenate(cells, axis=axis)
     return x
+
+
+def adaptive_avg_pool(x: jax.Array, grid: tuple[int, int]) -> jax.Array:
+    """The average over each cell of a grid: ``F.adaptive_avg_pool2d``."""
+    return grid_pool(x, grid, "mean")
 
 
 class BatchNorm(nnx.Module):
@@ -346,14 +351,16 @@ def max_pool(x: jax.Array, window: tuple[int, int], step: tuple[int, int]) -> ja
 
 
 def adaptive_max_pool(x: jax.Array, grid: tuple[int, int]) -> jax.Array:
-    """The maximum over each cell of a g_h x g_w grid, with PyTorch's cell bounds
-    floor(i * n / g) to ceil((i + 1) * n / g)."""
-    for axis, g in ((1, grid[0]), (2, grid[1])):
-        n = x.shape[axis]
-        cells = [jax.lax.slice_in_dim(x, i * n // g, -(-(i + 1) * n // g), axis=axis)
-                 .max(axis=axis, keepdims=True) for i in range(g)]
-        x = jnp.concatenate(cells, axis=axis)
-    return x
+    """The maximum over each cell of a grid: ``F.adaptive_max_pool2d``."""
+    return grid_pool(x, grid, "max")
+
+
+def avg_pool(x: jax.Array, window: tuple[int, int], step: tuple[int, int]) -> jax.Array:
+    """The average over each window of an NHWC array, windows ``step`` apart, no
+    padding."""
+    total = jax.lax.reduce_window(x, 0.0, jax.lax.add, (1, *window, 1), (1, *step, 1),
+                                  "VALID")
+    return total / (window[0] * window[1])
 
 
 class LayerNorm2d(nnx.Module):
@@ -377,6 +384,7 @@ class LayerNorm2d(nnx.Module):
 LAYERS: dict[str, Callable[..., object]] = {
     "resize_bilinear": resize_bilinear,
     "resize_nearest": resize_nearest,
+    "grid_pool": grid_pool,
     "adaptive_avg_pool": adaptive_avg_pool,
     "BatchNorm": BatchNorm,
     "GroupNorm": GroupNorm,
@@ -392,5 +400,6 @@ LAYERS: dict[str, Callable[..., object]] = {
     "UpConvBNReLU": UpConvBNReLU,
     "max_pool": max_pool,
     "adaptive_max_pool": adaptive_max_pool,
+    "avg_pool": avg_pool,
     "LayerNorm2d": LayerNorm2d,
 }

@@ -250,6 +250,16 @@ def adaptive_max_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     return F.adaptive_max_pool2d(x, grid)
 
 
+def avg_pool(x: torch.Tensor, window: tuple[int, int], step: tuple[int, int]) -> torch.Tensor:
+    """The average over each window, windows ``step`` apart, no padding."""
+    return F.avg_pool2d(x, window, stride=step)
+
+
+def adaptive_avg_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
+    """The average over each cell of a g_h x g_w grid (PyTorch's cell bounds)."""
+    return F.adaptive_avg_pool2d(x, grid)
+
+
 class LayerNorm2d(nn.LayerNorm):
     """Layer norm over the channels at each position of an NCHW map, with a scale and
     shift per channel: segmentation_models_pytorch's LayerNorm2d."""
@@ -278,5 +288,7 @@ LAYERS: dict[str, Callable[..., object]] = {
     "UpConvBNReLU": UpConvBNReLU,
     "max_pool": max_pool,
     "adaptive_max_pool": adaptive_max_pool,
+    "avg_pool": avg_pool,
+    "adaptive_avg_pool": adaptive_avg_pool,
     "LayerNorm2d": LayerNorm2d,
 }

@@ -287,12 +287,16 @@ def expression(write: Callable[[list[str], Attrs], str]) -> Lowering:
 SUM = expression(lambda ins, a: " + ".join(ins))
 MUL = expression(lambda ins, a: " * ".join(ins))  # broadcasting does the gates
 IDENTITY = expression(lambda ins, a: ins[0])
-#: the functions of the same names in each backend's layers
-MAXPOOL = expression(
-    lambda ins, a: f"adaptive_max_pool({ins[0]}, {tuple(a['grid'])})"
-    if tuple(a["grid"]) != (0, 0) else
-    f"max_pool({ins[0]}, {tuple(a['window'])}, "
-    f"{tuple(a['step']) if tuple(a['step']) != (0, 0) else tuple(a['window'])})")
+
+
+def window_pool(kind: str) -> Lowering:
+    """``maxpool`` (``kind`` max) or ``avgpool`` (avg): the functions ``<kind>_pool``
+    (windows) and ``adaptive_<kind>_pool`` (a grid) of each backend's layers."""
+    return expression(
+        lambda ins, a: f"adaptive_{kind}_pool({ins[0]}, {tuple(a['grid'])})"
+        if tuple(a["grid"]) != (0, 0) else
+        f"{kind}_pool({ins[0]}, {tuple(a['window'])}, "
+        f"{tuple(a['step']) if tuple(a['step']) != (0, 0) else tuple(a['window'])})")
 
 
 def resize_target(attrs: Attrs, shape: Callable[[str], str], ins: list[str]) -> str:
@@ -324,7 +328,8 @@ def lowerings(overrides: Mapping[str, Lowering]) -> dict[str, Lowering]:
         "mul": MUL,
         "identity": IDENTITY,
         "upconv": layer_lowering("UpConvBNReLU", upconv_args),
-        "maxpool": MAXPOOL,
+        "maxpool": window_pool("max"),
+        "avgpool": window_pool("avg"),
         "layernorm": layer_lowering("LayerNorm2d", lambda a, cin, cout:
                                     f"{cin[0]}, eps={a['eps']!r}"),
         **{act: activation(act) for act in ACTIVATIONS if act != "none"},

@@ -472,41 +472,56 @@ POOL_JSON = DeeplabForm(
 )
 
 
-def _maxpool_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
-    """A fixed grid (adaptive), or each window's maximum, windows ``step`` apart with no
-    padding (floor: PyTorch's MaxPool2d)."""
+def _window_pool_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    """A fixed grid (adaptive), or one value per window, windows ``step`` apart with no
+    padding (floor: PyTorch's MaxPool2d and AvgPool2d)."""
     c, size = ins[0].channels, ins[0].size
     if tuple(attrs["grid"]) != (0, 0):
         return Tensor(c, tuple(attrs["grid"]))  # type: ignore[arg-type]
     if size is None:
         return Tensor(c, None)
-    window, step = tuple(attrs["window"]), _maxpool_step(attrs)
+    window, step = tuple(attrs["window"]), _window_step(attrs)
     if window[0] > size[0] or window[1] > size[1]:
-        raise OpError(f"a {window[0]}x{window[1]} max-pool window is larger than the "
+        raise OpError(f"a {window[0]}x{window[1]} pooling window is larger than the "
                       f"{size[0]}x{size[1]} map")
     return Tensor(c, ((size[0] - window[0]) // step[0] + 1,
                       (size[1] - window[1]) // step[1] + 1))
 
 
-def _maxpool_step(attrs: Attrs) -> tuple[int, int]:
+def _window_step(attrs: Attrs) -> tuple[int, int]:
     """The windows' stride: the window's own unless given (PyTorch's default)."""
     step = tuple(attrs["step"])
     return tuple(attrs["window"]) if step == (0, 0) else step  # type: ignore[return-value]
 
 
-def _maxpool_validate(values: Mapping[str, list[Any]], size: Size | None) -> list[Problem]:
-    if "grid" in values and ("window" in values or "step" in values):
-        return [Problem("grid", "an adaptive max-pool (grid) takes no window or step",
-                        hint="maxpool(x, grid = 2), or maxpool(x, window = 2, step = 2)")]
-    return []
+def _window_pool(op: str, what: str, module: str, example: str) -> OpSpec:
+    """``maxpool`` or ``avgpool``: the ``what`` (maximum, average) over each window with
+    no padding (nn.<module>), or over each cell of a fixed grid (nn.Adaptive<module>).
+    A grid of 1 keeps the 1x1 result, which a ``mul`` broadcasts over a map."""
 
+    def validate(values: Mapping[str, list[Any]], size: Size | None) -> list[Problem]:
+        if "grid" in values and ("window" in values or "step" in values):
+            return [Problem("grid", f"an adaptive {op} (grid) takes no window or step",
+                            hint=f"{op}(x, grid = 2), or {op}(x, window = 2, step = 2)")]
+        return []
 
-def _maxpool_label(attrs: Attrs) -> str:
-    if tuple(attrs["grid"]) != (0, 0):
-        return "maxpool to {}x{}".format(*attrs["grid"])
-    window, step = tuple(attrs["window"]), _maxpool_step(attrs)
-    return "maxpool {}x{}".format(*window) + ("" if step == window else
-                                              " step {}x{}".format(*step))
+    def label(attrs: Attrs) -> str:
+        if tuple(attrs["grid"]) != (0, 0):
+            return f"{op} to " + "{}x{}".format(*attrs["grid"])
+        window, step = tuple(attrs["window"]), _window_step(attrs)
+        return f"{op} " + "{}x{}".format(*window) + \
+            ("" if step == window else " step {}x{}".format(*step))
+
+    return OpSpec(
+        op, 1, 1,
+        (Arg("window", "pair", (2, 2), doc=f"the window of each {what}"),
+         Arg("step", "pair", (0, 0), doc="the windows' stride (default: the window)"),
+         Arg("grid", "pair", (0, 0),
+             doc=f"adaptive instead: the {what} over each cell of a fixed grid, with "
+                 f"PyTorch's cell bounds (nn.Adaptive{module})")),
+        f"{what} over windows with no padding (nn.{module}), or over a grid's cells",
+        out=_window_pool_out, validate=validate, label=label, color="#d8ecd2",
+        example=example)
 
 
 def _layernorm_weights(attrs: Attrs, ins: list[Tensor], out: Tensor) -> dict[str, Weight]:
@@ -646,15 +661,8 @@ BUILTIN: tuple[OpSpec, ...] = (
            validate=_upconv_validate,
            label=lambda a: f"upconv {a['kernel']}x{a['kernel']} x{a['stride']}{_tail(a)}",
            color="#fde2c8", example="upconv(x, channels = 6)"),
-    OpSpec("maxpool", 1, 1,
-           (Arg("window", "pair", (2, 2), doc="the window of each maximum"),
-            Arg("step", "pair", (0, 0), doc="the windows' stride (default: the window)"),
-            Arg("grid", "pair", (0, 0),
-                doc="adaptive instead: the maximum over each cell of a fixed grid, with "
-                    "PyTorch's cell bounds (nn.AdaptiveMaxPool2d)")),
-           "maximum over windows with no padding (nn.MaxPool2d), or over a grid's cells",
-           out=_maxpool_out, validate=_maxpool_validate, label=_maxpool_label,
-           color="#d8ecd2", example="maxpool(x)"),
+    _window_pool("maxpool", "maximum", "MaxPool2d", "maxpool(x)"),
+    _window_pool("avgpool", "average", "AvgPool2d", "avgpool(x)"),
     OpSpec("layernorm", 1, 1,
            (Arg("eps", "float", 1e-6, check=_eps, doc="added to the variance"),),
            "layer norm over the channels at each position, with a scale and shift per "

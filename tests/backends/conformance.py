@@ -33,7 +33,9 @@ def probe_cell(op: str, extra: str = "") -> ir.Cell:
 #: variants the registry's words and booleans do not give: numbers that change shapes
 NUMERIC = [("conv", "stride = 2"), ("sepconv", "stride = 2"),
            ("maxpool", "window = 3, step = (1, 2)"), ("maxpool", "grid = (4, 3)"),
-           ("maxpool", "grid = 1"), ("layernorm", "eps = 0.001"),
+           ("maxpool", "grid = 1"), ("avgpool", "window = 3, step = (1, 2)"),
+           ("avgpool", "grid = (4, 3)"), ("avgpool", "window = (2, 3)"),
+           ("layernorm", "eps = 0.001"),
            ("upconv", "kernel = 3, stride = 2, pad = 1, out_pad = 1"),
            ("upconv", "kernel = 2, pad = 0, stride = 3")]
 

@@ -4,9 +4,9 @@ means adding its entry here; a test checks that every head has one."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from segmentation_models_pytorch.decoders.deeplabv3.decoder import (
@@ -14,14 +14,20 @@ from segmentation_models_pytorch.decoders.deeplabv3.decoder import (
     DeepLabV3PlusDecoder,
 )
 from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
+from segmentation_models_pytorch.decoders.linknet.decoder import LinknetDecoder
+from segmentation_models_pytorch.decoders.pan.decoder import PANDecoder
 from segmentation_models_pytorch.decoders.pspnet.decoder import PSPDecoder
 from segmentation_models_pytorch.decoders.segformer.decoder import SegformerDecoder
+from segmentation_models_pytorch.decoders.unet.decoder import UnetDecoder
+from segmentation_models_pytorch.decoders.unetplusplus.decoder import UnetPlusPlusDecoder
+from segmentation_models_pytorch.decoders.upernet.decoder import UPerNetDecoder
 from torch import nn
 from torchvision.models.segmentation.deeplabv3 import DeepLabHead
 from torchvision.models.segmentation.fcn import FCNHead
 from torchvision.models.segmentation.lraspp import LRASPPHead
 
 Size = tuple[int, int]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,18 @@ class Reference:
     options: dict[str, Any] = field(default_factory=dict)
     output_stride: int = 16
     bn_momentum: float = 0.1
+    #: where the library declares its blocks in an order in which they cannot be
+    #: computed (U-Net++), the prefixes of the head's node names in the library's order
+    order: tuple[str, ...] = ()
+
+    def in_library_order(self, named: Iterable[tuple[str, T]]) -> list[tuple[str, T]]:
+        """The compiled head's named tensors in the order of the library's."""
+        items = list(named)
+        if not self.order:
+            return items
+        rank = {prefix: i for i, prefix in enumerate(self.order)}
+        return sorted(items, key=lambda kv: next(rank[p] for p in self.order
+                                                 if kv[0].startswith(p)))
 
 
 def _one(module: nn.Module, xs: list[torch.Tensor]) -> torch.Tensor:
@@ -90,10 +108,56 @@ REFERENCES: dict[str, Reference] = {
         # features: the image, an empty level (MiT encoders have none at stride 2), then
         # strides 4 to 32; the decoder resizes to a quarter of the image's size
         build=lambda: SegformerDecoder([3, 0, 16, 24, 32, 64], 5, segmentation_channels=32),
-        call=lambda m, xs: m([xs[0].new_zeros(len(xs[0]), 3, *(4 * n for n in xs[0].shape[2:])),
-                              xs[0].new_zeros(len(xs[0]), 0, *(2 * n for n in xs[0].shape[2:])),
-                              *xs]),
+        call=lambda m, xs: m([_level(xs[0], 4, 3), _level(xs[0], 2, 0), *xs]),
         in_channels={"c4": 16, "c8": 24, "c16": 32, "c32": 64}, options={"channels": 32},
         sizes=({"c4": (16, 16), "c8": (8, 8), "c16": (4, 4), "c32": (2, 2)},
                {"c4": (24, 16), "c8": (12, 8), "c16": (6, 4), "c32": (3, 2)})),
+    "smp_unet": Reference(
+        # features: the image (the last block takes its size), then strides 2 to 32
+        build=lambda: UnetDecoder([3, 8, 16, 24, 32, 64], (32, 24, 16, 8, 8)),
+        call=lambda m, xs: m([_level(xs[0], 2, 3), *xs]),
+        in_channels={"c2": 8, "c4": 16, "c8": 24, "c16": 32, "c32": 64},
+        options={"d16": 32, "d8": 24, "d4": 16, "d2": 8, "d1": 8},
+        sizes=({"c2": (32, 32), "c4": (16, 16), "c8": (8, 8), "c16": (4, 4), "c32": (2, 2)},
+               {"c2": (48, 32), "c4": (24, 16), "c8": (12, 8), "c16": (6, 4), "c32": (3, 2)})),
+    "smp_linknet": Reference(
+        build=lambda: LinknetDecoder([3, 8, 16, 24, 32, 64], prefinal_channels=8),
+        call=lambda m, xs: m([_level(xs[0], 2, 3), *xs]),
+        in_channels={"c2": 8, "c4": 16, "c8": 24, "c16": 32, "c32": 64},
+        options={"w2": 8, "w4": 16, "w8": 24, "w16": 32, "w32": 64, "channels": 8},
+        sizes=({"c2": (32, 32), "c4": (16, 16), "c8": (8, 8), "c16": (4, 4), "c32": (2, 2)},
+               {"c2": (48, 32), "c4": (24, 16), "c8": (12, 8), "c16": (6, 4), "c32": (3, 2)})),
+    "smp_upernet": Reference(
+        # features: the image and stride 2 (unread), then strides 4 to 32; the pyramid's
+        # 6 bins need 6 rows and columns at stride 32
+        build=lambda: UPerNetDecoder([3, 8, 16, 24, 32, 64], decoder_channels=16),
+        call=lambda m, xs: m([_level(xs[0], 4, 3), _level(xs[0], 2, 8), *xs]),
+        in_channels={"c4": 16, "c8": 24, "c16": 32, "c32": 64}, options={"channels": 16},
+        sizes=({"c4": (48, 48), "c8": (24, 24), "c16": (12, 12), "c32": (6, 6)},
+               {"c4": (56, 52), "c8": (28, 26), "c16": (14, 13), "c32": (7, 7)})),
+    "smp_pan": Reference(
+        # features: the image and stride 2 (unread), then strides 4 to 32; the three
+        # max poolings at stride 32 need 8 rows and columns
+        build=lambda: PANDecoder([3, 8, 16, 24, 32, 64], encoder_depth=5, decoder_channels=16),
+        call=lambda m, xs: m([_level(xs[0], 4, 3), _level(xs[0], 2, 8), *xs]),
+        in_channels={"c4": 16, "c8": 24, "c16": 32, "c32": 64}, options={"channels": 16},
+        sizes=({"c4": (64, 64), "c8": (32, 32), "c16": (16, 16), "c32": (8, 8)},
+               {"c4": (72, 84), "c8": (36, 42), "c16": (18, 21), "c32": (9, 11)})),
+    "smp_unetplusplus": Reference(
+        build=lambda: UnetPlusPlusDecoder([3, 8, 16, 24, 32, 64], (32, 24, 16, 8, 8)),
+        call=lambda m, xs: m([_level(xs[0], 2, 3), *xs]),
+        in_channels={"c2": 8, "c4": 16, "c8": 24, "c16": 32, "c32": 64},
+        options={"w2": 8, "w4": 16, "w8": 24, "d16": 32, "d8": 24, "d4": 16, "d2": 8,
+                 "d1": 8},
+        sizes=({"c2": (32, 32), "c4": (16, 16), "c8": (8, 8), "c16": (4, 4), "c32": (2, 2)},
+               {"c2": (48, 32), "c4": (24, 16), "c8": (12, 8), "c16": (6, 4), "c32": (3, 2)}),
+        # smp declares x_0_1 before x_1_1, which it reads
+        order=tuple(f"x_{d}_{level}_" for level in range(4) for d in range(level + 1))
+        + ("y.", "out.")),
 }
+
+
+def _level(x: torch.Tensor, factor: int, channels: int) -> torch.Tensor:
+    """Zeros for a level the head does not read (or reads only the size of: the image,
+    whose size a U-Net's last block takes), ``factor`` times the size of ``x``."""
+    return x.new_zeros(len(x), channels, *(factor * n for n in x.shape[2:]))

@@ -43,7 +43,8 @@ def pair(name: str) -> tuple[nn.Module, nn.Module, Reference]:
     library = ref.build()
     compiled = backends.get("torch").build(cell_of(name, ref), ref.in_channels, seed=1,
                                            bn_momentum=ref.bn_momentum)
-    theirs, ours = library.state_dict(), compiled.state_dict()
+    theirs = library.state_dict()
+    ours = dict(ref.in_library_order(compiled.state_dict().items()))
     # the same shapes in the same order, up to the trailing 1x1 of a linear layer's
     # weight (a biased 1x1 conv here)
     assert [linear_shape(v) if t.dim() == 2 else tuple(v.shape)
@@ -87,8 +88,8 @@ def dropout_off(*modules: nn.Module) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_same_parameters_in_the_same_order(name: str) -> None:
-    compiled, library, _ = pair(name)
-    assert [p.numel() for p in compiled.parameters()] == \
+    compiled, library, ref = pair(name)
+    assert [p.numel() for _, p in ref.in_library_order(compiled.named_parameters())] == \
         [p.numel() for p in library.parameters()]
 
 
@@ -112,7 +113,8 @@ def test_same_after_a_training_step(name: str) -> None:
         out = run()
         (out.square().mean() + out.mean()).backward()
         opt.step()
-    for (k, a), b in zip(compiled.state_dict().items(), library.state_dict().values()):
+    for (k, a), b in zip(ref.in_library_order(compiled.state_dict().items()),
+                         library.state_dict().values()):
         torch.testing.assert_close(a.reshape(b.shape), b, rtol=1e-4, atol=1e-5, msg=k)
     with torch.no_grad():
         assert rel_err(compiled.eval()(*xs), ref.call(library.eval(), xs)) <= 1e-4
@@ -217,7 +219,8 @@ def test_the_jax_build_takes_the_same_training_step(name: str) -> None:
         o.update(m, grads)
 
     step(module, jopt)
-    theirs = dict(zip(compiled.state_dict(), library.state_dict().values()))
+    theirs = {k: v for (k, _), v in zip(ref.in_library_order(compiled.state_dict().items()),
+                                        library.state_dict().values())}
     got = jax_backend.export_weights(module)
     assert set(got) == {k for k in theirs if not k.endswith("num_batches_tracked")}
     for k, v in got.items():

@@ -1,6 +1,6 @@
 """Ops that claim a library's module are compared with that module: ``layernorm`` with
-segmentation_models_pytorch's LayerNorm2d (UPerNet's), ``maxpool`` with PyTorch's
-MaxPool2d and AdaptiveMaxPool2d. The conformance suite then holds the JAX backend to
+segmentation_models_pytorch's LayerNorm2d (UPerNet's), ``maxpool`` and ``avgpool``
+with PyTorch's MaxPool2d, AvgPool2d and their adaptive forms. The conformance suite then holds the JAX backend to
 the PyTorch one."""
 
 from __future__ import annotations
@@ -35,8 +35,12 @@ def test_layernorm_is_smps_layernorm2d() -> None:
     ("maxpool(x, window = (2, 3), step = 2)", nn.MaxPool2d((2, 3), stride=2)),
     ("maxpool(x, grid = (4, 3))", nn.AdaptiveMaxPool2d((4, 3))),
     ("maxpool(x, grid = 1)", nn.AdaptiveMaxPool2d(1)),
+    ("avgpool(x)", nn.AvgPool2d(2)),
+    ("avgpool(x, window = 3, step = (1, 2))", nn.AvgPool2d(3, stride=(1, 2))),
+    ("avgpool(x, grid = (4, 3))", nn.AdaptiveAvgPool2d((4, 3))),
+    ("avgpool(x, grid = 1)", nn.AdaptiveAvgPool2d(1)),
 ])
-def test_maxpool_is_pytorchs(text: str, module: nn.Module) -> None:
+def test_pooling_is_pytorchs(text: str, module: nn.Module) -> None:
     x = torch.randn(2, 5, 11, 14)
     torch.testing.assert_close(head(text)(x), module(x), rtol=0, atol=0)
 
@@ -45,7 +49,7 @@ def test_a_window_larger_than_the_map_is_refused_at_check() -> None:
     diags = dpcdsl.check(dpcdsl.load_text("cell h(x) { return maxpool(x, window = 9) }"),
                          size=(5, 5))
     assert [d.code for d in diags] == ["DPC601"]
-    assert "a 9x9 max-pool window is larger than the 5x5 map" in diags[0].message
+    assert "a 9x9 pooling window is larger than the 5x5 map" in diags[0].message
 
 
 def test_upconv_makes_linknets_decoder_block() -> None:

@@ -32,6 +32,9 @@ from flax import nnx
 # layer resize_bilinear: copied from the layer library
 
 
+# layer grid_pool: copied from the layer library
+
+
 # layer adaptive_avg_pool: copied from the layer library
 
 
