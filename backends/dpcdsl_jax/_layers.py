@@ -379,6 +379,28 @@ class LayerNorm2d(nnx.Module):
         return (x - mean) / jnp.sqrt(var + self.eps) * self.weight[...] + self.bias[...]
 
 
+class PositionAttention(nnx.Module):
+    """MAnet's position attention, as segmentation_models_pytorch's PABBlock computes it
+    without its output conv: a softmax over the whole n x n map of query-key products
+    (n = h * w) weights the values, and the (positions, channels) result is read as
+    (channels, h, w), as smp's NCHW reshape reads it, then added to the input."""
+
+    def __init__(self, channels: int, inner: int = 64, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
+        self.top = nnx.Conv(channels, inner, (1, 1), rngs=rngs)
+        self.center = nnx.Conv(channels, inner, (1, 1), rngs=rngs)
+        self.bottom = nnx.Conv(channels, channels, (3, 3), padding=((1, 1), (1, 1)), rngs=rngs)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        n, h, w, c = x.shape
+        keys = self.top(x).reshape(n, h * w, -1)
+        queries = self.center(x).reshape(n, h * w, -1)
+        values = self.bottom(x).reshape(n, h * w, c)
+        weights = jax.nn.softmax((queries @ keys.transpose(0, 2, 1)).reshape(n, -1), axis=1)
+        out = (weights.reshape(n, h * w, h * w) @ values).reshape(n, c, h, w)
+        return x + out.transpose(0, 2, 3, 1)
+
+
 #: what the emitter may copy into a file, in order (functions before the classes that
 #: call them)
 LAYERS: dict[str, Callable[..., object]] = {
@@ -402,4 +424,5 @@ LAYERS: dict[str, Callable[..., object]] = {
     "adaptive_max_pool": adaptive_max_pool,
     "avg_pool": avg_pool,
     "LayerNorm2d": LayerNorm2d,
+    "PositionAttention": PositionAttention,
 }

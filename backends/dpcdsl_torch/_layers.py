@@ -274,6 +274,30 @@ class LayerNorm2d(nn.LayerNorm):
         return y.permute(0, 3, 1, 2)
 
 
+class PositionAttention(nn.Module):
+    """MAnet's position attention: segmentation_models_pytorch's PABBlock without its
+    output conv. Queries and keys (biased 1x1 convs to ``inner`` channels) make an
+    n x n map of products over the n = h * w positions, softmaxed over the whole map
+    (smp's softmax over ``view(batch, -1)``); it weights the values (a biased 3x3 conv)
+    and the (positions, channels) result is read as (channels, h, w), as smp reads it,
+    and added to the input."""
+
+    def __init__(self, channels: int, inner: int = 64, bn_momentum: float = 0.0003,
+                 bn_eps: float = 1e-5) -> None:
+        super().__init__()
+        self.top = nn.Conv2d(channels, inner, 1)
+        self.center = nn.Conv2d(channels, inner, 1)
+        self.bottom = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        keys = self.top(x).flatten(2)
+        queries = self.center(x).flatten(2).transpose(1, 2)
+        values = self.bottom(x).flatten(2).transpose(1, 2)
+        weights = torch.softmax((queries @ keys).reshape(n, -1), dim=1)
+        return x + (weights.reshape(n, h * w, h * w) @ values).reshape(n, c, h, w)
+
+
 #: every layer class, by the op that uses it
 LAYERS: dict[str, Callable[..., object]] = {
     "activate": activate,
@@ -291,4 +315,5 @@ LAYERS: dict[str, Callable[..., object]] = {
     "avg_pool": avg_pool,
     "adaptive_avg_pool": adaptive_avg_pool,
     "LayerNorm2d": LayerNorm2d,
+    "PositionAttention": PositionAttention,
 }

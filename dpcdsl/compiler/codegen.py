@@ -330,6 +330,8 @@ def lowerings(overrides: Mapping[str, Lowering]) -> dict[str, Lowering]:
         "upconv": layer_lowering("UpConvBNReLU", upconv_args),
         "maxpool": window_pool("max"),
         "avgpool": window_pool("avg"),
+        "position_attention": layer_lowering("PositionAttention", lambda a, cin, cout:
+                                             f"{cin[0]}, inner={a['inner']}"),
         "layernorm": layer_lowering("LayerNorm2d", lambda a, cin, cout:
                                     f"{cin[0]}, eps={a['eps']!r}"),
         **{act: activation(act) for act in ACTIVATIONS if act != "none"},

@@ -577,6 +577,25 @@ def _upconv_validate(values: Mapping[str, list[Any]], size: Size | None) -> list
     return []
 
 
+def _attention_weights(attrs: Attrs, ins: list[Tensor], out: Tensor) -> dict[str, Weight]:
+    """smp's PABBlock's three biased convs: 1x1 queries and keys of ``inner`` channels, a
+    3x3 value map of the input's width."""
+    c, p = ins[0].channels, int(attrs["inner"])
+    return {"top.weight": Weight((p, c, 1, 1)), "top.bias": Weight((p,)),
+            "center.weight": Weight((p, c, 1, 1)), "center.bias": Weight((p,)),
+            "bottom.weight": Weight((c, c, 3, 3)), "bottom.bias": Weight((c,))}
+
+
+def _attention_madds(attrs: Attrs, ins: list[Tensor], out: Tensor,
+                     weights: Mapping[str, Weight]) -> int:
+    """The convs at every position, then the two products over positions: queries by
+    keys (n x n x inner), weights by values (n x n x channels), n = h * w."""
+    h, w = ins[0].size or (0, 0)
+    n = h * w
+    convs = sum(weights[f"{k}.weight"].size for k in ("top", "center", "bottom")) * n
+    return convs + n * n * (int(attrs["inner"]) + ins[0].channels)
+
+
 BUILTIN: tuple[OpSpec, ...] = (
     OpSpec(
         "conv", 1, 1,
@@ -663,6 +682,16 @@ BUILTIN: tuple[OpSpec, ...] = (
            color="#fde2c8", example="upconv(x, channels = 6)"),
     _window_pool("maxpool", "maximum", "MaxPool2d", "maxpool(x)"),
     _window_pool("avgpool", "average", "AvgPool2d", "avgpool(x)"),
+    OpSpec("position_attention", 1, 1,
+           (Arg("inner", "int", 64, check=_channels,
+                doc="the channels of the queries and keys (smp's pab_channels)"),),
+           "MAnet's position attention (smp's PABBlock without its output conv): the input "
+           "plus a map whose every position is a weighted sum of a 3x3 conv's values at "
+           "all positions, the weights a softmax of query-key products taken over the "
+           "whole n x n map, read back as smp reads it",
+           weights=_attention_weights, madds=_attention_madds,
+           label=lambda a: f"position attention {a['inner']}", color="#e6dcf2",
+           example="position_attention(x, inner = 4)"),
     OpSpec("layernorm", 1, 1,
            (Arg("eps", "float", 1e-6, check=_eps, doc="added to the variance"),),
            "layer norm over the channels at each position, with a scale and shift per "

@@ -15,6 +15,7 @@ from segmentation_models_pytorch.decoders.deeplabv3.decoder import (
 )
 from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
 from segmentation_models_pytorch.decoders.linknet.decoder import LinknetDecoder
+from segmentation_models_pytorch.decoders.manet.decoder import MAnetDecoder
 from segmentation_models_pytorch.decoders.pan.decoder import PANDecoder
 from segmentation_models_pytorch.decoders.pspnet.decoder import PSPDecoder
 from segmentation_models_pytorch.decoders.segformer.decoder import SegformerDecoder
@@ -154,6 +155,17 @@ REFERENCES: dict[str, Reference] = {
         # smp declares x_0_1 before x_1_1, which it reads
         order=tuple(f"x_{d}_{level}_" for level in range(4) for d in range(level + 1))
         + ("y.", "out.")),
+    "smp_manet": Reference(
+        # widths of at least 16 at each level, so that a sixteenth is at least 1 (smp's
+        # max(1, width // 16))
+        build=lambda: MAnetDecoder([3, 16, 16, 32, 32, 48], (32, 24, 16, 8, 8),
+                                   pab_channels=8),
+        call=lambda m, xs: m([_level(xs[0], 2, 3), *xs]),
+        in_channels={"c2": 16, "c4": 16, "c8": 32, "c16": 32, "c32": 48},
+        options={"w2": 16, "w4": 16, "w8": 32, "w16": 32, "w32": 48, "d16": 32, "d8": 24,
+                 "d4": 16, "d2": 8, "d1": 8, "pab": 8},
+        sizes=({"c2": (32, 32), "c4": (16, 16), "c8": (8, 8), "c16": (4, 4), "c32": (2, 2)},
+               {"c2": (48, 32), "c4": (24, 16), "c8": (12, 8), "c16": (6, 4), "c32": (3, 2)})),
 }
 
 

@@ -1,7 +1,8 @@
-"""Ops that claim a library's module are compared with that module: ``layernorm`` with
-segmentation_models_pytorch's LayerNorm2d (UPerNet's), ``maxpool`` and ``avgpool``
-with PyTorch's MaxPool2d, AvgPool2d and their adaptive forms. The conformance suite then holds the JAX backend to
-the PyTorch one."""
+"""Ops that claim a library's module are compared with that module:
+``position_attention`` with MAnet's PABBlock, ``layernorm`` with
+segmentation_models_pytorch's LayerNorm2d (UPerNet's), ``maxpool`` and ``avgpool`` with
+PyTorch's MaxPool2d, AvgPool2d and their adaptive forms. The conformance suite then
+holds the JAX backend to the PyTorch one."""
 
 from __future__ import annotations
 
@@ -76,3 +77,21 @@ def test_upconv_makes_linknets_decoder_block() -> None:
     theirs.load_state_dict(dict(zip(theirs.state_dict(), state.values())))
     x, skip = torch.randn(2, 16, 5, 7), torch.randn(2, 8, 10, 14)
     torch.testing.assert_close(ours.eval()(x, skip), theirs.eval()(x, skip))
+
+
+@pytest.mark.parametrize("size", [(1, 1), (5, 7)])
+def test_position_attention_makes_manets_pab_block(size: tuple[int, int]) -> None:
+    """smp's PABBlock: position_attention, then its biased 3x3 output conv; the same
+    weights in the same order and the same outputs (the reshape that reads the
+    (positions, channels) product as (channels, h, w) included)."""
+    from segmentation_models_pytorch.decoders.manet.decoder import PABBlock
+
+    torch.manual_seed(0)
+    theirs = PABBlock(6, pab_channels=3)
+    ours = head("conv(position_attention(x, inner = 3), kernel = 3, norm = none, act = none, "
+                "bias = true, atrous = false, channels = 6)", channels=6)
+    assert [tuple(v.shape) for v in ours.state_dict().values()] == \
+        [tuple(v.shape) for v in theirs.state_dict().values()]
+    ours.load_state_dict(dict(zip(ours.state_dict(), theirs.state_dict().values())))
+    x = torch.randn(2, 6, *size)
+    torch.testing.assert_close(ours(x), theirs(x))
