@@ -20,7 +20,7 @@ from rich.table import Table
 from dpcdsl.errors import DpcError, did_you_mean
 from dpcdsl.lang import ir
 from dpcdsl.lang.analysis import cost as cost_of
-from dpcdsl.lang.checker import check_file
+from dpcdsl.lang.checker import ImageSize, PerInput, SizeSpec, check_file, load
 from dpcdsl.lang.space import Space
 
 app = typer.Typer(name="dpcc",
@@ -220,15 +220,21 @@ def _for_task(file: Path, cell: str | None, spec: Any) -> ir.Cell:
 def check(files: Annotated[list[Path], typer.Argument(
               help=".dpc files (or names of library heads)", metavar="FILE",
               callback=_head_or_file)],
-          size: Annotated[str | None, typer.Option(help="feature size HxW, to check pool "
-                                                   "grids against it")] = None,
+          size: Annotated[list[str] | None, typer.Option(
+              help="feature size HxW of every input, or NAME=HxW per input, to check "
+                   "pool grids and sizes against")] = None,
+          image: Annotated[str | None, typer.Option(
+              help="the image's size HxW: each input's follows from its declared stride "
+                   "(ceil(H / stride))")] = None,
           format: Fmt = Format.text) -> None:
     """Report every problem in FILES as file:line:col with a caret; exit 1 on an error
     (warnings alone exit 0)."""
-    hw = parse_size(size) if size else None
+    if size and image:
+        raise typer.BadParameter("give --size or --image, not both")
     found: list[Any] = []
     for f in files:
-        diags = check_file(f, hw)
+        diags = check_file(f, ImageSize(parse_size(image)) if image else
+                           _check_sizes(f, size) if size else None)
         found.extend((d, diags.sources) for d in diags)
     failed = any(d.severity == "error" for d, _ in found)
     if format == "json":
@@ -242,6 +248,24 @@ def check(files: Annotated[list[Path], typer.Argument(
             out.print(f"ok: {len(files)} file{'s' if len(files) != 1 else ''}{warned}")
     if failed:
         raise typer.Exit(1)
+
+
+def _check_sizes(file: Path, sizes: list[str]) -> SizeSpec:
+    """``--size``: one size for every input, or one for each input of the file's cell
+    by name (every input named)."""
+    if len(sizes) == 1 and "=" not in sizes[0]:
+        return parse_size(sizes[0])
+    try:
+        inputs = tuple(p.name for p in load(file).cell().inputs)
+    except DpcError:  # check_file reports what is wrong with the file
+        return None
+    table = _per_input(sizes, parse_size, inputs, "--size")
+    missing = [i for i in inputs if i not in table]
+    if missing:
+        raise typer.BadParameter(f"no size for input{'s' * (len(missing) > 1)} "
+                                 f"{', '.join(missing)} of {file}; give each input's, or the "
+                                 "image's (--image HxW)")
+    return PerInput.of(table)
 
 
 @app.command()

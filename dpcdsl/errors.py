@@ -60,6 +60,7 @@ CODES: dict[str, str] = {
     "DPC602": "a space where an architecture is needed, or a decision out of range",
     "DPC603": "an output stride a cell's rates cannot take",
     "DPC604": "the channels of a cell's inputs missing",
+    "DPC605": "one size given for inputs that declare several strides",
     "DPC701": "a task file",
     "DPC702": "a DeepLab JSON cell",
     "DPC703": "a weight file or checkpoint",

@@ -22,6 +22,7 @@ from pathlib import Path
 from dpcdsl import limits
 from dpcdsl.errors import Diagnostic, DpcError
 from dpcdsl.lang.checker._base import Pass
+from dpcdsl.lang.checker._sizes import ImageSize, PerInput, SizeSpec
 from dpcdsl.lang.checker.calls import Calls
 from dpcdsl.lang.checker.names import Names
 from dpcdsl.lang.checker.recursion import Recursion
@@ -33,7 +34,7 @@ from dpcdsl.lang.program import Program, load, load_text
 PASSES: tuple[type[Pass], ...] = (Names, Values, Calls, Recursion, Shapes)
 
 
-def run(program: Program, size: tuple[int, int] | None = None) -> list[Diagnostic]:
+def run(program: Program, size: SizeSpec = None) -> list[Diagnostic]:
     """Every pass over ``program``: its diagnostics, sorted by file and position."""
     found: list[Diagnostic] = list(program.diagnostics)
     with limits.stack_guard(program.module.span, f"{program.file}", program.sources):
@@ -46,9 +47,11 @@ def run(program: Program, size: tuple[int, int] | None = None) -> list[Diagnosti
                                              d.code, d.hint or ""))
 
 
-def check(program: Program, size: tuple[int, int] | None = None) -> list[Diagnostic]:
+def check(program: Program, size: SizeSpec = None) -> list[Diagnostic]:
     """Every problem in ``program``, sorted by file and position (worked out once per
-    program and size)."""
+    program and size). ``size`` is one feature size (H, W) for every input, a
+    :class:`PerInput` size per input, or the :class:`ImageSize`, from which each input's
+    follows from its declared stride."""
     found = program.checks.get(size)
     if found is None:
         found = program.checks[size] = run(program, size)
@@ -66,7 +69,7 @@ class Diagnostics(list[Diagnostic]):
         self.program = program
 
 
-def check_file(path: str | Path, size: tuple[int, int] | None = None) -> Diagnostics:
+def check_file(path: str | Path, size: SizeSpec = None) -> Diagnostics:
     """Parse and check a file; syntax errors come back as diagnostics too. The result
     carries the sources (for carets) and the parsed program."""
     try:
@@ -90,5 +93,5 @@ def checked(program: Program) -> Program:
     return program
 
 
-__all__ = ["PASSES", "Diagnostics", "check", "check_file", "checked", "errors", "load",
-           "load_text", "run"]
+__all__ = ["PASSES", "Diagnostics", "ImageSize", "PerInput", "SizeSpec", "check", "check_file",
+           "checked", "errors", "load", "load_text", "run"]

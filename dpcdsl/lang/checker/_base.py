@@ -17,6 +17,7 @@ from dpcdsl import limits
 from dpcdsl.errors import Diagnostic
 from dpcdsl.lang import ir
 from dpcdsl.lang._node import Visitor
+from dpcdsl.lang.checker._sizes import SizeSpec
 from dpcdsl.lang.program import Program
 from dpcdsl.ops import OPS, WORDS, Arg
 
@@ -79,7 +80,7 @@ class Pass(Visitor[None]):
     #: for sound texts only)
     needs_clean: ClassVar[bool] = False
 
-    def __init__(self, program: Program, size: tuple[int, int] | None = None) -> None:
+    def __init__(self, program: Program, size: SizeSpec = None) -> None:
         self.p = program
         self.size = size
         self.diags: list[Diagnostic] = []

@@ -14,6 +14,7 @@ from dpcdsl.lang import ir
 from dpcdsl.lang._expand import Decider, Expander, Uniform, depth_first
 from dpcdsl.lang.analysis import infer
 from dpcdsl.lang.checker._base import Pass, Scope, calls_closure
+from dpcdsl.lang.checker._sizes import Size, for_cell, mixed_strides
 
 #: how many architectures of a space check infers the shapes of (all, in a smaller one),
 #: and the work (options weighed and nodes built) after which it stops at 8 or more, so
@@ -64,7 +65,7 @@ class Shapes(Pass):
         channels are unknown, so inference runs with two different guesses; only what
         fails the same way with both fails whatever the inputs are."""
         flat = expander.run(_OnlyOption())[0]
-        problem = _fails_whatever_the_inputs(flat, self.size)
+        problem = _fails_whatever_the_inputs(flat, self.sizes(flat))
         if problem is not None:
             self.diags.append(problem)
 
@@ -82,7 +83,7 @@ class Shapes(Pass):
         failed = 0
         for flat in flats:
             problem = flat if isinstance(flat, Diagnostic) else \
-                _fails_whatever_the_inputs(flat, self.size)
+                _fails_whatever_the_inputs(flat, self.sizes(flat))
             if problem is not None:
                 failed += 1
                 found.setdefault((problem.span, problem.code), [problem, 0])[1] += 1
@@ -104,6 +105,23 @@ class Shapes(Pass):
                 message=f"{share} fail here, e.g. {problem.message}",
                 hint=problem.hint or "a search records such trials as failed; give the "
                 "options the same widths, or project them first"))
+
+    def sizes(self, flat: ir.Cell) -> Size | dict[str, Size] | None:
+        """The input sizes an architecture is inferred at. One size given for inputs
+        that declare several strides fits none of them: an error, once per cell, and
+        the shapes are inferred without sizes."""
+        mixed = mixed_strides(self.size, flat)
+        if not mixed:
+            return for_cell(self.size, flat)
+        span = flat.span or ir.Span(file=self.p.file)
+        if not any(d.code == "DPC605" and d.span == span for d in self.diags):
+            self.diags.append(Diagnostic(
+                span=span, code="DPC605",
+                message=f"the inputs of '{flat.name}' read strides "
+                        f"{', '.join(map(str, mixed))}; one size cannot be each input's",
+                hint="give the image's size (dpcc check --image 512x512), from which each "
+                     "input's follows, or each input's (--size NAME=HxW)"))
+        return None
 
     @staticmethod
     def architectures(expander: Expander, n: int) -> list[ir.Cell | Diagnostic]:
@@ -159,7 +177,7 @@ def _alone(cell: ir.CellDef, d: Diagnostic) -> Diagnostic:
                               "(its callers are checked where they call it)")
 
 
-def _fails_whatever_the_inputs(flat: ir.Cell, size: tuple[int, int] | None
+def _fails_whatever_the_inputs(flat: ir.Cell, size: Size | dict[str, Size] | None
                                ) -> Diagnostic | None:
     """The shape problem of an architecture that no input channels avoid: inference
     runs with two different guesses, and only what fails the same way with both is

@@ -12,6 +12,7 @@ from dpcdsl import limits
 from dpcdsl.errors import did_you_mean
 from dpcdsl.lang import ir
 from dpcdsl.lang.checker._base import Pass, Place, Scope, calls, integer, values
+from dpcdsl.lang.checker._sizes import uniform
 from dpcdsl.ops import OPS, WORDS, Arg, OpSpec
 
 NOT_A_VALUE = "a value (number, tuple, set or name) is needed here"
@@ -184,7 +185,7 @@ class Values(Pass):
             return
         given = {kw.name: values(kw.value, scope) for kw in e.kwargs
                  if getattr(spec.arg(kw.name), "kind", "tensor") != "tensor"}
-        for problem in spec.validate(given, self.size):
+        for problem in spec.validate(given, uniform(self.size)):
             kw = e.kwarg(problem.arg) if problem.arg is not None else None
             self.error("DPC403", kw if kw is not None else e, problem.message, hint=problem.hint,
                        severity=problem.severity)
