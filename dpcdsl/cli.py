@@ -785,7 +785,9 @@ def ops() -> None:
     source = {spec.name: "built in" for spec in BUILTIN}
     for plugin, module in load_plugins().items():
         source.update({spec.name: f"plugin {plugin}" for spec in module.OPS})
-    t = Table("op", "inputs", "arguments", "from", "what it does", box=None)
+    t = Table(box=None)
+    for col in ("op", "inputs", "arguments", "from", "what it does"):
+        t.add_column(col, no_wrap=col in ("op", "inputs", "from"))
     for name, spec in OPS.items():
         lo, hi = spec.min_inputs, spec.max_inputs
         inputs = f"{lo}" if lo == hi else f"{lo}+" if hi is None else f"{lo}-{hi}"

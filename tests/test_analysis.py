@@ -62,9 +62,15 @@ def test_decoder_needs_sizes_per_input_and_checks_them():
         cost(bad, 8, {"a": (4, 4), "b": (8, 8)})
 
 
-def test_pool_grid_larger_than_features_is_an_error():
+def test_a_pool_grid_finer_than_the_features_is_adaptive_pooling():
+    """As nn.AdaptiveAvgPool2d: the 1x1 conv runs on every cell of the grid."""
     cell = Space.from_text("cell p(x) { return pool(x, grid = 8) }").concrete()
-    with pytest.raises(DpcError, match="pool grid 8x8 is larger than the 4x4"):
+    assert cost(cell, 16, (4, 4)).nodes[-1].madds == 16 * 256 * 8 * 8
+
+
+def test_a_pooling_window_larger_than_the_features_is_an_error():
+    cell = Space.from_text("cell p(x) { return pool(x, mode = window, window = 8) }").concrete()
+    with pytest.raises(DpcError, match="the pooling window 8x8 is larger than the 4x4"):
         cost(cell, 16, (4, 4))
 
 

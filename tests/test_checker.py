@@ -35,7 +35,7 @@ def test_semantic_errors_golden(golden):
     "cell 'rec' calls itself but has no depth bound",
     "recursive cell 'nobase' has no base case",
     "cell 'noreturn' has no `return`",
-    "pool grid 4x16 is larger than the 8x8 feature map",
+    "the pooling window 4x16 is larger than the 8x8 feature map",
 ])
 def test_each_error_is_reported(fragment):
     assert fragment in render_all(GOLDEN / "errors" / "semantic.dpc", size=(8, 8))

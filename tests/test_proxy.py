@@ -36,9 +36,12 @@ def cell_of(text_or_path):
 # session-wide: kept however xdist orders this group's tests among others
 @pytest.fixture(scope="session")
 def synthetic_results(shared_cache) -> dict[str, ProxyResult]:
-    """The example task (300 steps on synthetic scenes)."""
+    """The example task on synthetic scenes, for half its 300 steps: at 150 the gap
+    between the heads is already about 40 mIOU (ASPP 87.6, a 1x1 head 47.5; 89.0 and
+    48.1 at 300), and each training costs half as much."""
     task = load_task(EXAMPLES / "synthetic_task.toml")
-    task = task.model_copy(update={"cache_dir": shared_cache})
+    train_half = task.train.model_copy(update={"steps": 150, "eval_every": 50})
+    task = task.model_copy(update={"cache_dir": shared_cache, "train": train_half})
     return {
         "aspp/torch": train(cell_of(EXAMPLES / "aspp.dpc"), task, backend="torch"),
         "1x1/torch": train(cell_of(ONE_BY_ONE), task, backend="torch"),

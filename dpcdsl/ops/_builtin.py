@@ -269,11 +269,11 @@ def pooled_size(attrs: Attrs, size: Size) -> Size:
             raise OpError(f"the pooling window {kh}x{kw} is larger than the {h}x{w} "
                           "feature map")
         return (h - kh) // sh + 1, (w - kw) // sw + 1
+    if attrs["mode"] == "paper":  # adaptive: a grid finer than the map repeats pixels
+        return tuple(attrs["grid"])  # type: ignore[return-value]
     gh, gw = attrs["grid"]
     if gh > h or gw > w:
         raise OpError(f"pool grid {gh}x{gw} is larger than the {h}x{w} feature map")
-    if attrs["mode"] == "paper":
-        return gh, gw
     ph, pw = (s - k + 1 for s, k in zip(size, pool_window(attrs)))
     if ph < 1 or pw < 1:
         ch, cw = attrs["crop"]
@@ -303,13 +303,13 @@ def _pool_validate(values: Mapping[str, list[Any]], size: Size | None) -> list[P
     if "window" in values.get("mode", ["paper"]) and "window" not in values:
         out.append(Problem(None, "pool(mode = window) averages over a window it needs",
                            hint="add e.g. `window = (49, 49), step = (16, 20)`, LR-ASPP's"))
-    if size is not None:
-        for g in values.get("grid", []):
-            gh, gw = (g, g) if isinstance(g, int) else g
-            if isinstance(gh, int) and isinstance(gw, int) and \
-                    (gh > size[0] or gw > size[1]):
-                out.append(Problem("grid", f"pool grid {gh}x{gw} is larger than the "
-                                   f"{size[0]}x{size[1]} feature map"))
+    if size is not None and "window" in values.get("mode", ["paper"]):
+        for k in values.get("window", []):
+            kh, kw = (k, k) if isinstance(k, int) else k
+            if isinstance(kh, int) and isinstance(kw, int) and \
+                    (kh > size[0] or kw > size[1]):
+                out.append(Problem("window", f"the pooling window {kh}x{kw} is larger than "
+                                   f"the {size[0]}x{size[1]} feature map"))
                 break
     return out
 
@@ -685,10 +685,9 @@ BUILTIN: tuple[OpSpec, ...] = (
     OpSpec("position_attention", 1, 1,
            (Arg("inner", "int", 64, check=_channels,
                 doc="the channels of the queries and keys (smp's pab_channels)"),),
-           "MAnet's position attention (smp's PABBlock without its output conv): the input "
-           "plus a map whose every position is a weighted sum of a 3x3 conv's values at "
-           "all positions, the weights a softmax of query-key products taken over the "
-           "whole n x n map, read back as smp reads it",
+           "MAnet's position attention, as smp's PABBlock computes it (without its output "
+           "conv): the input plus a softmax-weighted sum of a 3x3 conv's values over all "
+           "positions",
            weights=_attention_weights, madds=_attention_madds,
            label=lambda a: f"position attention {a['inner']}", color="#e6dcf2",
            example="position_attention(x, inner = 4)"),

@@ -33,7 +33,7 @@ def probe_cell(op: str, extra: str = "") -> ir.Cell:
 #: variants the registry's words and booleans do not give: numbers that change shapes
 NUMERIC = [("conv", "stride = 2"), ("sepconv", "stride = 2"),
            ("maxpool", "window = 3, step = (1, 2)"), ("maxpool", "grid = (4, 3)"),
-           ("maxpool", "grid = 1"), ("avgpool", "window = 3, step = (1, 2)"),
+           ("maxpool", "grid = 1"), ("maxpool", "grid = (7, 10)"), ("avgpool", "grid = 9"), ("avgpool", "window = 3, step = (1, 2)"),
            ("avgpool", "grid = (4, 3)"), ("avgpool", "window = (2, 3)"),
            ("layernorm", "eps = 0.001"),
            ("upconv", "kernel = 3, stride = 2, pad = 1, out_pad = 1"),

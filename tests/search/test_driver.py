@@ -98,9 +98,9 @@ def test_architectures_equal_at_the_task_feature_size_are_trained_once(files, tm
 
 @pytest.mark.slow
 def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
-    # a cell that raises (its pool grid is larger than the 4x4 features), one worker that
+    # a cell that raises (its pooling window is larger than the 4x4 features), one worker that
     # dies on every attempt, and a run whose loss diverges
-    space, task = files("cell f(x, channels = 8) { return one_of(pool(x, grid = 32), "
+    space, task = files("cell f(x, channels = 8) { return one_of(pool(x, mode = window, window = 32), "
                         "conv(x, kernel = 1), sepconv(x, rate = {1, 2, 3})) }")
     pool = PoolExecutor(2, handle=functools.partial(faults.exit_always, 1))
     study = search(SearchConfig(space, task, trials=6, executor=pool,
@@ -115,7 +115,7 @@ def test_failures_are_recorded_and_the_search_goes_on(files, tmp_path):
     redrawn = search(SearchConfig(space, task, trials=8, run_dir=tmp_path / "raise",
                                   progress=False, seed=1))
     refused = [t for t in redrawn.trials if "unbuildable" in t.user_attrs]
-    assert refused and all("pool grid 32x32 is larger than the 4x4 feature map"
+    assert refused and all("the pooling window 32x32 is larger than the 4x4 feature map"
                            in t.user_attrs["unbuildable"] for t in refused)
     assert not any(counted(t) for t in refused)
     assert len([t for t in redrawn.trials if counted(t)]) == 8
@@ -356,8 +356,8 @@ def test_pool_workers_ask_the_driver_whether_to_prune(files, tmp_path):
 
 @pytest.mark.slow
 def test_a_search_where_every_trial_fails_exits_nonzero_and_names_no_best(files, tmp_path):
-    # every architecture pools over a grid larger than the 4x4 features
-    space, task = files("cell f(x, channels = 8) { return pool(x, grid = {16, 32}) }")
+    # every architecture pools over a window larger than the 4x4 features
+    space, task = files("cell f(x, channels = 8) { return pool(x, mode = window, window = {16, 32}) }")
     run = tmp_path / "run"
     r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task",
                         str(task), "--trials", "2", "--run-dir", str(run)],

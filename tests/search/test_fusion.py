@@ -76,12 +76,12 @@ def test_fused_trials_are_pruned_one_by_one(files, tmp_path):
 
 @pytest.mark.slow
 def test_a_job_that_cannot_train_fused_trains_its_cells_alone(files, tmp_path):
-    """One cell pools over a grid larger than the 4x4 features: the fused step fails,
+    """One cell pools over a window larger than the 4x4 features: the fused step fails,
     and each cell gets its own outcome, the bad one its own failure."""
     _, task_file = files()
     task = load_task(task_file).model_dump(mode="json")
     good = Space.from_text("cell g(x, channels = 8) { return conv(x, kernel = 3) }")
-    bad = Space.from_text("cell b(x, channels = 8) { return pool(x, grid = 16) }")
+    bad = Space.from_text("cell b(x, channels = 8) { return pool(x, mode = window, window = 16) }")
     texts = [s.concrete().canonical_text() for s in (good, bad, good)]
     outcome = run_job(Job(cell=texts[0], task=task, fused=tuple(texts[1:])))
     assert [p.ok for p in outcome.parts] == [True, False, True]

@@ -40,6 +40,9 @@ def test_layernorm_is_smps_layernorm2d() -> None:
     ("avgpool(x, window = 3, step = (1, 2))", nn.AvgPool2d(3, stride=(1, 2))),
     ("avgpool(x, grid = (4, 3))", nn.AdaptiveAvgPool2d((4, 3))),
     ("avgpool(x, grid = 1)", nn.AdaptiveAvgPool2d(1)),
+    # a grid finer than the map: cells share pixels, as PyTorch's bounds make them
+    ("avgpool(x, grid = (13, 20))", nn.AdaptiveAvgPool2d((13, 20))),
+    ("maxpool(x, grid = 17)", nn.AdaptiveMaxPool2d(17)),
 ])
 def test_pooling_is_pytorchs(text: str, module: nn.Module) -> None:
     x = torch.randn(2, 5, 11, 14)
@@ -94,4 +97,18 @@ def test_position_attention_makes_manets_pab_block(size: tuple[int, int]) -> Non
         [tuple(v.shape) for v in theirs.state_dict().values()]
     ours.load_state_dict(dict(zip(ours.state_dict(), theirs.state_dict().values())))
     x = torch.randn(2, 6, *size)
-    torch.testing.assert_close(ours(x), theirs(x))
+    torch.testing.assert_close(ours(x), theirs.eval()(x))
+
+
+@pytest.mark.parametrize("size", [(4, 4), (3, 5)])
+def test_a_pool_grid_finer_than_the_map_is_smps_psp_block(size: tuple[int, int]) -> None:
+    """PSPNet's 6-bin pyramid level on a map smaller than 6x6 (UPerNet's at a small
+    input): adaptive pooling, the 1x1 conv on every cell, resized back."""
+    from segmentation_models_pytorch.decoders.pspnet.decoder import PSPBlock
+
+    torch.manual_seed(0)
+    theirs = PSPBlock(5, 4, 6)
+    ours = head("pool(x, grid = 6, channels = 4, align_corners = true)")
+    ours.load_state_dict(dict(zip(ours.state_dict(), theirs.state_dict().values())))
+    x = torch.randn(2, 5, *size)
+    torch.testing.assert_close(ours(x), theirs.eval()(x))
