@@ -45,7 +45,10 @@ def workdir(tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_python_examples_run_verbatim(page, tmp_path):
     code = "\n\n".join("\n".join(lines) for _, info, lines in blocks(page) if info == "python")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+    # a file, as a user's script is: layer classes defined there have a source to copy
+    script = tmp_path / f"{page.stem}_examples.py"
+    script.write_text(code)
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
                        cwd=workdir(tmp_path), timeout=600)
     assert r.returncode == 0, f"{page.name}: {r.stderr[-2000:]}"
 
