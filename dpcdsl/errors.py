@@ -56,6 +56,7 @@ CODES: dict[str, str] = {
     "DPC502": "a misplaced or missing `return`",
     "DPC503": "a malformed repeat",
     "DPC504": "recursion without a bound or a base case",
+    "DPC505": "a malformed loop",
     "DPC601": "inputs an op cannot take: channels or sizes that do not fit",
     "DPC602": "a space where an architecture is needed, or a decision out of range",
     "DPC603": "an output stride a cell's rates cannot take",

@@ -8,7 +8,7 @@ from dpcdsl.lang import ir
 
 NAMES = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(
     lambda s: s not in {"cell", "let", "import", "repeat", "as", "return", "one_of",
-                        "earlier", "true", "false", "depth"})
+                        "earlier", "true", "false", "depth", "for", "in"})
 
 
 def values(depth: int = 2) -> st.SearchStrategy:
@@ -55,7 +55,10 @@ def stmts(depth: int = 1) -> st.SearchStrategy:
         return simple
     return st.one_of(simple, st.builds(
         lambda c, n, b: ir.Repeat(count=c, name=n, body=tuple(b)),
-        st.integers(0, 9), NAMES, st.lists(stmts(depth - 1), max_size=3)))
+        st.integers(0, 9), NAMES, st.lists(stmts(depth - 1), max_size=3)), st.builds(
+        lambda n, i, b: ir.For(names=tuple(n), items=tuple(i), body=tuple(b)),
+        st.lists(NAMES, min_size=1, max_size=3), st.lists(exprs(1), min_size=1, max_size=3),
+        st.lists(stmts(depth - 1), max_size=3)))
 
 
 def params() -> st.SearchStrategy:
@@ -97,8 +100,9 @@ _OPS = ["conv(kernel = {kernel})", "sepconv(rate = {pair})", "pool(grid = {pair}
 @st.composite
 def small_spaces(draw: st.DrawFn) -> str:
     """``.dpc`` text of a small random space: sets, applied and plain one_of, repeats
-    over `earlier`, a helper cell given a set, and a bounded recursive cell. Counting
-    must equal the number of distinct architectures that enumeration finds."""
+    over `earlier`, loops carrying a name down their items, a helper cell given a set,
+    and a bounded recursive cell. Counting must equal the number of distinct
+    architectures that enumeration finds."""
 
     def op() -> str:
         template = draw(st.sampled_from(_OPS))
@@ -139,6 +143,14 @@ def small_spaces(draw: st.DrawFn) -> str:
         body.append(f"  a{i} = {expr}")
         names.append(f"a{i}")
     tail = names[-1]
+    if draw(st.booleans()):  # a loop down the names, carrying c or not, a choice per item
+        items = draw(st.lists(st.sampled_from(names), min_size=1, max_size=3))
+        kernels = [draw(st.sampled_from(["1", "3", "{1, 3}"])) for _ in items]
+        source = "one_of(c, s)" if items[0] != tail and draw(st.booleans()) else "s"
+        pairs = ", ".join(f"({s}, {k})" for s, k in zip(items, kernels))
+        body.append(f"  c = {tail}\n  for s, k in ({pairs}{',' * (len(items) == 1)}) {{\n"
+                    f"    c = one_of(conv(kernel = k), sigmoid())({source})\n  }}")
+        tail = draw(st.sampled_from(["c", "c0"]))
     if draw(st.booleans()):
         n = draw(st.integers(1, 3))
         body.append(f"  repeat {n} as b {{\n    b = {applied(f'one_of({tail}, earlier)')}\n  }}")

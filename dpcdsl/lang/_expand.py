@@ -657,9 +657,36 @@ def _repeat(x: Expander, s: ir.Repeat, ctx: Ctx) -> Walk:
         ctx.env[f"{s.name}{i}"] = ("tensor", b)
 
 
+def _for(x: Expander, s: ir.For, ctx: Ctx) -> Walk:
+    """The body's parts once per item, in the loop's context: the loop's names bound to
+    the item's parts (the tensor a name stands for, or a value), and item i's node for
+    each name the body assigns named with i appended. What the body binds stays bound
+    after the loop (the last item's), and so does each item's under its own name
+    (``x0``, ``x1``...); the loop's own names do not."""
+    targets = [t.target for t in s.body if isinstance(t, ir.Assign)]
+    outer = ctx.rename
+    for i, item in enumerate(s.items):
+        for name, part in zip(s.names, s.parts(item)):
+            bound = ctx.env.get(part.id) if type(part) is ir.Name else None
+            if bound is not None and bound[0] != "value":
+                ctx.env[name] = bound
+            else:
+                value = x._template(part, ctx)
+                ctx.env[name] = ("value", value)
+                ctx.vid = x._vid((ctx.vid, name, value))
+        ctx.rename = {**outer, **{t: f"{ctx.prefix}{t}{i}" for t in targets}}
+        for st in s.body:
+            yield from _WALKS[type(st)](x, st, ctx)
+        for t in targets:  # item i's value of each name, x<i>, for the statements after
+            ctx.env[f"{t}{i}"] = ctx.env[t]
+    ctx.rename = outer
+    for name in s.names:
+        ctx.env.pop(name, None)
+
+
 #: the one description of each statement class, which building and counting both run
 _WALKS: dict[type, Callable[[Expander, Any, Ctx], Walk]] = {
-    ir.Let: _let, ir.Assign: _assign, ir.Repeat: _repeat, ir.Return: _return}
+    ir.Let: _let, ir.Assign: _assign, ir.Repeat: _repeat, ir.For: _for, ir.Return: _return}
 
 
 def _callee_depth(cell: ir.CellDef, ctx: Ctx) -> int | None:

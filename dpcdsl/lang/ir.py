@@ -124,11 +124,30 @@ class Repeat(Stmt):
     body: tuple[Statement, ...]
 
 
+class For(Stmt):
+    """``for a, b in ((x, 1), (y, 2)) { ... }``: the body once per item of ``items``,
+    ``names`` bound to the item (to its parts, with several names). Iteration i's node
+    for a name the body assigns is that name with i appended (``x0``, ``x1``...); a name
+    defined before the loop is rebound by each iteration and, after the loop, is the
+    last one's."""
+
+    names: tuple[str, ...]
+    items: tuple[Expr, ...]
+    body: tuple[Statement, ...]
+
+    def parts(self, item: Expr) -> tuple[Expr, ...]:
+        """What ``item`` binds the loop's names to: the item itself for one name, the
+        parts of a tuple for several."""
+        if len(self.names) == 1:
+            return (item,)
+        return item.items if isinstance(item, Tuple) else (item,)
+
+
 class Return(Stmt):
     value: Expr
 
 
-Statement = Union[Let, Assign, Repeat, Return]  # noqa: UP007
+Statement = Union[Let, Assign, Repeat, For, Return]  # noqa: UP007
 
 
 class Param(IRNode):
@@ -174,7 +193,10 @@ class Module(IRNode):
         return {i.name: i for i in self.items if isinstance(i, CellDef)}
 
 
-for _model in (Tuple, SetLit, Kwarg, Call, OneOf, Arith, Let, Assign, Repeat, Return, Param,
-               CellDef, Module):
+#: the items and statements that hold a body of statements
+BLOCKS = (CellDef, Repeat, For)
+
+for _model in (Tuple, SetLit, Kwarg, Call, OneOf, Arith, Let, Assign, Repeat, For, Return,
+               Param, CellDef, Module):
     _model.model_rebuild()
 del _model

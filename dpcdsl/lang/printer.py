@@ -118,6 +118,11 @@ class StmtPrinter(Visitor[list[str]]):
         return [f"{indent}repeat {s.count} as {s.name} {{",
                 *_block(s.body, indent + INDENT), indent + "}"]
 
+    def visit_For(self, s: ir.For, indent: str) -> list[str]:
+        items = print_expr(ir.Tuple(items=s.items))
+        return [f"{indent}for {', '.join(s.names)} in {items} {{",
+                *_block(s.body, indent + INDENT), indent + "}"]
+
     def visit_CellDef(self, s: ir.CellDef, indent: str) -> list[str]:
         params = ", ".join(
             (p.name if p.stride is None else f"{p.name} @ {p.stride}")

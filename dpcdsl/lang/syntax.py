@@ -328,6 +328,12 @@ class _ToIR(Transformer[Token, Any]):
         return ir.Repeat(count=self._integer(count), name=str(name), body=tuple(body),
                          span=self._span(meta))
 
+    def for_stmt(self, meta: Meta, children: list[Any]) -> ir.For:
+        names = tuple(str(c) for c in children if isinstance(c, Token))
+        items, *body = children[len(names):]
+        return ir.For(names=names, items=items.items, body=tuple(body),
+                      span=self._span(meta))
+
     def return_stmt(self, meta: Meta, children: list[Any]) -> ir.Return:
         return ir.Return(value=children[0], span=self._span(meta))
 
@@ -407,7 +413,7 @@ def _statements(block: tuple[Any, ...]) -> list[Any]:
     out: list[Any] = []
     for s in block:
         out.append(s)
-        if isinstance(s, ir.CellDef | ir.Repeat):
+        if isinstance(s, ir.BLOCKS):
             out.extend(_statements(s.body))
     return out
 
@@ -424,7 +430,7 @@ def _attach_comments(module: ir.Module, comments: list[Token]) -> ir.Module:
     anchors = [s for s in _statements(module.items) if s.span is not None]
     for line in sorted(lines_text):
         owner = next((s for s in anchors
-                      if not isinstance(s, ir.CellDef | ir.Repeat)
+                      if not isinstance(s, ir.BLOCKS)
                       and s.span.line <= line <= s.span.end_line), None)
         if owner is None:
             owner = next((s for s in anchors if s.span.line > line), None)
@@ -442,7 +448,7 @@ def _attach_comments(module: ir.Module, comments: list[Token]) -> ir.Module:
         prev_end: int | None = None
         for s in block:
             update: dict[str, Any] = {}
-            if isinstance(s, ir.CellDef | ir.Repeat):
+            if isinstance(s, ir.BLOCKS):
                 update["body"] = fix(s.body)
             if id(s) in owned:
                 update["comments"] = tuple(owned[id(s)])

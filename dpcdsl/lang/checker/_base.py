@@ -65,10 +65,13 @@ VALUE = Place(tensor=False)
 
 @dataclass(frozen=True)
 class Block:
-    """The statements being walked: of ``cell``, inside ``repeat`` or not."""
+    """The statements being walked: of ``cell``, inside ``repeat`` or ``loop`` or not;
+    ``carried``, the names a loop's body rebinds that stood before the loop."""
 
     cell: ir.CellDef
     repeat: ir.Repeat | None = None
+    loop: ir.For | None = None
+    carried: frozenset[str] = frozenset()
 
 
 class Pass(Visitor[None]):
@@ -154,6 +157,39 @@ class Pass(Visitor[None]):
         for i in range(min(s.count, limits.MAX_REPEAT)):
             scope.names[f"{s.name}{i}"] = Binding("tensor", s.span)
         scope.later.pop(s.name, None)
+
+    def visit_For(self, s: ir.For, scope: Scope, block: Block) -> None:
+        """The body once per item, in a scope of the item's own: the loop's names bound
+        to the item's parts (a name of a tensor binds that tensor; anything else is a
+        value). A name the body assigns that stood before the loop is carried: each
+        item assigns it once more. After the loop the names the body assigns stand for
+        the last item's, ``x<i>`` for item i's, and the loop's own names are gone."""
+        assigned = _defined(s.body)
+        carried = frozenset(n for n in assigned if n in scope.local)
+        inner_block = Block(block.cell, block.repeat, s, carried)
+        before = scope.local - carried  # each item assigns the body's names anew
+        for i, item in enumerate(s.items):
+            inner = scope.child()
+            inner.local = set(before)
+            for name, part in zip(s.names, s.parts(item)):
+                bound = scope.names.get(part.id) if isinstance(part, ir.Name) else None
+                if bound is not None and bound.kind != "value":
+                    self.visit(part, scope, TENSOR)  # an alias of the name (`y = x`)
+                    inner.names[name] = Binding("group" if bound.kind == "group" else
+                                                "tensor", part.span, part)
+                else:
+                    self.visit(part, scope, VALUE)
+                    inner.names[name] = Binding("value", part.span, part)
+                inner.local.add(name)
+            self.statements(s.body, inner, inner_block)
+            for n in assigned:
+                if n in inner.names:
+                    scope.names[n] = inner.names[n]
+                    scope.local.add(n)
+                scope.later.pop(n, None)
+            for t in s.body:  # item i's tensor for `x = ...` is x<i> after the loop too
+                if isinstance(t, ir.Assign) and t.target in inner.names:
+                    scope.names[f"{t.target}{i}"] = inner.names[t.target]
 
     def visit_Return(self, s: ir.Return, scope: Scope, block: Block) -> None:
         self.visit(s.value, scope, TENSOR)
@@ -322,11 +358,14 @@ def calls_closure(cell: ir.CellDef, p: Program) -> list[ir.Call]:
 
 
 def _defined(body: tuple[Any, ...]) -> list[str]:
-    """The names a cell's statements define, for 'used before it is defined'."""
+    """The names a cell's statements define, for 'used before it is defined' (a loop's
+    body defines its names for the statements after the loop)."""
     names = []
     for s in body:
         if isinstance(s, ir.Assign):
             names.append(s.target)
         elif isinstance(s, ir.Let | ir.Repeat):
             names.append(s.name)
+        elif isinstance(s, ir.For):
+            names += [n for n in _defined(s.body) if n not in names]
     return names

@@ -1,7 +1,7 @@
 """The names pass: what each name is and where it is defined, and the shape of the
 statements that define them. Undefined names and names used before their
 definition, names defined twice or taken from the language, the names the expander
-makes up, a cell's inputs and parameters, its ``return`` and its repeats."""
+makes up, a cell's inputs and parameters, its ``return``, its repeats and loops."""
 
 from __future__ import annotations
 
@@ -103,6 +103,11 @@ class Names(Pass):
                 written += [(t.target, t) for t in st.body if isinstance(t, ir.Assign)
                             and t.target != st.name]
                 owners.append((st.name, f"repeat '{st.name}'", st))
+            elif isinstance(st, ir.For):  # item i's node for `x = ...` is x<i>
+                for t in st.body:
+                    if isinstance(t, ir.Assign):
+                        written.append((t.target, t))
+                        owners.append((t.target, f"the loop's '{t.target}'", st))
         return written, owners
 
     def owns_names(self, e: Any) -> bool:
@@ -130,7 +135,56 @@ class Names(Pass):
         if block.repeat is not None:
             self.error("DPC502", s, "`return` belongs at the end of a cell, not in a repeat",
                        hint=f"assign the branch instead: `{block.repeat.name} = ...`")
+        elif block.loop is not None:
+            self.error("DPC502", s, "`return` belongs at the end of a cell, not in a loop",
+                       hint="assign a name in the loop, and return it after the loop")
         super().visit_Return(s, scope, block)
+
+    def visit_For(self, s: ir.For, scope: Scope, block: Block) -> None:
+        """Its names, distinct and new; items that give each name one part, each a name
+        of a tensor or a value, of one kind across the items; no loop or repeat around
+        it or in its body."""
+        if block.repeat is not None or block.loop is not None or \
+                any(isinstance(t, ir.Repeat | ir.For) for t in s.body):
+            self.error("DPC505", s, "loops and repeats cannot nest in a loop or a repeat",
+                       hint="move the inner one into a cell, and call the cell")
+        if len(s.items) > limits.MAX_REPEAT:
+            self.error(limits.CODE, s, f"a loop over {len(s.items)} items is over the limit "
+                       f"of {limits.MAX_REPEAT}", hint="dpcdsl.limits.MAX_REPEAT sets this limit")
+        for i, name in enumerate(s.names):
+            if name in s.names[:i]:
+                self.error("DPC203", s, f"the loop names '{name}' twice")
+            elif name in scope.names:
+                self.error("DPC203", s, f"the loop's name '{name}' is already defined",
+                           hint="name the loop's variable otherwise")
+            elif name in OPS or name in WORDS or name in RESERVED:
+                self.error("DPC204", s, f"'{name}' is a built-in name; pick another")
+        self.loop_items(s, scope)
+        super().visit_For(s, scope, block)
+
+    def loop_items(self, s: ir.For, scope: Scope) -> None:
+        """Each item gives each name one part, a name of a tensor or a value, and a name
+        is of one kind in every item."""
+        kinds: dict[str, str] = {}
+        for item in s.items:
+            parts = s.parts(item)
+            if len(parts) != len(s.names):
+                self.error("DPC505", item, f"each item of the loop gives its {len(s.names)} "
+                           f"names ({', '.join(s.names)}) a part each; this one has "
+                           f"{len(parts)}", hint=f"write the items as ({', '.join(s.names)})")
+                continue
+            for name, part in zip(s.names, parts):
+                if isinstance(part, ir.Call | ir.OneOf | ir.Earlier):
+                    self.error("DPC505", part, "an item of a loop is a name or a value, not "
+                               "an expression that makes a tensor",
+                               hint="assign the tensor a name before the loop")
+                    continue
+                bound = scope.names.get(part.id) if isinstance(part, ir.Name) else None
+                kind = "tensor" if bound is not None and bound.kind != "value" else "value"
+                if kinds.setdefault(name, kind) != kind:
+                    self.error("DPC505", part, f"the loop's '{name}' is a {kinds[name]} for "
+                               f"one item and a {kind} for another",
+                               hint="give a name the same kind in every item")
 
     def visit_Repeat(self, s: ir.Repeat, scope: Scope, block: Block) -> None:
         if s.count < 1:
@@ -197,13 +251,14 @@ class Names(Pass):
 
 def _made_for(name: str, prefix: str, owner: Any) -> bool:
     """Is ``name`` among the names made up under ``prefix`` for the statement ``owner``?
-    The return's ``out`` and ``out_...``; a repeat's ``b<digit>...``; ``y_...``."""
+    The return's ``out`` and ``out_...``; a repeat's ``b<digit>...``, and a loop's
+    ``x<digit>...``; ``y_...``."""
     if not name.startswith(prefix):
         return False
     rest = name[len(prefix):]
     if prefix == "out" and rest and not rest.startswith("_"):
         return False
-    return not (isinstance(owner, ir.Repeat) and not rest[:1].isdigit())
+    return not (isinstance(owner, ir.Repeat | ir.For) and not rest[:1].isdigit())
 
 
 __all__ = ["INPUT_STRIDES", "RESERVED", "Names"]
