@@ -44,7 +44,7 @@ def test_one_size_for_inputs_at_several_strides_is_refused_with_the_fix() -> Non
 
 
 def test_a_cell_of_one_input_reads_the_image_at_the_output_stride() -> None:
-    text = "cell h(x) { return pool(x, grid = 6) }"
+    text = "cell h(x) { return maxpool(x, window = 6) }"
     assert codes(text, ImageSize((96, 96))) == []  # 6x6 at stride 16
     assert codes(text, ImageSize((80, 80))) == ["DPC601"]  # 5x5
 

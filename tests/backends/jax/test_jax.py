@@ -248,7 +248,7 @@ def test_any_identifier_gives_valid_python(cell_name: str, names: list[str]) -> 
     cell = named_cell(cell_name, names)
     tree = ast.parse(dpcdsl_jax.emit(cell, 3))
     top = {n.name for n in tree.body if isinstance(n, ast.ClassDef | ast.FunctionDef)}
-    assert top == {"resize_bilinear", "adaptive_avg_pool", "BatchNorm", "GroupNorm",
+    assert top == {"resize_bilinear", "grid_pool", "adaptive_avg_pool", "BatchNorm", "GroupNorm",
                    "activate", "make_norm", "normed", "atrous", "ConvBNReLU", "SepConvBNReLU",
                    "GridPool", dpcdsl_jax.class_name(cell)}
     jm = dpcdsl_jax.build(cell, 3)
