@@ -342,11 +342,15 @@ def _concat_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
 
 
 def _sum_out(attrs: Attrs, ins: list[Tensor]) -> Tensor:
+    """Equal channels, and equal sizes or 1x1 (an image-level value, broadcast)."""
     channels = [t.channels for t in ins]
     if len(set(channels)) > 1:
         raise OpError(f"sum of inputs with different channel counts {channels}")
-    _same_sizes("sum", ins)
-    return ins[0]
+    sizes = {t.size for t in ins if t.size is not None} - {(1, 1)}
+    if len(sizes) > 1:
+        raise OpError(f"sum of feature maps of different sizes {sorted(sizes)}; only a 1x1 "
+                      "map broadcasts")
+    return Tensor(channels[0], next(iter(sizes)) if sizes else ins[0].size)
 
 
 RESIZE_COMMON = (
@@ -653,7 +657,8 @@ BUILTIN: tuple[OpSpec, ...] = (
            example="resize(small, scale = 2)"),
     OpSpec("concat", 1, None, (), "concatenation along channels", out=_concat_out,
            gathers=True, color="#eeeeee", example="concat(x, x)"),
-    OpSpec("sum", 1, None, (), "element-wise sum; all inputs have equal channels",
+    OpSpec("sum", 1, None, (), "element-wise sum; all inputs have equal channels (a 1x1 "
+           "input broadcasts)",
            out=_sum_out, color="#eeeeee", example="sum(x, x)"),
     OpSpec("mul", 2, None, (), "element-wise product (a 1-channel or 1x1 input broadcasts)",
            out=_mul_out, color="#eeeeee", example="mul(x, sigmoid(x))"),

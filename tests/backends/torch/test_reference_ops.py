@@ -6,6 +6,7 @@ holds the JAX backend to the PyTorch one."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 from segmentation_models_pytorch.decoders.upernet.decoder import LayerNorm2d
@@ -112,3 +113,24 @@ def test_a_pool_grid_finer_than_the_map_is_smps_psp_block(size: tuple[int, int])
     ours.load_state_dict(dict(zip(ours.state_dict(), theirs.state_dict().values())))
     x = torch.randn(2, 5, *size)
     torch.testing.assert_close(ours(x), theirs.eval()(x))
+
+
+def test_sum_and_mul_broadcast_an_image_level_value_on_both_backends() -> None:
+    """A 1x1 result of global pooling meets the map it came from: added (sum) or as a
+    gate (mul), as PyTorch broadcasts ``+`` and ``*``; the JAX build agrees."""
+    from dpcdsl import backends
+
+    text = ("cell h(x) { g = conv(avgpool(x, grid = 1), kernel = 1, channels = 5, "
+            "norm = none, act = none, bias = true) "
+            "return mul(sum(x, g), sigmoid(g)) }")
+    cell = dpcdsl.Space.from_text(text).concrete()
+    ours = dpcdsl.compile(cell, in_channels=5, backend="torch").eval()
+    x = torch.randn(2, 5, 7, 9)
+    w, b = ours.g.conv.weight, ours.g.conv.bias
+    g = torch.nn.functional.conv2d(x.mean((2, 3), keepdim=True), w, b)
+    torch.testing.assert_close(ours(x), (x + g) * torch.sigmoid(g))
+    jax_backend = backends.get("jax")
+    module = jax_backend.build(cell, 5)
+    jax_backend.import_weights(module, backends.get("torch").export_weights(ours))
+    np.testing.assert_allclose(jax_backend.forward(module, [x.numpy()]),
+                               ours(x).detach().numpy(), rtol=1e-5, atol=1e-6)
