@@ -153,7 +153,7 @@ def test_groupnorm_groups_must_divide_the_channels():
 def test_input_strides_are_checked():
     diags = check(load_text("cell d(a @ 3, b @ 4, c @ 8 = 2) { return concat(a, b) }"))
     assert [(d.code, d.message) for d in diags] == [
-        ("DPC501", "input 'a' @ 3: a backbone stride is one of 2, 4, 8, 16, 32"),
+        ("DPC501", "input 'a' @ 3: a backbone stride is one of 1, 2, 4, 8, 16, 32"),
         ("DPC501", "'c' has a default, so it is a parameter; only a tensor input reads "
                    "features at a stride")]
 

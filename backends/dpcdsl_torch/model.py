@@ -41,6 +41,10 @@ def _conv_bn_relu(cin: int, cout: int, stride: int = 1, dilation: int = 1) -> nn
         nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
+#: the level of the image itself (stride 1), which a cell's input may read (``x @ 1``)
+IMAGE = -1_000
+
+
 class Backbone(nn.Module):
     """What a segmentation model needs of a backbone: a forward that returns a list of
     feature maps, their ``channels`` and ``reductions`` (strides), the
@@ -53,13 +57,26 @@ class Backbone(nn.Module):
     normalisation: Normalisation = IMAGENET
 
     def level(self, stride: int) -> int:
-        """The index of the deepest feature map at ``stride``."""
+        """The index of the deepest feature map at ``stride``; :data:`IMAGE` for stride
+        1, the image itself (as the backbone gets it, normalised)."""
+        if stride == 1:
+            return IMAGE
         for i in reversed(range(len(self.reductions))):
             if self.reductions[i] == stride:
                 return i
         raise DpcError.at(None, f"the backbone has no stride-{stride} features (its "
                           f"strides: {', '.join(map(str, self.reductions))})",
                           hint="pick backbone.inputs among these strides", code="DPC706")
+
+
+    def pick(self, image: torch.Tensor, features: Sequence[torch.Tensor],
+             level: int) -> torch.Tensor:
+        """The map at ``level`` (an index of :meth:`level`): a feature map, or the image."""
+        return image if level == IMAGE else features[level]
+
+    def level_channels(self, level: int) -> int:
+        """The channels of the map at ``level``: 3 for the image."""
+        return 3 if level == IMAGE else self.channels[level]
 
 
 class TinyBackbone(Backbone):
@@ -246,7 +263,7 @@ class SegmentationModel(nn.Module):
         wiring = input_strides(cell.name, cell.inputs, strides, backbone.output_stride,
                                cell.span, cell.strides)
         self.levels = [backbone.level(s) for s in wiring.values()]
-        head_in = {i: backbone.channels[k] for i, k in zip(cell.inputs, self.levels)}
+        head_in = {i: backbone.level_channels(k) for i, k in zip(cell.inputs, self.levels)}
         head_cell = at_output_stride(cell, backbone.output_stride)
         bn = {"bn_momentum": BN_MOMENTUM, "bn_eps": BN_EPS, **bn}  # the cells' BatchNorm
         self.head = build(head_cell, head_in, seed=seed, **bn)
@@ -269,7 +286,7 @@ class SegmentationModel(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features = self.backbone(image)
-        y = self.head(*(features[k] for k in self.levels))
+        y = self.head(*(self.backbone.pick(image, features, k) for k in self.levels))
         if self.decoder is not None:
             y = self.decoder(y, features[self.low_level])
         logits = self.classifier(y)

@@ -37,8 +37,9 @@ def feature_extractor(task: Task) -> Extractor:
 
     @torch.no_grad()
     def run(images: np.ndarray) -> list[np.ndarray]:
-        feats = net(torch.from_numpy(images).to(device))
-        return [feats[k].float().cpu().numpy() for k in levels]
+        x = torch.from_numpy(images).to(device)
+        feats = net(x)
+        return [net.pick(x, feats, k).float().cpu().numpy() for k in levels]
 
     run.backbone = net  # type: ignore[attr-defined]
     return Extractor(run, strides, net.normalisation)

@@ -146,3 +146,41 @@ def test_the_strides_a_cell_declares_feed_it(tmp_path, write):
     with pytest.raises(DpcError, match="reads 'context' at stride 16, deeper than the "
                        "backbone's output stride 8"):
         train(cell, os8)
+
+
+REFINE = """
+cell refine(x @ 16, image @ 1, channels = 8) {
+  edges = conv(image, kernel = 3, channels = 4, atrous = false)
+  return conv(concat(upsample(x, like = image), edges), kernel = 1)
+}
+"""
+
+
+@pytest.mark.slow
+def test_an_input_at_stride_1_reads_the_image(tmp_path, write):
+    """`image @ 1` is the image as the backbone gets it (normalised): cached beside the
+    stride-16 features, fed to the proxy in both backends and to the model end to end."""
+    _, task_file = write(inputs=None)
+    (tmp_path / "refine.dpc").write_text(REFINE)
+    task = load_task(task_file)
+    cell = Space.from_file(tmp_path / "refine.dpc").concrete()
+    results = {b: train(cell, task, backend=b) for b in ("torch", "jax")}
+    assert results["torch"].params == results["jax"].params
+    cache = open_cache(fed(cell, task))
+    assert cache is not None and cache.strides == (16, 1)
+    crop = task.train.crop
+    assert cache.in_channels(cell, task) == {"x": 64, "image": 3}
+    assert cache.sizes(cell, task) == {"x": (crop // 16, crop // 16), "image": (crop, crop)}
+    r = dpcc("train", tmp_path / "refine.dpc", "--task", task_file, "--run-dir", tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+
+
+def test_the_model_feeds_the_image_to_an_input_at_stride_1():
+    import torch
+    from dpcdsl_torch import SegmentationModel, TinyBackbone
+
+    model = SegmentationModel(TinyBackbone(16), "cell h(image @ 1) { return identity(image) }",
+                              num_classes=2).eval()
+    image = torch.randn(1, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image), model.classifier(image))

@@ -17,8 +17,8 @@ from dpcdsl.ops import OPS, WORDS
 #: (a keyword that starts an item, a built-in value), so no node may take them
 RESERVED = ("one_of", "earlier", "true", "false", "import", "cell")
 
-#: the strides a cell's input may read (``low @ 4``)
-INPUT_STRIDES = (2, 4, 8, 16, 32)
+#: the strides a cell's input may read (``low @ 4``); 1 is the image itself
+INPUT_STRIDES = (1, 2, 4, 8, 16, 32)
 
 
 class Names(Pass):

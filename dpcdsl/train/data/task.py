@@ -103,9 +103,10 @@ class BackboneSpec(_Section):
     backend: Backend = None
     # the strides of the backbone features that feed the cell's inputs, in the order of
     # the inputs: [16, 4] feeds a decoder's context from stride 16 and its low-level input
-    # from stride 4. The deepest level of each stride is taken. None: one input, the last
-    # level (at the output stride)
-    inputs: Annotated[list[Literal[2, 4, 8, 16, 32]] | None, Field(min_length=1)] = None
+    # from stride 4. The deepest level of each stride is taken; stride 1 is the image
+    # itself, as the backbone gets it. None: one input, the last level (at the output
+    # stride)
+    inputs: Annotated[list[Literal[1, 2, 4, 8, 16, 32]] | None, Field(min_length=1)] = None
 
     @model_validator(mode="after")
     def _inputs_exist(self) -> BackboneSpec:

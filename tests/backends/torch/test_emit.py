@@ -71,6 +71,7 @@ STANDALONE = textwrap.dedent("""
     sys.modules["dpcdsl_torch"] = None
     import torch
     from safetensors.torch import load_file, save_file
+    torch.set_num_threads(int(sys.argv[6]))  # the test's: the same sums in the same order
     spec = importlib.util.spec_from_file_location("cell", sys.argv[1])
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -97,7 +98,8 @@ def test_emitted_file_runs_without_dpcdsl(example: Example, tmp_path) -> None:
     save_file({f"{i:02d}": x for i, x in enumerate(xs)}, tmp_path / "x.safetensors")
     subprocess.run([sys.executable, "-c", STANDALONE, str(path), class_name(example.cell),
                     str(tmp_path / "w.safetensors"), str(tmp_path / "x.safetensors"),
-                    str(tmp_path / "y.safetensors")], check=True, cwd=tmp_path)
+                    str(tmp_path / "y.safetensors"), str(torch.get_num_threads())],
+                   check=True, cwd=tmp_path)
     with torch.no_grad():
         expected = module(*xs)
     torch.testing.assert_close(load_file(tmp_path / "y.safetensors")["y"], expected,
