@@ -62,22 +62,23 @@ def test_parser_raises_only_dpc_errors_on_token_soup(tokens):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("part", range(4))
-def test_fuzz_100k_mutated_examples(part):
-    """100,000 mutations of the real examples (the fuzz harness's mutations), in four
-    parts of 25,000 that run in parallel: the parser raises only DpcError, never a
-    crash."""
+def test_fuzz_50k_mutated_examples(part):
+    """50,000 mutations of the real examples (the fuzz harness's mutations), in four
+    parts of 12,500 that run in parallel: the parser raises only DpcError, never a
+    crash. (benchmarks/fuzz_dsl.py runs 100,000 through every stage, not only the
+    parser.)"""
     from tests.test_fuzz import fuzz_dsl
 
     rng = random.Random(1234 + part)
     seeds = [p.read_text() for p in sorted(EXAMPLES.glob("*.dpc"))]
     ok = errors = 0
-    for _ in range(25_000):
+    for _ in range(12_500):
         try:
             parse(fuzz_dsl.mutate(rng, rng.choice(seeds)))
             ok += 1
         except DpcError:
             errors += 1
-    assert ok + errors == 25_000 and errors > 250 and ok > 25
+    assert ok + errors == 12_500 and errors > 125 and ok > 12
 
 
 @pytest.mark.slow
