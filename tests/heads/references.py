@@ -129,12 +129,13 @@ REFERENCES: dict[str, Reference] = {
         sizes=({"c2": (32, 32), "c4": (16, 16), "c8": (8, 8), "c16": (4, 4), "c32": (2, 2)},
                {"c2": (48, 32), "c4": (24, 16), "c8": (12, 8), "c16": (6, 4), "c32": (3, 2)})),
     "smp_upernet": Reference(
-        # features: the image and stride 2 (unread), then strides 4 to 32; the pyramid's
-        # 6 bins need 6 rows and columns at stride 32
+        # features: the image and stride 2 (unread), then strides 4 to 32; at the first
+        # size (a 64x64 image) the pyramid's 3 and 6 bins are finer than the 2x2 map at
+        # stride 32, as adaptive pooling allows
         build=lambda: UPerNetDecoder([3, 8, 16, 24, 32, 64], decoder_channels=16),
         call=lambda m, xs: m([_level(xs[0], 4, 3), _level(xs[0], 2, 8), *xs]),
         in_channels={"c4": 16, "c8": 24, "c16": 32, "c32": 64}, options={"channels": 16},
-        sizes=({"c4": (48, 48), "c8": (24, 24), "c16": (12, 12), "c32": (6, 6)},
+        sizes=({"c4": (16, 16), "c8": (8, 8), "c16": (4, 4), "c32": (2, 2)},
                {"c4": (56, 52), "c8": (28, 26), "c16": (14, 13), "c32": (7, 7)})),
     "smp_pan": Reference(
         # features: the image and stride 2 (unread), then strides 4 to 32; the three
