@@ -13,7 +13,11 @@ The smp decoders read a resnet34's features (64, 64, 128, 256 and 512 channels a
 strides 2 to 32) of a 256x256 image, PSPNet's its stride-8 features (smp's PSPNet stops
 its encoder there), DeepLabV3's its stride-8 features at output stride 8; the
 torchvision heads a resnet50's 2048 channels at stride 8 (FCN, DeepLabv3) and a
-MobileNetV3-Large's 40 and 960 channels at strides 8 and 16 (LR-ASPP).
+MobileNetV3-Large's 40 and 960 channels at strides 8 and 16 (LR-ASPP); DPT a
+ViT-Base's four blocks (768 channels at stride 16) and their class tokens.
+
+``--only`` measures the heads it names and keeps the other rows of the results file
+(each row's ratio comes from its own interleaved run).
 
     python benchmarks/bench_heads.py [--reps 7] [--batch 2] [--threads 2]
 """
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import statistics
 import sys
 import time
@@ -47,6 +52,7 @@ from tests.heads.references import REFERENCES  # noqa: E402
 RESNET34 = [3, 64, 64, 128, 256, 512]
 STRIDES = [1, 2, 4, 8, 16, 32]
 IMAGE = 256
+RESULTS = Path(__file__).resolve().parent / "results" / "bench_heads.json"
 
 
 def levels(*strides: int) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
@@ -111,6 +117,14 @@ def _renamed(channels: dict[str, int], sizes: dict[str, tuple[int, int]],
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
 
 
+def vit_blocks(width: int = 768) -> tuple[dict[str, int], dict[str, tuple[int, int]]]:
+    """A ViT's four blocks (f1..f4, stride 16) and their class tokens (t1..t4, 1x1)."""
+    blocks = [f"f{i}" for i in range(1, 5)]
+    tokens = [f"t{i}" for i in range(1, 5)]
+    return ({n: width for n in blocks + tokens},
+            {**{n: (IMAGE // 16, IMAGE // 16) for n in blocks}, **{n: (1, 1) for n in tokens}})
+
+
 def cases() -> dict[str, Case]:
     five, four = levels(2, 4, 8, 16, 32), levels(4, 8, 16, 32)
     tv = "torchvision.models.segmentation"
@@ -155,6 +169,9 @@ def cases() -> dict[str, Case]:
         "smp_pan": Case(_smp("pan", "PANDecoder", RESNET34, 5, 32), _smp_file("pan"), *four),
         "smp_upernet": Case(_smp("upernet", "UPerNetDecoder", RESNET34), _smp_file("upernet"),
                             *four),
+        # smp's DPT passes the encoder's widths (a ViT-Base's 768) and strides
+        "smp_dpt": Case(_smp("dpt", "DPTDecoder", (768,) * 4, (16,) * 4), _smp_file("dpt"),
+                        *vit_blocks()),
     }
 
 
@@ -224,6 +241,12 @@ def main() -> None:
               f"{row['params']:>11,} params  {row['madds'] / 1e9:7.2f}G madds  "
               f"{row['compiled_ms']:9.1f} vs {row['library_ms']:9.1f} ms  x{row['ratio']}",
               flush=True)
+    if args.only:  # the other heads keep their rows
+        previous = RESULTS.read_text() if RESULTS.is_file() else ""
+        kept = [r for r in (json.loads(previous)["heads"] if previous else [])
+                if r["head"] not in {row["head"] for row in rows}]
+        order = list(cases())
+        rows = sorted(kept + rows, key=lambda r: order.index(r["head"]))
     out = write_result("bench_heads", {
         "machine": machine(torch=torch.__version__, threads=args.threads),
         "settings": {"reps": args.reps, "batch": args.batch, "image": IMAGE,

@@ -479,8 +479,8 @@ def cache_(task: TaskOpt, quiet: QuietOpt = False, threads: ThreadsOpt = None,
     spec = _runtime(load_task(task), threads, device, seed, quiet)
     cache = ensure_cache(spec, progress=_progress(quiet))
     sizes = cache.meta["splits"]
-    levels = ", ".join(f"{cache.channels(s)}x{'x'.join(map(str, cache.size(s)))} at stride {s}"
-                       for s in cache.strides)
+    levels = ", ".join(f"{cache.channels(v)}x{'x'.join(map(str, cache.size(v)))} at "
+                       f"{'stride ' if v.deepest else 'level '}{v}" for v in cache.levels)
     out.print(f"cache {cache.path.resolve()}: {sizes['train']} train and {sizes['val']} val "
               f"images; features {levels} ({cache.meta['dtype']})")
 

@@ -98,14 +98,31 @@ def test_an_input_may_say_its_stride_and_it_prints_back():
     text = "cell d(context @ 16, low @ 4, channels = 8) {\n  return concat(context, low)\n}\n"
     module = parse(text)
     cell = module.cells["d"]
-    assert [(p.name, p.stride) for p in cell.params] == [("context", 16), ("low", 4),
-                                                          ("channels", None)]
+    assert [(p.name, p.level) for p in cell.params] == [("context", (16, -1)),
+                                                        ("low", (4, -1)), ("channels", None)]
     assert format_module(module) == text
     concrete = Space.from_text(text).concrete()
     assert concrete.strides == (16, 4)
     assert Space.from_text(concrete.canonical_text()).concrete() == concrete
     plain = Space.from_text(text.replace(" @ 16", "").replace(" @ 4", "")).concrete()
     assert plain.strides == () and "@" not in plain.canonical_text()
+
+
+def test_an_input_may_say_which_map_of_a_stride_it_reads():
+    """`@ 16[0]` is the first of the backbone's maps at stride 16, `@ 16[-2]` the one
+    before the deepest; the index survives formatting, expansion and canonical text."""
+    from dpcdsl.lang.printer import format_module
+    from dpcdsl.lang.space import Space
+
+    text = ("cell v(a @ 16[0], b @ 16[-2], c @ 16, channels = 8) {\n"
+            "  return concat(a, b, c)\n}\n")
+    module = parse(text)
+    assert [p.level for p in module.cells["v"].params[:3]] == [(16, 0), (16, -2), (16, -1)]
+    assert format_module(module) == text
+    concrete = Space.from_text(text).concrete()
+    assert concrete.levels == ((16, 0), (16, -2), (16, -1)) and concrete.strides == (16,) * 3
+    assert "a @ 16[0], b @ 16[-2], c @ 16," in concrete.canonical_text()
+    assert Space.from_text(concrete.canonical_text()).concrete() == concrete
 
 
 def test_every_grammar_rule_makes_ir_and_an_unknown_one_is_an_error():

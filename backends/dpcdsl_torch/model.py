@@ -21,9 +21,10 @@ from dpcdsl.compiler.rewrite import at_output_stride
 from dpcdsl.errors import DpcError
 from dpcdsl.lang import ir
 from dpcdsl.lang.analysis import infer_channels
+from dpcdsl.lang.levels import Level, parse_level
 from dpcdsl.lang.space import as_space
 from dpcdsl.train.data.formats import IMAGENET, Normalisation
-from dpcdsl.train.data.task import input_strides
+from dpcdsl.train.data.task import input_levels
 from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build
 
 OUTPUT_STRIDES = (8, 16)
@@ -56,15 +57,24 @@ class Backbone(nn.Module):
     output_stride: int
     normalisation: Normalisation = IMAGENET
 
-    def level(self, stride: int) -> int:
-        """The index of the deepest feature map at ``stride``; :data:`IMAGE` for stride
-        1, the image itself (as the backbone gets it, normalised)."""
-        if stride == 1:
+    def level(self, level: Level | int | str) -> int:
+        """The index of the feature map at ``level`` (a stride alone: its deepest map;
+        ``16[0]``: the first map at stride 16); :data:`IMAGE` for stride 1, the image
+        itself (as the backbone gets it, normalised)."""
+        level = parse_level(level)
+        if level.stride == 1:
             return IMAGE
-        for i in reversed(range(len(self.reductions))):
-            if self.reductions[i] == stride:
-                return i
-        raise DpcError.at(None, f"the backbone has no stride-{stride} features (its "
+        found = level.pick(self.reductions)
+        if found is not None:
+            return found
+        n = self.reductions.count(level.stride)
+        if n:
+            raise DpcError.at(None, f"the backbone has {n} feature map{'s' * (n != 1)} at "
+                              f"stride {level.stride}, so it has no level {level}",
+                              hint=f"index them {level.stride}[0] to {level.stride}[{n - 1}]"
+                              f", or {level.stride}[-1] (the deepest) to "
+                              f"{level.stride}[-{n}]", code="DPC706")
+        raise DpcError.at(None, f"the backbone has no stride-{level.stride} features (its "
                           f"strides: {', '.join(map(str, self.reductions))})",
                           hint="pick backbone.inputs among these strides", code="DPC706")
 
@@ -232,8 +242,9 @@ class SegmentationModel(nn.Module):
     """Backbone, head cell, optional decoder cell, 1x1 classifier.
 
     ``cell`` and ``decoder`` are concrete cells. The head's inputs read the backbone's
-    levels at ``strides`` (one per input, in order; default: the strides the cell
-    declares, ``low @ 4``, or the last level for a one-input cell), so the two-input
+    levels ``strides`` (one per input, in order: ``16``, or ``"16[0]"`` where several
+    maps share a stride; default: the levels the cell declares, ``low @ 4``, or the last
+    level for a one-input cell), so the two-input
     ``examples/deeplabv3plus.dpc`` reads strides 16 and 4. Its rates are scaled by
     16 / output_stride. The optional ``decoder`` reads the head's output and the
     stride-4 features. Logits are resized bilinearly to the image's size, with
@@ -243,7 +254,7 @@ class SegmentationModel(nn.Module):
 
     def __init__(self, backbone: Backbone, cell: ir.Cell | str | Path, num_classes: int,
                  decoder: ir.Cell | str | Path | None = None, seed: int = 0,
-                 strides: Sequence[int] | None = None, align_corners: bool = True,
+                 strides: Sequence[int | str] | None = None, align_corners: bool = True,
                  **bn: float) -> None:
         super().__init__()
         if num_classes < 1:
@@ -260,8 +271,8 @@ class SegmentationModel(nn.Module):
         cell = cell if isinstance(cell, ir.Cell) else as_space(cell, None).concrete()
         if decoder is not None and not isinstance(decoder, ir.Cell):
             decoder = as_space(decoder, None).concrete()
-        wiring = input_strides(cell.name, cell.inputs, strides, backbone.output_stride,
-                               cell.span, cell.strides)
+        wiring = input_levels(cell.name, cell.inputs, strides, backbone.output_stride,
+                              cell.span, cell.levels)
         self.levels = [backbone.level(s) for s in wiring.values()]
         head_in = {i: backbone.level_channels(k) for i, k in zip(cell.inputs, self.levels)}
         head_cell = at_output_stride(cell, backbone.output_stride)

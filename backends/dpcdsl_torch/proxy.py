@@ -32,8 +32,8 @@ def feature_extractor(task: Task) -> Extractor:
         net = backbone(task.backbone.name, task.backbone.output_stride,
                        task.backbone.pretrained, task.backbone.pretrained_file)
         net = net.eval().to(device)
-    strides = task.backbone.levels
-    levels = [net.level(s) for s in strides]
+    wanted = task.backbone.levels
+    levels = [net.level(v) for v in wanted]
 
     @torch.no_grad()
     def run(images: np.ndarray) -> list[np.ndarray]:
@@ -42,7 +42,7 @@ def feature_extractor(task: Task) -> Extractor:
         return [net.pick(x, feats, k).float().cpu().numpy() for k in levels]
 
     run.backbone = net  # type: ignore[attr-defined]
-    return Extractor(run, strides, net.normalisation)
+    return Extractor(run, wanted, net.normalisation)
 
 
 class ProxyHead(nn.Module):

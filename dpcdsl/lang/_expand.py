@@ -93,8 +93,8 @@ class Expander:
         self._top_ctx = self._cell_ctx(cell, [p.name for p in cell.inputs], {},
                                        prefix="", ret_slot="out", caller=None)
         self._inputs = tuple(p.name for p in cell.inputs)
-        strides = tuple(p.stride for p in cell.inputs)
-        self._strides = strides if any(s is not None for s in strides) else ()
+        levels = tuple(p.level for p in cell.inputs)
+        self._levels = levels if any(v is not None for v in levels) else ()
         channels = self._top_ctx.env.get("channels", ("value", ir.Int(value=256)))[1]
         self._channels = channels.value if isinstance(channels, ir.Int) else 256
 
@@ -213,7 +213,7 @@ class Expander:
         with limits.stack_guard(self.top.span, f"cell '{self.top.name}'", self.p.sources):
             out = self.block(self.top.body, self._top_ctx.copy(), d)
         cell = ir.construct(ir.Cell, span=self.top.span, name=self.top.name,
-                            inputs=self._inputs, strides=self._strides,
+                            inputs=self._inputs, levels=self._levels,
                             channels=self._channels,
                             nodes=tuple(self.nodes), output=out)
         return cell, self.decisions

@@ -7,6 +7,7 @@ import hashlib
 from typing import Any, Union
 
 from dpcdsl.lang._node import IRNode
+from dpcdsl.lang.levels import Level
 from dpcdsl.ops import CELL_CHANNELS, OPS
 
 INDENT = "  "
@@ -36,11 +37,17 @@ class Cell(IRNode):
 
     name: str
     inputs: tuple[str, ...]
-    #: the stride each input reads, where the cell says it (``low @ 4``); () when none does
-    strides: tuple[int | None, ...] = ()
+    #: the backbone level each input reads, where the cell says it (``low @ 4``,
+    #: ``block @ 16[0]``); () when none does
+    levels: tuple[Level | None, ...] = ()
     channels: int = 256
     nodes: tuple[Node, ...]
     output: str
+
+    @property
+    def strides(self) -> tuple[int | None, ...]:
+        """The stride each input reads, where the cell says it; () when none does."""
+        return tuple(None if v is None else v.stride for v in self.levels)
 
     def node(self, name: str) -> Node:
         for n in self.nodes:
@@ -96,7 +103,7 @@ def node_call(node: Node, cell_channels: int) -> str:
 
 def print_cell(cell: Cell) -> str:
     """The canonical text of a flat cell."""
-    inputs = [i if not cell.strides or cell.strides[k] is None else f"{i} @ {cell.strides[k]}"
+    inputs = [i if not cell.levels or cell.levels[k] is None else f"{i} @ {cell.levels[k]}"
               for k, i in enumerate(cell.inputs)]
     head = ", ".join([*inputs, f"channels = {cell.channels}"])
     lines = [f"cell {cell.name}({head}) {{"]

@@ -26,6 +26,7 @@ from dpcdsl.lang._node import construct as construct
 from dpcdsl.lang.flat import AttrValue as AttrValue
 from dpcdsl.lang.flat import Cell as Cell
 from dpcdsl.lang.flat import Node as Node
+from dpcdsl.lang.levels import Level as Level
 
 
 # ----------------------------------------------------------------------------- values
@@ -151,11 +152,11 @@ Statement = Union[Let, Assign, Repeat, For, Return]  # noqa: UP007
 
 
 class Param(IRNode):
-    """A formal input (no default), which may say the stride of the features it reads
-    (``low @ 4``), or a parameter (with a default)."""
+    """A formal input (no default), which may say the backbone level it reads
+    (``low @ 4``, ``block @ 16[0]``), or a parameter (with a default)."""
 
     name: str
-    stride: int | None = None
+    level: Level | None = None
     default: Expr | None = None
 
 

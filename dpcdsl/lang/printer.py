@@ -125,7 +125,7 @@ class StmtPrinter(Visitor[list[str]]):
 
     def visit_CellDef(self, s: ir.CellDef, indent: str) -> list[str]:
         params = ", ".join(
-            (p.name if p.stride is None else f"{p.name} @ {p.stride}")
+            (p.name if p.level is None else f"{p.name} @ {p.level}")
             + ("" if p.default is None else f" = {print_expr(p.default)}")
             for p in s.params
         )

@@ -315,10 +315,18 @@ class _ToIR(Transformer[Token, Any]):
         return _Depth(self._integer(children[0]))
 
     def param(self, meta: Meta, children: list[Any]) -> ir.Param:
-        name, stride, default = children
-        return ir.Param(name=str(name),
-                        stride=None if stride is None else self._integer(stride),
-                        default=default, span=self._span(meta))
+        name, level, default = children
+        return ir.Param(name=str(name), level=level, default=default, span=self._span(meta))
+
+    def level(self, meta: Meta, children: list[Any]) -> ir.Level:
+        stride, index = children
+        return ir.Level(self._integer(stride), -1 if index is None else index)
+
+    def pos_index(self, meta: Meta, children: list[Any]) -> int:
+        return self._integer(children[0])
+
+    def neg_index(self, meta: Meta, children: list[Any]) -> int:
+        return -self._integer(children[0])
 
     def assign(self, meta: Meta, children: list[Any]) -> ir.Assign:
         return ir.Assign(target=str(children[0]), value=children[1], span=self._span(meta))

@@ -27,7 +27,7 @@ from dpcdsl.train.data.augment import sample_labels
 from dpcdsl.train.data.cache import FeatureCache, build_cache, open_cache
 from dpcdsl.train.data.datasets import check_dataset
 from dpcdsl.train.data.metrics import ConfusionMatrix
-from dpcdsl.train.data.task import Task, input_strides
+from dpcdsl.train.data.task import Task, input_levels
 from dpcdsl.train.progress import StepProgress, mode_for
 from dpcdsl.train.training import Diverged, batches
 
@@ -120,7 +120,7 @@ def train_fused(cells: Sequence[ir.Cell], task: Task, backend: str | None = None
         raise ValueError("train_fused needs at least one cell")
     first = cells[0]
     for c in cells[1:]:
-        if (c.inputs, c.strides) != (first.inputs, first.strides):
+        if (c.inputs, c.levels) != (first.inputs, first.levels):
             raise DpcError.at(c.span, f"cell '{c.name}' reads the inputs {list(c.inputs)}, "
                               f"cell '{first.name}' reads {list(first.inputs)}",
                               hint="only cells that read the same inputs train fused "
@@ -257,20 +257,19 @@ class _Clock:
 
 def fed(cell: ir.Cell | ir.CellDef, task: Task) -> Task:
     """The task, feeding every input of the cell: its ``backbone.inputs``, else the
-    strides the cell declares (``low @ 4``, written into the returned task so that the
+    levels the cell declares (``low @ 4``, written into the returned task so that the
     cache holds those levels). A cell the task cannot feed is a clear error that shows
     the fix, before any cache is built or any trial runs."""
     if isinstance(cell, ir.Cell):
-        inputs, declared = cell.inputs, cell.strides
+        inputs, declared = cell.inputs, cell.levels
     else:
         inputs = tuple(p.name for p in cell.inputs)
-        declared = tuple(p.stride for p in cell.inputs)
-    wired = input_strides(cell.name, inputs, task.backbone.inputs,
-                          task.backbone.output_stride, cell.span, declared)
-    strides = list(wired.values())
-    if task.backbone.inputs is None and strides != [task.backbone.output_stride]:
+        declared = tuple(p.level for p in cell.inputs)
+    wired = list(input_levels(cell.name, inputs, task.backbone.inputs,
+                              task.backbone.output_stride, cell.span, declared).values())
+    if task.backbone.inputs is None and wired != [ir.Level(task.backbone.output_stride)]:
         return task.model_copy(update={"backbone": task.backbone.model_copy(
-            update={"inputs": strides})})
+            update={"inputs": [v.written for v in wired]})})
     return task
 
 

@@ -18,6 +18,7 @@ import pytest
 from dpcdsl_torch import feature_extractor
 
 from dpcdsl.errors import DpcError
+from dpcdsl.lang.levels import Level
 from dpcdsl.train.data.cache import build_cache, cache_path, open_cache
 from dpcdsl.train.data.synthetic import SyntheticScenes
 from dpcdsl.train.data.task import task_from_text, task_toml
@@ -131,7 +132,7 @@ def test_several_levels_by_stride(tmp_path):
     """A cache for a decoder holds each level its inputs read, once, at its stride."""
     task = task_from_text(task_text(tmp_path, backbone={"inputs": [16, 4, 16]}))
     extract, calls = counting(feature_extractor(task))
-    assert extract.strides == (16, 4)
+    assert extract.levels == (Level(16), Level(4))
     cache = build_cache(task, extract, batch=4, progress=False)
     assert sum(calls) == 16 and cache.strides == (16, 4)
     assert cache.features("train", 16).shape == (12, 64, 4, 4)

@@ -13,6 +13,7 @@ from segmentation_models_pytorch.decoders.deeplabv3.decoder import (
     DeepLabV3Decoder,
     DeepLabV3PlusDecoder,
 )
+from segmentation_models_pytorch.decoders.dpt.decoder import DPTDecoder
 from segmentation_models_pytorch.decoders.fpn.decoder import FPNDecoder
 from segmentation_models_pytorch.decoders.linknet.decoder import LinknetDecoder
 from segmentation_models_pytorch.decoders.manet.decoder import MAnetDecoder
@@ -63,6 +64,9 @@ class Reference:
 def _one(module: nn.Module, xs: list[torch.Tensor]) -> torch.Tensor:
     return module(xs[0])
 
+
+#: the class tokens of a ViT's four blocks, as 1x1 maps
+_tokens = {f"t{i}": (1, 1) for i in range(1, 5)}
 
 REFERENCES: dict[str, Reference] = {
     "fcn": Reference(
@@ -167,6 +171,16 @@ REFERENCES: dict[str, Reference] = {
                  "d4": 16, "d2": 8, "d1": 8, "pab": 8},
         sizes=({"c2": (32, 32), "c4": (16, 16), "c8": (8, 8), "c16": (4, 4), "c32": (2, 2)},
                {"c2": (48, 32), "c4": (24, 16), "c8": (12, 8), "c16": (6, 4), "c32": (3, 2)})),
+    "smp_dpt": Reference(
+        # four ViT blocks at stride 16 and their class tokens, which smp passes as
+        # (batch, 1, width) and the head reads as 1x1 maps; the fusion doubles sizes
+        # from the stride-32 reassembly, so each side is even
+        build=lambda: DPTDecoder((16,) * 4, (16,) * 4, True, "cat", (8, 16, 32, 32), 16),
+        call=lambda m, xs: m(list(xs[:4]), [t.flatten(2).transpose(1, 2) for t in xs[4:]]),
+        in_channels={**{f"f{i}": 16 for i in range(1, 5)}, **{f"t{i}": 16 for i in range(1, 5)}},
+        options={"embed": 16, "i1": 8, "i2": 16, "i3": 32, "i4": 32, "channels": 16},
+        sizes=({**{f"f{i}": (4, 4) for i in range(1, 5)}, **_tokens},
+               {**{f"f{i}": (6, 2) for i in range(1, 5)}, **_tokens})),
 }
 
 

@@ -184,3 +184,64 @@ def test_the_model_feeds_the_image_to_an_input_at_stride_1():
     image = torch.randn(1, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(model(image), model.classifier(image))
+
+
+SHARED = """
+cell shared(early @ 8[0], late @ 8, channels = 8) {
+  return conv(concat(early, late), kernel = 1)
+}
+"""
+
+
+@pytest.mark.slow
+def test_inputs_that_share_a_stride_read_the_map_they_name(tmp_path, task_file):
+    """At output stride 8 the tiny backbone has two maps at stride 8 (its strided stage
+    and its dilated last stage): `early @ 8[0]` reads the first, `late @ 8` the deepest,
+    cached apart, fed to the proxy in both backends and to the model end to end."""
+    import numpy as np
+    import torch
+    from dpcdsl_torch import feature_extractor
+
+    os8 = task_file(backbone={"output_stride": 8})
+    (tmp_path / "shared.dpc").write_text(SHARED)
+    task = load_task(os8)
+    cell = Space.from_file(tmp_path / "shared.dpc").concrete()
+    results = {b: train(cell, task, backend=b) for b in ("torch", "jax")}
+    assert results["torch"].params == results["jax"].params
+    task = fed(cell, task)
+    assert task.backbone.inputs == ["8[0]", 8]
+    cache = open_cache(task)
+    assert cache is not None and [str(v) for v in cache.levels] == ["8[0]", "8"]
+    assert cache.in_channels(cell, task) == {"early": 32, "late": 64}
+    # each level holds its own map of the backbone
+    extract = feature_extractor(task)
+    net = extract.run.backbone  # type: ignore[attr-defined]
+    image = np.asarray(np.random.default_rng(0).normal(size=(1, 3, 64, 64)), np.float32)
+    with torch.no_grad():
+        maps = net(torch.from_numpy(image))
+    early, late = extract.run(image)
+    np.testing.assert_array_equal(early, maps[1].numpy())
+    np.testing.assert_array_equal(late, maps[2].numpy())
+    r = dpcc("train", tmp_path / "shared.dpc", "--task", os8, "--run-dir",
+             tmp_path / "run")
+    assert r.returncode == 0, r.stderr
+
+
+def test_a_level_the_backbone_lacks_is_refused_naming_its_maps():
+    from dpcdsl_torch import SegmentationModel, TinyBackbone
+
+    with pytest.raises(DpcError, match=r"(?s)2 feature maps at stride 8, so it has no "
+                       r"level 8\[2\].*index them 8\[0\] to 8\[1\]"):
+        SegmentationModel(TinyBackbone(8), "cell h(x @ 8[2]) { return identity(x) }", 2)
+    model = SegmentationModel(TinyBackbone(8), "cell h(x @ 8[-2]) { return identity(x) }", 2)
+    assert model.levels == [1]
+
+
+def test_a_task_names_levels_as_text_and_refuses_a_bad_one(task_file):
+    task = load_task(task_file(backbone={"output_stride": 8, "inputs": ["8[0]", 8, "4"]}))
+    assert [str(v) for v in task.backbone.input_levels] == ["8[0]", "8", "4"]
+    bad = task_file("bad.toml")
+    bad.write_text(bad.read_text() + '\n[backbone]\ninputs = ["16[x]"]\n')
+    r = dpcc("cache", "--task", bad)
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "'16[x]' is not a backbone level" in r.stderr + r.stdout

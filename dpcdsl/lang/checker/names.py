@@ -11,14 +11,13 @@ from dpcdsl import limits
 from dpcdsl.errors import did_you_mean
 from dpcdsl.lang import ir
 from dpcdsl.lang.checker._base import Block, Pass, Place, Scope
+from dpcdsl.lang.levels import INPUT_STRIDES, parse_level
 from dpcdsl.ops import OPS, WORDS
 
 #: words of the language that read as names in some places but mean something else
 #: (a keyword that starts an item, a built-in value), so no node may take them
 RESERVED = ("one_of", "earlier", "true", "false", "import", "cell")
 
-#: the strides a cell's input may read (``low @ 4``); 1 is the image itself
-INPUT_STRIDES = (1, 2, 4, 8, 16, 32)
 
 
 class Names(Pass):
@@ -37,13 +36,15 @@ class Names(Pass):
             if prm.name in seen:
                 self.error("DPC203", prm, f"parameter '{prm.name}' is declared twice")
             seen.add(prm.name)
-            if prm.stride is not None and prm.default is not None:
+            if prm.level is not None and prm.default is not None:
                 self.error("DPC501", prm, f"'{prm.name}' has a default, so it is a parameter; "
                            "only a tensor input reads features at a stride",
                            hint=f"write `{prm.name} = ...` without `@`")
-            elif prm.stride is not None and prm.stride not in INPUT_STRIDES:
-                self.error("DPC501", prm, f"input '{prm.name}' @ {prm.stride}: a backbone "
-                           "stride is one of " + ", ".join(map(str, INPUT_STRIDES)))
+            elif prm.level is not None:
+                try:
+                    parse_level(prm.level)
+                except ValueError as e:
+                    self.error("DPC501", prm, f"input '{prm.name}' @ {prm.level}: {e}")
             if prm.default is not None:
                 seen_default = True
                 continue

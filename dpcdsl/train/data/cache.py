@@ -1,6 +1,6 @@
 """The feature cache: the backbone runs once over the train and val splits, and its
 features (float16 by default) and the labels go into ``.npy`` files that trainers
-memory-map. A cache holds one feature map per level the task's cell reads, by stride
+memory-map. A cache holds one feature map per backbone level the task's cell reads
 (``backbone.inputs``: the last level alone, or e.g. strides 16 and 4 for a decoder).
 
 The cache folder is named by a content hash of the dataset's identity, the backbone and
@@ -27,9 +27,10 @@ import numpy as np
 
 from dpcdsl.errors import DpcError, Span
 from dpcdsl.lang.flat import Cell
+from dpcdsl.lang.levels import Level, parse_level
 from dpcdsl.train.data.datasets import Dataset, open_split
 from dpcdsl.train.data.formats import Normalisation
-from dpcdsl.train.data.task import Task, input_strides
+from dpcdsl.train.data.task import Task, input_levels
 from dpcdsl.train.progress import CountProgress
 
 SPLITS = ("train", "val")
@@ -41,12 +42,12 @@ class Extractor:
     """A backbone as the cache runs it (a backend's ``feature_extractor`` hook).
 
     ``run`` maps normalised images (N, 3, H, W) float32 to one feature map (N, C, h, w)
-    per stride of ``strides``, in that order; ``normalisation`` is what the backbone's
+    per level of ``levels``, in that order; ``normalisation`` is what the backbone's
     weights expect of the images.
     """
 
     run: Callable[[np.ndarray], Sequence[np.ndarray]]
-    strides: tuple[int, ...]
+    levels: tuple[Level, ...]
     normalisation: Normalisation
 
 
@@ -56,24 +57,34 @@ class FeatureCache:
     meta: dict[str, Any]
 
     @property
+    def levels(self) -> tuple[Level, ...]:
+        """The cached levels, in order."""
+        return tuple(_level_of(record) for record in self.meta["levels"])
+
+    @property
     def strides(self) -> tuple[int, ...]:
         """The stride of each cached level."""
-        return tuple(int(level["stride"]) for level in self.meta["levels"])
+        return tuple(v.stride for v in self.levels)
 
-    def level(self, stride: int) -> dict[str, Any]:
-        for level in self.meta["levels"]:
-            if int(level["stride"]) == stride:
-                return dict(level)
-        raise DpcError.at(None, f"the feature cache {self.path} holds no stride-{stride} "
-                          f"features (it holds strides {', '.join(map(str, self.strides))})",
+    def level(self, level: Level | int | str) -> dict[str, Any]:
+        """The record of a cached level (``16``, ``"16[0]"``): its channels and size."""
+        level = parse_level(level)
+        for record in self.meta["levels"]:
+            if _level_of(record) == level:
+                return dict(record)
+        what = f"stride-{level.stride} features" if level.deepest else \
+            f"features at level {level}"
+        raise DpcError.at(None, f"the feature cache {self.path} holds no {what} (it holds "
+                          f"level{'s' * (len(self.levels) != 1)} "
+                          f"{', '.join(map(str, self.levels))})",
                           hint="set backbone.inputs in the task file; the cache is rebuilt "
                           "for the levels it names", code="DPC705")
 
-    def channels(self, stride: int) -> int:
-        return int(self.level(stride)["channels"])
+    def channels(self, level: Level | int | str) -> int:
+        return int(self.level(level)["channels"])
 
-    def size(self, stride: int) -> tuple[int, int]:
-        h, w = self.level(stride)["size"]
+    def size(self, level: Level | int | str) -> tuple[int, int]:
+        h, w = self.level(level)["size"]
         return int(h), int(w)
 
     @property
@@ -84,12 +95,12 @@ class FeatureCache:
     def ignore_index(self) -> int:
         return int(self.meta["ignore_index"])
 
-    def wiring(self, cell: Cell, task: Task) -> dict[str, int]:
-        """The stride of the cached level that feeds each input of ``cell``."""
-        wired = input_strides(cell.name, cell.inputs, task.backbone.inputs,
-                              task.backbone.output_stride, cell.span, cell.strides)
-        for stride in wired.values():
-            self.level(stride)
+    def wiring(self, cell: Cell, task: Task) -> dict[str, Level]:
+        """The cached level that feeds each input of ``cell``."""
+        wired = input_levels(cell.name, cell.inputs, task.backbone.inputs,
+                             task.backbone.output_stride, cell.span, cell.levels)
+        for level in wired.values():
+            self.level(level)
         return wired
 
     def in_channels(self, cell: Cell, task: Task) -> dict[str, int]:
@@ -104,11 +115,11 @@ class FeatureCache:
         """The cached features of ``split`` for each input of ``cell``, in order."""
         return [self.features(split, s) for s in self.wiring(cell, task).values()]
 
-    def features(self, split: str, stride: int) -> np.ndarray:
-        """The stride's features (N, C, h, w), memory-mapped read-only."""
-        level = self.level(stride)
-        return self._array(_features_file(split, stride),
-                           (self.meta["splits"][split], level["channels"], *level["size"]))
+    def features(self, split: str, level: Level | int | str) -> np.ndarray:
+        """The level's features (N, C, h, w), memory-mapped read-only."""
+        record = self.level(level)
+        return self._array(_features_file(split, parse_level(level)),
+                           (self.meta["splits"][split], record["channels"], *record["size"]))
 
     def labels(self, split: str) -> np.ndarray:
         """(N, H, W) uint8, memory-mapped read-only."""
@@ -131,8 +142,13 @@ class FeatureCache:
         return array
 
 
-def _features_file(split: str, stride: int) -> str:
-    return f"{split}_features_s{stride}.npy"
+def _features_file(split: str, level: Level) -> str:
+    return f"{split}_features_{level.file_key}.npy"
+
+
+def _level_of(record: dict[str, Any]) -> Level:
+    """The level of a cache record (older records name only the stride: its deepest)."""
+    return Level(int(record["stride"]), int(record.get("nth", -1)))
 
 
 def cache_path(task: Task, dtype: str = "float16") -> Path:
@@ -160,7 +176,7 @@ def open_cache(task: Task, dtype: str = "float16") -> FeatureCache | None:
         raise DpcError.at(None, f"the feature cache {path} is damaged: meta.json cannot be "
                           f"read ({type(e).__name__}: {e})",
                           hint=f"remove {path}; it is rebuilt", code="DPC705") from None
-    levels = {int(level["stride"]) for level in meta.get("levels", ())}
+    levels = {_level_of(record) for record in meta.get("levels", ())}
     if built != _identity(task.model_dump(mode="json")) or levels != set(task.backbone.levels):
         raise DpcError.at(None, f"the feature cache {path} was not built for this task "
                           "(its record names another dataset, backbone or crop)",
@@ -171,14 +187,15 @@ def open_cache(task: Task, dtype: str = "float16") -> FeatureCache | None:
 def build_cache(task: Task, extract: Extractor, dtype: str = "float16", batch: int = 8,
                 progress: bool | str = True) -> FeatureCache:
     """The cache for ``task``, built with ``extract`` unless a complete one exists. Its
-    levels are the distinct strides of ``backbone.inputs``. ``progress``: a mode of
+    levels are the distinct levels of ``backbone.inputs``. ``progress``: a mode of
     :mod:`dpcdsl.train.progress` (True: a bar on a terminal, log lines elsewhere)."""
     done = open_cache(task, dtype)
     if done is not None:
         return done
-    if sorted(extract.strides) != sorted(task.backbone.levels):
-        raise DpcError.at(None, f"the feature extractor gives strides {list(extract.strides)}"
-                          f", the task needs {list(task.backbone.levels)}", code="DPC706")
+    if sorted(extract.levels) != sorted(task.backbone.levels):
+        raise DpcError.at(None, "the feature extractor gives levels "
+                          f"{', '.join(map(str, extract.levels))}, the task needs "
+                          f"{', '.join(map(str, task.backbone.levels))}", code="DPC706")
     final = cache_path(task, dtype)
     final.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_partials(final)
@@ -195,8 +212,8 @@ def build_cache(task: Task, extract: Extractor, dtype: str = "float16", batch: i
         with CountProgress(total, progress, f"caching features ({final.name})") as shown:
             for name, data in splits.items():
                 shapes = _write_split(tmp, name, data, extract, dtype, batch, shown.add)
-        meta["levels"] = [{"stride": s, "channels": shape[1], "size": list(shape[2:])}
-                          for s, shape in zip(extract.strides, shapes)]
+        meta["levels"] = [{"stride": v.stride, "nth": v.nth, "channels": shape[1],
+                           "size": list(shape[2:])} for v, shape in zip(extract.levels, shapes)]
         meta["num_classes"] = splits["train"].num_classes
         meta["class_names"] = list(splits["train"].class_names)
         meta["ignore_index"] = splits["train"].ignore_index
@@ -247,15 +264,15 @@ def _write_split(folder: Path, name: str, data: Dataset, extract: Extractor, dty
             images = np.stack([x for x, _ in items]).astype(np.float32)
             labels = np.stack([y for _, y in items]).astype(np.uint8)
             levels = [np.asarray(f).astype(dtype) for f in extract.run(images)]
-            if len(levels) != len(extract.strides):
+            if len(levels) != len(extract.levels):
                 raise DpcError.at(None, f"the feature extractor gave {len(levels)} feature "
-                                  f"maps for {len(extract.strides)} strides", code="DPC706")
+                                  f"maps for {len(extract.levels)} levels", code="DPC706")
             if not files:
                 files.append(_npy_writer(folder / f"{name}_labels.npy",
                                          (len(data), *labels.shape[1:]), labels.dtype))
-                for stride, feats in zip(extract.strides, levels):
+                for level, feats in zip(extract.levels, levels):
                     shapes.append((len(data), *feats.shape[1:]))
-                    files.append(_npy_writer(folder / _features_file(name, stride),
+                    files.append(_npy_writer(folder / _features_file(name, level),
                                              shapes[-1], feats.dtype))
             for f, array in zip(files, [labels, *levels]):
                 f.write(np.ascontiguousarray(array).tobytes())

@@ -38,6 +38,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -45,6 +46,7 @@ from dpcdsl._files import PACKAGE, read_text
 from dpcdsl._plugins import installed_backends
 from dpcdsl.errors import Diagnostic, DpcError, did_you_mean, source_lines
 from dpcdsl.lang.ir import Span
+from dpcdsl.lang.levels import Level, parse_level
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -101,32 +103,43 @@ class BackboneSpec(_Section):
     # the backend that runs the backbone to build the feature cache; None: the installed
     # backend of highest priority that has a feature extractor
     backend: Backend = None
-    # the strides of the backbone features that feed the cell's inputs, in the order of
-    # the inputs: [16, 4] feeds a decoder's context from stride 16 and its low-level input
-    # from stride 4. The deepest level of each stride is taken; stride 1 is the image
-    # itself, as the backbone gets it. None: one input, the last level (at the output
-    # stride)
-    inputs: Annotated[list[Literal[1, 2, 4, 8, 16, 32]] | None, Field(min_length=1)] = None
+    # the backbone levels that feed the cell's inputs, in the order of the inputs:
+    # [16, 4] feeds a decoder's context from stride 16 and its low-level input from
+    # stride 4. A stride alone takes its deepest map; "16[0]" the first of the
+    # backbone's maps at stride 16, "16[-2]" the one before the deepest (a ViT's blocks
+    # share one stride). Stride 1 is the image itself, as the backbone gets it. None:
+    # one input, the last level (at the output stride)
+    inputs: Annotated[list[int | str] | None, Field(min_length=1)] = None
+
+    @field_validator("inputs")
+    @classmethod
+    def _levels_parse(cls, value: list[int | str] | None) -> list[int | str] | None:
+        if value is None:
+            return None
+        levels = [parse_level(v) for v in value]  # a ValueError names the bad one
+        return [v.written for v in levels]
 
     @model_validator(mode="after")
     def _inputs_exist(self) -> BackboneSpec:
-        for s in self.inputs or ():
-            if s > self.output_stride:
+        for v in self.input_levels:
+            if v.stride > self.output_stride:
                 raise ValueError(f"inputs: a backbone at output stride {self.output_stride} "
-                                 f"has no stride-{s} features (its deepest are at stride "
-                                 f"{self.output_stride})")
+                                 f"has no stride-{v.stride} features (its deepest are at "
+                                 f"stride {self.output_stride})")
         return self
 
     @property
-    def strides(self) -> tuple[int, ...]:
-        """The stride of the features each input of the cell reads."""
-        return tuple(self.inputs) if self.inputs else (self.output_stride,)
+    def input_levels(self) -> tuple[Level, ...]:
+        """The level each input of the cell reads."""
+        if not self.inputs:
+            return (Level(self.output_stride),)
+        return tuple(parse_level(v) for v in self.inputs)
 
     @property
-    def levels(self) -> tuple[int, ...]:
-        """The distinct strides the cell reads, in the order of first use: the levels
+    def levels(self) -> tuple[Level, ...]:
+        """The distinct levels the cell reads, in the order of first use: the levels
         of the feature cache."""
-        return tuple(dict.fromkeys(self.strides))
+        return tuple(dict.fromkeys(self.input_levels))
 
 
 class TrainSpec(_Section):
@@ -189,8 +202,8 @@ class Task(_Section):
             "crop": self.train.crop,
             "dtype": dtype,
         }
-        if self.backbone.strides != (self.backbone.output_stride,):  # several levels
-            ident["levels"] = sorted(self.backbone.levels)
+        if self.backbone.input_levels != (Level(self.backbone.output_stride),):
+            ident["levels"] = [v.written for v in sorted(self.backbone.levels)]
         if self.dataset.root is not None:
             ident["dataset"]["root"] = str(self.dataset.root.resolve())
         pfile = self.backbone.pretrained_file
@@ -346,33 +359,34 @@ def _locate(text: str, file: str, loc: tuple[str, ...]) -> Span:
     return fallback
 
 
-def input_strides(cell: str, inputs: Sequence[str], strides: Sequence[int] | None,
-                  output_stride: int, span: Span | None = None,
-                  declared: Sequence[int | None] = ()) -> dict[str, int]:
-    """Which backbone stride feeds each input of the cell ``cell``: ``strides`` in the
-    order of ``inputs`` (a task's ``backbone.inputs``); else the strides the cell
-    declares (``low @ 4``); else, for a one-input cell, the output stride. A count that
-    does not match, or a declared stride deeper than the output stride, is an error
-    that shows the fix."""
-    if strides is None and declared and all(d is not None for d in declared):
-        deep = [(i, d) for i, d in zip(inputs, declared) if d is not None and d > output_stride]
+def input_levels(cell: str, inputs: Sequence[str], given: Sequence[int | str] | None,
+                 output_stride: int, span: Span | None = None,
+                 declared: Sequence[Level | None] = ()) -> dict[str, Level]:
+    """Which backbone level feeds each input of the cell ``cell``: ``given`` in the
+    order of ``inputs`` (a task's ``backbone.inputs``); else the levels the cell
+    declares (``low @ 4``, ``block @ 16[0]``); else, for a one-input cell, the last
+    level. A count that does not match, or a declared stride deeper than the output
+    stride, is an error that shows the fix."""
+    if given is None and declared and all(d is not None for d in declared):
+        deep = [(i, d) for i, d in zip(inputs, declared)
+                if d is not None and d.stride > output_stride]
         if deep:
             raise DpcError.at(span, f"the cell '{cell}' reads '{deep[0][0]}' at stride "
-                              f"{deep[0][1]}, deeper than the backbone's output stride "
+                              f"{deep[0][1].stride}, deeper than the backbone's output stride "
                               f"{output_stride}", hint="set backbone.inputs in the task "
                               "file to the strides this backbone has", code="DPC701")
-        return {i: int(d) for i, d in zip(inputs, declared) if d is not None}
-    if strides is None and len(inputs) == 1:
-        return {inputs[0]: output_stride}
-    if strides is None or len(strides) != len(inputs):
-        given = "no backbone level" if strides is None else \
-            f"{len(strides)} backbone level{'s' * (len(strides) != 1)} " \
-            f"(stride {', '.join(map(str, strides))})"
+        return {i: d for i, d in zip(inputs, declared) if d is not None}
+    if given is None and len(inputs) == 1:
+        return {inputs[0]: Level(output_stride)}
+    if given is None or len(given) != len(inputs):
+        what = "no backbone level" if given is None else \
+            f"{len(given)} backbone level{'s' * (len(given) != 1)} " \
+            f"({', '.join(map(str, given))})"
         example = ", ".join(map(str, [output_stride, 4] if len(inputs) == 2 else
                                 [max(output_stride >> k, 4) for k in range(len(inputs))]))
         raise DpcError.at(span, f"the cell '{cell}' has {len(inputs)} input"
                           f"{'s' * (len(inputs) != 1)} ({', '.join(inputs)}), but the task "
-                          f"feeds it {given}",
+                          f"feeds it {what}",
                           hint=f"say which backbone stride feeds each input, in order, in the "
                           f"task's [backbone] table: inputs = [{example}]", code="DPC701")
-    return dict(zip(inputs, strides))
+    return {i: parse_level(v) for i, v in zip(inputs, given)}
