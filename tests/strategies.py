@@ -18,6 +18,7 @@ def values(depth: int = 2) -> st.SearchStrategy:
             lambda v: ir.Float(value=v)),
         st.booleans().map(lambda v: ir.Bool(value=v)),
         NAMES.map(lambda v: ir.Name(id=v)),
+        NAMES.map(lambda v: ir.ChannelsOf(tensor=ir.Name(id=v))),
     )
     if depth == 0:
         return atoms
@@ -94,7 +95,8 @@ paper_like = st.builds(
 
 
 _OPS = ["conv(kernel = {kernel})", "sepconv(rate = {pair})", "pool(grid = {pair})",
-        "relu()", "sigmoid()", "dropout(p = {p})", "conv(kernel = 1, act = {act})"]
+        "relu()", "sigmoid()", "dropout(p = {p})", "conv(kernel = 1, act = {act})",
+        "conv(kernel = 1, channels = {width})"]
 
 
 @st.composite
@@ -111,7 +113,9 @@ def small_spaces(draw: st.DrawFn) -> str:
                                          "7 // 2", "{1, 3} - 0"])),
             pair=draw(st.sampled_from(["1", "2", "{1, 2}", "(1, {1, 2})", "({1, 2}, {1, 3})"])),
             p=draw(st.sampled_from(["0.1", "{0.1, 0.2}"])),
-            act=draw(st.sampled_from(["relu", "{relu, gelu}"])))
+            act=draw(st.sampled_from(["relu", "{relu, gelu}"])),
+            width=draw(st.sampled_from(["x.channels", "{x.channels, 4}", "x.channels // 2 + 1",
+                                        "{x.channels, x.channels * 2}"])))
 
     def applied(x: str) -> str:
         ops = draw(st.lists(st.builds(op), min_size=1, max_size=3))

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from dpcdsl.lang import ir
-from dpcdsl.lang.analysis import infer, node_weights
+from dpcdsl.lang.analysis import infer, node_weights, with_widths
 from dpcdsl.ops import Weight
 
 Shape = tuple[int, ...]
@@ -24,6 +24,7 @@ Shape = tuple[int, ...]
 def weights_of(cell: ir.Cell, in_channels: int | Mapping[str, int]) -> dict[str, Weight]:
     """Canonical name -> :class:`~dpcdsl.ops.Weight`, for every weight of ``cell``, as
     the op registry declares them."""
+    cell = with_widths(cell, in_channels)
     tensors = infer(cell, in_channels)
     out: dict[str, Weight] = {}
     for node in cell.nodes:

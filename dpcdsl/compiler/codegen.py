@@ -25,7 +25,7 @@ from typing import Any
 
 from dpcdsl.errors import DpcError
 from dpcdsl.lang import ir
-from dpcdsl.lang.analysis import infer_channels
+from dpcdsl.lang.analysis import infer_channels, with_widths
 from dpcdsl.lang.printer import print_cell
 from dpcdsl.ops import ACTIVATIONS, Attrs, pool_window
 
@@ -95,6 +95,7 @@ def class_name(cell: ir.Cell, reserved: Iterable[str] = ()) -> str:
 def emit_module(cell: ir.Cell, in_channels: int | Mapping[str, int], dialect: Dialect,
                 bn_momentum: float, bn_eps: float) -> str:
     """One standalone module for ``cell`` in ``dialect``."""
+    cell = with_widths(cell, in_channels)
     chans = infer_channels(cell, in_channels)
     layers = dict(dialect.layers)  # the library's, and those the cell's ops bring
     for op in dict.fromkeys(n.op for n in cell.nodes):

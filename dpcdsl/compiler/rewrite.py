@@ -8,7 +8,7 @@ from typing import Any
 
 from dpcdsl.errors import DpcError
 from dpcdsl.lang import ir
-from dpcdsl.lang.analysis import Size, infer
+from dpcdsl.lang.analysis import Size, infer, with_widths
 from dpcdsl.ops import OPS
 
 #: the output stride that rates in ``.dpc`` files are written for, as in DeepLab
@@ -66,7 +66,9 @@ def at_size(cell: ir.Cell, in_channels: int | Mapping[str, int],
     rule in the op registry puts its attributes in one canonical form for its inputs'
     sizes (an atrous conv's rate at least the map's size on an axis becomes that size:
     its outer taps read only padding). Two cells with the same result compute the same
-    function at that size, so a search trains one of them."""
+    function at that size, so a search trains one of them. Widths read off tensors
+    (``x.channels``) are worked out for ``in_channels``."""
+    cell = with_widths(cell, in_channels)
     tensors = infer(cell, in_channels, size)
 
     def attrs_of(node: ir.Node) -> dict[str, Any] | None:

@@ -84,6 +84,7 @@ class Expander:
         self.top = cell
         self._count_memo: dict[tuple[Any, ...], int] = {}
         self._template_memo: dict[tuple[int, int], Any] = {}
+        self._widths_memo: dict[int, bool] = {}
         self._vids: dict[Any, int] = {}
         self._synthetic: dict[int, list[ir.Call]] = {}
         self._slots: dict[str, tuple[Callable[[str], str], str]] = {}
@@ -133,35 +134,54 @@ class Expander:
             return ir.SetLit(items=tuple(self._resolve(i, env) for i in e.items), span=e.span)
         if isinstance(e, ir.Arith):
             return self._computed(e, self._resolve(e.left, env), self._resolve(e.right, env))
+        if isinstance(e, ir.ChannelsOf) and not e.bound:  # the tensor's flat name
+            flat = env[e.tensor.id][1]
+            return ir.ChannelsOf(tensor=ir.Name(id=flat, span=e.tensor.span), bound=True,
+                                 span=e.span)
         return e
 
     def _computed(self, e: ir.Arith, left: Any, right: Any) -> Any:
         """The value of ``left op right`` (resolved): an integer, or the set of the
-        distinct results where an operand is a set (a choice among them)."""
-        results: list[int] = []
+        distinct results where an operand is a set (a choice among them). Where an
+        operand is a width (``x.channels``), the result is the arithmetic itself, worked
+        out when the cell is built."""
+        results: list[int | ir.Arith] = []
         for a in left.items if isinstance(left, ir.SetLit) else (left,):
             for b in right.items if isinstance(right, ir.SetLit) else (right,):
-                if not (type(a) is ir.Int and type(b) is ir.Int):
+                if not (_integer(a) and _integer(b)):
                     raise DpcError.at(e.span, "arithmetic takes integers, got "
-                                      f"{print_expr(a if type(a) is not ir.Int else b)}",
+                                      f"{print_expr(a if not _integer(a) else b)}",
                                       sources=self.p.sources, code="DPC401")
-                if e.op == "//" and b.value == 0:
+                if e.op == "//" and type(b) is ir.Int and b.value == 0:
                     raise DpcError.at(e.span, "division by 0", sources=self.p.sources,
                                       code="DPC401")
-                value = ir.ARITH[e.op](a.value, b.value)
+                value: int | ir.Arith = ir.ARITH[e.op](a.value, b.value) \
+                    if type(a) is ir.Int and type(b) is ir.Int else \
+                    ir.Arith(op=e.op, left=a, right=b, span=e.span)
                 if value not in results:
                     results.append(value)
+        items = tuple(ir.Int(value=v, span=e.span) if isinstance(v, int) else v
+                      for v in results)
         if not isinstance(left, ir.SetLit) and not isinstance(right, ir.SetLit):
-            return ir.Int(value=results[0], span=e.span)
-        return ir.SetLit(items=tuple(ir.Int(value=v, span=e.span) for v in results),
-                         span=e.span)
+            return items[0]
+        return ir.SetLit(items=items, span=e.span)
 
     def _template(self, e: Any, ctx: Ctx) -> Any:
         key = (id(e), ctx.vid)
         t = self._template_memo.get(key)
         if t is None:
-            t = self._template_memo[key] = self._resolve(e, ctx.env)
+            t = self._resolve(e, ctx.env)
+            if not self._reads_widths(e):  # a width names a tensor the vid does not
+                self._template_memo[key] = t
         return t
+
+    def _reads_widths(self, e: Any) -> bool:
+        """Does the expression ``e`` read a tensor's width (``x.channels``)?"""
+        found = self._widths_memo.get(id(e))
+        if found is None:
+            found = self._widths_memo[id(e)] = isinstance(e, ir.IRNode) and any(
+                isinstance(n, ir.ChannelsOf) for n in e.walk())
+        return found
 
     @staticmethod
     def _template_count(t: Any) -> int:
@@ -382,9 +402,10 @@ class Expander:
         fixed = tuple((attrs[i][0], attrs[i][3]) for i in order)
         chosen = [(order.index(i), name, vplan, kind)  # in the op's argument order
                   for i, (name, vplan, kind, const) in enumerate(attrs) if const is _NO_TARGET]
-        plan = self._plans[key] = _CallPlan(spec, positions, slot_fors, paths, fixed, chosen,
-                                            tuple(zip(positions, slot_fors, paths,
-                                                      (None,) * n)))
+        plan = _CallPlan(spec, positions, slot_fors, paths, fixed, chosen,
+                         tuple(zip(positions, slot_fors, paths, (None,) * n)))
+        if not any(self._reads_widths(k.value) for k in e.kwargs):
+            self._plans[key] = plan
         return plan
 
     def call(self, e: ir.Call, ctx: Ctx, d: Decider, slot: str) -> str:
@@ -757,7 +778,15 @@ def _slot_name(parent: str, suffix: str, func: str) -> str:
     return f"{parent}_{func}{suffix}"
 
 
+def _integer(t: Any) -> bool:
+    """Is the resolved value ``t`` an integer: a literal, or a width (``x.channels``)
+    and arithmetic on widths, known when the cell is built?"""
+    return type(t) is ir.Int or isinstance(t, ir.ChannelsOf | ir.Arith)
+
+
 def _py(t: Any) -> Any:
+    if isinstance(t, ir.ChannelsOf | ir.Arith):  # a width: an attribute as it is
+        return t
     if isinstance(t, ir.Int | ir.Float | ir.Bool):
         return t.value
     if isinstance(t, ir.Name):
@@ -768,6 +797,8 @@ def _py(t: Any) -> Any:
 
 
 def _convert(v: Any, kind: str) -> Any:
+    if isinstance(v, ir.IRNode):
+        return v
     if kind == "pair":  # n, (n,) and (h, w) are (n, n), (n, n) and (h, w)
         pair = (v,) if isinstance(v, int) else tuple(v)
         return pair * 2 if len(pair) == 1 else pair

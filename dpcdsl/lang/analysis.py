@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict
 from dpcdsl import limits
 from dpcdsl.errors import DpcError
 from dpcdsl.lang import ir
+from dpcdsl.lang.printer import print_expr
 from dpcdsl.ops import (
     OPS,
     OpError,
@@ -173,12 +174,64 @@ def node_weights(node: ir.Node, ins: list[Tensor], out: Tensor) -> dict[str, Wei
     return spec.weights(dict(node.attrs), ins, out)
 
 
+def with_widths(cell: ir.Cell, in_channels: int | Mapping[str, int]) -> ir.Cell:
+    """``cell`` with every width it reads off a tensor (``x.channels``, and arithmetic
+    on it) worked out for ``in_channels``: what the backends build, the cost model
+    costs and the weights are named from. The cell itself when it reads none. A width
+    that does not fit its argument (a conv of ``x.channels // 64`` channels on 32) is
+    a located error that names the node."""
+    if not any(isinstance(v, ir.IRNode) for n in cell.nodes for _, v in n.attrs):
+        return cell
+    chans = _per_input(in_channels, cell.inputs, "channel count")
+    nodes = []
+    for node in cell.nodes:
+        attrs = tuple((k, _width(node, k, v, chans) if isinstance(v, ir.IRNode) else v)
+                      for k, v in node.attrs)
+        node = node.model_copy(update={"attrs": attrs})
+        ins = [Tensor(chans[i], None) for i in node.inputs]
+        chans[node.name] = out_tensor(node, ins).channels
+        nodes.append(node)
+    return cell.model_copy(update={"nodes": tuple(nodes)})
+
+
+def _width(node: ir.Node, key: str, expr: Any, chans: Mapping[str, int]) -> int:
+    """The value of the width ``expr`` of the argument ``key`` of ``node``."""
+    def value(e: Any) -> int:
+        if isinstance(e, ir.ChannelsOf):
+            return int(chans[e.tensor.id])
+        if isinstance(e, ir.Arith):
+            left, right = value(e.left), value(e.right)
+            if e.op == "//" and right == 0:
+                raise DpcError.at(node.span, f"node '{node.name}': {key} = "
+                                  f"{print_expr(expr)} divides by 0 here ({_given(expr, chans)})",
+                                  code="DPC601")
+            return int(ir.ARITH[e.op](left, right))
+        return int(e.value)
+
+    result = value(expr)
+    arg = OPS[node.op].arg(key)
+    problem = arg.problem(result) if arg is not None else None
+    if problem is not None:
+        raise DpcError.at(node.span, f"node '{node.name}': {node.op}({key} = "
+                          f"{print_expr(expr)}) is {result} here ({_given(expr, chans)}): "
+                          f"{problem}", hint="a width read off a tensor depends on the "
+                          "input channels the cell is built for", code="DPC601")
+    return result
+
+
+def _given(expr: Any, chans: Mapping[str, int]) -> str:
+    """The widths ``expr`` reads, as ``x.channels = 32``."""
+    read = dict.fromkeys(n.tensor.id for n in expr.walk() if isinstance(n, ir.ChannelsOf))
+    return ", ".join(f"{t}.channels = {chans[t]}" for t in read)
+
+
 def infer(cell: ir.Cell, in_channels: int | Mapping[str, int],
           size: Size | Mapping[str, Size] | None = None) -> dict[str, Tensor]:
     """The tensor of every input and node of ``cell``: channels, and sizes when the
     inputs' sizes are given. An architecture over the limits on channels, weights or
     (with sizes) activations (:mod:`dpcdsl.limits`) is refused here, before any backend
     allocates it."""
+    cell = with_widths(cell, in_channels)
     chans = _per_input(in_channels, cell.inputs, "channel count")
     sizes = _per_input(size, cell.inputs, "size") if size is not None else {}
     out = {i: _input_tensor(cell, i, chans[i], sizes.get(i)) for i in cell.inputs}
@@ -207,6 +260,7 @@ def cost(cell: ir.Cell, in_channels: int | Mapping[str, int],
     ``in_channels`` and ``size`` (H, W) are given for every input, or as a mapping from
     input name, for cells with several inputs (a decoder reading two feature maps).
     """
+    cell = with_widths(cell, in_channels)
     tensors = infer(cell, in_channels, size)
     projections = _projections(cell)
     rows = [NodeCost(name=i, op="input", detail="input", role="input",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any, Union
 
+from dpcdsl.lang._arith import arith_text
 from dpcdsl.lang._node import IRNode
 from dpcdsl.lang.levels import Level
 from dpcdsl.ops import CELL_CHANNELS, OPS
@@ -73,7 +74,18 @@ def float_text(v: float) -> str:
     return text if any(c in text for c in ".eE") else text + ".0"
 
 
+def width_text(e: Any) -> str:
+    """A width read off a tensor, as the text writes it: ``x.channels // 4``."""
+    if hasattr(e, "tensor"):
+        return f"{e.tensor.id}.channels"
+    if hasattr(e, "op"):
+        return arith_text(e, width_text)
+    return str(e.value)
+
+
 def attr_text(value: Any) -> str:
+    if isinstance(value, IRNode):  # a width read off a tensor
+        return width_text(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, float):

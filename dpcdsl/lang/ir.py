@@ -48,6 +48,15 @@ class Name(IRNode):
     id: str
 
 
+class ChannelsOf(IRNode):
+    """``x.channels``: the width of the tensor ``x``, an integer known when the cell is
+    built for its input channels. In a flat cell's attributes the name is the flat
+    cell's own (``bound``, set by the expander); in the text it is the cell's."""
+
+    tensor: Name
+    bound: bool = False
+
+
 class Earlier(IRNode):
     """Inside a `repeat` body: every branch made before the current one."""
 
@@ -98,7 +107,7 @@ class OneOf(IRNode):
     apply: tuple[Expr, ...] | None = None
 
 
-Expr = Union[Int, Float, Bool, Name, Earlier, Tuple, SetLit, Call, OneOf, Kwarg, Arith]  # noqa: UP007  (pydantic resolves the forward refs)
+Expr = Union[Int, Float, Bool, Name, ChannelsOf, Earlier, Tuple, SetLit, Call, OneOf, Kwarg, Arith]  # noqa: UP007  (pydantic resolves the forward refs)
 
 
 # ------------------------------------------------------------------------- statements

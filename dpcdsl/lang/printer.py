@@ -12,6 +12,7 @@ from typing import Any
 from dpcdsl import limits
 from dpcdsl.errors import DpcError, Span
 from dpcdsl.lang import ir
+from dpcdsl.lang._arith import arith_text
 from dpcdsl.lang._node import Visitor
 from dpcdsl.lang.flat import INDENT, node_call, print_cell
 from dpcdsl.lang.flat import float_text as _float
@@ -37,6 +38,9 @@ class ExprPrinter(Visitor[str]):
     def visit_Name(self, e: ir.Name) -> str:
         return e.id
 
+    def visit_ChannelsOf(self, e: ir.ChannelsOf) -> str:
+        return f"{e.tensor.id}.channels"
+
     def visit_Earlier(self, e: ir.Earlier) -> str:
         return "earlier"
 
@@ -58,19 +62,7 @@ class ExprPrinter(Visitor[str]):
         return text if e.apply is None else f"{text}({_args(e.apply)})"
 
     def visit_Arith(self, e: ir.Arith) -> str:
-        """Parentheses where the tree differs from the operators' order: around a
-        looser operand, and around a right operand of the same binding."""
-        level = PRECEDENCE[e.op]
-        left, right = self.visit(e.left), self.visit(e.right)
-        if isinstance(e.left, ir.Arith) and PRECEDENCE[e.left.op] < level:
-            left = f"({left})"
-        if isinstance(e.right, ir.Arith) and PRECEDENCE[e.right.op] <= level:
-            right = f"({right})"
-        return f"{left} {e.op} {right}"
-
-
-#: how tightly each arithmetic operator binds
-PRECEDENCE = {"+": 1, "-": 1, "*": 2, "//": 2}
+        return arith_text(e, self.visit)
 
 
 _EXPR = ExprPrinter()

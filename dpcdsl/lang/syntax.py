@@ -392,6 +392,15 @@ class _ToIR(Transformer[Token, Any]):
     def earlier(self, meta: Meta, children: list[Any]) -> ir.Earlier:
         return ir.Earlier(span=self._span(meta))
 
+    def channels_of(self, meta: Meta, children: list[Any]) -> ir.ChannelsOf:
+        tensor, attr = children
+        if str(attr) != "channels":
+            raise DpcError.at(self._token_span(attr), f"a tensor has no attribute "
+                              f"'{attr}'", hint=f"its width is {tensor}.channels",
+                              sources={self.file: self.text}, code="DPC100")
+        return ir.ChannelsOf(tensor=ir.Name(id=str(tensor), span=self._token_span(tensor)),
+                             span=self._span(meta))
+
     def name(self, meta: Meta, children: list[Any]) -> ir.Name:
         return ir.Name(id=str(children[0]), span=self._span(meta))
 

@@ -77,6 +77,59 @@ class Arg:
             raise ValueError(f"argument '{self.name}': kind must be one of {KINDS}, "
                              f"got {self.kind!r}")
 
+    @property
+    def expects(self) -> str:
+        """What a value of this argument is, in words."""
+        if self.kind in VALUE_KINDS:
+            return VALUE_KINDS[self.kind][1]
+        return "one of " + ", ".join(self.words) if self.kind == "word" else self.kind
+
+    def problem(self, value: Any) -> str | None:
+        """What is wrong with ``value`` for this argument: its kind, then its check
+        (None: nothing)."""
+        if self.kind in VALUE_KINDS:
+            if not VALUE_KINDS[self.kind][0](value):
+                return f"expected {self.expects}, got {show_value(value)}"
+        elif self.kind == "word" and value not in self.words:
+            return f"expected {self.expects}, got {show_value(value)}"
+        return self.check(value) if self.check is not None else None
+
+
+def _positive(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 1
+
+
+def _natural(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _pair(v: Any) -> bool:
+    parts = v if isinstance(v, tuple) else (v,)
+    return len(parts) in (1, 2) and all(_positive(x) for x in parts)
+
+
+def _finite(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
+
+
+#: for each kind of value argument: whether a value fits it, and what it expects
+VALUE_KINDS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "int": (_positive, "a positive integer"),
+    "natural": (_natural, "an integer of 0 or more"),
+    "pair": (_pair, "a positive integer n or a pair (h, w)"),
+    "float": (_finite, "a finite number"),
+    "bool": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def show_value(v: Any) -> str:
+    """A value as the text writes it."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, tuple):
+        return "(" + ", ".join(show_value(x) for x in v) + ")"
+    return str(v)
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -178,7 +178,7 @@ REFERENCES: dict[str, Reference] = {
         build=lambda: DPTDecoder((16,) * 4, (16,) * 4, True, "cat", (8, 16, 32, 32), 16),
         call=lambda m, xs: m(list(xs[:4]), [t.flatten(2).transpose(1, 2) for t in xs[4:]]),
         in_channels={**{f"f{i}": 16 for i in range(1, 5)}, **{f"t{i}": 16 for i in range(1, 5)}},
-        options={"embed": 16, "i1": 8, "i2": 16, "i3": 32, "i4": 32, "channels": 16},
+        options={"i1": 8, "i2": 16, "i3": 32, "i4": 32, "channels": 16},
         sizes=({**{f"f{i}": (4, 4) for i in range(1, 5)}, **_tokens},
                {**{f"f{i}": (6, 2) for i in range(1, 5)}, **_tokens})),
 }

@@ -243,6 +243,11 @@ class Pass(Visitor[None]):
             self.visit(e.left, scope, operand)
             self.visit(e.right, scope, operand)
 
+    def visit_ChannelsOf(self, e: ir.ChannelsOf, scope: Scope, at: Place) -> None:
+        """A value read off a tensor: the name is read as a tensor's."""
+        if not at.tensor:
+            self.visit(e.tensor, scope, TENSOR)
+
     def visit_Name(self, e: ir.Name, scope: Scope, at: Place) -> None:
         """A leaf: what it names is each pass's concern."""
 

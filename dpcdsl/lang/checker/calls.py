@@ -63,6 +63,12 @@ class Calls(Pass):
         self._value(e, scope, at)
         super().visit_Arith(e, scope, at)
 
+    def visit_ChannelsOf(self, e: ir.ChannelsOf, scope: Scope, at: Place) -> None:
+        if at.tensor:
+            self.error("DPC211", e, f"{e.tensor.id}.channels is a number, but a tensor is "
+                       "needed here", hint=f"write {e.tensor.id} for the tensor itself")
+        super().visit_ChannelsOf(e, scope, at)
+
     # ------------------------------------------------------------------ calls
     def visit_Call(self, e: ir.Call, scope: Scope, at: Place) -> None:
         if at.tensor:

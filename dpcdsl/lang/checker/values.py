@@ -5,7 +5,6 @@ arguments, each op's own ``validate`` rule, and values passed to a cell's parame
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from dpcdsl import limits
@@ -14,6 +13,7 @@ from dpcdsl.lang import ir
 from dpcdsl.lang.checker._base import Pass, Place, Scope, calls, integer, values
 from dpcdsl.lang.checker._sizes import uniform
 from dpcdsl.ops import OPS, WORDS, Arg, OpSpec
+from dpcdsl.ops._spec import show_value
 
 NOT_A_VALUE = "a value (number, tuple, set or name) is needed here"
 
@@ -83,12 +83,22 @@ class Values(Pass):
         for side in (e.left, e.right):
             bad = next((v for v in values(side, scope) if not integer(v)), None)
             if bad is not None:
-                self.error("DPC401", side, f"arithmetic takes integers, got {_show(bad)}",
+                self.error("DPC401", side, f"arithmetic takes integers, got {show_value(bad)}",
                            hint="+, -, * and // work on integers (channels, kernels, "
                                 "rates)")
                 return
         if e.op == "//" and 0 in values(e.right, scope):
             self.error("DPC401", e.right, "division by 0")
+
+    def visit_ChannelsOf(self, e: ir.ChannelsOf, scope: Scope, at: Place) -> None:
+        """A width stands where an integer may: an argument of kind int or natural, a
+        cell's parameter, arithmetic, a `let`. Its value is known only when the cell is
+        built, which checks it against the argument then."""
+        if at.arg is not None and at.arg.kind not in ("int", "natural", "any"):
+            self.error("DPC401", e, f"{at.func}({at.arg.name} = ...): "
+                       f"{e.tensor.id}.channels is an integer, but `{at.arg.name}` takes "
+                       f"{at.arg.expects}")
+        super().visit_ChannelsOf(e, scope, at)
 
     # ------------------------------------------------------------------ arguments
     def visit_Kwarg(self, kw: ir.Kwarg, scope: Scope, at: Place) -> None:
@@ -119,7 +129,7 @@ class Values(Pass):
         if len(self.diags) > before or not _names_known(e, scope):
             return  # what is wrong with the text is said; its values are not known
         for v in values(e, scope):
-            problem = _kind_problem(arg, v)
+            problem = arg.problem(v)
             if problem:
                 b = scope.names.get(e.id) if isinstance(e, ir.Name) else None
                 if b is not None and b.default and b.value is not None:  # said where written
@@ -136,7 +146,7 @@ class Values(Pass):
         argument the cell (or a cell it calls) gives that parameter to."""
         for op, arg in self.param_uses(cell).get(kw.name, []):
             for v in values(kw.value, scope):
-                problem = _kind_problem(arg, v)
+                problem = arg.problem(v)
                 if problem:
                     self.error("DPC401", kw.value, f"{cell}({kw.name} = ...): {problem} "
                                f"(the cell passes it to {op}'s `{arg.name}`)")
@@ -195,52 +205,6 @@ def _names_known(e: Any, scope: Scope) -> bool:
     """Does every name in the value ``e`` stand for something (the names pass says what
     is wrong with one that does not)?"""
     return all(n.id in WORDS or n.id in scope.names for n in e.walk() if isinstance(n, ir.Name))
-
-
-def _positive(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x >= 1
-
-
-def _natural(x: Any) -> bool:
-    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
-
-
-def _pair(v: Any) -> bool:
-    parts = v if isinstance(v, tuple) else (v,)
-    return len(parts) in (1, 2) and all(_positive(x) for x in parts)
-
-
-def _finite(v: Any) -> bool:
-    return not isinstance(v, bool) and isinstance(v, int | float) and math.isfinite(v)
-
-
-#: for each kind of argument: whether a value fits it, and what it expects
-_KINDS: dict[str, tuple[Any, str]] = {
-    "int": (_positive, "a positive integer"),
-    "natural": (_natural, "an integer of 0 or more"),
-    "pair": (_pair, "a positive integer n or a pair (h, w)"),
-    "float": (_finite, "a finite number"),
-    "bool": (lambda v: isinstance(v, bool), "true or false"),
-}
-
-
-def _kind_problem(arg: Arg, v: Any) -> str | None:
-    """What is wrong with the value ``v`` of the argument ``arg`` (None: nothing)."""
-    if arg.kind in _KINDS:
-        fits, expected = _KINDS[arg.kind]
-        if not fits(v):
-            return f"expected {expected}, got {_show(v)}"
-    elif arg.kind == "word" and v not in arg.words:
-        return f"expected one of {', '.join(arg.words)}, got {_show(v)}"
-    return arg.check(v) if arg.check is not None else None
-
-
-def _show(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, tuple):
-        return "(" + ", ".join(_show(x) for x in v) + ")"
-    return str(v)
 
 
 __all__ = ["Values"]
