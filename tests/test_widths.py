@@ -118,6 +118,8 @@ def test_a_width_that_does_not_fit_its_argument_is_refused_when_built() -> None:
      ("DPC202", "'z' is used before it is defined")),
     ("cell a(x) {\n  repeat 2 as b { b = conv(x) }\n  return conv(x, channels = b.channels)\n}",
      ("DPC212", "'b' is a repeat of several branches; a single tensor is needed here")),
+    ("cell a(x) {\n  let w = x.channels\n  return conv(x, channels = {x.channels, w})\n}",
+     ("DPC402", "a set lists the same value twice")),
 ])
 def test_the_checker_says_what_is_wrong(text: str, expected: tuple[str, str]) -> None:
     assert expected in codes(text)

@@ -10,8 +10,9 @@ from typing import Any
 from dpcdsl import limits
 from dpcdsl.errors import did_you_mean
 from dpcdsl.lang import ir
-from dpcdsl.lang.checker._base import Pass, Place, Scope, calls, integer, values
+from dpcdsl.lang.checker._base import Pass, Place, Scope, calls, integer, resolve, values
 from dpcdsl.lang.checker._sizes import uniform
+from dpcdsl.lang.printer import print_expr
 from dpcdsl.ops import OPS, WORDS, Arg, OpSpec
 from dpcdsl.ops._spec import show_value
 
@@ -67,8 +68,11 @@ class Values(Pass):
                        hint="dpcdsl.limits.MAX_SET sets this limit")
             return
         super().visit_SetLit(e, scope, at)
-        flat = [v for i in e.items for v in values(i, scope)]
-        if len(flat) != len(set(map(repr, flat))):
+        flat = [repr(v) for i in e.items for v in values(i, scope)]
+        flat += [print_expr(r) for r in (resolve(i, scope) for i in e.items)  # widths
+                 if isinstance(r, ir.IRNode) and any(isinstance(n, ir.ChannelsOf)
+                                                      for n in r.walk())]
+        if len(flat) != len(set(flat)):
             self.error("DPC402", e, "a set lists the same value twice",
                        hint="each value of a choice must be distinct")
 
