@@ -11,10 +11,44 @@ an unbiased running variance); the resizes and the grid pooling reproduce
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+
+def drawn(key: jax.Array, shape: tuple[int, ...], draw: Callable[..., jax.Array],
+          scale: float = 1.0) -> jax.Array:
+    """``draw(key, (n,))`` times ``scale``, cut to ``shape``: drawn at a length of at
+    least 2**16, a power of two, and cut and scaled on the host. XLA compiles each op
+    anew for each shape it meets (a fifth of a second for a random draw on a CPU), and
+    a head's many weight shapes made building it take seconds; this way one length
+    serves every weight of up to 65,536 values, and a few more the largest, each
+    compiled once per process."""
+    n = 1
+    for d in shape:
+        n *= d
+    values = jax.device_get(draw(key, (1 << max(n - 1, 0xFFFF).bit_length(),)))
+    return jnp.asarray(values[:n].reshape(shape) * scale, jnp.float32)
+
+
+def lecun_normal(key: jax.Array, shape: tuple[int, ...], dtype: Any = jnp.float32
+                 ) -> jax.Array:
+    """Flax's default conv kernel (variance 1 / fan-in, truncated at two deviations)."""
+    fan_in = 1
+    for d in shape[:-1]:
+        fan_in *= d
+    std = fan_in ** -0.5 / 0.87962566103423978  # the truncation's variance made up
+    return drawn(key, shape, _truncated, std).astype(dtype)
+
+
+def _truncated(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    return jax.random.truncated_normal(key, -2.0, 2.0, shape)
+
+
+def _symmetric(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    return jax.random.uniform(key, shape, jnp.float32, -1.0, 1.0)
 
 
 def resize_bilinear(x: jax.Array, size: tuple[int, ...], align_corners: bool) -> jax.Array:
@@ -213,7 +247,8 @@ class ConvBNReLU(nnx.Module):
         pad = (rate[0] * (kernel - 1) // 2, rate[1] * (kernel - 1) // 2)
         self.conv = nnx.Conv(cin, cout, (kernel, kernel), strides=stride,
                              padding=((pad[0], pad[0]), (pad[1], pad[1])),
-                             kernel_dilation=rate, use_bias=bias, rngs=rngs)
+                             kernel_dilation=rate, use_bias=bias, kernel_init=lecun_normal,
+                             rngs=rngs)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
         self.act = act
@@ -234,13 +269,14 @@ class SepConvBNReLU(nnx.Module):
         self.depthwise = nnx.Conv(cin, cin, (kernel, kernel), strides=stride,
                                   padding=((pad[0], pad[0]), (pad[1], pad[1])),
                                   kernel_dilation=rate, feature_group_count=cin,
-                                  use_bias=bias, rngs=rngs)
+                                  use_bias=bias, kernel_init=lecun_normal, rngs=rngs)
         self.depthwise_bn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
             if norm == "bn" and inner else None
         self.depthwise_gn = make_norm(norm, cin, groups, bn_momentum, bn_eps) \
             if norm == "gn" and inner else None
         self.inner = inner
-        self.pointwise = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
+        self.pointwise = nnx.Conv(cin, cout, (1, 1), use_bias=bias, kernel_init=lecun_normal,
+                                  rngs=rngs)
         self.pointwise_bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
             if norm == "bn" else None
         self.pointwise_gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) \
@@ -264,7 +300,8 @@ class GridPool(nnx.Module):
                  bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
         self.grid = grid
         self.align_corners = align_corners
-        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
+        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=bias, kernel_init=lecun_normal,
+                                  rngs=rngs)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
         self.act = act
@@ -289,7 +326,8 @@ class WindowPool(nnx.Module):
         self.window = window
         self.step = step
         self.align_corners = align_corners
-        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=bias, rngs=rngs)
+        self.conv = nnx.Conv(cin, cout, (1, 1), use_bias=bias, kernel_init=lecun_normal,
+                                  rngs=rngs)
         self.bn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "bn" else None
         self.gn = make_norm(norm, cout, groups, bn_momentum, bn_eps) if norm == "gn" else None
         self.act = act
@@ -310,8 +348,8 @@ class TransposedConv(nnx.Module):
     def __init__(self, cin: int, cout: int, kernel: int, stride: int, pad: int,
                  out_pad: int, bias: bool, *, rngs: nnx.Rngs) -> None:
         bound = 1.0 / (cout * kernel * kernel) ** 0.5
-        self.kernel = nnx.Param(jax.random.uniform(rngs.params(), (kernel, kernel, cout, cin),
-                                                   jnp.float32, -bound, bound))
+        self.kernel = nnx.Param(drawn(rngs.params(), (kernel, kernel, cout, cin),
+                                      _symmetric, bound))
         self.bias = nnx.Param(jnp.zeros(cout, jnp.float32)) if bias else None
         self.stride, self.pad, self.out_pad = stride, pad, out_pad
 
@@ -387,9 +425,10 @@ class PositionAttention(nnx.Module):
 
     def __init__(self, channels: int, inner: int = 64, bn_momentum: float = 0.0003,
                  bn_eps: float = 1e-5, *, rngs: nnx.Rngs) -> None:
-        self.top = nnx.Conv(channels, inner, (1, 1), rngs=rngs)
-        self.center = nnx.Conv(channels, inner, (1, 1), rngs=rngs)
-        self.bottom = nnx.Conv(channels, channels, (3, 3), padding=((1, 1), (1, 1)), rngs=rngs)
+        self.top = nnx.Conv(channels, inner, (1, 1), kernel_init=lecun_normal, rngs=rngs)
+        self.center = nnx.Conv(channels, inner, (1, 1), kernel_init=lecun_normal, rngs=rngs)
+        self.bottom = nnx.Conv(channels, channels, (3, 3), padding=((1, 1), (1, 1)),
+                               kernel_init=lecun_normal, rngs=rngs)
 
     def __call__(self, x: jax.Array) -> jax.Array:
         n, h, w, c = x.shape
@@ -404,6 +443,10 @@ class PositionAttention(nnx.Module):
 #: what the emitter may copy into a file, in order (functions before the classes that
 #: call them)
 LAYERS: dict[str, Callable[..., object]] = {
+    "drawn": drawn,
+    "lecun_normal": lecun_normal,
+    "_truncated": _truncated,
+    "_symmetric": _symmetric,
     "resize_bilinear": resize_bilinear,
     "resize_nearest": resize_nearest,
     "grid_pool": grid_pool,

@@ -22,6 +22,15 @@ import jax.numpy as jnp
 from flax import nnx
 
 
+# layer drawn: copied from the layer library
+
+
+# layer lecun_normal: copied from the layer library
+
+
+# layer _truncated: copied from the layer library
+
+
 # layer resize_bilinear: copied from the layer library
 
 
