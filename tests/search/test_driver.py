@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import dpcdsl
 from dpcdsl.errors import DpcError
 from dpcdsl.lang.space import Space
 from dpcdsl.search.driver import SearchConfig, search
-from dpcdsl.search.executors import PoolExecutor
+from dpcdsl.search.executors import PoolExecutor, usable_cpus
 from dpcdsl.search.messages import Job
 from dpcdsl.search.study import STUDY, counted, driver_tag, storage_url
 from dpcdsl.train.data.task import task_toml
@@ -212,6 +213,15 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
     assert r.returncode == 0, r.stderr
     assert "warning: strategy 'evolution' draws its first 20 trials uniformly" in r.stderr
     assert "best of" in r.stdout and (run / "best.dpc").exists()
+    # output to a file (not a terminal): a log line per finished trial
+    assert "trial 0 finished (mIOU" in r.stderr and "search ended: 2/2 finished" in r.stderr
+    # the command line's default is auto: on a multi-core CPU, a pool of 1-thread workers
+    cpus = usable_cpus()
+    if cpus >= 2:
+        assert re.search(rf"trials run on pool \({cpus} workers, 1 CPU thread each\)",
+                         r.stderr), r.stderr
+    else:
+        assert "trials run in this process, 1 CPU thread" in r.stderr
     # the baseline trained once on the same proxy, and the dataset's class names
     page = (run / "report.html").read_text()
     assert "Baseline: aspp reaches mIOU <b>" in page
@@ -448,30 +458,6 @@ def test_resume_refuses_a_changed_search_unless_allowed(files, task_file, tmp_pa
     assert len(study.trials) == 3
 
 
-@pytest.mark.slow
-def test_a_run_folder_works_from_any_directory(tmp_path):
-    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
-    (home / "t").mkdir(parents=True)
-    elsewhere.mkdir()
-    (home / "space.dpc").write_text(SPACE)
-    # a cache path relative to the task file
-    (home / "t" / "small.toml").write_text(task_toml({**SMALL_TASK, "cache_dir": "cache"}))
-
-    def dpcc(*args, cwd):
-        return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
-                              capture_output=True, text=True, timeout=600, cwd=cwd)
-
-    r = dpcc("search", "space.dpc", "--task", "t/small.toml", "--trials", 2, "--run-dir",
-             "run", cwd=home)
-    assert r.returncode == 0, r.stderr
-    assert (home / "t" / "cache").is_dir()
-    r = dpcc("rerank", home / "run", "--top", 1, "--steps", 4, cwd=elsewhere)
-    assert r.returncode == 0, r.stderr
-    assert list(elsewhere.iterdir()) == []  # nothing built or written here
-    r = dpcc("report", home / "run", cwd=elsewhere)
-    assert r.returncode == 0, r.stderr
-
-
 def test_progress_without_a_terminal_is_log_lines_with_a_heartbeat():
     import io
     import re
@@ -563,20 +549,6 @@ def test_the_log_names_every_running_trial_with_its_latest_miou():
         finished.number = 3
         progress.update(1, 50.0, 0, [finished])
         assert progress.summary.endswith("; trial 4 at step 20/300")
-
-
-@pytest.mark.slow
-def test_dpcc_search_logs_each_trial_when_output_is_a_file(files, tmp_path):
-    space, task = files()
-    args = [sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task", str(task),
-            "--trials", "2"]
-    r = subprocess.run(args + ["--run-dir", str(tmp_path / "run")], capture_output=True,
-                       text=True, timeout=600)
-    assert r.returncode == 0, r.stderr
-    assert "trial 0 finished (mIOU" in r.stderr and "search ended: 2/2 finished" in r.stderr
-    r = subprocess.run(args + ["--run-dir", str(tmp_path / "quiet"), "--quiet"],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0 and "trial 0 finished" not in r.stderr
 
 
 @pytest.mark.slow
@@ -802,28 +774,39 @@ def test_pruner_settings_from_the_task_file_and_the_cli(files, tmp_path):
 
 
 @pytest.mark.slow
-def test_report_and_rerank_find_a_journal_storage_from_the_run_folder(files, tmp_path):
-    """A search kept in a journal elsewhere (a path relative to where it ran) names it in
-    its run folder; report and rerank, run from anywhere, find it with no option."""
-    space, task = files()
-    here = tmp_path / "here"
-    here.mkdir()
-    r = subprocess.run([sys.executable, "-m", "dpcdsl.cli", "search", str(space), "--task",
-                        str(task), "--run-dir", "run", "--trials", "2", "--executor",
-                        "local", "--storage", "journal:state/journal.log", "--quiet"],
-                       capture_output=True, text=True, cwd=here, timeout=600)
+def test_a_run_folder_and_its_journal_work_from_any_directory(tmp_path):
+    """A search run with relative paths (the space, the task, a cache relative to the
+    task file, the run folder, a journal storage elsewhere) names its journal in its
+    run folder; report and rerank, run from another directory, find it with no option
+    and write nothing there."""
+    home, elsewhere = tmp_path / "home", tmp_path / "elsewhere"
+    (home / "t").mkdir(parents=True)
+    elsewhere.mkdir()
+    (home / "space.dpc").write_text(SPACE)
+    (home / "t" / "small.toml").write_text(task_toml({**SMALL_TASK, "cache_dir": "cache"}))
+
+    def dpcc(*args, cwd):
+        return subprocess.run([sys.executable, "-m", "dpcdsl.cli", *map(str, args)],
+                              capture_output=True, text=True, timeout=600, cwd=cwd)
+
+    r = dpcc("search", "space.dpc", "--task", "t/small.toml", "--trials", 2, "--run-dir",
+             "run", "--executor", "local", "--storage", "journal:state/journal.log",
+             "--quiet", cwd=home)
     assert r.returncode == 0, r.stderr
-    run = here / "run"
+    assert "trial 0 finished" not in r.stderr  # --quiet: no log lines
+    assert (home / "t" / "cache").is_dir()
+    run = home / "run"
     assert not (run / "study.db").exists()
     assert (run / "storage.txt").read_text().strip() == \
-        f"journal:{(here / 'state' / 'journal.log').resolve()}"
+        f"journal:{(home / 'state' / 'journal.log').resolve()}"
     (run / "report.html").unlink()
-    r = dpcc("report", run)
+    r = dpcc("report", run, cwd=elsewhere)
     assert r.returncode == 0, r.stderr
     assert (run / "report.html").exists()
-    r = dpcc("rerank", run, "--top", 1, "--steps", 2)
+    r = dpcc("rerank", run, "--top", 1, "--steps", 2, cwd=elsewhere)
     assert r.returncode == 0 and "Spearman" in r.stdout, r.stderr
-    r = dpcc("report", tmp_path)  # a folder with no search
+    assert list(elsewhere.iterdir()) == []  # nothing built or written here
+    r = dpcc("report", tmp_path, cwd=elsewhere)  # a folder with no search
     assert r.returncode == 1
     assert "holds no search: no study.db, and no storage.txt naming another storage" in r.stderr
 

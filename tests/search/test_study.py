@@ -11,13 +11,14 @@ import pytest
 from dpcdsl.search.study import open_storage
 
 
-def _open(run_dir: Path, barrier: Any, out: Any) -> None:
-    barrier.wait()  # every process opens the new database at the same moment
-    try:
-        storage = open_storage(run_dir, None)
-        out.put(("ok", len(storage.get_all_studies())))
-    except Exception as e:  # reported to the test, not lost in the child
-        out.put(("failed", repr(e)))
+def _open(run_dirs: list[Path], barrier: Any, out: Any) -> None:
+    for run_dir in run_dirs:
+        barrier.wait()  # every process opens the new database at the same moment
+        try:
+            storage = open_storage(run_dir, None)
+            out.put((run_dir.name, "ok", len(storage.get_all_studies())))
+        except Exception as e:  # reported to the test, not lost in the child
+            out.put((run_dir.name, "failed", repr(e)))
 
 
 @pytest.mark.slow
@@ -25,17 +26,17 @@ def test_processes_that_open_a_new_database_at_once_all_get_it(tmp_path):
     """Opening a new database creates Optuna's tables; drivers started together (or a
     report read while a search starts) used to fail on each other's half-made schema."""
     context = multiprocessing.get_context("spawn")
-    for round_ in range(6):
-        run = tmp_path / f"run{round_}"
+    runs = [tmp_path / f"run{round_}" for round_ in range(6)]  # six new databases
+    for run in runs:
         run.mkdir()
-        barrier, out = context.Barrier(4), context.Queue()
-        procs = [context.Process(target=_open, args=(run, barrier, out)) for _ in range(4)]
-        for p in procs:
-            p.start()
-        results = [out.get(timeout=120) for _ in procs]
-        for p in procs:
-            p.join(timeout=60)
-        assert results == [("ok", 0)] * 4, results
+    barrier, out = context.Barrier(4), context.Queue()
+    procs = [context.Process(target=_open, args=(runs, barrier, out)) for _ in range(4)]
+    for p in procs:
+        p.start()
+    results = sorted(out.get(timeout=120) for _ in range(4 * len(runs)))
+    for p in procs:
+        p.join(timeout=60)
+    assert results == sorted((run.name, "ok", 0) for run in runs for _ in procs), results
 
 
 def test_a_race_optuna_wraps_in_its_own_error_is_still_a_race() -> None:
