@@ -39,6 +39,15 @@ def install(site: Path, module: str, source: str, group: str, entry: str) -> Pat
     return site
 
 
+#: every architecture scales its input: a trial that trains ran the plugin's op
+SCALED_SPACE = """
+cell scaled(x, channels = 16) {
+  a = scale(x, factor = {0.25, 0.5, 2.0, 4.0})
+  return conv(concat(a, x), kernel = {1, 3})
+}
+"""
+
+
 def install_scale_plugin(site: Path) -> Path:
     """The op plugin ``scale`` (the package ``dpcdsl_scale``), installed in ``site``."""
     return install(site, "dpcdsl_scale", SCALE_PLUGIN, "dpcdsl.ops", "scale")

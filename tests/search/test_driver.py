@@ -22,6 +22,7 @@ from dpcdsl.search.messages import Job
 from dpcdsl.search.study import STUDY, counted, driver_tag, storage_url
 from dpcdsl.train.data.task import task_toml
 from tests.conftest import SMALL_TASK
+from tests.plugins import SCALED_SPACE
 from tests.search import faults
 from tests.search.conftest import RAY, SPACE, dpcc, trials_of
 from tests.waiting import wait_until
@@ -261,7 +262,9 @@ def test_dpcc_search_report_and_rerank_commands(files, tmp_path):
 @pytest.mark.slow
 @RAY
 def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path, ray_cluster):
-    space, task = files()
+    """A search on a Ray cluster, of a space whose every cell uses an op registered by a
+    plugin that the cluster's Python has installed."""
+    space, task = files(SCALED_SPACE)
     run = tmp_path / "run"
     r = dpcc("search", space, "--task", task, "--trials", 4, "--executor", "ray",
              "--workers", 2, "--ray-address", ray_cluster.address, "--gpus-per-trial", 1,
@@ -278,6 +281,7 @@ def test_ray_executor_gives_each_trial_its_own_device(files, tmp_path, ray_clust
     trained = [t for t in trials if t.state == TrialState.COMPLETE
                and "duplicate_of" not in t.user_attrs]
     assert trained and all(sorted(t.intermediate_values) == [4, 8] for t in trained)
+    assert all("scale(" in t.user_attrs["cell"] for t in trained)  # the plugin's op ran
 
 
 @pytest.mark.slow

@@ -18,16 +18,10 @@ from dpcdsl.errors import DpcError
 from dpcdsl.lang.space import Space
 from dpcdsl.ops import OPS, unregister
 from tests.backends.conformance import IN_CHANNELS, probe_cell, probe_inputs
-from tests.plugins import install, install_scale_plugin
-from tests.search.conftest import RAY, dpcc, trials_of
+from tests.plugins import SCALED_SPACE, install, install_scale_plugin
+from tests.search.conftest import dpcc, trials_of
 
-#: every architecture scales its input: a trial that trains ran the plugin's op
-SPACE = """
-cell scaled(x, channels = 16) {
-  a = scale(x, factor = {0.25, 0.5, 2.0, 4.0})
-  return conv(concat(a, x), kernel = {1, 3})
-}
-"""
+SPACE = SCALED_SPACE
 
 
 @pytest.fixture
@@ -129,14 +123,5 @@ def test_a_pool_search_runs_the_plugin_op_in_its_workers(site: Path, files, tmp_
     assert trained and all("scale(" in t.user_attrs["cell"] for t in trained)
 
 
-@pytest.mark.slow
-@RAY
-def test_a_ray_search_runs_the_plugin_op_on_the_cluster(files, tmp_path, ray_cluster):
-    space, task = files(SPACE)
-    run = tmp_path / "run"
-    r = dpcc("search", space, "--task", task, "--trials", 4, "--executor", "ray",
-             "--workers", 2, "--ray-address", ray_cluster.address, "--run-dir", run,
-             "--quiet", env=ray_cluster.env)
-    assert r.returncode == 0, r.stderr
-    trained = _trained(run)
-    assert trained and all("scale(" in t.user_attrs["cell"] for t in trained)
+# a Ray search with the plugin's op on the cluster: tests/search/test_driver.py::
+# test_ray_executor_gives_each_trial_its_own_device searches SCALED_SPACE

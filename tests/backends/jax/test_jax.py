@@ -199,39 +199,51 @@ def test_golden_source(example: Example, golden) -> None:
     golden(f"jax/{example.name}.py", without_layers(source, LAYERS))
 
 
+#: runs each emitted file of the folders it is given (cell.py, its class name in
+#: class.txt, inputs x.npz) with dpcdsl unimportable; writes y.npy beside each
 STANDALONE = textwrap.dedent("""
-    import importlib.util, sys
+    import importlib.util, pathlib, sys
     sys.modules["dpcdsl"] = None
     sys.modules["dpcdsl_jax"] = None
     import numpy as np
     from flax import nnx
-    spec = importlib.util.spec_from_file_location("cell", sys.argv[1])
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    model = getattr(mod, sys.argv[2])(rngs=nnx.Rngs(int(sys.argv[3])))
-    model.eval()
-    inputs = np.load(sys.argv[4])
-    run = nnx.jit(lambda m, *xs: m(*xs))  # compiled whole, as jitted() below
-    np.save(sys.argv[5], np.asarray(run(model, *[inputs[k] for k in sorted(inputs)])))
+    for folder in map(pathlib.Path, sys.argv[1:]):
+        spec = importlib.util.spec_from_file_location(folder.name, folder / "cell.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        model = getattr(mod, (folder / "class.txt").read_text())(rngs=nnx.Rngs(3))
+        model.eval()
+        inputs = np.load(folder / "x.npz")
+        run = nnx.jit(lambda m, *xs: m(*xs))  # compiled whole, as jitted() below
+        np.save(folder / "y.npy", np.asarray(run(model, *[inputs[k] for k in sorted(inputs)])))
 """)
 
 
 @pytest.mark.slow
-def test_emitted_file_runs_without_dpcdsl(example: Example, tmp_path) -> None:
-    source = dpcdsl_jax.emit(example.cell, example.in_channels)
-    roots = {(n.module or "").split(".")[0] if isinstance(n, ast.ImportFrom)
-             else n.names[0].name.split(".")[0]
-             for n in ast.walk(ast.parse(source)) if isinstance(n, ast.Import | ast.ImportFrom)}
-    assert roots == {"__future__", "jax", "flax"}
-    (tmp_path / "cell.py").write_text(source)
-    xs = [nhwc(x) for x in example.inputs(seed=2)]
-    np.savez(tmp_path / "x.npz", **{f"{i:02d}": np.asarray(x) for i, x in enumerate(xs)})
-    subprocess.run([sys.executable, "-c", STANDALONE, str(tmp_path / "cell.py"),
-                    dpcdsl_jax.class_name(example.cell), "3", str(tmp_path / "x.npz"),
-                    str(tmp_path / "y.npy")], check=True, cwd=tmp_path)
-    jm = dpcdsl_jax.build(example.cell, example.in_channels, seed=3)
-    jm.eval()
-    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), np.asarray(jitted(jm, *xs)))
+def test_emitted_files_run_without_dpcdsl(tmp_path) -> None:
+    """Every example's emitted file, run in one process where dpcdsl cannot be imported,
+    gives what the module built by dpcdsl gives."""
+    expected = {}
+    for name in EXAMPLE_NAMES:
+        example = load_example(name)
+        source = dpcdsl_jax.emit(example.cell, example.in_channels)
+        roots = {(n.module or "").split(".")[0] if isinstance(n, ast.ImportFrom)
+                 else n.names[0].name.split(".")[0] for n in ast.walk(ast.parse(source))
+                 if isinstance(n, ast.Import | ast.ImportFrom)}
+        assert roots == {"__future__", "jax", "flax"}, name
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "cell.py").write_text(source)
+        (folder / "class.txt").write_text(dpcdsl_jax.class_name(example.cell))
+        xs = [nhwc(x) for x in example.inputs(seed=2)]
+        np.savez(folder / "x.npz", **{f"{i:02d}": np.asarray(x) for i, x in enumerate(xs)})
+        jm = dpcdsl_jax.build(example.cell, example.in_channels, seed=3)
+        jm.eval()
+        expected[name] = np.asarray(jitted(jm, *xs))
+    subprocess.run([sys.executable, "-c", STANDALONE, *(str(tmp_path / n) for n in expected)],
+                   check=True, cwd=tmp_path)
+    for name, want in expected.items():
+        np.testing.assert_array_equal(np.load(tmp_path / name / "y.npy"), want, err_msg=name)
 
 
 @pytest.mark.slow

@@ -21,7 +21,7 @@ from safetensors.torch import load_file, save_file
 from dpcdsl.errors import DpcError
 from dpcdsl.lang.space import Space
 from tests.backends.names import HOSTILE, IDENT, named_cell
-from tests.backends.torch.conftest import Example
+from tests.backends.torch.conftest import EXAMPLE_NAMES, Example, load_example
 from tests.conftest import without_layers
 
 
@@ -65,45 +65,55 @@ def test_build_is_seeded_and_leaves_global_rng_alone(example: Example) -> None:
     assert any((a[k] != c[k]).any() for k in a if k.endswith("weight"))
 
 
+#: runs each emitted file of the folders it is given (cell.py, its class name in
+#: class.txt, weights w.safetensors, inputs x.safetensors) with dpcdsl unimportable, at
+#: the test's thread count (the same sums in the same order); writes y.safetensors
 STANDALONE = textwrap.dedent("""
-    import importlib.util, sys
+    import importlib.util, pathlib, sys
     sys.modules["dpcdsl"] = None        # any import of dpcdsl now fails
     sys.modules["dpcdsl_torch"] = None
     import torch
     from safetensors.torch import load_file, save_file
-    torch.set_num_threads(int(sys.argv[6]))  # the test's: the same sums in the same order
-    spec = importlib.util.spec_from_file_location("cell", sys.argv[1])
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    model = getattr(mod, sys.argv[2])()
-    model.load_state_dict(load_file(sys.argv[3]))
-    model.eval()
-    inputs = load_file(sys.argv[4])
-    with torch.no_grad():
-        y = model(*[inputs[k] for k in sorted(inputs)])
-    save_file({"y": y}, sys.argv[5])
+    torch.set_num_threads(int(sys.argv[1]))
+    for folder in map(pathlib.Path, sys.argv[2:]):
+        spec = importlib.util.spec_from_file_location(folder.name, folder / "cell.py")
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        model = getattr(mod, (folder / "class.txt").read_text())()
+        model.load_state_dict(load_file(folder / "w.safetensors"))
+        model.eval()
+        inputs = load_file(folder / "x.safetensors")
+        with torch.no_grad():
+            y = model(*[inputs[k] for k in sorted(inputs)])
+        save_file({"y": y}, folder / "y.safetensors")
 """)
 
 
 @pytest.mark.slow
-def test_emitted_file_runs_without_dpcdsl(example: Example, tmp_path) -> None:
-    module = build(example.cell, example.in_channels, seed=3)
-    # train briefly so the running statistics differ from their initial values
-    module(*example.inputs(seed=1))
-    module.eval()
-    path = tmp_path / "cell.py"
-    path.write_text(source_of(module))
-    save_file(module.state_dict(), tmp_path / "w.safetensors")
-    xs = example.inputs(seed=2)
-    save_file({f"{i:02d}": x for i, x in enumerate(xs)}, tmp_path / "x.safetensors")
-    subprocess.run([sys.executable, "-c", STANDALONE, str(path), class_name(example.cell),
-                    str(tmp_path / "w.safetensors"), str(tmp_path / "x.safetensors"),
-                    str(tmp_path / "y.safetensors"), str(torch.get_num_threads())],
-                   check=True, cwd=tmp_path)
-    with torch.no_grad():
-        expected = module(*xs)
-    torch.testing.assert_close(load_file(tmp_path / "y.safetensors")["y"], expected,
-                               rtol=0, atol=0)
+def test_emitted_files_run_without_dpcdsl(tmp_path) -> None:
+    """Every example's emitted file, with trained running statistics, run in one process
+    where dpcdsl cannot be imported, gives what the module built by dpcdsl gives."""
+    expected = {}
+    for name in EXAMPLE_NAMES:
+        example = load_example(name)
+        module = build(example.cell, example.in_channels, seed=3)
+        # train briefly so the running statistics differ from their initial values
+        module(*example.inputs(seed=1))
+        module.eval()
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / "cell.py").write_text(source_of(module))
+        (folder / "class.txt").write_text(class_name(example.cell))
+        save_file(module.state_dict(), folder / "w.safetensors")
+        xs = example.inputs(seed=2)
+        save_file({f"{i:02d}": x for i, x in enumerate(xs)}, folder / "x.safetensors")
+        with torch.no_grad():
+            expected[name] = module(*xs)
+    subprocess.run([sys.executable, "-c", STANDALONE, str(torch.get_num_threads()),
+                    *(str(tmp_path / n) for n in expected)], check=True, cwd=tmp_path)
+    for name, want in expected.items():
+        torch.testing.assert_close(load_file(tmp_path / name / "y.safetensors")["y"], want,
+                                   rtol=0, atol=0, msg=name)
 
 
 def test_hostile_names_compile_and_run() -> None:
