@@ -45,12 +45,12 @@ fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
-# --no-compile: Python compiles a module when it is first imported, so only what is used
-# is compiled (byte-compiling all of PyTorch at install took a third of its install time)
 if ! $has_torch; then
   # word splitting is wanted: TORCH_SPEC lists several requirements
   # shellcheck disable=SC2086
-  .venv/bin/python -m pip install -q --no-compile ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
+  .venv/bin/python -m pip install -q ${TORCH_SPEC:-torch==2.14.1 torchvision==0.29.1}
 fi
-.venv/bin/python -m pip install -q --no-compile -e ".[test]"
+# byte-compiled here, at install: where PYTHONDONTWRITEBYTECODE is set, nothing would
+# write the .pyc files later, and every process would compile PyTorch anew
+.venv/bin/python -m pip install -q -e ".[test]"
 sha256sum pyproject.toml > .venv/.setup-stamp
