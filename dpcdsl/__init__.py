@@ -12,6 +12,8 @@ imports no deep-learning framework; backends load on first use.
 
 from dpcdsl.backends import compile as compile
 from dpcdsl.backends import emit as emit
+from dpcdsl.deploy import export as export
+from dpcdsl.deploy import latency as latency
 from dpcdsl.errors import Diagnostic as Diagnostic
 from dpcdsl.errors import DpcError as DpcError
 from dpcdsl.lang import heads as heads
@@ -49,9 +51,11 @@ __all__ = [
     "cost",
     "count",
     "emit",
+    "export",
     "format",
     "heads",
     "infer_channels",
+    "latency",
     "load",
     "load_text",
     "parse",

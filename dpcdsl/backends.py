@@ -86,12 +86,46 @@ class FeatureExtraction(Protocol):
 
 
 class EndToEndTraining(Protocol):
-    """Training the full model: ``train_model(cell, task, run_dir, ...)`` and
-    ``evaluate_run(run_dir)``, its mIOU."""
+    """Training the full model: ``train_model(cell, task, run_dir, ...)``,
+    ``evaluate_run(run_dir)``, its mIOU, and ``load_run(run_dir)``, the trained model
+    with its task and training record."""
 
     def train_model(self, cell: Any, task: Any, run_dir: Any, **options: Any) -> Any: ...
 
     def evaluate_run(self, run_dir: Any) -> float: ...
+
+    def load_run(self, run_dir: Any) -> tuple[Any, Any, Any]: ...
+
+
+class Export(Protocol):
+    """Writing a module for deployment: ``export_formats``, each format it writes
+    with the input axes a written file leaves dynamic (``{"onnx": ("batch", "height",
+    "width")}``; readable without importing the framework);
+    ``export(module, inputs, path, format, names)``, the module traced on example NCHW
+    numpy ``inputs`` and written to ``path``, raising
+    :class:`dpcdsl.errors.ExportFailure` where its exporter cannot take it; and
+    ``load_exported(path, format)``, a written file loaded back as a function of NCHW
+    numpy inputs, giving NCHW numpy (which checks an export against its module)."""
+
+    export_formats: Mapping[str, tuple[str, ...]]
+
+    def export(self, module: Any, inputs: Any, path: Any, format: str,
+               names: Any = None) -> None: ...
+
+    def load_exported(self, path: Any, format: str) -> Callable[[list[Any]], Any]: ...
+
+
+class Timing(Protocol):
+    """Timing a forward pass: ``latency_runtimes``, the runtimes it times (``("jax",)``;
+    readable without importing the framework), and ``time_forward(module, inputs,
+    runtime, warmup, runs)``, the seconds of each of ``runs`` forward passes on NCHW
+    numpy ``inputs`` after ``warmup`` untimed ones, with the threads ``set_threads``
+    gave."""
+
+    latency_runtimes: tuple[str, ...]
+
+    def time_forward(self, module: Any, inputs: Any, runtime: str, warmup: int,
+                     runs: int) -> list[float]: ...
 
 
 @dataclass(frozen=True)
@@ -118,6 +152,8 @@ CAPABILITIES: dict[str, Capability] = {
     "proxy": Capability("proxy training", ProxyTraining, {}),
     "features": Capability("feature extraction", FeatureExtraction, {}),
     "end_to_end": Capability("end-to-end training", EndToEndTraining, {}),
+    "export": Capability("export", Export, {}),
+    "timing": Capability("latency measurement", Timing, {}),
 }
 #: the hooks every backend must define
 REQUIRED: tuple[str, ...] = ("name", "priority", "lowerings", "emit", "build",

@@ -404,6 +404,109 @@ def compile_(file: FileArg, cell: CellOpt = None,
                   f"{resolve(backend).name} backend)")
 
 
+@app.command("export")
+@handled
+def export_(source: Annotated[Path, typer.Argument(
+                help="a .dpc file, a head of the library (dpcc heads), or a run folder of "
+                     "dpcc train (or of a search re-ranked with --end-to-end)",
+                show_default=False, metavar="FILE|HEAD|RUN_DIR", callback=_head_or_file)],
+            format: Annotated[str, typer.Option(
+                "--format", "-f", help="onnx (from the torch backend) or stablehlo (from "
+                "the jax backend)")] = "onnx",
+            output: Annotated[Path | None, typer.Option(
+                "-o", "--output", help="the file to write (default: the cell's name with "
+                "the format as suffix; a run's model.FORMAT in its folder)")] = None,
+            cell: CellOpt = None, param: ParamOpt = None,
+            in_channels: Annotated[list[str] | None, typer.Option(
+                "--in-channels", help="input channels: C, or NAME=C per input (a head's "
+                "export needs them)", show_default=False)] = None,
+            image: Annotated[str | None, typer.Option(
+                help="the image's size HxW to trace at; each input's follows from its "
+                     "declared stride  [default: 512x512]", show_default=False)] = None,
+            size: Annotated[list[str] | None, typer.Option(
+                help="the feature size HxW of every input, or NAME=HxW per input, instead "
+                     "of --image", show_default=False)] = None,
+            output_stride: Annotated[int, typer.Option(
+                help="backbone output stride; rates scale by 16 / output stride")] = 16,
+            weights: Annotated[Path | None, typer.Option(
+                help="a safetensors file of the cell's canonical weights (default: "
+                     "initialised from --seed)", show_default=False)] = None,
+            seed: Annotated[int, typer.Option(help="seed of the initial weights")] = 0,
+            check: Annotated[bool, typer.Option(
+                help="run the written file against the module at two input shapes")] = True,
+            ) -> None:
+    """Export a head (with its weights) or a trained run's whole model to ONNX or
+    StableHLO, and check the file against the module it came from."""
+    from dpcdsl.deploy import export, export_run
+
+    shape = parse_size(image) if image else None
+    if source.is_dir():
+        result = export_run(source, output, format, image=shape, check=check)
+    else:
+        c = _concrete(source, cell, param)
+        if not in_channels:
+            raise typer.BadParameter(f"--in-channels is needed: the channels of the input"
+                                     f"{'s' if len(c.inputs) > 1 else ''} "
+                                     f"{', '.join(c.inputs)} of cell '{c.name}'",
+                                     param_hint="--in-channels")
+        sizes = _per_input(size, parse_size, c.inputs, "--size") if size else None
+        result = export(c, output, format, in_channels=_per_input(
+            in_channels, _int, c.inputs, "--in-channels"), image=shape, sizes=sizes,
+            output_stride=output_stride, weights=weights, seed=seed, check=check)
+    err.print(result.summary(), markup=False)
+
+
+@app.command()
+@handled
+def latency(file: FileArg, cell: CellOpt = None, param: ParamOpt = None,
+            runtime: Annotated[list[str], typer.Option(
+                "--runtime", "-r", help="onnxruntime, torch (eager), torch.compile or jax; "
+                "once per runtime to compare several")] = ["onnxruntime"],  # noqa: B006
+            in_channels: Annotated[list[str] | None, typer.Option(
+                "--in-channels", help="input channels: C, or NAME=C per input (required)",
+                show_default=False)] = None,
+            image: Annotated[str | None, typer.Option(
+                help="the image's size HxW; each input's follows from its declared stride  "
+                     "[default: 512x512]", show_default=False)] = None,
+            size: Annotated[list[str] | None, typer.Option(
+                help="the feature size HxW of every input, or NAME=HxW per input, instead "
+                     "of --image", show_default=False)] = None,
+            batch: Annotated[int, typer.Option(min=1, help="images in a batch")] = 1,
+            threads: Annotated[int, typer.Option(
+                min=1, help="CPU threads the measurement runs on (it is pinned to as many "
+                "CPUs)")] = 1,
+            warmup: Annotated[int, typer.Option(min=0, help="untimed runs first")] = 5,
+            runs: Annotated[int, typer.Option(min=1, help="timed runs")] = 20,
+            output_stride: Annotated[int, typer.Option(
+                help="backbone output stride; rates scale by 16 / output stride")] = 16,
+            format: Fmt = Format.text) -> None:
+    """Measure a head's forward time on one or more runtimes, each in a process of its
+    own: the median and spread of timed runs after warm-up runs."""
+    from dpcdsl.deploy.latency import check_runtime
+    from dpcdsl.deploy.latency import latency as measure
+
+    c = _concrete(file, cell, param)
+    if not in_channels:
+        raise typer.BadParameter(f"--in-channels is needed: the channels of the input"
+                                 f"{'s' if len(c.inputs) > 1 else ''} "
+                                 f"{', '.join(c.inputs)} of cell '{c.name}'",
+                                 param_hint="--in-channels")
+    for r in runtime:  # every runtime known and installed before any is measured
+        check_runtime(r)
+    channels = _per_input(in_channels, _int, c.inputs, "--in-channels")
+    sizes = _per_input(size, parse_size, c.inputs, "--size") if size else None
+    results = []
+    for r in runtime:
+        results.append(measure(c, r, in_channels=channels, sizes=sizes,
+                               image=parse_size(image) if image else None, batch=batch,
+                               threads=threads, warmup=warmup, runs=runs,
+                               output_stride=output_stride))
+        if format == "text":
+            out.print(results[-1].summary())
+    if format == "json":
+        out.print(json.dumps([r.as_json() for r in results], indent=1), markup=False)
+
+
 def _task_file(value: Path | None) -> Path | None:
     """A packaged task's name (``demo_task``) stands for its file."""
     from dpcdsl.lang import heads

@@ -81,6 +81,8 @@ CODES: dict[str, str] = {
     "DPC903": "an output file of a kind that cannot be written",
     "DPC905": "the formatter would change a file's meaning (a bug to report)",
     "DPC906": "an op plugin: not loadable, or defining an op that exists or no op",
+    "DPC907": "an export: a format or runtime no installed backend has, a cell an exporter "
+              "cannot take, or an exported file that differs from its module",
 }
 
 #: the phase each hundred of :data:`CODES` belongs to
@@ -202,6 +204,16 @@ class DpcError(Exception):
            sources: Mapping[str, str] | None = None, *, code: str) -> DpcError:
         return cls([Diagnostic(span=span or Span(file=""), message=message, hint=hint,
                                code=code)], sources)
+
+
+class ExportFailure(Exception):
+    """A backend's exporter could not take a module. ``node`` is the node of the cell
+    whose line of the emitted forward it was tracing (None where that is not known);
+    ``reason`` is the exporter's own, in a line. The core names the node's op."""
+
+    def __init__(self, reason: str, node: str | None = None) -> None:
+        self.reason, self.node = reason, node
+        super().__init__(reason if node is None else f"node '{node}': {reason}")
 
 
 def did_you_mean(word: str, candidates: Iterable[str]) -> str:

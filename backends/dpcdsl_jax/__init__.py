@@ -11,6 +11,11 @@ from __future__ import annotations
 from dpcdsl._plugins import lazy_exports
 
 name = "jax"
+#: the formats the ``export`` hook writes, with the axes each leaves dynamic (read
+#: without importing the framework)
+export_formats = {"stablehlo": ("batch",)}
+#: the runtimes the ``time_forward`` hook times a forward pass on
+latency_runtimes = ("jax",)
 priority = 0
 
 #: each public name, and the submodule that defines it
@@ -19,6 +24,7 @@ _WHERE: dict[str, tuple[str, str]] = {
                                  "class_name", "emit", "source_of")},
     "lowerings": ("_emit", "LOWERINGS"),
     **{n: ("_runtime", n) for n in ("forward", "set_threads")},
+    **{n: ("_export", n) for n in ("export", "load_exported", "time_forward")},
     **{n: ("_weights", n) for n in ("export_weights", "import_weights", "load_weights",
                                     "save_weights")},
     "proxy_steps": ("proxy", "proxy_steps"),
@@ -29,4 +35,4 @@ _WHERE: dict[str, tuple[str, str]] = {
 
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
-__all__ = ["name", "priority", *_WHERE]
+__all__ = ["export_formats", "latency_runtimes", "name", "priority", *_WHERE]

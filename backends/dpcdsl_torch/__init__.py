@@ -10,6 +10,11 @@ from dpcdsl._plugins import lazy_exports
 
 name = "torch"
 #: the default backend where several are installed (the highest priority wins)
+#: the formats the ``export`` hook writes, with the axes each leaves dynamic (read
+#: without importing the framework)
+export_formats = {"onnx": ("batch", "height", "width")}
+#: the runtimes the ``time_forward`` hook times a forward pass on
+latency_runtimes = ("torch", "torch.compile", "onnxruntime")
 priority = 10
 
 #: each public name, and the submodule that defines it (under another name for two)
@@ -18,6 +23,7 @@ _WHERE: dict[str, tuple[str, str]] = {
                                  "class_name", "emit", "source_of")},
     "lowerings": ("_emit", "LOWERINGS"),
     **{n: ("_runtime", n) for n in ("forward", "set_threads")},
+    **{n: ("_export", n) for n in ("export", "load_exported", "time_forward")},
     **{n: ("_weights", n) for n in ("export_weights", "import_weights", "load_weights",
                                     "save_weights")},
     **{n: ("model", n) for n in ("Backbone", "SegmentationModel", "TimmBackbone",
@@ -30,4 +36,4 @@ _WHERE: dict[str, tuple[str, str]] = {
 
 __getattr__, __dir__ = lazy_exports(__name__, _WHERE)
 
-__all__ = ["name", "priority", *_WHERE]
+__all__ = ["export_formats", "latency_runtimes", "name", "priority", *_WHERE]

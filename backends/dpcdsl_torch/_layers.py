@@ -101,6 +101,8 @@ def atrous(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
     stride-1 depthwise conv on the CPU trains through :class:`DepthwiseTaps` in eager
     mode (under ``torch.compile`` the compiler derives its own backward). The weights
     keep their shape; outputs and gradients equal the full conv's."""
+    if torch.compiler.is_exporting():
+        return conv(x)  # an exported graph takes any size, so it keeps every tap
     kh, kw = conv.kernel_size
     (rh, rw), (h, w) = conv.dilation, x.shape[-2:]
     mh, mw = min(kh // 2, (h - 1) // rh), min(kw // 2, (w - 1) // rw)
@@ -190,7 +192,7 @@ class GridPool(nn.Module):
         self.act = act
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.conv(F.adaptive_avg_pool2d(x, self.grid))
+        y = self.conv(adaptive_avg_pool(x, self.grid))
         y = activate(normed(y, self.bn, self.gn), self.act)
         return F.interpolate(y, size=x.shape[-2:], mode="bilinear",
                              align_corners=self.align_corners)
@@ -245,9 +247,29 @@ def max_pool(x: torch.Tensor, window: tuple[int, int], step: tuple[int, int]) ->
     return F.max_pool2d(x, window, stride=step)
 
 
+def cell_masks(x: torch.Tensor, grid: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which rows and which columns of ``x`` each cell of a g_h x g_w grid covers, as
+    (g_h, H) and (g_w, W) masks: cell i spans floor(i * n / g) to ceil((i + 1) * n / g),
+    PyTorch's adaptive pooling bounds. Written with the size as a tensor, so an exported
+    graph pools right at every size (an exporter that unrolls adaptive pooling fixes the
+    bounds of the size it traced)."""
+
+    def axis(n: int, g: int) -> torch.Tensor:
+        i = torch.arange(g, device=x.device).unsqueeze(1)
+        j = torch.arange(n, device=x.device).unsqueeze(0)
+        return (j * g >= i * n - (g - 1)) & (j * g < (i + 1) * n)
+
+    return axis(x.shape[-2], grid[0]), axis(x.shape[-1], grid[1])
+
+
 def adaptive_max_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """The maximum over each cell of a g_h x g_w grid (PyTorch's cell bounds)."""
-    return F.adaptive_max_pool2d(x, grid)
+    if not torch.compiler.is_exporting():
+        return F.adaptive_max_pool2d(x, grid)
+    rows, cols = cell_masks(x, grid)
+    low = torch.finfo(x.dtype).min
+    y = torch.where(rows[:, :, None], x.unsqueeze(-3), low).amax(-2)  # N, C, g_h, W
+    return torch.where(cols[:, :, None], y.unsqueeze(-2), low).amax(-1)
 
 
 def avg_pool(x: torch.Tensor, window: tuple[int, int], step: tuple[int, int]) -> torch.Tensor:
@@ -257,7 +279,11 @@ def avg_pool(x: torch.Tensor, window: tuple[int, int], step: tuple[int, int]) ->
 
 def adaptive_avg_pool(x: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """The average over each cell of a g_h x g_w grid (PyTorch's cell bounds)."""
-    return F.adaptive_avg_pool2d(x, grid)
+    if not torch.compiler.is_exporting():
+        return F.adaptive_avg_pool2d(x, grid)
+    rows, cols = (m.to(x.dtype) for m in cell_masks(x, grid))
+    rows, cols = rows / rows.sum(1, keepdim=True), cols / cols.sum(1, keepdim=True)
+    return rows @ x @ cols.t()
 
 
 class LayerNorm2d(nn.LayerNorm):
@@ -311,6 +337,7 @@ LAYERS: dict[str, Callable[..., object]] = {
     "WindowPool": WindowPool,
     "UpConvBNReLU": UpConvBNReLU,
     "max_pool": max_pool,
+    "cell_masks": cell_masks,
     "adaptive_max_pool": adaptive_max_pool,
     "avg_pool": avg_pool,
     "adaptive_avg_pool": adaptive_avg_pool,

@@ -171,6 +171,36 @@ def exec_source(source: str, label: str) -> dict[str, Any]:
     return namespace
 
 
+_EMITTED = re.compile(r"<dpcdsl:[^>]*>")
+_QUOTED = re.compile(r'File "(<dpcdsl:[^>]*>)", line (\d+)')
+_ASSIGNED = re.compile(r"^\s*(\w+)\s*=")
+
+
+def node_at(error: BaseException, node_names: Mapping[str, str]) -> str | None:
+    """The node of a cell whose line of an emitted module the deepest frame of
+    ``error`` was running, in its chain of causes and in the tracebacks their messages
+    quote (compilers report where they were tracing that way); None where no frame was
+    in emitted code. ``node_names`` is the module's map of layer attributes to nodes:
+    every other line assigns a variable named as its node."""
+    lines: list[tuple[str, int]] = []
+    seen: set[int] = set()
+    e: BaseException | None = error
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        tb = e.__traceback__
+        while tb is not None:
+            if _EMITTED.fullmatch(tb.tb_frame.f_code.co_filename):
+                lines.append((tb.tb_frame.f_code.co_filename, tb.tb_lineno))
+            tb = tb.tb_next
+        lines += [(f, int(n)) for f, n in _QUOTED.findall(str(e))]
+        e = e.__cause__ or e.__context__
+    for filename, lineno in reversed(lines):
+        found = _ASSIGNED.match(linecache.getline(filename, lineno))
+        if found:
+            return node_names.get(found.group(1), found.group(1).rstrip("_") or None)
+    return None
+
+
 def layer_sources(layers: Mapping[str, Any]) -> dict[str, Callable[[], str]]:
     """A backend's layer library as :class:`Dialect` takes it: each name with a
     function that gives its source, read from the file once (every emitted module

@@ -182,6 +182,7 @@ def test_kill_9_then_resume(files, tmp_path):
 
 @pytest.mark.slow
 def test_rerank_records_new_scores_and_the_rank_correlation(files, tmp_path):
+    from dpcdsl.deploy import export_run
     from dpcdsl.search.rerank import rerank, spearman
 
     space, task = files()
@@ -192,9 +193,14 @@ def test_rerank_records_new_scores_and_the_rank_correlation(files, tmp_path):
     assert all(0 <= r["rerank_miou"] <= 100 for r in result["rows"])
     assert (run / "rerank.json").exists()
     assert ">Re-ranking</h2>" in (run / "report.html").read_text()
+    with pytest.raises(DpcError, match="none of its cells was trained as a whole model"):
+        export_run(run, check=False)
     e2e = rerank(run, top=1, steps=2, end_to_end=True)
     assert e2e["end_to_end"] and len(e2e["rows"]) == 1
-    assert (run / "rerank" / f"trial-{e2e['rows'][0]['trial']}" / "checkpoint.json").exists()
+    best = run / "rerank" / f"trial-{e2e['rows'][0]['trial']}"
+    assert (best / "checkpoint.json").exists()
+    exported = export_run(run, run / "best.onnx", image=(64, 64))  # the best re-ranked
+    assert exported.what.startswith(f"the model of {best}") and exported.max_error <= 1e-5
     assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
     assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
     assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)

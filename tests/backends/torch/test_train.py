@@ -85,6 +85,21 @@ def test_dpcc_train_and_eval(tmp_path):
     assert "aspp: mIOU" in r.stdout and "at step 6" in r.stdout
     r = dpcc("eval", run)
     assert r.returncode == 0 and r.stdout.startswith("mIOU")
+    # the trained model exports whole (backbone, head, classifier) and runs alone
+    r = dpcc("export", run, "--image", "64x96")
+    assert r.returncode == 0, r.stderr
+    assert f"wrote {run / 'model.onnx'} (onnx, torch backend): the model of {run}" in r.stderr
+    import onnxruntime as ort
+    import torch
+
+    model = load_run(run)[0].eval()
+    image = np.random.default_rng(0).standard_normal((1, 3, 80, 48), dtype=np.float32)
+    session = ort.InferenceSession(str(run / "model.onnx"), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        want = model(torch.from_numpy(image)).numpy()
+    np.testing.assert_allclose(session.run(None, {"image": image})[0], want, atol=1e-4)
+    r = dpcc("export", run, "--format", "stablehlo")
+    assert r.returncode == 1 and "trains no full models" in r.stderr
     r = dpcc("eval", tmp_path / "nothing")
     assert r.returncode == 1 and "holds no checkpoint" in r.stderr
 

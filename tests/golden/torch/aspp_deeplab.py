@@ -46,6 +46,12 @@ from torch.nn import functional as F
 # layer GridPool: copied from the layer library
 
 
+# layer cell_masks: copied from the layer library
+
+
+# layer adaptive_avg_pool: copied from the layer library
+
+
 class AsppDeeplab(nn.Module):
     """The cell 'aspp_deeplab'. ``node_names`` maps each layer attribute to its node;
     they differ where a node's name is a Python keyword or an attribute of nn.Module."""
