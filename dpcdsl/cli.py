@@ -113,6 +113,23 @@ def parse_count(text: str) -> int:
     return int(value)
 
 
+def parse_duration(text: str) -> float:
+    """A time in milliseconds: ``20ms``, ``0.5s``, ``250us``, or a number of ms."""
+    value = text.strip().lower()
+    scale = 1.0
+    for suffix, factor in (("ms", 1.0), ("us", 1e-3), ("s", 1e3)):
+        if value.endswith(suffix):
+            value, scale = value[: -len(suffix)].strip(), factor
+            break
+    try:
+        ms = float(value) * scale
+    except ValueError:
+        raise typer.BadParameter(f"expected a time like 20ms or 0.5s, got {text!r}") from None
+    if not ms > 0:
+        raise typer.BadParameter(f"expected a positive time, got {text!r}")
+    return ms
+
+
 def _int(text: str) -> int:
     """A positive integer (channels)."""
     try:
@@ -654,6 +671,7 @@ def _settings(pairs: list[str] | None) -> dict[str, Any]:
 #: line (None: a list of its choices) and how its value is read from there
 _KINDS: dict[str, tuple[Any, Callable[[Any], Any]]] = {
     "count": (str | None, lambda v: None if v is None else parse_count(v)),
+    "duration": (str | None, lambda v: None if v is None else parse_duration(v)),
     "settings": (list[str] | None, _settings),
     "list": (str | None, lambda v: v.split(",") if v else None),
     "many": (None, lambda v: tuple(a.value for a in v or ())),
@@ -674,14 +692,14 @@ def _search_options() -> list[inspect.Parameter]:
             continue
         name = meta.get("cli_name") or f.flat.replace("_", "-")
         kind, default = str(meta.get("kind")), meta.get("cli_default", f.default)
-        extra = {k: meta[k] for k in ("min",) if k in meta}
+        extra = {k: meta[k] for k in ("min", "metavar") if k in meta}
         kind_type = _KINDS[kind][0] if kind in _KINDS else None
         if "choices" in meta:
             choice = Enum(f.flat.title().replace("_", ""),  # type: ignore[misc]
                           {c: c for c in meta["choices"]}, type=str)
             kind_type = list[choice] | None if kind == "many" else choice  # type: ignore
             default = None if kind == "many" else choice(default)
-        elif kind in ("settings", "list", "count"):
+        elif kind in ("settings", "list", "count", "duration"):
             default = None
         elif kind == "head":
             extra["callback"] = lambda v: None if v is None else _head_or_file(v)

@@ -45,7 +45,8 @@ PRUNERS: dict[str, dict[str, int | float]] = {
 EXECUTORS = ("auto", "local", "pool", "ray")
 #: what defines a search (:func:`dpcdsl.search.driver.identity`): a resume that changes
 #: one is refused unless allowed (``--allow-changed``)
-IDENTITY = ("space", "task", "strategy", "prune", "seed", "backend", "max_madds")
+IDENTITY = ("space", "task", "strategy", "prune", "seed", "backend", "max_madds", "latency",
+            "max_latency")
 
 
 def option(default: Any = None, help: str = "", *, flat: str | None = None,
@@ -110,6 +111,17 @@ class StrategyOptions:
     max_madds: int | None = option(
         None, "a multiply-add budget (0.5B, 500M, 5e8): candidates over it at the task's "
               "feature sizes are drawn again, never trained", kind="count")
+    # a runtime each candidate's forward pass is timed on before it trains
+    # (dpcdsl.deploy.latency), in a process of its own on the trial's threads
+    latency: str | None = option(
+        None, "time each candidate's forward pass on this runtime before it trains "
+              "(onnxruntime, torch, torch.compile, jax) and record it as latency_ms",
+        metavar="RUNTIME")
+    # a latency budget on that runtime, in milliseconds: a slower candidate is drawn
+    # again, never trained, as over --max-madds
+    max_latency: float | None = option(
+        None, "a latency budget on --latency's runtime (20ms, 0.5s): slower candidates "
+              "are drawn again, never trained", kind="duration")
     # train again an architecture whose earlier trial failed for good (cannot be
     # built, diverged); by default its failure is reused, as a finished result is
     retry_failed: bool = option(

@@ -28,12 +28,13 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from dpcdsl import backends
 from dpcdsl.compiler.rewrite import at_size
+from dpcdsl.deploy.latency import check_runtime
 from dpcdsl.errors import Diagnostic, DpcError, Span, did_you_mean
 from dpcdsl.lang.analysis import cost
 from dpcdsl.lang.printer import format_module
 from dpcdsl.lang.program import standalone_text
 from dpcdsl.lang.space import Space, option_values
-from dpcdsl.search.config import ExecutionOptions, SearchConfig
+from dpcdsl.search.config import ExecutionOptions, SearchConfig, StrategyOptions
 from dpcdsl.search.executors import EXECUTORS, Executor, Placement, make_executor, place
 from dpcdsl.search.ledger import InFlight, Ledger
 from dpcdsl.search.messages import Job, Outcome
@@ -62,7 +63,7 @@ ORDERED = "ordered"
 #: draws in a row over the budget before a search gives up
 MAX_REJECTED = 1000
 #: how _launch says that a draw was not trained and the search draws again
-REDRAWN = ("over budget", "unbuildable")
+REDRAWN = ("over budget", "over latency", "unbuildable")
 
 
 def _check_names(cfg: SearchConfig) -> None:
@@ -76,8 +77,15 @@ def _check_names(cfg: SearchConfig) -> None:
             raise DpcError.at(None, f"unknown {what} '{name}'.{did_you_mean(name, known)}"
                               .rstrip("."), hint=f"{what}s: " + ", ".join(known),
                               code="DPC801")
+    if st.latency is not None:  # known and installed, before anything is written
+        check_runtime(st.latency)
+    elif st.max_latency is not None:
+        raise DpcError.at(None, "a latency budget (max_latency) needs a runtime to time "
+                          "candidates on", hint="add --latency onnxruntime (or torch, "
+                          "torch.compile, jax)", code="DPC801")
     for what, value, default in (("timeout", ex.timeout, "no limit"),
                                  ("max_madds", st.max_madds, "no limit"),
+                                 ("max_latency", st.max_latency, "no limit"),
                                  ("workers", ex.workers, "one per usable CPU"),
                                  ("threads", ex.threads, "each worker's share of the CPUs"),
                                  ("fuse", ex.fuse, "1, each trial alone")):
@@ -105,8 +113,10 @@ def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[
     out = {"space": digest("\n".join([space.name, *sources])),
            "task": digest(json.dumps(task_data, sort_keys=True)),
            "strategy": st.name, "prune": st.prune, "seed": str(st.seed), "backend": backend}
-    if st.max_madds is not None:
-        out["max_madds"] = str(st.max_madds)
+    for key, value in (("max_madds", st.max_madds), ("latency", st.latency),
+                       ("max_latency", st.max_latency)):
+        if value is not None:
+            out[key] = str(value)
     for key, name, table, given in (
             ("strategy", st.name, SETTINGS, cfg.strategy_settings(task)),
             ("prune", st.prune, PRUNERS, cfg.pruner_settings(task))):
@@ -276,7 +286,8 @@ def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna
     placed = _placement(cfg.execution, task)
     run = _Run(study, space, _executor(cfg.execution, placed),
                {**task.model_dump(mode="json"), "file": task.file, "backend": trainer},
-               cfg, _ledger(study), vet=_Vet(task, cache, cfg.strategy.max_madds),
+               cfg, _ledger(study),
+               vet=_Vet(task, cache, cfg.strategy, placed.threads if placed else 1),
                same=_same_key(task, cache), steps=task.train.steps)
     start = time.time()
     with SearchProgress(cfg.strategy.trials, cfg.execution.progress,
@@ -413,19 +424,45 @@ class _Vet:
     serves both. It keeps the architectures it found unbuildable, so a small space
     that holds nothing buildable ends the search at once."""
 
-    def __init__(self, task: Task, cache: Any, max_madds: int | None) -> None:
-        self.task, self.cache, self.max_madds = task, cache, max_madds
+    def __init__(self, task: Task, cache: Any, st: StrategyOptions, threads: int) -> None:
+        self.task, self.cache, self.max_madds = task, cache, st.max_madds
+        self.runtime, self.max_latency, self.threads = st.latency, st.max_latency, threads
         self.refused: set[str] = set()
+        self.latency_ms: dict[str, float] = {}  # by the hash of the head as trained
 
     def __call__(self, cell: Any) -> tuple[str, Any] | None:
         try:
-            madds = cost(*_as_trained(cell, self.task, self.cache)).madds
+            head, channels, sizes = _as_trained(cell, self.task, self.cache)
+            madds = cost(head, channels, sizes).madds
         except DpcError as e:
             self.refused.add(cell.hash)
             return "unbuildable", e.diagnostics[0].message
         if self.max_madds is not None and madds > self.max_madds:
             return "over budget", madds
+        if self.runtime is None:
+            return None
+        ms = self.measured(head, channels, sizes)
+        if self.max_latency is not None and ms > self.max_latency:
+            return "over latency", ms
         return None
+
+    def measured(self, head: Any, channels: Any, sizes: Any) -> float:
+        """The head's median forward time on the runtime, in ms: measured once per
+        head (a batch of one at the task's feature sizes, on the trial's threads)."""
+        if head.hash not in self.latency_ms:
+            from dpcdsl.deploy.latency import latency
+
+            self.latency_ms[head.hash] = latency(
+                head, str(self.runtime), in_channels=channels, sizes=sizes,
+                threads=self.threads, warmup=3, runs=10).median_ms
+        return self.latency_ms[head.hash]
+
+    def latency_of(self, cell: Any) -> float | None:
+        """The latency measured for ``cell``, if it was."""
+        try:
+            return self.latency_ms.get(head_cell(cell, self.task).hash)
+        except DpcError:
+            return None
 
 
 def _same_key(task: Task, cache: Any) -> Callable[[Any], str]:
@@ -443,25 +480,32 @@ def _same_key(task: Task, cache: Any) -> Callable[[Any], str]:
     return key
 
 
-def _no_room(study: optuna.Study, max_madds: int | None, none_fit: bool = False
-             ) -> DpcError:
-    """Why the search stopped drawing: the last draws were all over the budget, or
+def _no_room(study: optuna.Study, st: StrategyOptions, none_fit: bool = False) -> DpcError:
+    """Why the search stopped drawing: the last draws were all over a budget, or
     could not be built at the task's feature sizes (``none_fit``: no architecture of
     the space can)."""
     last = study.trials[-MAX_REJECTED:]
     unbuildable = [t.user_attrs["unbuildable"] for t in last if "unbuildable" in t.user_attrs]
-    if none_fit or len(unbuildable) * 2 >= len(last) or max_madds is None:
+    slow = [float(t.user_attrs["over_latency"]) for t in last if "over_latency" in t.user_attrs]
+    if none_fit or len(unbuildable) * 2 >= len(last) or \
+            (st.max_madds is None and st.max_latency is None):
         common = max(set(unbuildable), key=unbuildable.count) if unbuildable else "?"
         what = "no architecture of the space can be built" if none_fit else \
             f"{MAX_REJECTED} draws in a row cannot be built"
         return DpcError.at(None, f"{what} at the task's feature sizes, e.g.: {common}",
                            hint="a larger crop or a lower backbone output stride, or "
                                 "narrow the space to options that fit", code="DPC803")
+    if slow and st.max_latency is not None:
+        return DpcError.at(None, f"{MAX_REJECTED} draws in a row were over the budgets; "
+                           f"{len(slow)} of them slower than {st.max_latency:g} ms on "
+                           f"{st.latency} (the fastest: {min(slow):.3g} ms)",
+                           hint="raise --max-latency, or narrow the space to faster options",
+                           code="DPC803")
     costs = [int(t.user_attrs["over_budget"]) for t in study.trials
              if "over_budget" in t.user_attrs]
     return DpcError.at(None, f"{MAX_REJECTED} draws in a row cost more than the budget of "
-                       f"{max_madds / 1e9:.3g}B multiply-adds (the cheapest: "
-                       f"{min(costs) / 1e9:.3g}B)",
+                       f"{(st.max_madds or 0) / 1e9:.3g}B multiply-adds (the cheapest: "
+                       f"{min(costs, default=0) / 1e9:.3g}B)",
                        hint="raise --max-madds, or narrow the space to cheaper options",
                        code="DPC803")
 
@@ -517,7 +561,7 @@ class _Run:
             self.rejected = self.rejected + 1 if outcome in REDRAWN else 0
             none_fit = self.vet is not None and len(self.vet.refused) >= self.size
             if self.rejected >= MAX_REJECTED or none_fit:
-                raise _no_room(study, self.cfg.strategy.max_madds, none_fit)
+                raise _no_room(study, self.cfg.strategy, none_fit)
             if outcome in (None, "held"):
                 self.pending[trial.number] = trial
             if ledger.spent(trials):
@@ -550,10 +594,13 @@ class _Run:
         trial.set_user_attr("cell", cell.canonical_text())
         trial.set_user_attr("hash", cell.hash)
         verdict = self.vet(cell) if self.vet is not None else None
+        ms = self.vet.latency_of(cell) if self.vet is not None else None
+        if ms is not None:
+            trial.set_user_attr("latency_ms", ms)
+            trial.set_user_attr("latency_runtime", self.cfg.strategy.latency)
         if verdict is not None:  # not trained, and not counted: the search draws again
             outcome, detail = verdict
-            trial.set_user_attr("unbuildable" if outcome == "unbuildable" else
-                                "over_budget", detail)
+            trial.set_user_attr(outcome.replace(" ", "_"), detail)
             ledger.told(study.tell(trial, state=TrialState.FAIL))
             return str(outcome)
         key = cell.hash if self.same is None else self.same(cell)

@@ -54,8 +54,8 @@ CURVES = 10
 #: below this many re-ranked cells a rank correlation says little
 MIN_RANKS = 10
 
-COLUMNS = ("rank", "trial", "state", "miou", "params", "madds", "wall_s", "search_h",
-           "hash", "same_as", "duplicate_of", "reason", "cell_file")
+COLUMNS = ("rank", "trial", "state", "miou", "params", "madds", "latency_ms", "wall_s",
+           "search_h", "hash", "same_as", "duplicate_of", "reason", "cell_file")
 
 __all__ = ["COLUMNS", "pareto", "ranked", "rebuild", "report_html", "write_outputs"]
 
@@ -117,7 +117,9 @@ def _write_csv(summary: Summary, files: dict[int, str], path: Path) -> None:
             iou += [None] * (classes - len(iou))  # every row as wide as the header
             w.writerow([rank if done else "", t.number, state_of(t),
                         f"{t.value:.3f}" if done and t.value is not None else "",
-                        a.get("params", ""), a.get("madds", ""), f"{a.get('wall_s') or 0:.2f}",
+                        a.get("params", ""), a.get("madds", ""),
+                        "" if a.get("latency_ms") is None else f"{a['latency_ms']:.4g}",
+                        f"{a.get('wall_s') or 0:.2f}",
                         f"{clock.at(t.datetime_complete) / 3600:.4f}", a.get("hash", ""),
                         a.get("same_as", ""), a.get("duplicate_of", ""),
                         "" if done else reason_of(t), files.get(t.number, ""),
@@ -138,9 +140,14 @@ def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTri
     e, attrs = html.escape, study.user_attrs
     states = [state_of(t) for t in trials if t.state.is_finished()]
     fails = failures(trials)
+    not_run = fails.over_budget + fails.over_latency + fails.unbuildable + fails.interrupted
     budget = (f" {fails.over_budget} drawn over the multiply-add budget of "
               f"{int(attrs['identity']['max_madds']) / 1e9:.3g}B, not trained."
               if fails.over_budget and "max_madds" in attrs.get("identity", {}) else "")
+    budget += (f" {fails.over_latency} drawn slower than the latency budget of "
+               f"{float(attrs['identity']['max_latency']):g} ms on "
+               f"{e(str(attrs['identity'].get('latency')))}, not trained."
+               if fails.over_latency and "max_latency" in attrs.get("identity", {}) else "")
     budget += (f" {fails.unbuildable} drawn that cannot be built at the task's feature "
                "sizes, not trained." if fails.unbuildable else "")
     rate = len(rows) / (clock.total / 3600) if clock.total > 0 else 0.0
@@ -156,7 +163,7 @@ def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTri
         f"<code>{e(str(attrs.get('task_file', '')))}</code>, strategy "
         f"<b>{e(str(attrs.get('strategy', '')))}</b>. {len(rows)} finished trials "
         f"({states.count('duplicate')} of them duplicates, trained once), "
-        f"{states.count('failed') - fails.over_budget - fails.unbuildable - fails.interrupted}"
+        f"{states.count('failed') - not_run}"
         " failed, "
         f"{states.count('pruned')} pruned.{budget} Search time {clock.total / 3600:.2f} h "
         f"(idle time between runs left out), {rate:.0f} finished trials an hour.{best}</p>",

@@ -139,6 +139,7 @@ class Failures:
 
     groups: list[tuple[str, int, list[int]]] = field(default_factory=list)
     over_budget: int = 0
+    over_latency: int = 0  # slower than the latency budget on its runtime
     unbuildable: int = 0  # drawn, but not buildable at the task's feature sizes
     interrupted: int = 0
 
@@ -149,6 +150,8 @@ def failures(trials: Sequence[FrozenTrial]) -> Failures:
     for t in trials:
         if "over_budget" in t.user_attrs:
             out.over_budget += 1
+        elif "over_latency" in t.user_attrs:
+            out.over_latency += 1
         elif "unbuildable" in t.user_attrs:
             out.unbuildable += 1
         elif t.state == TrialState.FAIL and "failure" not in t.user_attrs:

@@ -40,7 +40,7 @@ def test_the_identity_keys_are_what_identity_records() -> None:
 
     space = Space.from_text("cell s(x) { return conv(x, kernel = {1, 3}) }")
     task = task_from_text("[dataset]\nkind = \"synthetic\"\n")
-    cfg = SearchConfig("s.dpc", "t.toml", max_madds=10)
+    cfg = SearchConfig("s.dpc", "t.toml", max_madds=10, latency="torch", max_latency=5.0)
     assert set(driver.identity(cfg, space, task, "torch")) == set(IDENTITY)
 
 
