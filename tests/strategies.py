@@ -114,7 +114,9 @@ def small_spaces(draw: st.DrawFn) -> str:
             pair=draw(st.sampled_from(["1", "2", "{1, 2}", "(1, {1, 2})", "({1, 2}, {1, 3})"])),
             p=draw(st.sampled_from(["0.1", "{0.1, 0.2}"])),
             act=draw(st.sampled_from(["relu", "{relu, gelu}"])),
-            width=draw(st.sampled_from(["x.channels", "{x.channels, 4}", "x.channels // 2 + 1",
+            # a width written out is not the cells' default (4): conv(kernel = 1) and
+            # conv(kernel = 1, channels = 4) would be one architecture written twice
+            width=draw(st.sampled_from(["x.channels", "{x.channels, 5}", "x.channels // 2 + 1",
                                         "{x.channels, x.channels * 2}"])))
 
     def applied(x: str) -> str:
