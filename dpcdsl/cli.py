@@ -439,7 +439,7 @@ def export_(source: Annotated[Path, typer.Argument(
                 "export needs them)", show_default=False)] = None,
             image: Annotated[str | None, typer.Option(
                 help="the image's size HxW to trace at; each input's follows from its "
-                     "declared stride  [default: 512x512]", show_default=False)] = None,
+                     "declared stride  \\[default: 512x512]", show_default=False)] = None,
             size: Annotated[list[str] | None, typer.Option(
                 help="the feature size HxW of every input, or NAME=HxW per input, instead "
                      "of --image", show_default=False)] = None,
@@ -484,7 +484,7 @@ def latency(file: FileArg, cell: CellOpt = None, param: ParamOpt = None,
                 show_default=False)] = None,
             image: Annotated[str | None, typer.Option(
                 help="the image's size HxW; each input's follows from its declared stride  "
-                     "[default: 512x512]", show_default=False)] = None,
+                     "\\[default: 512x512]", show_default=False)] = None,
             size: Annotated[list[str] | None, typer.Option(
                 help="the feature size HxW of every input, or NAME=HxW per input, instead "
                      "of --image", show_default=False)] = None,
