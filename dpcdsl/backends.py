@@ -221,6 +221,32 @@ def get(name: str) -> Any:
     return backend
 
 
+def declared(attribute: str) -> dict[str, str]:
+    """Each name an installed backend lists in its ``attribute`` (``export_formats``,
+    ``latency_runtimes``), with the backend's name (the first by name where several
+    list it); read from the backend's package, without importing its framework."""
+    found: dict[str, str] = {}
+    for name, ep in sorted(available().items()):
+        try:
+            listed = getattr(_loaded[name] if name in _loaded else ep.load(), attribute, None)
+        except ImportError:
+            continue
+        for item in listed or ():
+            found.setdefault(item, name)
+    return found
+
+
+def provider(attribute: str, item: str, what: str, plural: str) -> str:
+    """The installed backend that lists ``item`` in its ``attribute``, or an error for
+    an unknown ``what`` that names the ``plural`` installed."""
+    known = declared(attribute)
+    if item not in known:
+        raise DpcError.at(None, f"unknown {what} '{item}'.{did_you_mean(item, known)}"
+                          .rstrip("."), hint=f"{plural} installed: "
+                          f"{', '.join(sorted(known)) or 'none'}", code="DPC907")
+    return known[item]
+
+
 def _priority(ep: metadata.EntryPoint) -> tuple[int, str] | None:
     """A backend's (priority, name), read without loading its framework where the
     backend's package loads it lazily; None for one that cannot be imported."""

@@ -183,6 +183,38 @@ QuietOpt = Annotated[bool, typer.Option(
     "--quiet", help="no progress: neither a bar nor log lines")]
 
 
+InChannelsOpt = Annotated[list[str] | None, typer.Option(
+    "--in-channels", help="input channels: C, or NAME=C per input (a head needs them, as in "
+    "the API: 2048 for a ResNet-101's last stage)", show_default=False)]
+OutputStrideOpt = Annotated[int, typer.Option(
+    help="backbone output stride; rates scale by 16 / output stride")]
+ImageOpt = Annotated[str | None, typer.Option(
+    help="the image's size HxW; each input's follows from its declared stride  "
+         "\\[default: 512x512]", show_default=False)]
+SizeOpt = Annotated[list[str] | None, typer.Option(
+    help="the feature size HxW of every input, or NAME=HxW per input, instead of --image",
+    show_default=False)]
+
+
+def _in_channels(c: ir.Cell, given: list[str] | None) -> Any:
+    """``--in-channels`` for cell ``c``: one number, or one per input by name; an error
+    with an example where it is missing."""
+    if not given:
+        example = " ".join(f"--in-channels {i}=256" for i in c.inputs) if len(c.inputs) > 1 \
+            else "--in-channels 2048"
+        raise typer.BadParameter(f"--in-channels is needed: the channels of the input"
+                                 f"{'s' if len(c.inputs) > 1 else ''} "
+                                 f"{', '.join(c.inputs)} of cell '{c.name}', e.g. {example}",
+                                 param_hint="--in-channels")
+    return _per_input(given, _int, c.inputs, "--in-channels")
+
+
+def _sizes(c: ir.Cell, image: str | None, size: list[str] | None) -> dict[str, Any]:
+    """``--image`` and ``--size`` as the ``image`` and ``sizes`` of a head's inputs."""
+    return {"image": parse_size(image) if image else None,
+            "sizes": _per_input(size, parse_size, c.inputs, "--size") if size else None}
+
+
 def _progress(quiet: bool) -> str:
     """A bar on a terminal, timestamped log lines elsewhere, or nothing."""
     return "none" if quiet else "bar" if err.is_terminal else "log"
@@ -391,12 +423,8 @@ def cost(file: FileArg, cell: CellOpt = None,
 def compile_(file: FileArg, cell: CellOpt = None,
              backend: Annotated[str | None, typer.Option(
                  help="an installed backend (default: the one of highest priority)")] = None,
-             in_channels: Annotated[list[str] | None, typer.Option(
-                 "--in-channels", help="input channels: C, or NAME=C per input (required, "
-                 "as in the API: 2048 for a ResNet-101's last stage)",
-                 show_default=False)] = None,
-             output_stride: Annotated[int, typer.Option(
-                 help="backbone output stride; rates scale by 16 / output stride")] = 16,
+             in_channels: InChannelsOpt = None,
+             output_stride: OutputStrideOpt = 16,
              output: Annotated[Path | None, typer.Option(
                  "-o", "--output", help="write the source here (default: stdout)")] = None,
              param: ParamOpt = None) -> None:
@@ -404,15 +432,8 @@ def compile_(file: FileArg, cell: CellOpt = None,
     from dpcdsl.backends import emit, resolve
 
     c = _concrete(file, cell, param)
-    if not in_channels:
-        example = " ".join(f"--in-channels {i}=256" for i in c.inputs) if len(c.inputs) > 1 \
-            else "--in-channels 2048"
-        raise typer.BadParameter(f"--in-channels is needed: the channels of the input"
-                                 f"{'s' if len(c.inputs) > 1 else ''} "
-                                 f"{', '.join(c.inputs)} of cell '{c.name}', e.g. {example}",
-                                 param_hint="--in-channels")
     source = emit(c, backend=backend, output_stride=output_stride,
-                  in_channels=_per_input(in_channels, _int, c.inputs, "--in-channels"))
+                  in_channels=_in_channels(c, in_channels))
     if output is None:
         out.print(source, end="", markup=False)
     else:
@@ -434,17 +455,8 @@ def export_(source: Annotated[Path, typer.Argument(
                 "-o", "--output", help="the file to write (default: the cell's name with "
                 "the format as suffix; a run's model.FORMAT in its folder)")] = None,
             cell: CellOpt = None, param: ParamOpt = None,
-            in_channels: Annotated[list[str] | None, typer.Option(
-                "--in-channels", help="input channels: C, or NAME=C per input (a head's "
-                "export needs them)", show_default=False)] = None,
-            image: Annotated[str | None, typer.Option(
-                help="the image's size HxW to trace at; each input's follows from its "
-                     "declared stride  \\[default: 512x512]", show_default=False)] = None,
-            size: Annotated[list[str] | None, typer.Option(
-                help="the feature size HxW of every input, or NAME=HxW per input, instead "
-                     "of --image", show_default=False)] = None,
-            output_stride: Annotated[int, typer.Option(
-                help="backbone output stride; rates scale by 16 / output stride")] = 16,
+            in_channels: InChannelsOpt = None, image: ImageOpt = None,
+            size: SizeOpt = None, output_stride: OutputStrideOpt = 16,
             weights: Annotated[Path | None, typer.Option(
                 help="a safetensors file of the cell's canonical weights (default: "
                      "initialised from --seed)", show_default=False)] = None,
@@ -456,20 +468,14 @@ def export_(source: Annotated[Path, typer.Argument(
     StableHLO, and check the file against the module it came from."""
     from dpcdsl.deploy import export, export_run
 
-    shape = parse_size(image) if image else None
     if source.is_dir():
-        result = export_run(source, output, format, image=shape, check=check)
+        result = export_run(source, output, format,
+                            image=parse_size(image) if image else None, check=check)
     else:
         c = _concrete(source, cell, param)
-        if not in_channels:
-            raise typer.BadParameter(f"--in-channels is needed: the channels of the input"
-                                     f"{'s' if len(c.inputs) > 1 else ''} "
-                                     f"{', '.join(c.inputs)} of cell '{c.name}'",
-                                     param_hint="--in-channels")
-        sizes = _per_input(size, parse_size, c.inputs, "--size") if size else None
-        result = export(c, output, format, in_channels=_per_input(
-            in_channels, _int, c.inputs, "--in-channels"), image=shape, sizes=sizes,
-            output_stride=output_stride, weights=weights, seed=seed, check=check)
+        result = export(c, output, format, in_channels=_in_channels(c, in_channels),
+                        **_sizes(c, image, size), output_stride=output_stride,
+                        weights=weights, seed=seed, check=check)
     err.print(result.summary(), markup=False)
 
 
@@ -479,23 +485,15 @@ def latency(file: FileArg, cell: CellOpt = None, param: ParamOpt = None,
             runtime: Annotated[list[str], typer.Option(
                 "--runtime", "-r", help="onnxruntime, torch (eager), torch.compile or jax; "
                 "once per runtime to compare several")] = ["onnxruntime"],  # noqa: B006
-            in_channels: Annotated[list[str] | None, typer.Option(
-                "--in-channels", help="input channels: C, or NAME=C per input (required)",
-                show_default=False)] = None,
-            image: Annotated[str | None, typer.Option(
-                help="the image's size HxW; each input's follows from its declared stride  "
-                     "\\[default: 512x512]", show_default=False)] = None,
-            size: Annotated[list[str] | None, typer.Option(
-                help="the feature size HxW of every input, or NAME=HxW per input, instead "
-                     "of --image", show_default=False)] = None,
+            in_channels: InChannelsOpt = None, image: ImageOpt = None,
+            size: SizeOpt = None,
             batch: Annotated[int, typer.Option(min=1, help="images in a batch")] = 1,
             threads: Annotated[int, typer.Option(
                 min=1, help="CPU threads the measurement runs on (it is pinned to as many "
                 "CPUs)")] = 1,
             warmup: Annotated[int, typer.Option(min=0, help="untimed runs first")] = 5,
             runs: Annotated[int, typer.Option(min=1, help="timed runs")] = 20,
-            output_stride: Annotated[int, typer.Option(
-                help="backbone output stride; rates scale by 16 / output stride")] = 16,
+            output_stride: OutputStrideOpt = 16,
             format: Fmt = Format.text) -> None:
     """Measure a head's forward time on one or more runtimes, each in a process of its
     own: the median and spread of timed runs after warm-up runs."""
@@ -503,19 +501,12 @@ def latency(file: FileArg, cell: CellOpt = None, param: ParamOpt = None,
     from dpcdsl.deploy.latency import latency as measure
 
     c = _concrete(file, cell, param)
-    if not in_channels:
-        raise typer.BadParameter(f"--in-channels is needed: the channels of the input"
-                                 f"{'s' if len(c.inputs) > 1 else ''} "
-                                 f"{', '.join(c.inputs)} of cell '{c.name}'",
-                                 param_hint="--in-channels")
+    channels, sizes = _in_channels(c, in_channels), _sizes(c, image, size)
     for r in runtime:  # every runtime known and installed before any is measured
         check_runtime(r)
-    channels = _per_input(in_channels, _int, c.inputs, "--in-channels")
-    sizes = _per_input(size, parse_size, c.inputs, "--size") if size else None
     results = []
     for r in runtime:
-        results.append(measure(c, r, in_channels=channels, sizes=sizes,
-                               image=parse_size(image) if image else None, batch=batch,
+        results.append(measure(c, r, in_channels=channels, **sizes, batch=batch,
                                threads=threads, warmup=warmup, runs=runs,
                                output_stride=output_stride))
         if format == "text":

@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dpcdsl._plugins import installed_backends
-from dpcdsl.errors import DpcError, ExportFailure, did_you_mean
+from dpcdsl.errors import DpcError, ExportFailure
 from dpcdsl.lang import ir
 from dpcdsl.lang.checker._sizes import ImageSize, for_cell
 
@@ -59,25 +58,16 @@ class Exported:
 def formats() -> dict[str, str]:
     """Each export format an installed backend writes, with that backend's name (read
     from the backend's package, without importing its framework)."""
-    found: dict[str, str] = {}
-    for name, ep in sorted(installed_backends().items()):
-        try:
-            declared = getattr(ep.load(), "export_formats", None) or {}
-        except ImportError:
-            continue
-        for fmt in declared:
-            found.setdefault(fmt, name)
-    return found
+    from dpcdsl.backends import declared
+
+    return declared("export_formats")
 
 
 def writer_of(format: str) -> str:
     """The installed backend that writes ``format``, or an error naming the formats."""
-    known = formats()
-    if format not in known:
-        hint = f"formats installed: {', '.join(sorted(known)) or 'none'}"
-        raise DpcError.at(None, f"unknown export format '{format}'.{did_you_mean(format, known)}"
-                          .rstrip("."), hint=hint, code="DPC907")
-    return known[format]
+    from dpcdsl.backends import provider
+
+    return provider("export_formats", format, "export format", "formats")
 
 
 def input_shapes(cell: ir.Cell, in_channels: Mapping[str, int], batch: int,

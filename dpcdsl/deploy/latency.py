@@ -18,8 +18,7 @@ import sys
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from dpcdsl._plugins import installed_backends
-from dpcdsl.errors import Diagnostic, DpcError, did_you_mean
+from dpcdsl.errors import Diagnostic, DpcError
 
 Size = tuple[int, int]
 #: the longest a measurement may take, in seconds, before it is stopped
@@ -57,25 +56,16 @@ class Latency:
 def runtimes() -> dict[str, str]:
     """Each runtime an installed backend times, with that backend's name (read from
     the backend's package, without importing its framework)."""
-    found: dict[str, str] = {}
-    for name, ep in sorted(installed_backends().items()):
-        try:
-            declared = getattr(ep.load(), "latency_runtimes", None) or ()
-        except ImportError:
-            continue
-        for runtime in declared:
-            found.setdefault(runtime, name)
-    return found
+    from dpcdsl.backends import declared
+
+    return declared("latency_runtimes")
 
 
 def backend_of(runtime: str) -> str:
     """The installed backend that times ``runtime``, or an error naming the runtimes."""
-    known = runtimes()
-    if runtime not in known:
-        hint = f"runtimes installed: {', '.join(sorted(known)) or 'none'}"
-        raise DpcError.at(None, f"unknown runtime '{runtime}'.{did_you_mean(runtime, known)}"
-                          .rstrip("."), hint=hint, code="DPC907")
-    return known[runtime]
+    from dpcdsl.backends import provider
+
+    return provider("latency_runtimes", runtime, "runtime", "runtimes")
 
 
 def check_runtime(runtime: str) -> str:
