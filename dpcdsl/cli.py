@@ -728,7 +728,9 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None, quiet: QuietOpt =
            **options: Any) -> None:
     """Search a space on the proxy task; best.dpc, report.html and more in --run-dir."""
     from dpcdsl.search.driver import search as run_search
-    from dpcdsl.search.report import ranked
+    from dpcdsl.search.objectives import describe, score
+    from dpcdsl.search.report import ranked, values_text
+    from dpcdsl.search.summary import pareto_set
     from dpcdsl.search.strategies import room_warning
     from dpcdsl.train.data.task import load_task
 
@@ -750,9 +752,16 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None, quiet: QuietOpt =
         err.print(f"the failed trials are in {run_dir}/report.html", markup=False)
         raise typer.Exit(1)
     best = rows[0]
-    out.print(f"best of {len(rows)} trials: mIOU {best.value:.2f} (trial {best.number})")
+    out.print(f"best of {len(rows)} trials: mIOU {score(best):.2f} (trial {best.number})")
     out.print(best.user_attrs["cell"], end="", markup=False)
-    out.print(f"results in {run_dir}: best.dpc, best.svg, best/, leaderboard.csv, report.html")
+    front = pareto_set(study, rows)
+    if front is not None:
+        out.print(f"{len(front.trials)} cells on the Pareto front of "
+                  f"{describe(front.objectives)} (hypervolume {front.hypervolume:.4f}):")
+        for t in front.trials:
+            out.print(f"  trial {t.number}: {values_text(t, front.objectives)}", markup=False)
+    out.print(f"results in {run_dir}: best.dpc, best.svg, best/, "
+              f"{'pareto/, ' if front is not None else ''}leaderboard.csv, report.html")
 
 
 # the options after the file, the task, the cell and --quiet come from the search's
@@ -779,7 +788,9 @@ def report(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
 @handled
 def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
                                                    metavar="RUN_DIR")],
-           top: Annotated[int, typer.Option(help="how many of the best cells", min=1)] = 5,
+           top: Annotated[int | None, typer.Option(
+               help="how many of the best cells [default: 5; of a multi-objective search, "
+                    "its whole Pareto front]", min=1)] = None,
            steps: Annotated[int | None, typer.Option(
                help="training steps each (default: the --task's, else 1000)", min=1)] = None,
            end_to_end: Annotated[bool, typer.Option(
@@ -799,8 +810,10 @@ def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
                         progress=_progress(quiet),
                         runtime=lambda t: _runtime(t, threads, device, seed, quiet))
     for r in result["rows"]:
+        kept = "" if "front" not in r else \
+            ("  (stays on the front)" if r["front"] else "  (leaves the front)")
         out.print(f"trial {r['trial']}: proxy mIOU {r['proxy_miou']:.2f} -> "
-                  f"{r['rerank_miou']:.2f}")
+                  f"{r['rerank_miou']:.2f}{kept}")
     out.print(f"Spearman rank correlation: {result['spearman']:.3f}")
 
 

@@ -7,6 +7,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
+from dpcdsl.search.config import STRATEGIES
 from tests.conftest import EXAMPLES
 
 
@@ -212,7 +213,7 @@ def test_shell_completion_offers_the_choices_of_an_option():
         r = subprocess.run([exe], capture_output=True, text=True, env=env, timeout=120)
         return r.stdout.split()
 
-    assert complete("dpcc search x.dpc --strategy ") == ["random", "ers", "evolution", "tpe"]
+    assert complete("dpcc search x.dpc --strategy ") == list(STRATEGIES)
     assert complete("dpcc search x.dpc --executor p") == ["pool"]
     assert "--install-completion" in dpcc("--help").stdout
 

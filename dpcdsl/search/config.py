@@ -18,7 +18,7 @@ from typing import Any
 from dpcdsl.errors import did_you_mean
 
 #: the strategies (``dpcc search --strategy``)
-STRATEGIES = ("random", "ers", "evolution", "tpe")
+STRATEGIES = ("random", "ers", "evolution", "tpe", "nsga2")
 #: each strategy's settings and their defaults (``dpcc search --setting KEY=VALUE``, or
 #: the task file's ``[strategy]`` table); the first one of each is its warm-up
 SETTINGS: dict[str, dict[str, int | float]] = {
@@ -30,6 +30,8 @@ SETTINGS: dict[str, dict[str, int | float]] = {
     "evolution": {"population": 20, "tournament": 5},
     # TPE's uniform start-up trials
     "tpe": {"startup": 10},
+    # NSGA-II's generation size (its first generation is uniform)
+    "nsga2": {"population": 20},
 }
 #: the pruners (``dpcc search --prune``), their settings and defaults
 #: (``--prune-setting KEY=VALUE``, or the task file's ``[pruner]`` table): the median
@@ -47,6 +49,8 @@ EXECUTORS = ("auto", "local", "pool", "ray")
 #: one is refused unless allowed (``--allow-changed``)
 IDENTITY = ("space", "task", "strategy", "prune", "seed", "backend", "max_madds", "latency",
             "max_latency")
+#: what a search optimises (dpcdsl.search.objectives), mIOU alone by default
+DEFAULT_OBJECTIVES = ("miou",)
 
 
 def option(default: Any = None, help: str = "", *, flat: str | None = None,
@@ -106,6 +110,12 @@ class StrategyOptions:
         help="a pruner setting KEY=VALUE, e.g. startup=10 (see docs/search.md; over the "
              "task file's \\[pruner])", factory=dict, cli_name="prune-setting",
         kind="settings")
+    # mIOU alone, or with costs: a multi-objective study searches for the Pareto front
+    # (dpcdsl.search.objectives); fixed when the study starts
+    objectives: tuple[str, ...] = option(
+        DEFAULT_OBJECTIVES, "what to optimise: miou, or miou with costs for a Pareto front "
+        "(miou,madds  miou,params  miou,latency with --latency)", kind="list",
+        metavar="OBJECTIVES")
     # a multiply-add budget: a candidate costing more at the task's feature sizes is
     # drawn again, never trained (the cost model decides, before any training)
     max_madds: int | None = option(
@@ -127,6 +137,9 @@ class StrategyOptions:
     retry_failed: bool = option(
         False, "train again an architecture that failed to build or diverged before "
                "(default: reuse its failure)", kind="flag")
+
+    def __post_init__(self) -> None:  # a list from the command line; None: the default
+        object.__setattr__(self, "objectives", tuple(self.objectives or DEFAULT_OBJECTIVES))
 
 
 @dataclass(frozen=True)

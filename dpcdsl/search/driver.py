@@ -38,6 +38,8 @@ from dpcdsl.search.config import ExecutionOptions, SearchConfig, StrategyOptions
 from dpcdsl.search.executors import EXECUTORS, Executor, Placement, make_executor, place
 from dpcdsl.search.ledger import InFlight, Ledger
 from dpcdsl.search.messages import Job, Outcome
+from dpcdsl.search.objectives import check as check_objectives
+from dpcdsl.search.objectives import describe, directions, of_study, values_of
 from dpcdsl.search.progress import SearchProgress
 from dpcdsl.search.strategies import (
     PRUNERS,
@@ -77,6 +79,11 @@ def _check_names(cfg: SearchConfig) -> None:
             raise DpcError.at(None, f"unknown {what} '{name}'.{did_you_mean(name, known)}"
                               .rstrip("."), hint=f"{what}s: " + ", ".join(known),
                               code="DPC801")
+    names = check_objectives(st.objectives, st.latency)
+    if len(names) > 1 and st.prune != "none":
+        raise DpcError.at(None, f"--prune {st.prune} rules on one objective's intermediate "
+                          "values, and Optuna prunes no multi-objective study",
+                          hint="leave --prune out with several --objectives", code="DPC801")
     if st.latency is not None:  # known and installed, before anything is written
         check_runtime(st.latency)
     elif st.max_latency is not None:
@@ -164,9 +171,10 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
         raise DpcError.at(None, f"nothing to resume in {kept.run_dir}: no study there",
                           code="DPC802")
     record_storage(kept.run_dir, kept.url)
+    names = check_objectives(st.objectives, st.latency)
     try:
         study = optuna.create_study(study_name=STUDY, storage=url,
-                                    load_if_exists=kept.resume, direction="maximize",
+                                    load_if_exists=kept.resume, directions=directions(names),
                                     sampler=make_sampler(st.name, space, st.seed, settings),
                                     pruner=make_pruner(st.prune, prune_settings))
     except optuna.exceptions.DuplicatedStudyError:  # another driver created it just now
@@ -180,7 +188,9 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
         study.set_user_attr("strategy", cfg.strategy.name)
         study.set_user_attr("identity", current)
         study.set_user_attr("params", ORDERED)
+        study.set_user_attr("objectives", list(names))
     else:
+        _check_objectives(study, names)
         _check_resume(study, current, cfg.storage.allow_changed)
     # what the report's settings table shows, as this run uses them
     study.set_user_attr("settings", {"strategy": settings, "pruner": prune_settings,
@@ -193,6 +203,16 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
             seed = st.seed * 1_000_003 + len(study.get_trials(deepcopy=False))
             study.sampler = make_sampler(st.name, space, seed, settings)
     return study
+
+
+def _check_objectives(study: optuna.Study, names: tuple[str, ...]) -> None:
+    """A study's objectives are its values: a resume cannot change them."""
+    had = of_study(study)
+    if had != names:
+        raise DpcError.at(None, f"--resume with other objectives: the study optimises "
+                          f"{','.join(had)} ({describe(had)}), this run {','.join(names)}",
+                          hint=f"resume with --objectives {','.join(had)}, or start another "
+                               "--run-dir", code="DPC803")
 
 
 def _rerun_interrupted(study: optuna.Study) -> None:
@@ -208,7 +228,7 @@ def _rerun_interrupted(study: optuna.Study) -> None:
             others.append(t.number)
             continue
         if "final_loss" in t.user_attrs and t.user_attrs.get("miou") is not None:
-            study.tell(t.number, float(t.user_attrs["miou"]))
+            study.tell(t.number, values_of(t.user_attrs, of_study(study)))
             continue
         study.enqueue_trial(t.params, user_attrs={"rerun_of": t.number})
         study.tell(t.number, state=TrialState.FAIL)
@@ -570,7 +590,8 @@ class _Run:
     def collect(self, bar: SearchProgress) -> None:
         """Tell the study what ended, then start the trials that waited for it."""
         for number, result in self.executor.collect():
-            self.ledger.told(_tell(self.study, self.pending.pop(number), result))
+            self.ledger.told(_tell(self.study, self.pending.pop(number), result,
+                                   of_study(self.study)))
             if result.traceback:
                 _keep_traceback(self.cfg.storage.run_dir, number, result.traceback)
             for trial, drawn in self.flight.ended(number):  # they waited for it
@@ -629,7 +650,7 @@ class _Run:
 
         # every evaluation's mIOU is the trial's intermediate value (Optuna's learning
         # curves, optuna-dashboard), and the pruner, if any, rules on it
-        reports = self.executor.name in ("local", "pool", "ray")
+        reports = self.executor.name in ("local", "pool", "ray") and not self.ledger.multi
         try:
             self.executor.submit(trial.number, job, report if reports else None,
                                  on_step=on_step)
@@ -649,7 +670,7 @@ class _Run:
                 if attr in done.user_attrs:
                     trial.set_user_attr(attr, done.user_attrs[attr])
             trial.set_user_attr("duplicate_of", done.number)
-            self.ledger.told(self.study.tell(trial, done.value))
+            self.ledger.told(self.study.tell(trial, done.values))
             return "duplicate"
         failed = self.ledger.failed.get(key)
         # a cell that cannot be built, or diverges with this seed, fails the same way
@@ -675,7 +696,8 @@ def _keep_traceback(run_dir: Path, number: int, text: str) -> None:
     (folder / f"trial-{number}.txt").write_text(text)
 
 
-def _tell(study: optuna.Study, trial: Trial, outcome: Outcome) -> FrozenTrial:
+def _tell(study: optuna.Study, trial: Trial, outcome: Outcome,
+          objectives: tuple[str, ...] = ("miou",)) -> FrozenTrial:
     trial.set_user_attr("wall_s", outcome.wall_s)
     if outcome.attempts > 1:
         trial.set_user_attr("attempts", outcome.attempts)
@@ -689,6 +711,10 @@ def _tell(study: optuna.Study, trial: Trial, outcome: Outcome) -> FrozenTrial:
     if outcome.scores is None:
         trial.set_user_attr("failure", outcome.failure)
         return study.tell(trial, state=TrialState.FAIL)
-    for key, value in asdict(outcome.scores).items():
+    scores = asdict(outcome.scores)
+    for key, value in scores.items():
         trial.set_user_attr(key, value)
-    return study.tell(trial, outcome.scores.miou)
+    if len(objectives) == 1:
+        return study.tell(trial, outcome.scores.miou)
+    # a cost measured before training (latency) is in the trial's attributes
+    return study.tell(trial, values_of({**trial.user_attrs, **scores}, objectives))

@@ -23,6 +23,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
+from dpcdsl.search.objectives import dominates, minimised, pareto_order, score
 from dpcdsl.search.study import counted, driver_tag, orphaned
 
 
@@ -46,7 +47,14 @@ class Ledger:
         self.max_age_s, self.fraction, self.clock = max_age_s, fraction, clock
         self.reads = 0  # full reads of the storage, for tests and benchmarks
         self.shown: set[int] = set()  # counted trials already shown (they stay shown)
+        # several objectives: the best trials are the Pareto-best (see top)
+        self.directions = [d.name.lower() for d in study.directions]
+        self.multi = len(self.directions) > 1
         self.sync()
+
+    def point(self, t: FrozenTrial) -> tuple[float, ...]:
+        """A finished trial's values in minimisation form."""
+        return minimised(t.values, self.directions)
 
     def sync(self) -> None:
         """Read every trial from the storage."""
@@ -56,6 +64,8 @@ class Ledger:
         self.finished: list[FrozenTrial] = []  # completed with a score, oldest first
         self.best: float | None = None
         self.ranked: list[tuple[float, int]] = []  # the TOP best (-score, number)
+        self.front: list[FrozenTrial] = []  # several objectives: the non-dominated ones
+        self._order: tuple[int, list[FrozenTrial]] = (-1, [])  # top's, by finished count
         self.failures = 0
         self.fresh: list[FrozenTrial] = []  # counted, not yet shown
         self.running: set[int] = set()  # under live drivers (this one's included)
@@ -77,11 +87,14 @@ class Ledger:
             self.fresh.append(t)
         if t.state == TrialState.COMPLETE:
             self.completed.setdefault(key_of(t), t)
-            if t.value is not None:
+            value = score(t)
+            if value is not None:
                 self.finished.append(t)
-                self.best = t.value if self.best is None else max(self.best, t.value)
-                bisect.insort(self.ranked, (-t.value, t.number))
+                self.best = value if self.best is None else max(self.best, value)
+                bisect.insort(self.ranked, (-value, t.number))
                 del self.ranked[self.TOP:]
+                if self.multi:
+                    self._enter_front(t)
         elif t.state == TrialState.FAIL:
             self.failed.setdefault(key_of(t), t)
             self.failures += 1
@@ -154,11 +167,39 @@ class Ledger:
         self.fresh = []
         return fresh
 
+    def _enter_front(self, t: FrozenTrial) -> None:
+        """Keep the first Pareto front in step, at a cost in its size."""
+        p = self.point(t)
+        if any(dominates(self.point(f), p) for f in self.front):
+            return
+        self.front = [f for f in self.front if not dominates(p, self.point(f))] + [t]
+
     def top(self, k: int) -> list[FrozenTrial]:
-        """The ``k`` best completed trials, best first (ties: the older first)."""
+        """The ``k`` best completed trials, best first: by mIOU (ties: the older
+        first); with several objectives, as NSGA-II ranks them (by Pareto front, then by
+        crowding distance, so the front's ends come first), from the front kept in step
+        when it holds ``k``."""
+        if self.multi:
+            if self._order[0] != len(self.finished) or len(self._order[1]) < k:
+                pool = self.front if len(self.front) >= k else self.finished
+                pool = sorted(pool, key=lambda t: t.number)
+                order = pareto_order([self.point(t) for t in pool], k)
+                self._order = (len(self.finished), [pool[i] for i in order])
+            return self._order[1][:k]
         if k > self.TOP:
-            return sorted(self.finished, key=lambda t: (-(t.value or 0.0), t.number))[:k]
+            return sorted(self.finished, key=lambda t: (-(score(t) or 0.0), t.number))[:k]
         return [self.counted[number] for _, number in self.ranked[:k]]
+
+    def fittest(self, contenders: list[FrozenTrial], among: list[FrozenTrial]
+                ) -> FrozenTrial:
+        """A tournament's winner: the contender of the highest mIOU (ties: the first);
+        with several objectives, the one NSGA-II ranks first ``among`` the population
+        (front, then crowding distance within it)."""
+        if not self.multi:
+            return max(contenders, key=lambda t: score(t) or 0.0)
+        order = pareto_order([self.point(t) for t in among])
+        place = {among[i].number: rank for rank, i in enumerate(order)}
+        return min(contenders, key=lambda t: place.get(t.number, len(place)))
 
 
 class InFlight:

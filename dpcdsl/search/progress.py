@@ -15,6 +15,8 @@ from typing import TextIO
 
 from optuna.trial import FrozenTrial, TrialState
 
+from dpcdsl.search.objectives import score
+
 from dpcdsl.train.progress import MODES, Reporter, mode_for
 
 __all__ = ["MODES", "SearchProgress", "mode_for"]
@@ -80,7 +82,8 @@ class SearchProgress(Reporter):
         self.summary = self.base = (f"{finished}/{self.total} finished, {best}{extra}, "
                                     f"{rate:.0f} trials/h{eta}")
         for t in fresh:
-            how = f"mIOU {t.value:.1f}" if t.state == TrialState.COMPLETE and t.value is not None \
+            value = score(t) if t.state == TrialState.COMPLETE else None
+            how = f"mIOU {value:.1f}" if value is not None \
                 else t.user_attrs.get("failure") or t.state.name.lower()
             self.line(f"trial {t.number} finished ({how}): {self.summary}")
         self._show_running()  # the heartbeat says where the running ones are

@@ -1,13 +1,15 @@
 """What a search leaves in its run folder: ``best.dpc``, ``best.svg``, ``best/`` (the
 text of the best cells), ``leaderboard.csv`` (every trial that used budget, with its
-state, scores and per-class IoU) and ``report.html``.
+state, scores and per-class IoU) and ``report.html``; a multi-objective search also
+``pareto/`` (each cell of its Pareto set as text and drawn).
 
 The report is one file that works offline and stays small for searches of tens of
 thousands of trials: the trials travel once, as a compact JSON block, and a short
 script draws the plots on canvases (a label under the pointer, a click opens the trial)
 and pages and sorts the leaderboard. Sections: progress against trials and against
 search time (idle gaps between runs left out), Pareto fronts of mIOU against
-multiply-adds and parameters, learning curves of the top trials, the leaderboard (per-class
+multiply-adds, parameters and latency (with a multi-objective search's Pareto set and its
+hypervolume against trials), learning curves of the top trials, the leaderboard (per-class
 IoU under the dataset's class names), the options the best trials share, fANOVA
 importances of the choices, the graphs of the top cells, re-ranking, and the failed
 trials with their reasons and cells and the pruned ones with where they stopped. A
@@ -31,15 +33,18 @@ from dpcdsl._files import load_json
 from dpcdsl.compiler.graph import render, to_svg
 from dpcdsl.errors import DpcError, Span
 from dpcdsl.lang.space import Space
+from dpcdsl.search.objectives import OBJECTIVES, describe, of_study, score
 from dpcdsl.search.summary import (
     STATES,
     TOP_SHARE,
+    ParetoSet,
     SearchClock,
     Summary,
     choice_shares,
     curve,
     failures,
     pareto,
+    pareto_set,
     reason_of,
     state_of,
     summarise,
@@ -55,7 +60,9 @@ CURVES = 10
 MIN_RANKS = 10
 
 COLUMNS = ("rank", "trial", "state", "miou", "params", "madds", "latency_ms", "wall_s",
-           "search_h", "hash", "same_as", "duplicate_of", "reason", "cell_file")
+           "search_h", "hash", "same_as", "duplicate_of", "reason", "cell_file", "pareto")
+#: the most cells of a Pareto set written to ``pareto/`` and drawn
+PARETO_FILES = 100
 
 __all__ = ["COLUMNS", "pareto", "ranked", "rebuild", "report_html", "write_outputs"]
 
@@ -70,18 +77,20 @@ def write_outputs(study: optuna.Study, run_dir: Path) -> None:
     summary = summarise(study.get_trials(deepcopy=False))
     rows = summary.rows
     files = _best_files(rows, run_dir)
-    _write_csv(summary, files, run_dir / "leaderboard.csv")
+    front = pareto_set(study, rows)
+    on_front = _pareto_files(front, run_dir)
+    _write_csv(summary, files, run_dir / "leaderboard.csv", on_front)
     if rows:
         best = rows[0]
         cell = Space.from_text(best.user_attrs["cell"]).concrete()
-        header = (f"# The best cell of {len(rows)} finished trials: mIOU {best.value:.2f} "
+        header = (f"# The best cell of {len(rows)} finished trials: mIOU {score(best):.2f} "
                   f"(trial {best.number}, {study.user_attrs.get('strategy', '?')} search)\n")
         (run_dir / "best.dpc").write_text(header + best.user_attrs["cell"])
         render(cell, run_dir / "best.svg")
     else:  # no finished trial: no best cell, and none left from an earlier state
         for name in ("best.dpc", "best.svg"):
             (run_dir / name).unlink(missing_ok=True)
-    (run_dir / "report.html").write_text(report_html(study, rows, run_dir, summary))
+    (run_dir / "report.html").write_text(report_html(study, rows, run_dir, summary, front))
 
 
 def _distinct(rows: list[FrozenTrial]) -> list[FrozenTrial]:
@@ -97,7 +106,7 @@ def _best_files(rows: list[FrozenTrial], run_dir: Path) -> dict[int, str]:
     for rank, t in enumerate(_distinct(rows)[:BEST_FILES], 1):
         name = f"best/trial-{t.number}.dpc"
         (run_dir / name).write_text(f"# rank {rank} of the distinct finished cells: mIOU "
-                                    f"{t.value:.2f} (trial {t.number})\n" + t.user_attrs["cell"])
+                                    f"{score(t):.2f} (trial {t.number})\n" + t.user_attrs["cell"])
         out[t.number] = name
     for old in folder.glob("trial-*.dpc"):
         if f"best/{old.name}" not in out.values():
@@ -105,7 +114,47 @@ def _best_files(rows: list[FrozenTrial], run_dir: Path) -> dict[int, str]:
     return out
 
 
-def _write_csv(summary: Summary, files: dict[int, str], path: Path) -> None:
+def value_text(name: str, value: float) -> str:
+    """One objective's value as the report shows it: ``61.20``, ``1.31B``, ``4.2 ms``."""
+    unit = OBJECTIVES[name].unit
+    if name == "miou":
+        return f"{value:.2f}"
+    if unit:
+        return f"{value:.4g}{unit}"
+    return f"{value / 1e9:.3g}B" if value >= 1e8 else f"{value / 1e6:.3g}M"
+
+
+def values_text(t: FrozenTrial, names: tuple[str, ...]) -> str:
+    """``mIOU 61.20, multiply-adds 1.31B``: a trial's values, as a sentence gives them."""
+    return ", ".join(f"{OBJECTIVES[n].label} {value_text(n, v)}"
+                     for n, v in zip(names, t.values, strict=True))
+
+
+def _pareto_files(front: ParetoSet | None, run_dir: Path) -> set[int]:
+    """A multi-objective search's Pareto set in ``pareto/``: each cell's text, with its
+    values, and its drawing (drawn again only when its text changed); stale files are
+    removed. Returns the trials on the front."""
+    if front is None:
+        return set()
+    folder = run_dir / "pareto"
+    folder.mkdir(exist_ok=True)
+    kept = set()
+    for t in front.trials[:PARETO_FILES]:
+        text = (f"# on the Pareto front of {describe(front.objectives)}: "
+                f"{values_text(t, front.objectives)} (trial {t.number})\n" + t.user_attrs["cell"])
+        dpc, svg = folder / f"trial-{t.number}.dpc", folder / f"trial-{t.number}.svg"
+        if not (svg.is_file() and dpc.is_file() and dpc.read_text() == text):
+            render(Space.from_text(t.user_attrs["cell"]).concrete(), svg)
+            dpc.write_text(text)
+        kept.update((dpc.name, svg.name))
+    for old in folder.glob("trial-*"):
+        if old.name not in kept:
+            old.unlink()
+    return {t.number for t in front.trials}
+
+
+def _write_csv(summary: Summary, files: dict[int, str], path: Path,
+               on_front: set[int] | None = None) -> None:
     clock, rows = summary.clock, summary.board
     classes = max((len(t.user_attrs.get("per_class_iou") or []) for t in rows), default=0)
     with open(path, "w", newline="") as f:
@@ -116,13 +165,14 @@ def _write_csv(summary: Summary, files: dict[int, str], path: Path) -> None:
             iou = list(a.get("per_class_iou") or [])
             iou += [None] * (classes - len(iou))  # every row as wide as the header
             w.writerow([rank if done else "", t.number, state_of(t),
-                        f"{t.value:.3f}" if done and t.value is not None else "",
+                        f"{score(t):.3f}" if done and score(t) is not None else "",
                         a.get("params", ""), a.get("madds", ""),
                         "" if a.get("latency_ms") is None else f"{a['latency_ms']:.4g}",
                         f"{a.get('wall_s') or 0:.2f}",
                         f"{clock.at(t.datetime_complete) / 3600:.4f}", a.get("hash", ""),
                         a.get("same_as", ""), a.get("duplicate_of", ""),
                         "" if done else reason_of(t), files.get(t.number, ""),
+                        "" if not on_front else int(t.number in on_front),
                         *("" if v is None else f"{v:.2f}" for v in iou)])
 
 
@@ -136,8 +186,9 @@ def _link(number: int) -> str:
 
 
 def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTrial],
-            clock: SearchClock) -> list[str]:
+            clock: SearchClock, pareto_front: ParetoSet | None = None) -> list[str]:
     e, attrs = html.escape, study.user_attrs
+    multi = pareto_front is not None
     states = [state_of(t) for t in trials if t.state.is_finished()]
     fails = failures(trials)
     not_run = fails.over_budget + fails.over_latency + fails.unbuildable + fails.interrupted
@@ -151,12 +202,16 @@ def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTri
     budget += (f" {fails.unbuildable} drawn that cannot be built at the task's feature "
                "sizes, not trained." if fails.unbuildable else "")
     rate = len(rows) / (clock.total / 3600) if clock.total > 0 else 0.0
-    best = (f" Best: mIOU <b>{rows[0].value:.2f}</b> ({_link(rows[0].number)})."
+    best = (f" Best: mIOU <b>{score(rows[0]):.2f}</b> ({_link(rows[0].number)})."
             if rows else " <b>No trial finished.</b>")
     base = _baseline(study)
     if base is not None:
         best += (f" Baseline: {e(str(base.get('name', '?')))} reaches mIOU "
                  f"<b>{base['miou']:.2f}</b> on the same proxy task (the dashed line).")
+    if pareto_front is not None:
+        best += (f" Objectives: {e(describe(pareto_front.objectives))}; "
+                 f"<a href='#pareto-set'>{len(pareto_front.trials)} cells on the Pareto front"
+                 f"</a>, hypervolume <b>{pareto_front.hypervolume:.4f}</b>.")
     return [
         f"<h1>Search: {e(str(attrs.get('cell', '')))}</h1>",
         f"<p>Space <code>{e(str(attrs.get('space_file', '')))}</code>, task "
@@ -169,22 +224,58 @@ def _header(study: optuna.Study, trials: list[FrozenTrial], rows: list[FrozenTri
         f"(idle time between runs left out), {rate:.0f} finished trials an hour.{best}</p>",
         "<nav><a href='#settings'>settings</a> · <a href='#progress'>progress</a> · "
         "<a href='#pareto'>Pareto fronts</a> · "
+        + ("<a href='#pareto-set'>Pareto set</a> · " if multi else "") +
         "<a href='#curves'>learning curves</a> · <a href='#leaderboard'>leaderboard</a> · "
         "<a href='#choices'>choices</a> · <a href='#importance'>importance</a> · "
         "<a href='#cells'>top cells</a> · <a href='#failures'>failures</a></nav>",
     ]
 
 
+#: the costs whose fronts against mIOU the report plots, by the objective that each is
+FRONTS = ("madds", "params", "latency")
+
+
 def _fronts(rows: list[FrozenTrial]) -> tuple[dict[str, list[int]], list[str]]:
+    """The front of mIOU against each cost the trials recorded (latency only where
+    measured), by the cost's attribute."""
     out, parts = {}, []
-    for key, what in (("madds", "multiply-adds"), ("params", "parameters")):
-        front = pareto([(float(t.user_attrs[key]), float(t.value or 0), t.number)
-                        for t in _distinct(rows) if t.user_attrs.get(key) is not None])
+    for name in FRONTS:
+        key, what = OBJECTIVES[name].attr, OBJECTIVES[name].label
+        points = [(float(t.user_attrs[key]), float(score(t) or 0), t.number)
+                  for t in _distinct(rows) if t.user_attrs.get(key) is not None]
+        if name == "latency" and not points:
+            continue
+        front = pareto(points)
         out[key] = [n for _, _, n in front]
         parts.append(f"<p>Front against {what}: " + (", ".join(
-            f"{_link(n)} ({score:.1f} at {cost / 1e9 if key == 'madds' else cost / 1e6:.3g}"
-            f"{'B' if key == 'madds' else 'M'})" for cost, score, n in front) or "none") + "</p>")
+            f"{_link(n)} ({value:.1f} at {value_text(name, cost)})"
+            for cost, value, n in front) or "none") + "</p>")
     return out, parts
+
+
+def _pareto_section(front: ParetoSet | None) -> list[str]:
+    """A multi-objective search's Pareto set: its cells with their values, and its
+    hypervolume against finished trials."""
+    if front is None:
+        return []
+    e, names = html.escape, front.objectives
+    ref = ", ".join(f"{OBJECTIVES[n].label} {value_text(n, v)}"
+                    for n, v in zip(names, front.reference))
+    out = [f"<h2 id='pareto-set'>Pareto set</h2><p>The search optimised "
+           f"{e(describe(names))}: {len(front.trials)} distinct cells are on its Pareto "
+           "front (no other finished cell is as good on every objective and better on one; "
+           "their text and drawings are in <code>pareto/</code>). Hypervolume "
+           f"<b>{front.hypervolume:.4f}</b>: the share of the box from the ideal (mIOU 100 at "
+           f"no cost) to the reference point ({e(ref)}: 1.1 times the costliest finished "
+           "cell) that the finished cells dominate; the plot shows it as the search went."
+           "</p>", "<div class='plots'><canvas id='plot-hv'></canvas></div>",
+           "<table class='compact'><tr><th>trial</th>" + "".join(
+               f"<th>{e(OBJECTIVES[n].label)}</th>" for n in names) + "</tr>"]
+    for t in front.trials:
+        out.append(f"<tr><td>{_link(t.number)}</td>" + "".join(
+            f"<td>{e(value_text(n, v))}</td>" for n, v in zip(names, t.values)) + "</tr>")
+    out.append("</table>")
+    return out
 
 
 def _choices(rows: list[FrozenTrial]) -> list[str]:
@@ -211,7 +302,7 @@ def _cells(rows: list[FrozenTrial]) -> list[str]:
             svg = svg[svg.index("<svg"):]
         except DpcError as err:
             svg = f"<p>{html.escape(err.render())}</p>"
-        out.append(f"<h3 id='cell-{t.number}'>#{rank}: trial {t.number}, mIOU {t.value:.2f}"
+        out.append(f"<h3 id='cell-{t.number}'>#{rank}: trial {t.number}, mIOU {score(t):.2f}"
                    f"</h3><details><summary>cell text</summary><pre>"
                    f"{html.escape(t.user_attrs['cell'])}</pre></details>{svg}")
     return out or ["<p>No finished trial yet.</p>"]
@@ -272,7 +363,12 @@ def _settings(study: optuna.Study, run_dir: Path | None) -> list[str]:
         ("pruner", f"{identity.get('prune', 'none')} ({settings('pruner')})"),
         ("budget", f"{search.get('trials', '?')} trials"
                    + (f", at most {int(identity['max_madds']) / 1e9:.3g}B multiply-adds"
-                      if identity.get("max_madds") else "")),
+                      if identity.get("max_madds") else "")
+                   + (f", at most {float(identity['max_latency']):g} ms"
+                      if identity.get("max_latency") else "")),
+        ("objectives", describe(of_study(study))
+                       + (f" (latency on {identity['latency']})" if identity.get("latency")
+                          else "")),
     ]
     return ["<table class='settings'>"] + [
         f"<tr><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows] + ["</table>"]
@@ -294,9 +390,10 @@ def _importance(study: optuna.Study, rows: list[FrozenTrial]) -> list[str]:
     level = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # no line for the copy
     try:
-        copy = optuna.create_study(direction="maximize")
+        copy = optuna.create_study(directions=study.directions)
         copy.add_trials(done)
-        weights = get_param_importances(copy, evaluator=FanovaImportanceEvaluator(seed=0))
+        weights = get_param_importances(copy, evaluator=FanovaImportanceEvaluator(seed=0),
+                                        target=score)  # mIOU, the first of any values
     except (RuntimeError, ValueError, ImportError) as err:
         return [f"<p>No importance: {html.escape(str(err))}</p>"]
     finally:
@@ -350,20 +447,29 @@ def _rerank_section(run_dir: Path | None) -> list[str]:
     k = len(data["rows"])
     warn = (f" <b>Warning:</b> a rank correlation over K = {k} cells says little; re-rank "
             f"at least {MIN_RANKS} (dpcc rerank --top {MIN_RANKS})." if k < MIN_RANKS else "")
-    out = [f"<h2 id='rerank'>Re-ranking</h2><p>The top {k} cells trained {how}. "
+    front = data.get("pareto")
+    which = f"The top {k} cells" if not front else (
+        f"{k} cells of the Pareto front of {k if k == front['size'] else front['size']}")
+    stays = "" if not front else (
+        f" {sum(bool(r.get('front')) for r in data['rows'])} of them stay on the front of "
+        f"{html.escape(describe(front['objectives']))} with their re-ranked mIOU.")
+    out = [f"<h2 id='rerank'>Re-ranking</h2><p>{which} trained {how}. "
            f"Spearman rank correlation between proxy and re-ranked mIOU over K = {k}: "
-           f"<b>{data['spearman']:.3f}</b>.{warn}</p><table><tr><th>trial</th><th>proxy mIOU"
-           "</th><th>re-ranked mIOU</th><th>new rank</th></tr>"]
+           f"<b>{data['spearman']:.3f}</b>.{stays}{warn}</p><table><tr><th>trial</th>"
+           "<th>proxy mIOU</th><th>re-ranked mIOU</th><th>new rank</th>"
+           + ("<th>still on the front</th>" if front else "") + "</tr>"]
     order = sorted(data["rows"], key=lambda r: -r["rerank_miou"])
     for r in data["rows"]:
+        kept = f"<td>{'yes' if r.get('front') else 'no'}</td>" if front else ""
         out.append(f"<tr><td>{_link(r['trial'])}</td><td>{r['proxy_miou']:.2f}</td>"
-                   f"<td>{r['rerank_miou']:.2f}</td><td>{order.index(r) + 1}</td></tr>")
+                   f"<td>{r['rerank_miou']:.2f}</td><td>{order.index(r) + 1}</td>{kept}</tr>")
     out.append("</table>")
     return out
 
 
 def _data(summary: Summary, front: dict[str, list[int]], names: list[str],
-          baseline: dict[str, Any] | None = None) -> str:
+          baseline: dict[str, Any] | None = None, pareto_front: ParetoSet | None = None
+          ) -> str:
     rows, board, cols = summary.rows, summary.board, summary.cols
     classes = max((len(v) for v in cols["iou"]), default=0)
     data: dict[str, Any] = {
@@ -376,30 +482,35 @@ def _data(summary: Summary, front: dict[str, list[int]], names: list[str],
         "curves": [{"trial": t.number, "evals": curve(t.user_attrs.get("evals"))}
                    for t in _distinct(rows)[:CURVES]],
         "baseline": baseline,
+        # a multi-objective search's hypervolume as it went: [finished trials, hv]
+        "hv": None if pareto_front is None else pareto_front.curve,
     }
     text = json.dumps(data, separators=(",", ":"), allow_nan=False)
     return text.replace("</", "<\\/")  # never ends the script block early
 
 
 def report_html(study: optuna.Study, rows: list[FrozenTrial],
-                run_dir: Path | None = None, summary: Summary | None = None) -> str:
+                run_dir: Path | None = None, summary: Summary | None = None,
+                pareto_front: ParetoSet | None = None) -> str:
     summary = summary or summarise(study.get_trials(deepcopy=False))
     trials, clock = summary.trials, summary.clock
+    pareto_front = pareto_front or pareto_set(study, rows)
     front, front_text = _fronts(rows)
     data = _data(summary, front, list(study.user_attrs.get("class_names") or []),
-                 _baseline(study))
+                 _baseline(study), pareto_front)
+    latency = "<canvas id='plot-latency'></canvas>" if "latency_ms" in front else ""
     plots = "<div class='plots'>{}</div>".format
     return "\n".join([
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>dpcdsl search: {html.escape(str(study.user_attrs.get('cell', '')))}</title>",
         f"<style>{_asset('report_page.css')}</style></head><body>",
-        *_header(study, trials, rows, clock),
+        *_header(study, trials, rows, clock, pareto_front),
         "<h2 id='settings'>Settings</h2>", *_settings(study, run_dir),
         "<h2 id='progress'>Progress</h2>",
         plots("<canvas id='plot-trials'></canvas><canvas id='plot-time'></canvas>"),
         "<h2 id='pareto'>Pareto fronts</h2>",
-        plots("<canvas id='plot-madds'></canvas><canvas id='plot-params'></canvas>"),
-        *front_text,
+        plots(f"<canvas id='plot-madds'></canvas><canvas id='plot-params'></canvas>{latency}"),
+        *front_text, *_pareto_section(pareto_front),
         "<h2 id='curves'>Learning curves of the top trials</h2>",
         plots("<canvas id='plot-curves'></canvas>"), "<p id='curves-legend'></p>",
         "<h2 id='leaderboard'>Leaderboard</h2>",

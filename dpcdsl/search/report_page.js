@@ -164,6 +164,13 @@
       { xlabel: xlabel, ylabel: "mIOU", xfmt: si });
   }
 
+  function hypervolumePlot() {
+    // a multi-objective search's hypervolume against finished trials
+    if (!D.hv) return;
+    plot("plot-hv", [{ xs: D.hv.map(p => p[0]), ys: D.hv.map(p => p[1]), color: "#8e44ad",
+      line: "step", width: 2 }], { xlabel: "finished trials", ylabel: "hypervolume" });
+  }
+
   function curvePlot() {
     const colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b",
       "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"];
@@ -188,6 +195,10 @@
     { key: "wall_s", title: "train s", get: i => C.wall_s[i], show: v => fixed(v, 1) },
     { key: "dup", title: "same as", get: i => C.dup[i], show: v => v === null ? "" : "#" + v },
   ];
+  if (C.latency_ms.some(v => v !== null)) {  // measured in this search
+    columns.splice(6, 0, { key: "latency_ms", title: "latency ms", get: i => C.latency_ms[i],
+      show: v => fixed(v, 3) });
+  }
   for (let c = 0; c < D.classes.length; c++) {
     columns.push({ key: "iou" + c, title: D.classes[c],
       get: i => (C.iou[i][c] === undefined ? null : C.iou[i][c]), show: v => fixed(v, 1) });
@@ -271,6 +282,8 @@
   progressPlots();
   paretoPlot("plot-madds", "madds", D.front.madds, "multiply-adds");
   paretoPlot("plot-params", "params", D.front.params, "parameters");
+  if (D.front.latency_ms) paretoPlot("plot-latency", "latency_ms", D.front.latency_ms, "latency (ms)");
+  hypervolumePlot();
   curvePlot();
   window.dpcReport = { sortBy: sortBy, showTrial: showTrial };
 })();

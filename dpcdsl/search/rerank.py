@@ -17,10 +17,17 @@ from pydantic import ValidationError
 from dpcdsl._files import load_json
 from dpcdsl.errors import DpcError, Span
 from dpcdsl.lang.space import Space
+from dpcdsl.search.objectives import directions, fronts, minimised
+from dpcdsl.search.objectives import score as miou_of
 from dpcdsl.search.report import ranked, write_outputs
+from dpcdsl.search.summary import pareto_set
 from dpcdsl.search.study import STUDY, find_storage, open_storage
 from dpcdsl.train.data.task import Task, load_task
 from dpcdsl.train.progress import StepProgress
+
+
+#: the best cells a single-objective search re-ranks when not told how many
+TOP = 5
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -58,7 +65,8 @@ def run_task(run_dir: Path, study: optuna.Study) -> Task:
     return load_task(study.user_attrs["task_file"])
 
 
-def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool = False,
+def rerank(run_dir: Path, top: int | None = None, steps: int | None = None,
+           end_to_end: bool = False,
            storage: str | None = None, task: Task | None = None,
            progress: bool | str = False,
            runtime: Callable[[Task], Task] | None = None) -> dict[str, Any]:
@@ -66,7 +74,11 @@ def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool =
     steps each, on the proxy task or ``end_to_end``, under ``task`` (default: the
     search's own; the paper re-ranks with another backbone, e.g.
     ``examples/tasks/cityscapes_end_to_end.toml``). ``steps`` defaults to the given
-    task's, or 1000 on the search's."""
+    task's, or 1000 on the search's.
+
+    A multi-objective search retrains its Pareto front (the first ``top`` of it by
+    mIOU; all of it by default, else the top 5), and the record says which re-trained
+    cells stay on the front with their re-ranked mIOU."""
     storage = find_storage(run_dir, storage)
     study = optuna.load_study(study_name=STUDY, storage=open_storage(run_dir, storage))
     if steps is None:
@@ -76,7 +88,11 @@ def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool =
         task = runtime(task)
     task = task.model_copy(update={"train": task.train.model_copy(
         update={"steps": steps, "eval_every": steps})})
-    unique = [t for t in ranked(study) if "duplicate_of" not in t.user_attrs][:top]
+    front = pareto_set(study, ranked(study))
+    if front is not None:
+        unique = front.trials[:top]
+    else:
+        unique = [t for t in ranked(study) if "duplicate_of" not in t.user_attrs][:top or TOP]
     if not unique:
         raise DpcError.at(None, f"{run_dir} has no finished trial to re-rank", code="DPC803")
     rows = []
@@ -97,9 +113,19 @@ def rerank(run_dir: Path, top: int, steps: int | None = None, end_to_end: bool =
             from dpcdsl.train.proxy import train
 
             score = train(cell, task, progress=progress, label=label).miou
-        rows.append({"trial": t.number, "proxy_miou": float(t.value or 0),
+        rows.append({"trial": t.number, "proxy_miou": float(miou_of(t) or 0),
                      "rerank_miou": score})
-    result = {"top": top, "steps": steps, "end_to_end": end_to_end, "task": task.file,
+        if front is not None:
+            rows[-1]["costs"] = dict(zip(front.objectives[1:], t.values[1:], strict=True))
+    if front is not None:  # which stay on the front with their re-ranked mIOU
+        dirs = directions(front.objectives)
+        points = [minimised([r["rerank_miou"], *r["costs"].values()], dirs) for r in rows]
+        for i in fronts(points, 1)[0]:
+            rows[i]["front"] = True
+        for r in rows:
+            r.setdefault("front", False)
+    result = {"top": top, "steps": steps, "pareto": None if front is None else {
+                  "objectives": list(front.objectives), "size": len(front.trials)}, "end_to_end": end_to_end, "task": task.file,
               "backbone": task.backbone.name, "rows": rows,
               "spearman": spearman([r["proxy_miou"] for r in rows],
                                    [r["rerank_miou"] for r in rows])}

@@ -13,7 +13,13 @@ into option indices.
   finished trials, ``tournament`` of them are drawn, and the best one's mutation is the
   child. Old trials leave the population by age, not by score.
 - ``tpe``: Optuna's multivariate TPE with grouped (conditional) parameters, after
-  ``startup`` uniform trials.
+  ``startup`` uniform trials (with several objectives, Optuna's MOTPE).
+- ``nsga2``: Optuna's NSGA-II, generations of ``population`` trials, the first uniform:
+  the multi-objective genetic algorithm (with one objective, a plain genetic one).
+
+With several objectives (:mod:`dpcdsl.search.objectives`), ERS's "best trials" and
+evolution's tournament winner are the Pareto-best: by non-dominated front, then by
+crowding distance (:meth:`Ledger.top`, :meth:`Ledger.fittest`).
 
 :data:`SETTINGS` lists every setting with its default.
 """
@@ -41,6 +47,8 @@ from dpcdsl.search.ledger import Ledger
 #: is a positive integer
 FRACTIONS = {"local"}
 ZERO_OK = {"warmup", "min_steps"}
+#: settings with a larger least value, by strategy (NSGA-II crosses two parents)
+AT_LEAST = {"nsga2": {"population": 2}}
 #: trials each strategy draws uniformly (with its default settings) before it starts to
 #: act on what it has seen
 WARMUP = {name: int(next(iter(s.values()), 0)) for name, s in SETTINGS.items()}
@@ -62,9 +70,9 @@ def settings_for(name: str, given: Mapping[str, Any] | None = None,
         if key in FRACTIONS:
             ok, want = number and 0 <= value <= 1, "a fraction between 0 and 1"
         else:
-            least = 0 if key in ZERO_OK else 1
+            least = AT_LEAST.get(name, {}).get(key, 0 if key in ZERO_OK else 1)
             ok = number and isinstance(value, int) and value >= least
-            want = "an integer of at least 0" if least == 0 else "a positive integer"
+            want = "a positive integer" if least == 1 else f"an integer of at least {least}"
         if not ok:
             raise DpcError.at(None, f"{what} setting {key} = {value!r}: expected {want}",
                               code="DPC801")
@@ -206,12 +214,13 @@ class EvolutionSampler(ArchitectureSampler):
         self.population, self.tournament = population, tournament
 
     def propose(self, study: optuna.Study) -> Decisions:
-        done = self.view(study).finished
+        view = self.view(study)
+        done = view.finished
         if len(done) < self.population:
             return super().propose(study)
         alive = done[-self.population:]  # aging: the most recent ones
         contenders = self.rng.sample(alive, min(self.tournament, len(alive)))
-        parent = max(contenders, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+        parent = view.fittest(contenders, alive)
         return self.space.mutate(decisions_of(parent), self.rng)[1]
 
 
@@ -244,5 +253,7 @@ def make_sampler(name: str, space: Space, seed: int | None = None,
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)  # spaces need
             return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True,
                                               n_startup_trials=chosen["startup"])
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(population_size=chosen["population"], seed=seed)
     raise DpcError.at(None, f"unknown strategy '{name}'.{did_you_mean(name, STRATEGIES)}"
                       .rstrip("."), hint="strategies: " + ", ".join(STRATEGIES), code="DPC801")

@@ -18,6 +18,15 @@ from typing import Any
 
 from optuna.trial import FrozenTrial, TrialState
 
+from dpcdsl.search.objectives import (
+    dominates,
+    fronts,
+    minimised,
+    normalised_hypervolume,
+    of_study,
+    reference_of,
+    score,
+)
 from dpcdsl.search.study import counted
 
 #: the states a leaderboard row can have, as the page and leaderboard.csv spell them
@@ -41,19 +50,62 @@ def reason_of(t: FrozenTrial) -> str:
 
 def ranked(trials: Sequence[FrozenTrial]) -> list[FrozenTrial]:
     """The finished trials with a score, best first (ties: the earlier trial first)."""
-    done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    return sorted(done, key=lambda t: (-float(t.value or 0), t.number))
+    done = [t for t in trials if t.state == TrialState.COMPLETE and score(t) is not None]
+    return sorted(done, key=lambda t: (-float(score(t) or 0), t.number))
 
 
 def pareto(points: Sequence[tuple[float, float, int]]) -> list[tuple[float, float, int]]:
     """The points (cost, score, trial) that no other point beats on both cost (lower)
-    and score (higher), cheapest first."""
+    and score (higher), cheapest first; of equal points, the first trial."""
     front, best = [], float("-inf")
-    for cost, score, number in sorted(points, key=lambda p: (p[0], -p[1], p[2])):
-        if score > best:
-            front.append((cost, score, number))
-            best = score
+    for cost, value, number in sorted(points, key=lambda p: (p[0], -p[1], p[2])):
+        if value > best:
+            front.append((cost, value, number))
+            best = value
     return front
+
+
+@dataclass
+class ParetoSet:
+    """A multi-objective study's result: its objectives, the distinct finished trials
+    no other one dominates (best mIOU first), and the hypervolume of the finished
+    trials as they came (at up to ``CHECKPOINTS`` points), against ``reference``."""
+
+    objectives: tuple[str, ...]
+    trials: list[FrozenTrial]
+    reference: list[float]
+    hypervolume: float
+    curve: list[tuple[int, float]]  # (finished trials, hypervolume then)
+
+
+#: the points of the hypervolume-over-trials curve a report works out
+CHECKPOINTS = 200
+
+
+def pareto_set(study: Any, rows: Sequence[FrozenTrial]) -> ParetoSet | None:
+    """The Pareto set of a multi-objective study (None for one of one objective);
+    ``rows``: its finished trials."""
+    names = of_study(study)
+    if len(names) < 2:
+        return None
+    dirs = [d.name.lower() for d in study.directions]
+    distinct = sorted((t for t in rows if "duplicate_of" not in t.user_attrs),
+                      key=lambda t: t.number)
+    first = fronts([minimised(t.values, dirs) for t in distinct], 1)
+    best = sorted((distinct[i] for i in (first[0] if first else [])),
+                  key=lambda t: (-(score(t) or 0), t.number))
+    reference = reference_of([t.values for t in distinct], names)
+    done = sorted(rows, key=lambda t: (t.datetime_complete or datetime.max, t.number))
+    marks = {max(1, round(len(done) * k / CHECKPOINTS)) for k in range(1, CHECKPOINTS + 1)}
+    curve, front = [], []  # the front so far, kept in step: (point, values)
+    for n, t in enumerate(done, 1):
+        p = minimised(t.values, dirs)
+        if not any(dominates(q, p) for q, _ in front):
+            front = [(q, v) for q, v in front if not dominates(p, q)] + [(p, t.values)]
+        if n in marks:
+            hv = normalised_hypervolume([v for _, v in front], names, reference)
+            curve.append((n, round(hv, 5)))
+    return ParetoSet(names, best, reference, curve[-1][1] if curve else 0.0, curve)
 
 
 class SearchClock:
@@ -192,14 +244,16 @@ def leaderboard(trials: Sequence[FrozenTrial], clock: SearchClock,
                   key=lambda t: t.number)
     rows = done + rest
     cols: dict[str, list[Any]] = {k: [] for k in (
-        "trial", "state", "miou", "params", "madds", "wall_s", "hours", "dup", "iou")}
+        "trial", "state", "miou", "params", "madds", "latency_ms", "wall_s", "hours", "dup",
+        "iou")}
     for t in rows:
         a = t.user_attrs
         cols["trial"].append(t.number)
         cols["state"].append(STATES.index(state_of(t)))
-        cols["miou"].append(number(t.value, 2) if t.state == TrialState.COMPLETE else None)
+        cols["miou"].append(number(score(t), 2) if t.state == TrialState.COMPLETE else None)
         cols["params"].append(a.get("params"))
         cols["madds"].append(a.get("madds"))
+        cols["latency_ms"].append(number(a.get("latency_ms"), 4))
         cols["wall_s"].append(number(a.get("wall_s") or 0, 1))
         cols["hours"].append(number(clock.at(t.datetime_complete) / 3600, 4))
         cols["dup"].append(a.get("duplicate_of"))
