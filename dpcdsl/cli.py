@@ -730,8 +730,8 @@ def search(file: FileArg, task: TaskOpt, cell: CellOpt = None, quiet: QuietOpt =
     from dpcdsl.search.driver import search as run_search
     from dpcdsl.search.objectives import describe, score
     from dpcdsl.search.report import ranked, values_text
-    from dpcdsl.search.summary import pareto_set
     from dpcdsl.search.strategies import room_warning
+    from dpcdsl.search.summary import pareto_set
     from dpcdsl.train.data.task import load_task
 
     cfg = _search_config(file, task, cell, quiet, options)

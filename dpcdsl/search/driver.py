@@ -171,10 +171,11 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
         raise DpcError.at(None, f"nothing to resume in {kept.run_dir}: no study there",
                           code="DPC802")
     record_storage(kept.run_dir, kept.url)
-    names = check_objectives(st.objectives, st.latency)
+    objectives = check_objectives(st.objectives, st.latency)
     try:
         study = optuna.create_study(study_name=STUDY, storage=url,
-                                    load_if_exists=kept.resume, directions=directions(names),
+                                    load_if_exists=kept.resume,
+                                    directions=directions(objectives),
                                     sampler=make_sampler(st.name, space, st.seed, settings),
                                     pruner=make_pruner(st.prune, prune_settings))
     except optuna.exceptions.DuplicatedStudyError:  # another driver created it just now
@@ -188,9 +189,9 @@ def _open_study(cfg: SearchConfig, space: Space, current: dict[str, str],
         study.set_user_attr("strategy", cfg.strategy.name)
         study.set_user_attr("identity", current)
         study.set_user_attr("params", ORDERED)
-        study.set_user_attr("objectives", list(names))
+        study.set_user_attr("objectives", list(objectives))
     else:
-        _check_objectives(study, names)
+        _check_objectives(study, objectives)
         _check_resume(study, current, cfg.storage.allow_changed)
     # what the report's settings table shows, as this run uses them
     study.set_user_attr("settings", {"strategy": settings, "pruner": prune_settings,

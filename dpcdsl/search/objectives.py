@@ -22,16 +22,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from dpcdsl.errors import DpcError, did_you_mean
+
+Direction = Literal["maximize", "minimize"]
 
 
 @dataclass(frozen=True)
 class Objective:
     name: str  # as --objectives spells it
     attr: str  # the trial attribute that holds its value
-    direction: str  # "maximize" or "minimize", as Optuna spells them
+    direction: Direction  # as Optuna spells it
     label: str  # as the report and the command line name it
     unit: str = ""  # of a value, where it has one
 
@@ -69,7 +71,7 @@ def check(names: Sequence[str], latency: str | None = None) -> tuple[str, ...]:
     return (SCORE, *(n for n in names if n != SCORE))
 
 
-def directions(names: Sequence[str]) -> list[str]:
+def directions(names: Sequence[str]) -> list[Direction]:
     return [OBJECTIVES[n].direction for n in names]
 
 
@@ -83,7 +85,7 @@ def score(trial: Any) -> float | None:
     """A finished trial's mIOU: its first value, in a study of any number of objectives
     (None where it has none)."""
     values = trial.values
-    return None if not values else float(values[0])
+    return float(values[0]) if values else None
 
 
 def values_of(attrs: Mapping[str, Any], names: Sequence[str]) -> list[float]:

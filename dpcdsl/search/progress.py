@@ -16,7 +16,6 @@ from typing import TextIO
 from optuna.trial import FrozenTrial, TrialState
 
 from dpcdsl.search.objectives import score
-
 from dpcdsl.train.progress import MODES, Reporter, mode_for
 
 __all__ = ["MODES", "SearchProgress", "mode_for"]

@@ -138,7 +138,7 @@ def _pareto_files(front: ParetoSet | None, run_dir: Path) -> set[int]:
         return set()
     folder = run_dir / "pareto"
     folder.mkdir(exist_ok=True)
-    kept = set()
+    kept: set[str] = set()
     for t in front.trials[:PARETO_FILES]:
         text = (f"# on the Pareto front of {describe(front.objectives)}: "
                 f"{values_text(t, front.objectives)} (trial {t.number})\n" + t.user_attrs["cell"])
@@ -393,7 +393,7 @@ def _importance(study: optuna.Study, rows: list[FrozenTrial]) -> list[str]:
         copy = optuna.create_study(directions=study.directions)
         copy.add_trials(done)
         weights = get_param_importances(copy, evaluator=FanovaImportanceEvaluator(seed=0),
-                                        target=score)  # mIOU, the first of any values
+                                        target=lambda t: float(t.values[0]))  # mIOU
     except (RuntimeError, ValueError, ImportError) as err:
         return [f"<p>No importance: {html.escape(str(err))}</p>"]
     finally:

@@ -20,11 +20,10 @@ from dpcdsl.lang.space import Space
 from dpcdsl.search.objectives import directions, fronts, minimised
 from dpcdsl.search.objectives import score as miou_of
 from dpcdsl.search.report import ranked, write_outputs
-from dpcdsl.search.summary import pareto_set
 from dpcdsl.search.study import STUDY, find_storage, open_storage
+from dpcdsl.search.summary import ParetoSet, pareto_set
 from dpcdsl.train.data.task import Task, load_task
 from dpcdsl.train.progress import StepProgress
-
 
 #: the best cells a single-objective search re-ranks when not told how many
 TOP = 5
@@ -48,6 +47,39 @@ def spearman(a: list[float], b: list[float]) -> float:
     if ra.std() == 0 or rb.std() == 0:
         return float("nan")
     return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def _retrain(t: optuna.trial.FrozenTrial, task: Task, run_dir: Path, end_to_end: bool,
+             progress: bool | str, label: str) -> float:
+    """The mIOU of trial ``t``'s cell trained again under ``task``."""
+    cell = Space.from_text(t.user_attrs["cell"]).concrete()
+    if not end_to_end:
+        from dpcdsl.train.proxy import train
+
+        return train(cell, task, progress=progress, label=label).miou
+    from dpcdsl.backends import resolve
+
+    trainer = resolve(task.backend, "train_model")
+    with StepProgress(task.train.steps, progress, label) as shown:
+        record = trainer.train_model(cell, task, run_dir / "rerank" / f"trial-{t.number}",
+                                     overwrite=True,  # a re-ranking is recomputed
+                                     callback=shown.evaluated)
+    return float(record["evals"][-1][1])
+
+
+def _stays_on_front(front: ParetoSet, trials: list[optuna.trial.FrozenTrial],
+                    rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Mark the re-ranked rows of a Pareto front with their costs and whether they stay
+    on the front with their re-ranked mIOU; returns what the record says of the front."""
+    dirs = directions(front.objectives)
+    points = []
+    for t, r in zip(trials, rows, strict=True):
+        r["costs"] = dict(zip(front.objectives[1:], t.values[1:], strict=True))
+        points.append(minimised([r["rerank_miou"], *t.values[1:]], dirs))
+    kept = set(fronts(points, 1)[0])
+    for i, r in enumerate(rows):
+        r["front"] = i in kept
+    return {"objectives": list(front.objectives), "size": len(front.trials)}
 
 
 def run_task(run_dir: Path, study: optuna.Study) -> Task:
@@ -97,38 +129,14 @@ def rerank(run_dir: Path, top: int | None = None, steps: int | None = None,
         raise DpcError.at(None, f"{run_dir} has no finished trial to re-rank", code="DPC803")
     rows = []
     for i, t in enumerate(unique, 1):
-        cell = Space.from_text(t.user_attrs["cell"]).concrete()
         label = f"rerank {i}/{len(unique)} (trial {t.number})"
-        if end_to_end:
-            from dpcdsl.backends import resolve
-
-            trainer = resolve(task.backend, "train_model")
-            with StepProgress(steps, progress, label) as shown:
-                record = trainer.train_model(cell, task,
-                                             run_dir / "rerank" / f"trial-{t.number}",
-                                             overwrite=True,  # a re-ranking is recomputed
-                                             callback=shown.evaluated)
-            score = float(record["evals"][-1][1])
-        else:
-            from dpcdsl.train.proxy import train
-
-            score = train(cell, task, progress=progress, label=label).miou
         rows.append({"trial": t.number, "proxy_miou": float(miou_of(t) or 0),
-                     "rerank_miou": score})
-        if front is not None:
-            rows[-1]["costs"] = dict(zip(front.objectives[1:], t.values[1:], strict=True))
-    if front is not None:  # which stay on the front with their re-ranked mIOU
-        dirs = directions(front.objectives)
-        points = [minimised([r["rerank_miou"], *r["costs"].values()], dirs) for r in rows]
-        for i in fronts(points, 1)[0]:
-            rows[i]["front"] = True
-        for r in rows:
-            r.setdefault("front", False)
-    result = {"top": top, "steps": steps, "pareto": None if front is None else {
-                  "objectives": list(front.objectives), "size": len(front.trials)}, "end_to_end": end_to_end, "task": task.file,
+                     "rerank_miou": _retrain(t, task, run_dir, end_to_end, progress, label)})
+    result = {"top": top, "steps": steps, "end_to_end": end_to_end, "task": task.file,
               "backbone": task.backbone.name, "rows": rows,
               "spearman": spearman([r["proxy_miou"] for r in rows],
-                                   [r["rerank_miou"] for r in rows])}
+                                   [r["rerank_miou"] for r in rows]),
+              "pareto": None if front is None else _stays_on_front(front, unique, rows)}
     (run_dir / "rerank.json").write_text(json.dumps(result, indent=1))
     write_outputs(study, run_dir)
     return result

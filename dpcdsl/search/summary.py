@@ -97,7 +97,8 @@ def pareto_set(study: Any, rows: Sequence[FrozenTrial]) -> ParetoSet | None:
     reference = reference_of([t.values for t in distinct], names)
     done = sorted(rows, key=lambda t: (t.datetime_complete or datetime.max, t.number))
     marks = {max(1, round(len(done) * k / CHECKPOINTS)) for k in range(1, CHECKPOINTS + 1)}
-    curve, front = [], []  # the front so far, kept in step: (point, values)
+    curve: list[tuple[int, float]] = []
+    front: list[tuple[tuple[float, ...], list[float]]] = []  # so far: (point, values)
     for n, t in enumerate(done, 1):
         p = minimised(t.values, dirs)
         if not any(dominates(q, p) for q, _ in front):

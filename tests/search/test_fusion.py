@@ -164,13 +164,19 @@ def test_dpcc_search_fuse(files, tmp_path):
 @pytest.mark.slow
 @RAY
 def test_fused_jobs_on_ray_hold_one_device_each(files, tmp_path, ray_cluster):
+    """Fused jobs on a Ray cluster, in a multi-objective search (mIOU and parameters):
+    what a trial optimises is the driver's business, wherever and however it trains."""
     space, task = files()
     run = tmp_path / "run"
     r = dpcc("search", space, "--task", task, "--trials", 6, "--executor", "ray",
              "--workers", 2, "--fuse", 3, "--ray-address", ray_cluster.address,
              "--gpus-per-trial", 1, "--cpus-per-trial", 1, "--run-dir", run, "--quiet",
-             env=ray_cluster.env)
+             "--objectives", "miou,params", env=ray_cluster.env)
     assert r.returncode == 0, r.stderr
+    done = [t for t in trials_of(run) if t.state == TrialState.COMPLETE]
+    assert done and all(t.values == [t.user_attrs["miou"], t.user_attrs["params"]]
+                        for t in done)
+    assert (run / "pareto").is_dir()
     trials = {t.number: (counted(t), t.user_attrs.get("device"), t.user_attrs.get("fused_with"))
               for t in trials_of(run)}
     assert sum(1 for c, _, _ in trials.values() if c) == 6

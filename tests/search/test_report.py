@@ -248,3 +248,46 @@ def test_the_page_loads_without_errors_draws_and_sorts(browser, report_run):
     assert browser.find_element("id", "board-page").text.startswith("rows 101-200 of 400")
     errors = [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")]
     assert errors == []
+
+
+def inked(driver, canvas: str) -> int:
+    return driver.execute_script(
+        "const c = document.getElementById(arguments[0]);"
+        "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        "let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i] > 0) n++; return n;", canvas)
+
+
+@pytest.fixture(scope="session")
+def pareto_run(tmp_path_factory) -> Path:
+    """The outputs of a multi-objective study of mIOU against latency."""
+    run = tmp_path_factory.mktemp("pareto")
+    write_outputs(synthetic_study(300, seed=3, objectives=("miou", "latency")), run)
+    return run
+
+
+@pytest.mark.slow
+def test_a_multi_objective_report_shows_its_front_and_hypervolume(browser, pareto_run):
+    from dpcdsl.search.objectives import dominates
+
+    with open(pareto_run / "leaderboard.csv", newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r["state"] == "complete"]
+    point = {int(r["trial"]): (-float(r["miou"]), float(r["latency_ms"])) for r in rows}
+    front = {n for n, p in point.items() if not any(dominates(q, p) for q in point.values())}
+    assert {int(r["trial"]) for r in rows if r["pareto"] == "1"} == front
+    assert {f"trial-{n}.{ext}" for n in front for ext in ("dpc", "svg")} == \
+        {p.name for p in (pareto_run / "pareto").iterdir()}
+    browser.get((pareto_run / "report.html").as_uri())
+    assert [e for e in browser.get_log("browser") if e["level"] in ("SEVERE", "ERROR")] == []
+    for canvas in ("plot-latency", "plot-hv"):
+        assert inked(browser, canvas) > 500, canvas
+    assert browser.find_element("id", "pareto-set").is_displayed()
+    table = browser.find_element("css selector", "#pareto-set ~ table")
+    assert len(table.find_elements("css selector", "tr")) == len(front) + 1
+    # the leaderboard gains the latency column; a click on a front point opens its trial
+    assert "latency ms" in [th.text.rstrip(" ▲▼")
+                            for th in browser.find_elements("css selector", "#board th")]
+    first = min(front)
+    browser.find_element("css selector", f"#pareto-set ~ table a[data-trial='{first}']").click()
+    opened = browser.find_elements("css selector", "#board tr.detail")
+    assert opened and browser.find_element(
+        "css selector", f"#board tr.row[data-trial='{first}']").is_displayed()
