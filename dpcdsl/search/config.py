@@ -138,8 +138,10 @@ class StrategyOptions:
         False, "train again an architecture that failed to build or diverged before "
                "(default: reuse its failure)", kind="flag")
 
-    def __post_init__(self) -> None:  # a list from the command line; None: the default
-        object.__setattr__(self, "objectives", tuple(self.objectives or DEFAULT_OBJECTIVES))
+    def __post_init__(self) -> None:  # a list, or "miou,madds"; None: the default
+        names = self.objectives.split(",") if isinstance(self.objectives, str) \
+            else self.objectives
+        object.__setattr__(self, "objectives", tuple(names or DEFAULT_OBJECTIVES))
 
 
 @dataclass(frozen=True)
