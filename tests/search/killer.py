@@ -66,10 +66,10 @@ def _arm(moment: str) -> None:
 
         tell = driver._tell
 
-        def told(study: Any, trial: Any, outcome: Any) -> Any:
+        def told(study: Any, trial: Any, outcome: Any, *rest: Any) -> Any:
             if nth(2):
                 study.tell = lambda *a, **k: _die()
-            return tell(study, trial, outcome)
+            return tell(study, trial, outcome, *rest)
 
         driver._tell = told
     elif moment == "report":

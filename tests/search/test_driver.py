@@ -617,14 +617,18 @@ def test_a_second_driver_on_a_running_search_is_refused(files, tmp_path):
     assert len(study.trials) == 1  # a killed holder releases the folder
 
 
-def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_path):
+@pytest.mark.parametrize("objectives", [("miou",), ("miou", "madds")])
+def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_path,
+                                                                         objectives):
     from dataclasses import asdict
 
     from dpcdsl.search.driver import _rerun_interrupted
     from dpcdsl.search.messages import Scores
+    from dpcdsl.search.objectives import directions
 
     study = optuna.create_study(storage=storage_url(tmp_path, None), study_name=STUDY,
-                                direction="maximize")
+                                directions=directions(objectives))
+    study.set_user_attr("objectives", list(objectives))
     stored, bare = study.ask(), study.ask()  # the driver died with both running
     for trial in (stored, bare):
         trial.set_user_attr("driver", driver_tag())  # a resume here: no other driver has it
@@ -635,7 +639,8 @@ def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_pat
         stored.set_user_attr(key, value)
     _rerun_interrupted(study)
     trials = study.get_trials()
-    assert trials[0].state == TrialState.COMPLETE and trials[0].value == 61.5
+    assert trials[0].state == TrialState.COMPLETE
+    assert trials[0].values == [61.5, 20][:len(objectives)]  # mIOU, and the cost if asked
     assert trials[1].state == TrialState.FAIL
     assert study.get_trials(states=(TrialState.WAITING,))[0].user_attrs["rerun_of"] == \
         bare.number
