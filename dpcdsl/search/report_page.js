@@ -51,6 +51,7 @@
       return;
     }
     let x0 = Math.min(...xs), x1 = Math.max(...xs), y0 = Math.min(...ys), y1 = Math.max(...ys);
+    if (opts.ymin !== undefined) y0 = Math.min(y0, opts.ymin);  // an axis that starts there
     if (x1 === x0) { x0 -= 1; x1 += 1; }
     if (y1 === y0) { y0 -= 1; y1 += 1; }
     const px = x => M.l + (x - x0) / (x1 - x0) * (W - M.l - M.r);
@@ -168,7 +169,8 @@
     // a multi-objective search's hypervolume against finished trials
     if (!D.hv) return;
     plot("plot-hv", [{ xs: D.hv.map(p => p[0]), ys: D.hv.map(p => p[1]), color: "#8e44ad",
-      line: "step", width: 2 }], { xlabel: "finished trials", ylabel: "hypervolume" });
+      line: "step", width: 2 }],
+      { xlabel: "finished trials", ylabel: "hypervolume", ymin: 0 });
   }
 
   function curvePlot() {
