@@ -19,7 +19,7 @@ FAST_OR_SLOW = """
 cell fast_or_slow(x, channels = 8) {
   return one_of(
     conv(x, kernel = 1),
-    conv(conv(conv(x, kernel = 3, channels = 256), kernel = 3, channels = 256), kernel = 3),
+    conv(conv(conv(x, kernel = 3, channels = 1024), kernel = 3, channels = 1024), kernel = 3),
   )
 }
 """
