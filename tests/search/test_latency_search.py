@@ -23,7 +23,9 @@ cell fast_or_slow(x, channels = 8) {
   )
 }
 """
-BUDGET_MS = 0.5
+#: about 0.1 ms for the fast head and 5-10 ms for the slow one, on one thread (several
+#: threads on a loaded machine wait on each other and time nothing useful)
+BUDGET_MS = 2.0
 
 
 @pytest.mark.slow
@@ -31,7 +33,8 @@ def test_a_latency_budget_keeps_slow_candidates_from_training(files, tmp_path):
     space, task = files(FAST_OR_SLOW)
     run = tmp_path / "run"
     r = dpcc("search", space, "--task", task, "--trials", 3, "--run-dir", run, "--executor",
-             "local", "--latency", "torch", "--max-latency", f"{BUDGET_MS}ms", "--seed", 1)
+             "local", "--threads", 1, "--latency", "torch", "--max-latency", f"{BUDGET_MS}ms",
+             "--seed", 1)
     assert r.returncode == 0, r.stderr
     trials = trials_of(run)
     slow = [t for t in trials if "over_latency" in t.user_attrs]
@@ -44,7 +47,7 @@ def test_a_latency_budget_keeps_slow_candidates_from_training(files, tmp_path):
     with open(run / "leaderboard.csv", newline="") as f:
         rows = [row for row in csv.DictReader(f) if row["state"] == "complete"]
     assert rows and all(0 < float(row["latency_ms"]) <= BUDGET_MS for row in rows)
-    assert "drawn slower than the latency budget of 0.5 ms on torch" in \
+    assert "drawn slower than the latency budget of 2 ms on torch" in \
         (run / "report.html").read_text()
 
 
