@@ -554,6 +554,7 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.size = self.space.count()  # a space whose every architecture was refused
+        self.objectives = of_study(self.study)  # what each finished trial is told
 
     def loop(self, bar: SearchProgress) -> None:
         trials, ledger = self.cfg.strategy.trials, self.ledger
@@ -592,7 +593,7 @@ class _Run:
         """Tell the study what ended, then start the trials that waited for it."""
         for number, result in self.executor.collect():
             self.ledger.told(_tell(self.study, self.pending.pop(number), result,
-                                   of_study(self.study)))
+                                   self.objectives))
             if result.traceback:
                 _keep_traceback(self.cfg.storage.run_dir, number, result.traceback)
             for trial, drawn in self.flight.ended(number):  # they waited for it
