@@ -11,6 +11,7 @@ imports no deep-learning framework; backends load on first use.
 """
 
 from dpcdsl.backends import compile as compile
+from dpcdsl.backends import compile_space as compile_space
 from dpcdsl.backends import emit as emit
 from dpcdsl.deploy import export as export
 from dpcdsl.deploy import latency as latency
@@ -48,6 +49,7 @@ __all__ = [
     "check",
     "check_file",
     "compile",
+    "compile_space",
     "cost",
     "count",
     "emit",

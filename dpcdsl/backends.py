@@ -128,6 +128,24 @@ class Timing(Protocol):
                      runs: int) -> list[float]: ...
 
 
+class OneShot(Protocol):
+    """Supernets (:mod:`dpcdsl.compiler.supernet` fixes the weight sharing):
+    ``compile_space(space, in_channels, output_stride, seed, **options)``, a module that
+    runs any candidate of the space over one bank of shared weights
+    (``forward(*inputs, decisions=...)``, ``extract(decisions)``: the candidate's
+    weights under canonical names); and ``supernet_steps(space, cache, task,
+    in_channels, bank)``, the proxy task's steps for it (``step(features, labels,
+    decisions, k) -> loss``, ``state()``, ``load(bank, momentum)``, ``extract`` and
+    ``predictor(decisions, calibrate)``, the candidate's stand-alone ``predict`` after
+    its BatchNorm statistics are recalibrated on the ``calibrate`` batches)."""
+
+    def compile_space(self, space: Any, in_channels: InChannels, output_stride: int = 16,
+                      seed: int = 0, **options: Any) -> Any: ...
+
+    def supernet_steps(self, space: Any, cache: Any, task: Any, in_channels: Any,
+                       bank: Any = None) -> Any: ...
+
+
 @dataclass(frozen=True)
 class Capability:
     """An optional part of the contract: what it is called in messages, its
@@ -154,6 +172,7 @@ CAPABILITIES: dict[str, Capability] = {
     "end_to_end": Capability("end-to-end training", EndToEndTraining, {}),
     "export": Capability("export", Export, {}),
     "timing": Capability("latency measurement", Timing, {}),
+    "oneshot": Capability("supernets", OneShot, {}),
 }
 #: the hooks every backend must define
 REQUIRED: tuple[str, ...] = ("name", "priority", "lowerings", "emit", "build",
@@ -322,6 +341,47 @@ def compile(source: Any, cell: str | None = None, backend: str | None = None,
     concrete = concrete_cell(source, cell, output_stride, params)
     return resolve(backend).build(concrete, _channels(concrete, in_channels), seed=seed,
                                   **options)
+
+
+def compile_space(source: Any, cell: str | None = None, backend: str | None = None,
+                  in_channels: int | Mapping[str, int] | None = None, seed: int = 0,
+                  output_stride: int = 16, params: Mapping[str, Any] | None = None,
+                  **options: Any) -> Any:
+    """The supernet of a space: one module over a bank of shared weights that runs any
+    candidate of the space, ``forward(*inputs, decisions=...)``, with the candidate's
+    inherited weights from ``extract(decisions)``. ``source`` is a
+    :class:`~dpcdsl.lang.space.Space` or what :func:`compile` takes; the weight sharing
+    is :mod:`dpcdsl.compiler.supernet`'s.
+
+    >>> net = dpcdsl.compile_space("examples/dpc_paper.dpc", in_channels=320)
+    >>> cell, decisions = net.space.sample(0)
+    >>> y = net(x, decisions=decisions)
+    """
+    from dpcdsl.lang.space import Space, as_space
+
+    space = source if isinstance(source, Space) else as_space(source, cell, params)
+    return resolve(backend, "compile_space").compile_space(
+        space, _channels(_Named(space), in_channels), output_stride=output_stride, seed=seed,
+        **options)
+
+
+@dataclass(frozen=True)
+class _Named:
+    """A space's cell as :func:`_channels` names it in its error."""
+
+    space: Any
+
+    @property
+    def name(self) -> str:
+        return str(self.space.name)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return tuple(p.name for p in self.space.cell_def.inputs)
+
+    @property
+    def span(self) -> Any:
+        return self.space.cell_def.span
 
 
 def emit(source: Any, cell: str | None = None, backend: str | None = None,

@@ -427,10 +427,19 @@ def compile_(file: FileArg, cell: CellOpt = None,
              output_stride: OutputStrideOpt = 16,
              output: Annotated[Path | None, typer.Option(
                  "-o", "--output", help="write the source here (default: stdout)")] = None,
-             param: ParamOpt = None) -> None:
-    """Compile a concrete cell to standalone source for a backend."""
+             param: ParamOpt = None,
+             supernet: Annotated[bool, typer.Option(
+                 "--supernet", help="compile the whole space to a supernet of shared "
+                 "weights and show its bank (docs/oneshot.md)")] = False) -> None:
+    """Compile a concrete cell to standalone source for a backend (or a space to a
+    supernet, with --supernet)."""
     from dpcdsl.backends import emit, resolve
 
+    if supernet:
+        from dpcdsl.cli_oneshot import bank_summary
+
+        bank_summary(file, cell, param, in_channels, output_stride, backend)
+        return
     c = _concrete(file, cell, param)
     source = emit(c, backend=backend, output_stride=output_stride,
                   in_channels=_in_channels(c, in_channels))
@@ -812,7 +821,7 @@ def rerank(run_dir: Annotated[Path, typer.Argument(help="a search's run folder",
     for r in result["rows"]:
         kept = "" if "front" not in r else \
             ("  (stays on the front)" if r["front"] else "  (leaves the front)")
-        out.print(f"trial {r['trial']}: proxy mIOU {r['proxy_miou']:.2f} -> "
+        out.print(f"trial {r['trial']}: {result['scored_by']} mIOU {r['proxy_miou']:.2f} -> "
                   f"{r['rerank_miou']:.2f}{kept}")
     out.print(f"Spearman rank correlation: {result['spearman']:.3f}")
 
@@ -959,6 +968,11 @@ def tour(examples: Annotated[Path | None, typer.Option(
     out.print(t)
     out.print("costs at 2048 input channels, 65x129 features (decoders: 256 channels, "
               "65x129 and 257x513); spaces are shown by their sample with seed 0")
+
+
+from dpcdsl.cli_oneshot import app as _supernet  # noqa: E402  (it reads the options above)
+
+app.add_typer(_supernet)
 
 
 def _show_warning(message: Warning | str, category: type[Warning], filename: str,

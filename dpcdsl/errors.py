@@ -62,6 +62,7 @@ CODES: dict[str, str] = {
     "DPC603": "an output stride a cell's rates cannot take",
     "DPC604": "the channels of a cell's inputs missing",
     "DPC605": "one size given for inputs that declare several strides",
+    "DPC606": "a space whose supernet would hold more shared weights than the limit",
     "DPC701": "a task file",
     "DPC702": "a DeepLab JSON cell",
     "DPC703": "a weight file or checkpoint",

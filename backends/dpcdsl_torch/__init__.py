@@ -31,6 +31,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     **{n: ("proxy", n) for n in ("ProxyHead", "feature_extractor", "proxy_steps")},
     **{n: ("train", n) for n in ("evaluate_run", "load_run")},
     "train_model": ("train", "train"),
+    **{n: ("supernet", n) for n in ("Supernet", "compile_space", "supernet_steps")},
 }
 
 

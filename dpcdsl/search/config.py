@@ -48,7 +48,7 @@ EXECUTORS = ("auto", "local", "pool", "ray")
 #: what defines a search (:func:`dpcdsl.search.driver.identity`): a resume that changes
 #: one is refused unless allowed (``--allow-changed``)
 IDENTITY = ("space", "task", "strategy", "prune", "seed", "backend", "max_madds", "latency",
-            "max_latency")
+            "max_latency", "evaluator")
 #: what a search optimises (dpcdsl.search.objectives), mIOU alone by default
 DEFAULT_OBJECTIVES = ("miou",)
 
@@ -132,6 +132,12 @@ class StrategyOptions:
     max_latency: float | None = option(
         None, "a latency budget on --latency's runtime (20ms, 0.5s): slower candidates "
               "are drawn again, never trained", kind="duration")
+    # how a candidate is scored: None, trained on the proxy task; "supernet:DIR", with
+    # the weights it inherits from the supernet trained in DIR (dpcc supernet train)
+    evaluator: str | None = option(
+        None, "score candidates with the weights they inherit from a trained supernet "
+              "instead of training each: supernet:RUN_DIR (dpcc supernet train)",
+        metavar="supernet:RUN_DIR")
     # train again an architecture whose earlier trial failed for good (cannot be
     # built, diverged); by default its failure is reused, as a finished result is
     retry_failed: bool = option(

@@ -102,6 +102,35 @@ def _check_names(cfg: SearchConfig) -> None:
                               code="DPC801")
 
 
+def supernet_dir(evaluator: str) -> Path:
+    """The run folder an evaluator ``supernet:DIR`` names, or an error that shows the
+    form."""
+    kind, sep, where = evaluator.partition(":")
+    if kind != "supernet" or not sep or not where:
+        raise DpcError.at(None, f"unknown evaluator '{evaluator}'",
+                          hint="give supernet:RUN_DIR, the run folder of dpcc supernet "
+                               "train (or leave --evaluator out to train each candidate)",
+                          code="DPC801")
+    return Path(where).resolve()
+
+
+def _check_evaluator(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> str | None:
+    """The supernet folder that scores the trials (None: they train), checked against
+    the search's space and task before anything is written."""
+    st = cfg.strategy
+    if st.evaluator is None:
+        return None
+    folder = supernet_dir(st.evaluator)
+    if st.prune != "none":
+        raise DpcError.at(None, f"--prune {st.prune} stops trainings early, and a supernet "
+                          "scores candidates without training them",
+                          hint="leave --prune out with --evaluator", code="DPC801")
+    from dpcdsl.train.oneshot import check_supernet
+
+    check_supernet(folder, space, task, trainer)
+    return str(folder)
+
+
 def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[str, str]:
     """What defines a search, so that a resume can be checked against it: the space's
     canonical text (with what it imports), the task's content, strategy, pruner, seed
@@ -124,6 +153,10 @@ def identity(cfg: SearchConfig, space: Space, task: Task, backend: str) -> dict[
                        ("max_latency", st.max_latency)):
         if value is not None:
             out[key] = str(value)
+    if st.evaluator is not None:  # the supernet as trained, wherever its folder is
+        from dpcdsl.train.oneshot import describe_supernet
+
+        out["evaluator"] = describe_supernet(supernet_dir(st.evaluator))
     for key, name, table, given in (
             ("strategy", st.name, SETTINGS, cfg.strategy_settings(task)),
             ("prune", st.prune, PRUNERS, cfg.pruner_settings(task))):
@@ -251,9 +284,10 @@ def search(cfg: SearchConfig) -> optuna.Study:
     task = fed(space.cell_def, task)  # the task feeds every input of the space's cells
     # the trials' backend, resolved once here, so that a worker loads that one alone
     trainer = backends.resolve(task.backend, "proxy_steps").name
+    evaluator = _check_evaluator(cfg, space, task, trainer)
     cfg.storage.run_dir.mkdir(parents=True, exist_ok=True)
     with run_lock(cfg.storage.run_dir):
-        return _search(cfg, space, task, trainer)
+        return _search(cfg, space, task, trainer, evaluator)
 
 
 def _placement(ex: ExecutionOptions, task: Task) -> Placement | None:
@@ -302,14 +336,16 @@ def _prepare(cfg: SearchConfig, space: Space, task: Task, trainer: str
     return study, cache
 
 
-def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str) -> optuna.Study:
+def _search(cfg: SearchConfig, space: Space, task: Task, trainer: str,
+            evaluator: str | None = None) -> optuna.Study:
     study, cache = _prepare(cfg, space, task, trainer)
     placed = _placement(cfg.execution, task)
     run = _Run(study, space, _executor(cfg.execution, placed),
                {**task.model_dump(mode="json"), "file": task.file, "backend": trainer},
                cfg, _ledger(study),
                vet=_Vet(task, cache, cfg.strategy, placed.threads if placed else 1),
-               same=_same_key(task, cache), steps=task.train.steps)
+               same=_same_key(task, cache), steps=1 if evaluator else task.train.steps,
+               evaluator=evaluator)
     start = time.time()
     with SearchProgress(cfg.strategy.trials, cfg.execution.progress,
                         log_file=cfg.storage.run_dir / LOG) as bar:
@@ -551,6 +587,7 @@ class _Run:
     steps: int = 0  # the task's training steps, for the progress line
     pending: dict[int, Trial] = field(default_factory=dict)  # running, or held
     rejected: int = 0  # draws in a row over the budget, or that cannot be built
+    evaluator: str | None = None  # a supernet's run folder that scores the trials
 
     def __post_init__(self) -> None:
         self.size = self.space.count()  # a space whose every architecture was refused
@@ -641,7 +678,7 @@ class _Run:
             return told
         if self.flight.hold(key, trial, drawn):
             return "held"
-        job = Job(cell=cell.canonical_text(), task=self.task_json)
+        job = Job(cell=cell.canonical_text(), task=self.task_json, evaluator=self.evaluator)
 
         def report(step: int, miou: float, part: int = 0) -> None:
             if on_step is not None:  # where the trial is, whichever process runs it

@@ -18,7 +18,8 @@ class Job:
     backend that trains it (None: the task's), whether the driver may prune it and the
     CPU threads it runs with (None: as the executor places it). ``fused`` holds the
     cells of more trials trained fused with it (``--fuse``): such a job's outcome has a
-    part per cell."""
+    part per cell. ``evaluator`` names a trained supernet's run folder that scores the
+    cells with inherited weights instead (None: they train on the proxy task)."""
 
     cell: str
     task: dict[str, Any]
@@ -26,6 +27,7 @@ class Job:
     prunable: bool = False
     threads: int | None = None
     fused: tuple[str, ...] = ()
+    evaluator: str | None = None
 
     @property
     def cells(self) -> tuple[str, ...]:
@@ -55,6 +57,8 @@ class Scores:
     # seconds by phase: parse (the cell's text), then the trainer's (dpcdsl.train.proxy)
     timings: dict[str, float]
     threads: int | None  # the CPU threads it trained with (None: the framework's default)
+    # how it was scored: "proxy" (trained), or "supernet" (inherited weights)
+    evaluator: str
     final_loss: float  # the last field: the driver stores it last (see driver.py)
 
 

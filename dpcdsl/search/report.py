@@ -366,6 +366,9 @@ def _settings(study: optuna.Study, run_dir: Path | None) -> list[str]:
                       if identity.get("max_madds") else "")
                    + (f", at most {float(identity['max_latency']):g} ms"
                       if identity.get("max_latency") else "")),
+        ("scored by", "the weights each candidate inherits from a "
+                      f"{identity['evaluator']}, BatchNorm recalibrated (not trained)"
+                      if identity.get("evaluator") else "training each on the proxy task"),
         ("objectives", describe(of_study(study))
                        + (f" (latency on {identity['latency']})" if identity.get("latency")
                           else "")),
@@ -453,10 +456,11 @@ def _rerank_section(run_dir: Path | None) -> list[str]:
     stays = "" if not front else (
         f" {sum(bool(r.get('front')) for r in data['rows'])} of them stay on the front of "
         f"{html.escape(describe(front['objectives']))} with their re-ranked mIOU.")
+    scored = "supernet" if data.get("scored_by") == "supernet" else "proxy"
     out = [f"<h2 id='rerank'>Re-ranking</h2><p>{which} trained {how}. "
-           f"Spearman rank correlation between proxy and re-ranked mIOU over K = {k}: "
+           f"Spearman rank correlation between {scored} and re-ranked mIOU over K = {k}: "
            f"<b>{data['spearman']:.3f}</b>.{stays}{warn}</p><table><tr><th>trial</th>"
-           "<th>proxy mIOU</th><th>re-ranked mIOU</th><th>new rank</th>"
+           f"<th>{scored} mIOU</th><th>re-ranked mIOU</th><th>new rank</th>"
            + ("<th>still on the front</th>" if front else "") + "</tr>"]
     order = sorted(data["rows"], key=lambda r: -r["rerank_miou"])
     for r in data["rows"]:

@@ -132,7 +132,10 @@ def rerank(run_dir: Path, top: int | None = None, steps: int | None = None,
         label = f"rerank {i}/{len(unique)} (trial {t.number})"
         rows.append({"trial": t.number, "proxy_miou": float(miou_of(t) or 0),
                      "rerank_miou": _retrain(t, task, run_dir, end_to_end, progress, label)})
+    scored_by = "supernet" if study.user_attrs.get("identity", {}).get("evaluator") \
+        else "proxy"
     result = {"top": top, "steps": steps, "end_to_end": end_to_end, "task": task.file,
+              "scored_by": scored_by,
               "backbone": task.backbone.name, "rows": rows,
               "spearman": spearman([r["proxy_miou"] for r in rows],
                                    [r["rerank_miou"] for r in rows]),

@@ -42,6 +42,8 @@ def run_job(job: Job, report: Report | None = None,
         cells = [Space.from_text(text, file="<trial>").concrete() for text in job.cells]
         task = Task.model_validate(job.task)
         parsed = time.perf_counter() - start
+        if job.evaluator is not None:
+            return _inherited(job, cells, task, parsed, on_step)
         callbacks = [None if report is None else partial(_as_part, report, i)
                      for i in range(len(cells))]
         if not job.fused:
@@ -61,6 +63,40 @@ def run_job(job: Job, report: Report | None = None,
             return _one_by_one(job, report, on_step)
         return Outcome.failed(_reason(e), time.perf_counter() - start,
                               traceback=_traceback(e))
+
+
+def _inherited(job: Job, cells: list[Any], task: Any, parsed: float,
+               on_step: Callable[[int], None] | None) -> Outcome:
+    """The job's cells scored with the weights they inherit from the supernet in
+    ``job.evaluator`` (one part each, for a fused job)."""
+    from dpcdsl.lang.analysis import cost
+    from dpcdsl.train.oneshot import scorer
+    from dpcdsl.train.proxy import head_cell
+
+    parts = []
+    for cell in cells:
+        start = time.perf_counter()
+        shot = scorer(str(job.evaluator), task)
+        opened = time.perf_counter() - start
+        matrix = shot.matrix(cell)
+        scored = time.perf_counter() - start - opened
+        head = head_cell(cell, shot.task)
+        report = cost(head, shot.cache.in_channels(head, shot.task),
+                      shot.cache.sizes(head, shot.task))
+        miou = matrix.miou()
+        if on_step is not None:
+            on_step(1)
+        parts.append(Outcome(wall_s=time.perf_counter() - start, scores=Scores(
+            miou=miou, params=report.params, madds=report.madds,
+            computed_madds=report.computed_madds,
+            per_class_iou=[None if v != v else float(v) * 100 for v in matrix.iou()],
+            evals=[(shot.trained_steps, miou)],
+            timings={"parse": round(parsed, 6), "open": round(opened, 6),
+                     "inherit": round(scored, 6)}, threads=job.threads,
+            evaluator="supernet", final_loss=shot.final_loss)))
+    if not job.fused:
+        return parts[0]
+    return Outcome(wall_s=sum(p.wall_s for p in parts), parts=tuple(parts))
 
 
 def _traceback(e: BaseException) -> str | None:
@@ -106,7 +142,7 @@ def _outcome(result: Any, parsed: float, threads: int | None) -> Outcome:
         computed_madds=result.computed_madds,
         per_class_iou=result.per_class_iou, evals=result.evals,
         timings={"parse": round(parsed, 6), **result.timings}, threads=threads,
-        final_loss=result.losses[-1]))
+        evaluator="proxy", final_loss=result.losses[-1]))
 
 
 def _reason(e: BaseException) -> str:

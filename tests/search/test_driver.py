@@ -633,7 +633,7 @@ def test_a_trial_whose_scores_were_stored_is_not_trained_again_on_resume(tmp_pat
     for trial in (stored, bare):
         trial.set_user_attr("driver", driver_tag())  # a resume here: no other driver has it
     scores = Scores(miou=61.5, params=10, madds=20, computed_madds=20, per_class_iou=[61.5],
-                    evals=[(4, 61.5)], timings={"steps": 1.0}, threads=1,
+                    evals=[(4, 61.5)], timings={"steps": 1.0}, threads=1, evaluator="proxy",
                     final_loss=0.3)
     for key, value in asdict(scores).items():  # stored, but never told
         stored.set_user_attr(key, value)
