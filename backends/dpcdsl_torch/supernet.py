@@ -146,11 +146,11 @@ class Supernet(nn.Module):
                     self.added.append(key)
                 owner, leaf = state_key.rsplit(".", 1)
                 sub = module.get_submodule(owner)
-                shared = self.tensor(key)
-                if leaf in sub._parameters and isinstance(shared, nn.Parameter):
-                    sub._parameters[leaf] = shared
+                tensor = self.tensor(key)
+                if leaf in sub._parameters and isinstance(tensor, nn.Parameter):
+                    sub._parameters[leaf] = tensor
                 else:
-                    sub._buffers[leaf] = shared
+                    sub._buffers[leaf] = tensor
         module.to(device)  # what is left of its own: counters
         module.train(self.training)
         self._built[cell.hash] = module

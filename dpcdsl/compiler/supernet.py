@@ -114,20 +114,24 @@ def bank_of(space: Space, in_channels: int | Mapping[str, int], num_classes: int
             head_shares(cell, in_channels, num_classes)
 
     found: dict[str, Weight] = {}
+    size = 0
 
     def add(cell: ir.Cell) -> bool:
+        nonlocal size
         new = False
         for key, w in of(cell).values():
-            if key not in found:
-                found[key] = w
-                new = True
-        if sum(w.size for w in found.values()) > MAX_BANK_PARAMS:
-            node = key.split(":", 1)[0]
-            raise DpcError.at(space.cell_def.span, f"the space of '{space.name}' needs more "
-                              f"than {MAX_BANK_PARAMS:,} shared weights (at node '{node}')",
-                              hint="share more (fewer distinct widths), or search it "
-                                   "without a supernet", sources=space.program.sources,
-                              code="DPC606")
+            if key in found:
+                continue
+            found[key], new = w, True
+            size += w.size
+            if size > MAX_BANK_PARAMS:
+                node = key.split(":", 1)[0]
+                raise DpcError.at(space.cell_def.span, f"the space of '{space.name}' needs "
+                                  f"more than {MAX_BANK_PARAMS:,} shared weights (at node "
+                                  f"'{node}', {w.size:,} more for {key})",
+                                  hint="share more (fewer distinct widths), or search it "
+                                       "without a supernet", sources=space.program.sources,
+                                  code="DPC606")
         return new
 
     n = space.count()
