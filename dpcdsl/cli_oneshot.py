@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from dpcdsl.cli import (
+from dpcdsl.cli_common import (
     CellOpt,
     DeviceOpt,
     FileArg,

@@ -51,9 +51,10 @@ RECORD_KEYS = frozenset({"space", "task", "backend", "step", "losses", "evals", 
 
 
 #: what of a task a supernet depends on is all but these: its own training settings,
-#: seed and device may differ from a search's that uses it
+#: seed and device may differ from a search's that uses it (and the backend is the
+#: one that trained it, compared on its own)
 NOT_IDENTITY = frozenset({"file", "cache_dir", "strategy", "pruner", "train", "seed",
-                          "device"})
+                          "device", "backend"})
 
 
 def identity(space: Space, task: Task, backend: str) -> dict[str, Any]:

@@ -10,12 +10,12 @@ import random
 import numpy as np
 import pytest
 import torch
+from dpcdsl_torch import load_weights
+from dpcdsl_torch.supernet import Supernet
 
 import dpcdsl
 from dpcdsl.errors import DpcError
 from dpcdsl.lang.space import Space
-from dpcdsl_torch import load_weights
-from dpcdsl_torch.supernet import Supernet
 from dpcdsl.train import weightfile
 from tests.conftest import EXAMPLES
 from tests.oneshot.test_sharing import PAPER_BRANCH

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from dpcdsl import cli
+from dpcdsl.errors import DpcError
 from dpcdsl.search import driver
 from dpcdsl.search.config import FLAT, GROUPS, IDENTITY, SearchConfig, fields
 
@@ -41,7 +42,11 @@ def test_the_identity_keys_are_what_identity_records() -> None:
     space = Space.from_text("cell s(x) { return conv(x, kernel = {1, 3}) }")
     task = task_from_text("[dataset]\nkind = \"synthetic\"\n")
     cfg = SearchConfig("s.dpc", "t.toml", max_madds=10, latency="torch", max_latency=5.0)
-    assert set(driver.identity(cfg, space, task, "torch")) == set(IDENTITY)
+    assert set(driver.identity(cfg, space, task, "torch")) == set(IDENTITY) - {"evaluator"}
+    # a search scored by a supernet holds it as trained (its folder's record)
+    scored = SearchConfig("s.dpc", "t.toml", evaluator="supernet:/nowhere")
+    with pytest.raises(DpcError, match="holds no supernet training"):
+        driver.identity(scored, space, task, "torch")
 
 
 def test_every_declared_option_is_on_the_command_line() -> None:
