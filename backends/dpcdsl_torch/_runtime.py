@@ -18,6 +18,14 @@ def forward(module: nn.Module, inputs: list[np.ndarray]) -> np.ndarray:
     return np.asarray(y.detach().cpu().numpy())
 
 
+def labels_of(logits: torch.Tensor) -> torch.Tensor:
+    """Each pixel's class: the index of its largest logit (the first, on a tie), as
+    ``argmax(1)``. ``max(1)`` gives the same indices; PyTorch's CPU argmax over the
+    channels of an NCHW tensor strides across memory and takes about 9x as long (90 ms
+    against 10 ms for 16 x 5 x 256 x 256 on 2 threads), which every evaluation pays."""
+    return logits.max(1).indices
+
+
 def set_threads(threads: int) -> None:
     """PyTorch's intra-op CPU threads, for one worker's share of the machine."""
     torch.set_num_threads(max(1, int(threads)))

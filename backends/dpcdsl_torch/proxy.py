@@ -18,7 +18,7 @@ from dpcdsl.lang.analysis import infer_channels
 from dpcdsl.train.data.cache import Extractor, FeatureCache
 from dpcdsl.train.data.task import Task
 from dpcdsl_torch._emit import build
-from dpcdsl_torch._runtime import device_of
+from dpcdsl_torch._runtime import device_of, labels_of
 from dpcdsl_torch._weights import import_weights
 from dpcdsl_torch.model import backbone
 
@@ -158,7 +158,7 @@ def proxy_steps(cells: Sequence[ir.Cell], cache: FeatureCache, task: Task,
         for k in active:
             logits = F.interpolate(heads[k](*xs), size=tuple(size), mode="bilinear",
                                    align_corners=align)
-            out.append(logits.argmax(1).cpu().numpy())
+            out.append(labels_of(logits).cpu().numpy())
         return out
 
     step.heads = list(heads)  # type: ignore[attr-defined]

@@ -26,6 +26,7 @@ from dpcdsl.lang.analysis import infer_channels
 from dpcdsl.lang.space import Space
 from dpcdsl.ops import Weight
 from dpcdsl_torch._emit import BN_EPS, BN_MOMENTUM, build
+from dpcdsl_torch._runtime import labels_of
 from dpcdsl_torch._weights import _canonical_keys, import_weights
 from dpcdsl_torch.proxy import ProxyHead
 
@@ -274,7 +275,7 @@ class SupernetSteps:
             xs = [torch.from_numpy(f).to(self.device) for f in features]
             logits = F.interpolate(head(*xs), size=tuple(size), mode="bilinear",
                                    align_corners=align)
-            return [logits.argmax(1).cpu().numpy()]
+            return [labels_of(logits).cpu().numpy()]
 
         predict.head = head  # type: ignore[attr-defined]
         return predict

@@ -31,7 +31,7 @@ from dpcdsl.train.data.formats import FileDataset
 from dpcdsl.train.data.metrics import ConfusionMatrix
 from dpcdsl.train.data.task import Task
 from dpcdsl.train.training import Diverged, batches
-from dpcdsl_torch._runtime import device_of
+from dpcdsl_torch._runtime import device_of, labels_of
 from dpcdsl_torch._weights import export_weights, import_weights
 from dpcdsl_torch.model import SegmentationModel, backbone
 
@@ -85,7 +85,7 @@ def evaluate(model: SegmentationModel, data: Dataset, device: str,
         for s in range(0, len(data), batch):
             items = [data[i] for i in range(s, min(s + batch, len(data)))]
             x = torch.from_numpy(np.stack([im for im, _ in items])).to(device)
-            pred = model(x).argmax(1).cpu().numpy()
+            pred = labels_of(model(x)).cpu().numpy()
             matrix.update(pred, np.stack([lab for _, lab in items]))
     return matrix
 
