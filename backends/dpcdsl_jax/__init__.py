@@ -28,6 +28,7 @@ _WHERE: dict[str, tuple[str, str]] = {
     **{n: ("_weights", n) for n in ("export_weights", "import_weights", "load_weights",
                                     "save_weights")},
     "proxy_steps": ("proxy", "proxy_steps"),
+    "compile_space": ("supernet", "compile_space"),
     **{n: ("train", n) for n in ("Head", "cross_entropy", "make_steps", "optimizer",
                                  "poly_sgd")},
 }
