@@ -60,11 +60,11 @@ def train(file: FileArg, task: TaskOpt, cell: CellOpt = None, param: ParamOpt = 
           run_dir: RunDirOpt = Path("runs/supernet"),
           resume: Annotated[bool, typer.Option(help="continue from the last checkpoint")] = False,
           steps: Annotated[int | None, typer.Option(
-              min=1, help="training steps [default: the task's train.steps]",
+              min=1, help="training steps \\[default: the task's train.steps]",
               show_default=False)] = None,
           quiet: QuietOpt = False, threads: ThreadsOpt = None, device: DeviceOpt = None,
           seed: Annotated[int | None, typer.Option(
-              help="seed of the weights, candidates and batches [default: the task's]",
+              help="seed of the weights, candidates and batches \\[default: the task's]",
               show_default=False)] = None) -> None:
     """Train a space's supernet on the task's cached features.
 

@@ -143,10 +143,17 @@ def train_supernet(space: Space, task: Task, run_dir: str | Path, resume: bool =
     shot = OneShot(space, task, backend, progress=mode)
     if record is not None:
         check_identity(record, shot.identity(), run)
+        planned = int(record.get("steps_total", shot.task.train.steps))
+        if planned != shot.task.train.steps:
+            raise DpcError.at(None, f"the supernet in {run} trains for {planned} steps; "
+                              f"{shot.task.train.steps} would change its learning-rate "
+                              "schedule", hint=f"resume with --steps {planned} (or the "
+                              "task's train.steps), or train a new supernet", code="DPC803")
         shot.steps.load(weightfile.read(run / BANK), weightfile.read(run / OPTIMIZER))
     else:
         record = {**shot.identity(), "space_text": standalone_text(space.program),
                   "cell": space.name, "step": 0, "losses": [], "evals": [],
+                  "steps_total": shot.task.train.steps,
                   "calibration_batches": shot.calibration, "eval_candidates": eval_candidates,
                   "bank": {"tensors": len(shot.bank.weights), "params": shot.bank.params,
                            "exact": shot.bank.exact, "walks": shot.bank.walks},

@@ -87,6 +87,9 @@ def test_a_killed_supernet_training_resumes_exactly(space_and_task, tmp_path, ta
              "--quiet")
     assert r.returncode == 1 and "[DPC703]" in r.stderr
     assert "was trained for another search: the space differs" in r.stderr
+    r = dpcc("supernet", "train", space, "--task", task, "--run-dir", run, "--resume",
+             "--steps", 10, "--quiet")
+    assert r.returncode == 1 and "trains for 40 steps; 10 would change its" in r.stderr
     resumed = trained(space, task, run, "--resume")
     assert resumed["losses"] == whole["losses"] and resumed["evals"] == whole["evals"]
     a, b = weightfile.read(tmp_path / "whole" / BANK), weightfile.read(run / BANK)
