@@ -29,6 +29,8 @@ class SearchProgress(Reporter):
         super().__init__(total, show, "search", heartbeat, stream, log_file)
         self.summary = self.base = "0 finished"
         self.finished = 0
+        # trials a resumed study had finished before this run: not part of its rate
+        self.before: int | None = None
         self.best = "no result yet"
         # running trials: number -> (step, steps, latest mIOU or None)
         self.running: dict[int, tuple[int, int, float | None]] = {}
@@ -74,8 +76,10 @@ class SearchProgress(Reporter):
         extra = f", {failed} failed" if failed else ""
         if self.mode == "bar":
             self.advance(finished, f"search: {best}{extra}")
+        if self.before is None:  # the driver's first update comes before any trial runs
+            self.before = finished
         hours = (time.monotonic() - self.start) / 3600
-        rate = finished / hours if hours > 0 else 0.0
+        rate = (finished - self.before) / hours if hours > 0 else 0.0
         left = (self.total - finished) / rate * 60 if rate else float("nan")
         eta = f", ETA {left:.0f} min" if rate and finished < self.total else ""
         self.summary = self.base = (f"{finished}/{self.total} finished, {best}{extra}, "

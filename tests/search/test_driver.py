@@ -504,6 +504,29 @@ def test_progress_without_a_terminal_is_log_lines_with_a_heartbeat():
     assert quiet.getvalue() == ""
 
 
+def test_a_resumed_searchs_rate_counts_only_the_trials_it_ran():
+    import io
+
+    from dpcdsl.search.ledger import Ledger
+    from dpcdsl.search.progress import SearchProgress
+
+    study = optuna.create_study(direction="maximize")
+    for v in (10.0, 20.0, 30.0, 40.0, 50.0):  # finished before the resume
+        study.add_trial(optuna.trial.create_trial(value=v))
+    ledger = Ledger(study)
+
+    def update(progress):
+        ledger.sync()
+        progress.update(len(ledger.counted), ledger.best, ledger.failures, ledger.take_fresh())
+
+    with SearchProgress(8, "log", stream=io.StringIO()) as progress:
+        update(progress)  # the driver's first update, before any trial runs
+        progress.start -= 36.0  # one trial in 36 s: 100 an hour, not 600
+        study.add_trial(optuna.trial.create_trial(value=60.0))
+        update(progress)
+        assert "6/8 finished, best mIOU 60.0, 100 trials/h, ETA 1 min" in progress.summary
+
+
 @pytest.mark.slow
 def test_the_search_moves_inside_a_trial(files, tmp_path, monkeypatch):
     """A trial run in process moves the bar step by step (fractions of a trial), and the
