@@ -1,7 +1,7 @@
 """Reading the text files a user names (``.dpc`` sources, task files, JSON cells and
 records): one function, so every one of them fails the same way, as a
 :class:`~dpcdsl.errors.DpcError` that names the file, and never echoes a file that is
-not the text it should be."""
+not the text it should be; and writing a run's files whole (:func:`write_atomic`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import json
 import os
 import re
 import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -108,3 +109,11 @@ def load_json(path: str | Path, what: str, code: str = "DPC120") -> Any:
     except json.JSONDecodeError as e:
         raise DpcError.at(Span(file=str(path), line=e.lineno, column=e.colno),
                           f"invalid JSON: {e.msg}", code=code) from None
+
+
+def write_atomic(path: Path, write: Callable[[Path], object]) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it over ``path``:
+    a reader, or a run killed half-way, sees the old file or the new one, never part."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    write(tmp)
+    os.replace(tmp, path)

@@ -107,14 +107,13 @@ def extract(file: FileArg, task: TaskOpt, decisions: Annotated[str, typer.Option
     space = _space(file, cell, param)
     shot = open_supernet(space, load_task(task), run_dir)
     chosen = _decisions(decisions)
-    head = shot.steps.net.cell(chosen)
+    chosen_cell = space.decode(chosen)  # decisions that are not the space's are refused
     weights = {k.split(".", 1)[1]: v for k, v in shot.steps.extract(chosen).items()
                if k.startswith("cell.")}
     output.parent.mkdir(parents=True, exist_ok=True)
     weightfile.write(weights, output)
-    text = space.decode(chosen).canonical_text()
-    output.with_suffix(".dpc").write_text(text)
-    out.print(f"wrote {output} ({len(weights)} tensors of {head.name}) and "
+    output.with_suffix(".dpc").write_text(chosen_cell.canonical_text())
+    out.print(f"wrote {output} ({len(weights)} tensors of {chosen_cell.name}) and "
               f"{output.with_suffix('.dpc')}")
 
 

@@ -12,7 +12,6 @@ as an uninterrupted one would.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from dpcdsl._files import write_atomic
 from dpcdsl.errors import DpcError
 from dpcdsl.lang import ir
 from dpcdsl.lang.space import Space
@@ -90,12 +90,6 @@ def evaluate(model: SegmentationModel, data: Dataset, device: str,
     return matrix
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def train(cell: ir.Cell, task: Task, run_dir: str | Path, resume: bool = False,
           callback: Callable[[int, float], None] | None = None,
           overwrite: bool = False) -> dict[str, Any]:
@@ -155,9 +149,9 @@ def _save(run: Path, model: SegmentationModel, opt: torch.optim.Optimizer,
     names = {id(p): n for n, p in model.named_parameters()}
     momentum = {names[id(p)]: state["momentum_buffer"].cpu().numpy()
                 for p, state in opt.state.items() if state.get("momentum_buffer") is not None}
-    _write_atomic(run / CHECKPOINT, lambda p: weightfile.write(export_weights(model), p))
-    _write_atomic(run / OPTIMIZER, lambda p: weightfile.write(momentum, p))
-    _write_atomic(run / SIDECAR, lambda p: p.write_text(json.dumps(record, indent=1)))
+    write_atomic(run / CHECKPOINT, lambda p: weightfile.write(export_weights(model), p))
+    write_atomic(run / OPTIMIZER, lambda p: weightfile.write(momentum, p))
+    write_atomic(run / SIDECAR, lambda p: p.write_text(json.dumps(record, indent=1)))
 
 
 def _restore(run: Path, model: SegmentationModel,

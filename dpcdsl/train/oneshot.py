@@ -17,16 +17,16 @@ step), so a resumed run goes on exactly as an uninterrupted one.
 from __future__ import annotations
 
 import json
-import os
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dpcdsl import backends
+from dpcdsl._files import load_json, write_atomic
 from dpcdsl.compiler.supernet import Bank, bank_of, space_identity
 from dpcdsl.errors import DpcError
 from dpcdsl.lang import ir
@@ -70,12 +70,6 @@ def candidate(space: Space, seed: int, k: int | str) -> tuple[ir.Cell, dict[str,
     return space.sample(random.Random(f"{seed}:{k}"))
 
 
-def _write_atomic(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 class OneShot:
     """A supernet on a task: its backend steps, the cache, and candidate scoring."""
 
@@ -84,7 +78,8 @@ class OneShot:
         self.space = space
         self.task = task = fed(space.cell_def, task)
         self.cache: FeatureCache = ensure_cache(task, progress=mode_for(progress))
-        first, _ = candidate(space, task.seed, "inputs")
+        first, _ = candidate(space, task.seed, "inputs")  # any candidate: they read alike
+        self.first = first
         self.in_channels = self.cache.in_channels(first, task)
         self.trainer = backends.resolve(backend or task.backend, "supernet_steps")
         self.bank = bank or bank_of(space, self.in_channels, self.cache.num_classes, task.seed)
@@ -113,8 +108,7 @@ class OneShot:
         if isinstance(decisions, ir.Cell):
             decisions = self.space.encode(decisions)
         if self._val is None:
-            first, _ = candidate(self.space, self.task.seed, "inputs")
-            self._val = self.cache.inputs(first, self.task, "val")
+            self._val = self.cache.inputs(self.first, self.task, "val")
             self._calibrate = self.calibrate_batches()
         predict = self.steps.predictor(decisions, self._calibrate)
         return evaluate(predict, self.cache, self._val, (0,))[0]
@@ -192,9 +186,9 @@ def train_supernet(space: Space, task: Task, run_dir: str | Path, resume: bool =
 
 def _save(run: Path, shot: OneShot, record: dict[str, Any]) -> None:
     bank, momentum = shot.steps.state()
-    _write_atomic(run / BANK, lambda p: weightfile.write(bank, p))
-    _write_atomic(run / OPTIMIZER, lambda p: weightfile.write(momentum, p))
-    _write_atomic(run / SIDECAR, lambda p: p.write_text(json.dumps(record, indent=1)))
+    write_atomic(run / BANK, lambda p: weightfile.write(bank, p))
+    write_atomic(run / OPTIMIZER, lambda p: weightfile.write(momentum, p))
+    write_atomic(run / SIDECAR, lambda p: p.write_text(json.dumps(record, indent=1)))
 
 
 def read_record(run: Path) -> dict[str, Any]:
@@ -204,10 +198,7 @@ def read_record(run: Path) -> dict[str, Any]:
         raise DpcError.at(None, f"{run} holds no supernet training ({SIDECAR} is missing)",
                           hint="train one first: dpcc supernet train SPACE --task T "
                                f"--run-dir {run}", code="DPC802")
-    try:
-        record = json.loads(path.read_text())
-    except (OSError, ValueError) as e:
-        raise DpcError.at(None, f"{path} is damaged: {e}", code="DPC703") from None
+    record = load_json(path, "supernet record", code="DPC703")
     missing = RECORD_KEYS - set(record) if isinstance(record, dict) else RECORD_KEYS
     if missing:
         raise DpcError.at(None, f"{path} is damaged: it holds no supernet record (no "
