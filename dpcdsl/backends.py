@@ -128,19 +128,23 @@ class Timing(Protocol):
                      runs: int) -> list[float]: ...
 
 
-class OneShot(Protocol):
+class Supernets(Protocol):
     """Supernets (:mod:`dpcdsl.compiler.supernet` fixes the weight sharing):
     ``compile_space(space, in_channels, output_stride, seed, **options)``, a module that
     runs any candidate of the space over one bank of shared weights
     (``forward(*inputs, decisions=...)``, ``extract(decisions)``: the candidate's
-    weights under canonical names); and ``supernet_steps(space, cache, task,
-    in_channels, bank)``, the proxy task's steps for it (``step(features, labels,
-    decisions, k) -> loss``, ``state()``, ``load(bank, momentum)``, ``extract`` and
-    ``predictor(decisions, calibrate)``, the candidate's stand-alone ``predict`` after
-    its BatchNorm statistics are recalibrated on the ``calibrate`` batches)."""
+    weights under canonical names)."""
 
     def compile_space(self, space: Any, in_channels: InChannels, output_stride: int = 16,
                       seed: int = 0, **options: Any) -> Any: ...
+
+
+class SupernetTraining(Protocol):
+    """Training a supernet on the proxy task: ``supernet_steps(space, cache, task,
+    in_channels, bank)``, its steps (``step(features, labels, decisions, k) -> loss``,
+    ``state()``, ``load(bank, momentum)``, ``extract``) and ``predictor(decisions,
+    calibrate)``, a candidate's stand-alone ``predict`` after its BatchNorm statistics
+    are recalibrated on the ``calibrate`` batches."""
 
     def supernet_steps(self, space: Any, cache: Any, task: Any, in_channels: Any,
                        bank: Any = None) -> Any: ...
@@ -172,7 +176,8 @@ CAPABILITIES: dict[str, Capability] = {
     "end_to_end": Capability("end-to-end training", EndToEndTraining, {}),
     "export": Capability("export", Export, {}),
     "timing": Capability("latency measurement", Timing, {}),
-    "oneshot": Capability("supernets", OneShot, {}),
+    "supernets": Capability("supernets", Supernets, {}),
+    "supernet_training": Capability("supernet training", SupernetTraining, {}),
 }
 #: the hooks every backend must define
 REQUIRED: tuple[str, ...] = ("name", "priority", "lowerings", "emit", "build",

@@ -67,8 +67,8 @@ def trained(space, task, run, *more):
 @pytest.mark.slow
 def test_a_killed_supernet_training_resumes_exactly(space_and_task, tmp_path, task_file):
     space, _ = space_and_task
-    task = task_file("long.toml", train={"steps": 40, "eval_every": 4})
-    whole = trained(space, task, tmp_path / "whole")
+    task = task_file("long.toml", train={"steps": 24, "eval_every": 4})
+    whole = train_supernet(Space.from_file(space), load_task(task), tmp_path / "whole")
     run = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "dpcdsl.cli", "supernet", "train", space,
                              "--task", task, "--run-dir", run, "--quiet", "--threads", "1"],
@@ -80,16 +80,18 @@ def test_a_killed_supernet_training_resumes_exactly(space_and_task, tmp_path, ta
         proc.kill()
         proc.wait()
     killed_at = json.loads((run / SIDECAR).read_text())["step"]
-    assert 0 < killed_at < 40, killed_at  # killed part-way
-    other = tmp_path / "other.dpc"
-    other.write_text(OTHER_SPACE)
-    r = dpcc("supernet", "train", other, "--task", task, "--run-dir", run, "--resume",
-             "--quiet")
-    assert r.returncode == 1 and "[DPC703]" in r.stderr
-    assert "was trained for another search: the space differs" in r.stderr
-    r = dpcc("supernet", "train", space, "--task", task, "--run-dir", run, "--resume",
-             "--steps", 10, "--quiet")
-    assert r.returncode == 1 and "trains for 40 steps; 10 would change its" in r.stderr
+    assert 0 < killed_at < 24, killed_at  # killed part-way
+    # refused, naming why: another space, another schedule, a second run in the folder
+    other = Space.from_text(OTHER_SPACE)
+    for what, space_of, steps, resume, message in [
+            ("space", other, 24, True, "was trained for another search: the space differs"),
+            ("steps", Space.from_file(space), 10, True, "trains for 24 steps; 10 would change"),
+            ("again", Space.from_file(space), 24, False, "already holds a supernet training")]:
+        t = load_task(task)
+        t = t.model_copy(update={"train": t.train.model_copy(update={"steps": steps})})
+        with pytest.raises(DpcError) as e:
+            train_supernet(space_of, t, run, resume=resume)
+        assert message in e.value.diagnostics[0].message, what
     resumed = trained(space, task, run, "--resume")
     assert resumed["losses"] == whole["losses"] and resumed["evals"] == whole["evals"]
     a, b = weightfile.read(tmp_path / "whole" / BANK), weightfile.read(run / BANK)
@@ -97,8 +99,6 @@ def test_a_killed_supernet_training_resumes_exactly(space_and_task, tmp_path, ta
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert whole["calibration_batches"] == 4 and whole["bank"]["exact"]
-    r = dpcc("supernet", "train", space, "--task", task, "--run-dir", run)
-    assert r.returncode == 1 and "already holds a supernet training" in r.stderr
 
 
 @pytest.mark.slow

@@ -33,7 +33,8 @@ def test_the_jax_supernet_computes_what_the_torch_one_does(name):
         with torch.no_grad():
             want = torch_net(*xs, decisions=decisions).numpy()
         got = np.asarray(jax_net(*nhwc, decisions=decisions)).transpose(0, 3, 1, 2)
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=str(decisions))
+        # float32 in two frameworks, through up to 8 nodes of a recursive space
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4, err_msg=str(decisions))
 
 
 def test_both_backends_start_from_the_same_bank_and_extract_alike():
