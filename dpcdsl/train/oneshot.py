@@ -277,10 +277,8 @@ _OPEN: dict[tuple[str, str], OneShot] = {}
 def scorer(run_dir: str | Path, task: Task) -> OneShot:
     """The supernet of ``run_dir`` on ``task``, opened once per process (a search's
     workers score many candidates with it)."""
-    import json as _json
-
-    key = (str(Path(run_dir).resolve()), _json.dumps(task.model_dump(mode="json"),
-                                                     sort_keys=True))
+    key = (str(Path(run_dir).resolve()), json.dumps(task.model_dump(mode="json"),
+                                                    sort_keys=True))
     if key not in _OPEN:
         _OPEN.clear()  # one supernet at a time
         _OPEN[key] = open_supernet(None, task, run_dir, task.backend)
