@@ -69,7 +69,7 @@ class Supernet(nn.Module):
     # ------------------------------------------------------------ the bank
     def _make(self, key: str, w: Weight) -> torch.Tensor:
         value = torch.from_numpy(rule.initial_value(key, w, self.seed))
-        device = self.device if self.slots else value.device
+        device = self.device
         slot = f"w{len(self.slots)}"
         if w.kind == "stat":
             self.tensors.register_buffer(slot, value.to(device))
@@ -80,7 +80,9 @@ class Supernet(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return next(iter(self.tensors.state_dict().values()), torch.empty(0)).device
+        """Where the bank is (one tensor says it: they move together)."""
+        return self.tensor(next(iter(self.slots))).device if self.slots else \
+            torch.device("cpu")
 
     def tensor(self, key: str) -> torch.Tensor:
         """The bank's tensor for ``key``."""
